@@ -1,0 +1,28 @@
+# `make demo` and `make test` create .venv on first use and install the project into it.
+# TORCH_REQ picks the PyTorch build: users get the usual PyPI build; CI and CPU-only machines
+# can pin the CPU wheel, e.g. `make test TORCH_REQ=torch==2.13.0`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_REQ ?= torch>=2.2
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean-demo
+
+$(STAMP): pyproject.toml requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip >/dev/null
+	$(PY) -m pip install "$(TORCH_REQ)"
+	$(PY) -m pip install -e ".[test,onnx]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+clean-demo:
+	rm -rf datasets/demo experiments/LPTN_demo* results/LPTN_demo* tb_logger/LPTN_demo*

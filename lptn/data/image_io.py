@@ -1,0 +1,211 @@
+"""Image files <-> arrays <-> tensors, in one colour order (RGB) and one rounding convention.
+
+Arrays are ``HxWx3`` RGB, ``uint8`` or ``uint16`` exactly as stored; float arrays are float32
+in [0, 1]; tensors are ``(3, H, W)`` float32 in [0, 1]. Going back to integers always uses
+``round(clip(x, 0, 1) * max)``, the convention the metrics use.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Dict, List, Union
+
+import cv2
+import numpy as np
+import torch
+
+PathLike = Union[str, Path]
+
+# Extensions write_image / encode_image know, mapped to the extension cv2 encodes with.
+WRITE_EXTENSIONS: Dict[str, str] = {
+    ".png": ".png", ".tif": ".tif", ".tiff": ".tif", ".jpg": ".jpg", ".jpeg": ".jpg",
+}
+# Extensions treated as images when listing a folder.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
+
+_INT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+class ImageReadError(OSError):
+    """A file could not be read as an image; the message names the file and the reason."""
+
+
+class ImageWriteError(OSError):
+    """An image could not be written; the message names the file and the reason."""
+
+
+def is_image_file(path: PathLike) -> bool:
+    """True if ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Read an image file as ``HxWx3`` RGB, dtype ``uint8`` or ``uint16`` as stored.
+
+    Grey images are repeated to three channels; an alpha channel is dropped.
+
+    Raises:
+        ImageReadError: the file is missing, unreadable or not a decodable image.
+    """
+    path = Path(path)
+    try:
+        # Reading the bytes ourselves gives the OS's reason on failure (cv2.imread only
+        # returns None) and works with non-ASCII paths everywhere.
+        buf = path.read_bytes()
+    except FileNotFoundError as err:
+        raise ImageReadError(f"{path}: cannot read image: no such file") from err
+    except IsADirectoryError as err:
+        raise ImageReadError(f"{path}: cannot read image: it is a directory") from err
+    except OSError as err:
+        raise ImageReadError(f"{path}: cannot read image: {err.strerror or err}") from err
+    return decode_image(buf, str(path))
+
+
+def decode_image(buf: bytes, name: str) -> np.ndarray:
+    """Decode encoded image bytes (PNG, TIFF, JPEG, ...) like :func:`read_image`.
+
+    ``name`` (a path or an LMDB key) is only used in error messages.
+    """
+    if len(buf) == 0:
+        raise ImageReadError(f"{name}: cannot read image: the file is empty")
+    try:
+        img = cv2.imdecode(np.frombuffer(buf, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        raise ImageReadError(f"{name}: cannot decode image: {err}") from err
+    if img is None:
+        raise ImageReadError(f"{name}: cannot decode image: unknown format or corrupt data "
+                             f"({len(buf)} bytes)")
+    if img.dtype not in _INT_MAX:
+        raise ImageReadError(f"{name}: unsupported sample type {img.dtype} "
+                             "(only 8- and 16-bit images are supported)")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    channels = img.shape[2]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
+    if channels == 2:  # grey + alpha
+        return np.ascontiguousarray(np.repeat(img[:, :, :1], 3, axis=2))
+    if channels in (3, 4):
+        return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+    raise ImageReadError(f"{name}: unsupported number of channels {channels}")
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """``uint8`` / ``uint16`` array -> float32 in [0, 1] (divided by 255 or 65535).
+
+    Float arrays are returned as float32 unchanged in value.
+    """
+    if img.dtype in _INT_MAX:
+        return img.astype(np.float32) / np.float32(_INT_MAX[img.dtype])
+    if np.issubdtype(img.dtype, np.floating):
+        return img.astype(np.float32, copy=False)
+    raise TypeError(f"to_float: unsupported dtype {img.dtype} (expected uint8, uint16 or float)")
+
+
+def image_to_tensor(img: np.ndarray) -> torch.Tensor:
+    """``HxWx3`` float array in [0, 1] -> contiguous ``(3, H, W)`` float32 tensor."""
+    if not np.issubdtype(img.dtype, np.floating):
+        raise TypeError(f"image_to_tensor: expected a float array in [0, 1], got {img.dtype} "
+                        "(convert with to_float first)")
+    if img.ndim != 3:
+        raise ValueError(f"image_to_tensor: expected an HxWxC array, got shape {img.shape}")
+    chw = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(chw)
+
+
+def tensor_to_image(t: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
+    """``(3, H, W)`` or ``(1, 3, H, W)`` float tensor in [0, 1] -> ``HxWx3`` RGB array.
+
+    Values are clamped to [0, 1] and rounded as ``round(x * 255)`` (uint8) or
+    ``round(x * 65535)`` (uint16), half to even.
+    """
+    np_dtype = np.dtype(dtype)
+    if np_dtype not in _INT_MAX:
+        raise TypeError(f"tensor_to_image: dtype must be uint8 or uint16, got {np_dtype}")
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"tensor_to_image: a 4-D tensor must hold one image, got {tuple(t.shape)}")
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise ValueError(f"tensor_to_image: expected (3, H, W) or (1, 3, H, W), got {tuple(t.shape)}")
+    arr = t.detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 0).numpy()
+    return np.round(arr * np.float32(_INT_MAX[np_dtype])).astype(np_dtype)
+
+
+def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = 95,
+                 png_compress_level: int = 3) -> bytes:
+    """Encode an ``HxWx3`` RGB (or ``HxW`` grey) uint8/uint16 array as PNG, TIFF or JPEG bytes.
+
+    ``ext`` is a file extension such as ``'.png'``. 16-bit data cannot be stored as JPEG:
+    that raises ``ValueError`` rather than silently dropping precision.
+    """
+    cv_ext = WRITE_EXTENSIONS.get(ext.lower())
+    if cv_ext is None:
+        raise ValueError(f"unsupported image extension {ext!r}; use one of "
+                         f"{', '.join(sorted(WRITE_EXTENSIONS))}")
+    if img.dtype not in _INT_MAX:
+        raise TypeError(f"cannot encode dtype {img.dtype}; expected uint8 or uint16")
+    if img.ndim == 3 and img.shape[2] == 3:
+        bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    elif img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        bgr = np.ascontiguousarray(img.reshape(img.shape[:2]))
+    else:
+        raise ValueError(f"cannot encode an array of shape {img.shape}; expected HxWx3 or HxW")
+    params: List[int] = []
+    if cv_ext == ".jpg":
+        if img.dtype == np.uint16:
+            raise ValueError("JPEG holds only 8-bit data; convert to uint8 explicitly or save "
+                             "as PNG/TIFF to keep 16 bits")
+        if not 0 <= int(jpeg_quality) <= 100:
+            raise ValueError(f"jpeg_quality must be in 0..100, got {jpeg_quality}")
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    elif cv_ext == ".png":
+        if not 0 <= int(png_compress_level) <= 9:
+            raise ValueError(f"png_compress_level must be in 0..9, got {png_compress_level}")
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compress_level)]
+    ok, buf = cv2.imencode(cv_ext, bgr, params)
+    if not ok:
+        raise ValueError(f"cv2 could not encode a {img.dtype} {img.shape} image as {cv_ext}")
+    return buf.tobytes()
+
+
+def write_image(path: PathLike, img: np.ndarray, jpeg_quality: int = 95, *,
+                png_compress_level: int = 3) -> None:
+    """Write an ``HxWx3`` RGB uint8/uint16 array; the format follows the extension.
+
+    Parent folders are created. The write is atomic: the bytes go to a temporary file in the
+    same folder which then replaces ``path``, so a crash never leaves a truncated image.
+
+    Raises:
+        ImageWriteError: naming ``path``, for an unsupported extension/dtype or an OS error.
+    """
+    path = Path(path)
+    try:
+        data = encode_image(img, path.suffix, jpeg_quality=jpeg_quality,
+                            png_compress_level=png_compress_level)
+    except (ValueError, TypeError) as err:
+        raise ImageWriteError(f"{path}: cannot write image: {err}") from err
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_name = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        # os.open with 0o666 keeps the user's umask (mkstemp would force 0600).
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as err:
+        raise ImageWriteError(f"{path}: cannot write image: {err.strerror or err}") from err
+    finally:
+        if tmp_name is not None and os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+__all__ = [
+    "IMAGE_EXTENSIONS", "ImageReadError", "ImageWriteError", "decode_image", "encode_image",
+    "image_to_tensor", "is_image_file", "read_image", "tensor_to_image", "to_float",
+    "write_image",
+]

@@ -1,0 +1,108 @@
+"""Command-line entry points (``lptn-train``, ``lptn-test``, ``lptn-speed``, ``lptn-enhance``).
+
+Each parses arguments, builds the options and the runtime, and calls one runner; the scripts
+``train.py``, ``test.py`` and ``test_speed.py`` at the repository root call these.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from lptn.engine.logger import setup_logger
+from lptn.engine.options import OptionError, parse_options
+from lptn.engine.runtime import PRECISIONS, DeviceError, Runtime, build_runtime, set_random_seed
+
+
+def _option_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-opt", "--opt", required=True, help="YAML option file")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override options, e.g. --set val.save_img=false "
+                             "datasets.test.dataroot_lq=/data/x (values typed as YAML)")
+    parser.add_argument("--device", choices=["auto", "cuda", "npu", "mps", "cpu"],
+                        help="overrides the device option")
+    return parser
+
+
+def _load(args: argparse.Namespace, *, is_train: bool) -> dict:
+    overrides = list(args.set)
+    if args.device:
+        overrides.append(f"device={args.device}")
+    return parse_options(args.opt, overrides, is_train=is_train)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def test_main(argv: Optional[List[str]] = None) -> int:
+    """``python test.py -opt FILE``: metrics and images for every ``datasets.test*``."""
+    from lptn.engine.evaluate import run_test
+
+    args = _option_parser("Evaluate an LPTN generator (PSNR/SSIM, saved images).") \
+        .parse_args(argv)
+    try:
+        opt = _load(args, is_train=False)
+        setup_logger(Path(opt["path"]["log"]) / f"test_{opt['name']}.log")
+        runtime = build_runtime(opt, (opt.get("val") or {}).get("precision"))
+        if opt.get("manual_seed") is not None:
+            set_random_seed(opt["manual_seed"])
+        run_test(opt, runtime)
+    except (OptionError, DeviceError, KeyError, FileNotFoundError, ValueError) as err:
+        return _fail(str(err.args[0]) if isinstance(err, KeyError) else str(err))
+    return 0
+
+
+def speed_main(argv: Optional[List[str]] = None) -> int:
+    """``python test_speed.py -opt FILE``: latency and memory at the requested sizes."""
+    from lptn.engine.speed import run_speed_test
+
+    parser = _option_parser("Measure LPTN inference speed.")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS),
+                        help="overrides val.precision (default fp32)")
+    args = parser.parse_args(argv)
+    try:
+        opt = _load(args, is_train=False)
+        setup_logger(Path(opt["path"]["log"]) / f"speed_{opt['name']}.log")
+        precision = args.precision or (opt.get("val") or {}).get("precision") or "fp32"
+        runtime = build_runtime(opt, precision)
+        run_speed_test(opt, runtime)
+    except (OptionError, DeviceError, KeyError, FileNotFoundError, ValueError) as err:
+        return _fail(str(err.args[0]) if isinstance(err, KeyError) else str(err))
+    return 0
+
+
+def enhance_main(argv: Optional[List[str]] = None) -> int:
+    """``lptn-enhance --weights W --input X --output DIR``; exit 1 when any file failed."""
+    from lptn.engine.checkpoint import CheckpointError
+    from lptn.engine.enhance import collect_inputs, enhance_files, load_generator
+
+    parser = argparse.ArgumentParser(
+        description="Enhance photos of any size with an LPTN generator. Outputs keep the file "
+                    "name, format and bit depth; inputs are never overwritten.")
+    parser.add_argument("--weights", required=True, help="generator weights (.pth)")
+    parser.add_argument("--input", required=True, help="an image, a folder or a glob pattern")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
+    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
+    parser.add_argument("--jpeg-quality", type=int, default=95,
+                        help="quality of JPEG outputs, 1-100 (default 95)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    if not 1 <= args.jpeg_quality <= 100:
+        return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
+    setup_logger()
+    try:
+        runtime: Runtime = build_runtime({"device": args.device}, args.precision)
+        inputs = collect_inputs(args.input)
+        net = load_generator(args.weights)
+    except (DeviceError, CheckpointError, FileNotFoundError) as err:
+        return _fail(str(err))
+    summary = enhance_files(net, inputs, Path(args.output), runtime,
+                            jpeg_quality=args.jpeg_quality, show_progress=not args.no_progress)
+    print(f"{len(summary.written)} written, {len(summary.failed)} failed "
+          f"(output folder: {args.output})")
+    return 0 if summary.ok else 1

@@ -1,0 +1,104 @@
+"""Enhance photos of any size: files, folders or glob patterns in, same names out.
+
+The output keeps the file name, format and bit depth (8 or 16 bit) of each input. Inputs are
+never overwritten. A file that cannot be read or written is reported and skipped; the run goes
+on and ends with a summary (and a non-zero exit status from the command line).
+"""
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from lptn.archs import build_network
+from lptn.archs.lptn_arch import lptn_options_from_state_dict
+from lptn.data.image_io import ImageReadError, image_to_tensor, read_image, to_float, \
+    tensor_to_image, write_image
+from lptn.engine.checkpoint import CheckpointError, load_network_weights, read_state_dict
+from lptn.engine.logger import get_logger
+from lptn.engine.runtime import Runtime
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+@dataclass
+class EnhanceSummary:
+    written: List[Path] = field(default_factory=list)
+    failed: List[Tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def collect_inputs(spec: str) -> List[Path]:
+    """A file, a folder (its image files, sorted) or a glob pattern -> list of image files."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif path.is_file():
+        files = [path]
+    else:
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True)
+                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"--input {spec}: no image files found")
+    return files
+
+
+def load_generator(weights: str | Path, network_opt: Optional[Dict] = None) -> nn.Module:
+    """Build the generator that fits ``weights`` (inferred from the file when not given)."""
+    if network_opt is None:
+        network_opt = lptn_options_from_state_dict(read_state_dict(weights))
+        if network_opt is None:
+            raise CheckpointError(f"{weights}: cannot infer the architecture; pass the "
+                                  "network_g options")
+    net = build_network(network_opt, "network_g")
+    return load_network_weights(net, weights, strict=True)
+
+
+def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime) -> np.ndarray:
+    """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype."""
+    x = image_to_tensor(to_float(img)).unsqueeze(0).to(runtime.device)
+    with torch.inference_mode(), runtime.autocast():
+        out = net(x)
+    return tensor_to_image(out.float()[0].cpu(), dtype=img.dtype)
+
+
+def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runtime: Runtime,
+                  jpeg_quality: int = 95, show_progress: bool = True) -> EnhanceSummary:
+    """Enhance each input into ``output_dir`` (same file name); never overwrites an input."""
+    log = get_logger()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = EnhanceSummary()
+    input_set = {p.resolve() for p in inputs}
+    seen: Dict[str, Path] = {}
+    net = net.to(runtime.device).eval()
+    for src in tqdm(inputs, desc="enhance", unit="img", disable=not show_progress):
+        dst = output_dir / src.name
+        if dst.resolve() in input_set:
+            summary.failed.append((src, f"output {dst} would overwrite an input; choose "
+                                        "another --output folder"))
+            continue
+        if src.name in seen:
+            summary.failed.append((src, f"same file name as {seen[src.name]}; output skipped"))
+            continue
+        seen[src.name] = src
+        try:
+            img = read_image(src)
+            write_image(dst, enhance_array(net, img, runtime), jpeg_quality=jpeg_quality)
+        except (ImageReadError, OSError, ValueError, RuntimeError) as err:
+            summary.failed.append((src, str(err)))
+            log.error("skipped %s: %s", src, err)
+            continue
+        summary.written.append(dst)
+    log.info("enhanced %d of %d images into %s", len(summary.written), len(inputs), output_dir)
+    for src, reason in summary.failed:
+        log.error("FAILED %s: %s", src, reason)
+    return summary
