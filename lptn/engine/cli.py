@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from lptn.engine.checkpoint import CheckpointError
 from lptn.engine.logger import setup_logger
 from lptn.engine.options import OptionError, parse_options
 from lptn.engine.runtime import PRECISIONS, DeviceError, Runtime, build_runtime, set_random_seed
@@ -33,12 +34,19 @@ def _load(args: argparse.Namespace, *, is_train: bool) -> dict:
     return parse_options(args.opt, overrides, is_train=is_train)
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+# Errors caused by the user's files or options: reported in one line, exit status 2.
+USER_ERRORS = (OptionError, DeviceError, CheckpointError, KeyError, FileNotFoundError,
+               ValueError)
+
+
+def _fail(err: BaseException | str) -> int:
+    if isinstance(err, KeyError):
+        err = err.args[0]
+    print(f"error: {err}", file=sys.stderr)
     return 2
 
 
-def test_main(argv: Optional[List[str]] = None) -> int:
+def evaluate_main(argv: Optional[List[str]] = None) -> int:
     """``python test.py -opt FILE``: metrics and images for every ``datasets.test*``."""
     from lptn.engine.evaluate import run_test
 
@@ -51,8 +59,8 @@ def test_main(argv: Optional[List[str]] = None) -> int:
         if opt.get("manual_seed") is not None:
             set_random_seed(opt["manual_seed"])
         run_test(opt, runtime)
-    except (OptionError, DeviceError, KeyError, FileNotFoundError, ValueError) as err:
-        return _fail(str(err.args[0]) if isinstance(err, KeyError) else str(err))
+    except USER_ERRORS as err:
+        return _fail(err)
     return 0
 
 
@@ -70,14 +78,13 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
         precision = args.precision or (opt.get("val") or {}).get("precision") or "fp32"
         runtime = build_runtime(opt, precision)
         run_speed_test(opt, runtime)
-    except (OptionError, DeviceError, KeyError, FileNotFoundError, ValueError) as err:
-        return _fail(str(err.args[0]) if isinstance(err, KeyError) else str(err))
+    except USER_ERRORS as err:
+        return _fail(err)
     return 0
 
 
 def enhance_main(argv: Optional[List[str]] = None) -> int:
     """``lptn-enhance --weights W --input X --output DIR``; exit 1 when any file failed."""
-    from lptn.engine.checkpoint import CheckpointError
     from lptn.engine.enhance import collect_inputs, enhance_files, load_generator
 
     parser = argparse.ArgumentParser(
@@ -99,8 +106,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         runtime: Runtime = build_runtime({"device": args.device}, args.precision)
         inputs = collect_inputs(args.input)
         net = load_generator(args.weights)
-    except (DeviceError, CheckpointError, FileNotFoundError) as err:
-        return _fail(str(err))
+    except USER_ERRORS as err:
+        return _fail(err)
     summary = enhance_files(net, inputs, Path(args.output), runtime,
                             jpeg_quality=args.jpeg_quality, show_progress=not args.no_progress)
     print(f"{len(summary.written)} written, {len(summary.failed)} failed "

@@ -18,14 +18,11 @@ from tqdm import tqdm
 
 from lptn.archs import build_network
 from lptn.archs.lptn_arch import lptn_options_from_state_dict
-from lptn.data.image_io import ImageReadError, image_to_tensor, read_image, to_float, \
-    tensor_to_image, write_image
+from lptn.data.image_io import ImageReadError, image_to_tensor, is_image_file, read_image, \
+    tensor_to_image, to_float, write_image
 from lptn.engine.checkpoint import CheckpointError, load_network_weights, read_state_dict
 from lptn.engine.logger import get_logger
 from lptn.engine.runtime import Runtime
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-
 
 @dataclass
 class EnhanceSummary:
@@ -41,12 +38,12 @@ def collect_inputs(spec: str) -> List[Path]:
     """A file, a folder (its image files, sorted) or a glob pattern -> list of image files."""
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
     elif path.is_file():
         files = [path]
     else:
         files = sorted(Path(p) for p in glob.glob(spec, recursive=True)
-                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+                       if Path(p).is_file() and is_image_file(p))
     if not files:
         raise FileNotFoundError(f"--input {spec}: no image files found")
     return files

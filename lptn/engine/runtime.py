@@ -170,6 +170,10 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
+    def grad_scaler(self) -> "torch.amp.GradScaler":
+        """A loss scaler for this precision: active for fp16, a pass-through otherwise."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
     def synchronize(self) -> None:
         """Wait for queued device work (for timing)."""
         if self.device.type == "cuda":

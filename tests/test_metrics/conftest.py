@@ -1,4 +1,4 @@
-"""Shared fixtures for the metric tests: the real FiveK sample pairs as RGB uint8 arrays."""
+"""Fixtures for the metric tests: the FiveK sample pairs as the uint8 arrays metrics receive."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,24 +8,25 @@ import cv2
 import numpy as np
 import pytest
 
-FIVEK_SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fivek_sample"
 
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an 8-bit image file as (H, W, 3) RGB uint8."""
+def _read_rgb_uint8(path: Path) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return np.ascontiguousarray(bgr[..., ::-1])
+        raise OSError(f"{path}: cannot be read as an image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="session")
-def fivek_pairs() -> List[Tuple[str, np.ndarray, np.ndarray]]:
-    """All (name, source, target) pairs of the FiveK sample, RGB uint8, sorted by name."""
-    sources = sorted((FIVEK_SAMPLE / "source").glob("*.png"))
-    if not sources:
-        pytest.skip(f"FiveK sample not found at {FIVEK_SAMPLE.resolve()}")
-    return [(p.name, read_rgb(p), read_rgb(FIVEK_SAMPLE / "target" / p.name)) for p in sources]
+def fivek_uint8_pairs(fivek_sample_dir: Path) -> List[Tuple[str, np.ndarray, np.ndarray]]:
+    """Every FiveK sample pair as ``(name, source, target)``, (H, W, 3) RGB uint8, by name.
+
+    ``fivek_sample_dir`` comes from ``tests/conftest.py`` (skips when ``../shared`` is absent).
+    """
+    pairs = [(p.stem, _read_rgb_uint8(p), _read_rgb_uint8(fivek_sample_dir / "target" / p.name))
+             for p in sorted((fivek_sample_dir / "source").glob("*.png"))]
+    if not pairs:
+        pytest.skip(f"no PNG files in {fivek_sample_dir / 'source'}")
+    return pairs
 
 
 @pytest.fixture

@@ -33,24 +33,24 @@ def noisy_pair(rng: np.random.Generator, shape=(41, 57, 3)):
 
 # --- FiveK sample ----------------------------------------------------------------------------
 
-def test_fivek_identity_anchor(fivek_pairs):
+def test_fivek_identity_anchor(fivek_uint8_pairs):
     """REFERENCE.md section 6: input vs target, RGB, no crop."""
-    psnrs = [calculate_psnr(src, tgt) for _, src, tgt in fivek_pairs]
-    ssims = [calculate_ssim(src, tgt) for _, src, tgt in fivek_pairs]
-    assert len(fivek_pairs) == 23
+    psnrs = [calculate_psnr(src, tgt) for _, src, tgt in fivek_uint8_pairs]
+    ssims = [calculate_ssim(src, tgt) for _, src, tgt in fivek_uint8_pairs]
+    assert len(fivek_uint8_pairs) == 23
     assert np.mean(psnrs) == pytest.approx(18.9752, abs=5e-4)
     assert np.mean(ssims) == pytest.approx(0.8484, abs=5e-4)
 
 
-def test_fivek_matches_skimage(fivek_pairs):
-    for name, src, tgt in fivek_pairs[::3]:
+def test_fivek_matches_skimage(fivek_uint8_pairs):
+    for name, src, tgt in fivek_uint8_pairs[::3]:
         assert calculate_psnr(src, tgt) == pytest.approx(
             peak_signal_noise_ratio(src, tgt, data_range=255), abs=1e-9), name
         assert calculate_ssim(src, tgt) == pytest.approx(skimage_ssim(src, tgt), abs=1e-9), name
 
 
-def test_fivek_crop_and_y_match_skimage(fivek_pairs):
-    _, src, tgt = fivek_pairs[0]
+def test_fivek_crop_and_y_match_skimage(fivek_uint8_pairs):
+    _, src, tgt = fivek_uint8_pairs[0]
     c = 4
     src_c, tgt_c = src[c:-c, c:-c], tgt[c:-c, c:-c]
     assert calculate_psnr(src, tgt, crop_border=c) == pytest.approx(

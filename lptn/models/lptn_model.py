@@ -1,0 +1,408 @@
+"""The LPTN training model: the maths of one training step, nothing about time.
+
+It owns the generator (``network_g``), the optional critic (``network_d``), their optimisers,
+learning-rate schedules, AMP loss scalers and losses; the engine's loop decides when to step,
+log, validate and save.
+
+One step (:meth:`LPTNModel.optimize_parameters`), with ``lq`` the input batch:
+
+1. Generator, only when ``it % net_d_iters == 0 and it > net_d_init_iters`` (BasicSR's rule:
+   the critic is trained every iteration, the generator every ``net_d_iters``-th one after
+   ``net_d_init_iters`` critic-only iterations):
+   ``out = G(lq)``; ``l_g = pixel(out, target) + gan(D(out), real)``, with ``target`` the input
+   (``train.pixel_target: input``, the unpaired recipe) or ``gt`` (``gt``, the paired one).
+   Without ``network_d`` only the pixel term exists.
+2. Critic (when ``network_d`` is set): ``l_d = gan(D(ref), real, is_disc) +
+   gan(D(fake), fake, is_disc) + gp_weight * GP(D, ref, fake)`` where ``ref`` is the batch's
+   ``ref`` (unpaired) or ``gt`` (paired) and ``fake`` is, per ``train.d_step_input``:
+   ``recompute`` (default, the original): ``G(lq)`` evaluated again *after* the generator's
+   update; ``reuse``: the generator step's ``out``, detached (one generator pass fewer). When
+   the generator was not updated this iteration both are ``G(lq)``.
+
+Mixed precision: forward passes run under ``runtime.autocast()``. For fp16 each network has its
+own ``GradScaler`` (the pixel-dominated generator loss and the critic loss have unrelated
+ranges, and an overflow in one must not shrink the other's scale); the gradient penalty's inner
+gradient is taken on the critic scaler's scale (``gradient_penalty(scale=...)``).
+
+Non-finite losses: if a network's loss is NaN/inf its update is skipped (no optimiser step,
+gradients cleared, weights and optimiser state unchanged) and the step reports it in
+:attr:`StepResult.skipped`; the loop decides when too many in a row end the run. An fp16
+overflow of the *scaled* penalty is not such a failure: it is handled like any AMP overflow
+(the critic step is skipped and its scale lowered).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from lptn.archs import build_network
+from lptn.engine.checkpoint import bare_module, load_network_weights, save_network
+from lptn.engine.logger import get_logger
+from lptn.losses import build_gradient_penalty, build_loss
+from lptn.models import MODEL_REGISTRY
+from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
+from lptn.models.optimizers import build_optimizer
+
+PIXEL_TARGETS = ("input", "gt")
+D_STEP_INPUTS = ("recompute", "reuse")
+# Dataset types whose items have no aligned ground truth: the pixel loss then keeps content.
+UNPAIRED_DATASETS = ("UnPairedImageDataset",)
+
+
+@dataclass
+class StepResult:
+    """What one :meth:`LPTNModel.optimize_parameters` call did.
+
+    Attributes:
+        losses: every loss term as a float (``l_g_pix``, ``l_g_gan``, ``l_d_real``,
+            ``l_d_fake``, ``l_d_gp``, ``out_d_real``, ``out_d_fake``: those that were computed).
+        skipped: networks (``'net_g'``, ``'net_d'``) whose update was skipped because one of
+            their losses was not finite.
+        overflow: networks whose fp16 step the loss scaler skipped (an ordinary AMP event).
+    """
+
+    losses: Dict[str, float]
+    skipped: Tuple[str, ...] = ()
+    overflow: Tuple[str, ...] = ()
+
+    @property
+    def finite(self) -> bool:
+        return not self.skipped
+
+    def nonfinite_terms(self) -> Dict[str, float]:
+        return {k: v for k, v in self.losses.items() if not math.isfinite(v)}
+
+
+def _positive_int(value: Any, key_path: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value) \
+            or value < minimum:
+        raise ValueError(f"{key_path}: expected a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _choice(value: Any, choices: Tuple[str, ...], key_path: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{key_path}: must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def default_pixel_target(opt: Dict[str, Any]) -> str:
+    """``input`` when the training set is unpaired (``UnPairedImageDataset``), else ``gt``."""
+    ds_type = ((opt.get("datasets") or {}).get("train") or {}).get("type")
+    return "input" if ds_type in UNPAIRED_DATASETS else "gt"
+
+
+class FixedLR(IterationSchedule):
+    """The base rate at every iteration (no ``train.scheduler``); warm-up still applies."""
+
+    def lr_at(self, base_lr: float, it: int) -> float:
+        return base_lr
+
+
+@MODEL_REGISTRY.register
+class LPTNModel:
+    """Generator (+ critic) training for LPTN; see the module docstring for the step.
+
+    Args:
+        opt: the parsed options (``network_g``, ``network_d``, ``train``, ``path``...).
+        runtime: device and precision (``runtime.device``, ``autocast()``, ``grad_scaler()``).
+
+    Option keys read here (under ``train``): ``optim_g``, ``optim_d``, ``scheduler``,
+    ``pixel_opt``, ``gan_opt``, ``gp_opt``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
+    ``pixel_target`` (``input`` for unpaired data, else ``gt``), ``d_step_input``
+    (``recompute``). Under ``path``: ``pretrain_network_g``/``_d``, ``strict_load_g``/``_d``,
+    ``param_key_g``/``_d``.
+    """
+
+    def __init__(self, opt: Dict[str, Any], runtime: Any) -> None:
+        self.opt = opt
+        self.runtime = runtime
+        self.device: torch.device = runtime.device
+        train_opt = opt.get("train")
+        if not isinstance(train_opt, dict):
+            raise ValueError("train: LPTNModel needs a 'train' block (use LPTNTestModel for "
+                             "inference)")
+        self.train_opt = train_opt
+
+        self.net_g = self._build_net("g")
+        self.net_d: Optional[nn.Module] = self._build_net("d") if opt.get("network_d") else None
+        self._build_losses(train_opt)
+
+        self.pixel_target = _choice(train_opt.get("pixel_target", default_pixel_target(opt)),
+                                    PIXEL_TARGETS, "train.pixel_target")
+        self.d_step_input = _choice(train_opt.get("d_step_input", "recompute"), D_STEP_INPUTS,
+                                    "train.d_step_input")
+        self.net_d_iters = _positive_int(train_opt.get("net_d_iters", 1), "train.net_d_iters", 1)
+        self.net_d_init_iters = _positive_int(train_opt.get("net_d_init_iters", 0),
+                                              "train.net_d_init_iters", 0)
+
+        self.optimizers: Dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: Dict[str, IterationSchedule] = {}
+        self.scalers: Dict[str, torch.amp.GradScaler] = {}
+        for name, net in self.networks().items():
+            suffix = name[-1]
+            key = f"optim_{suffix}"
+            if not isinstance(train_opt.get(key), dict):
+                raise ValueError(f"train.{key}: required to train {name} (e.g. "
+                                 f"{{type: Adam, lr: 1e-4, betas: [0.9, 0.99]}})")
+            optimizer = build_optimizer(net.parameters(), train_opt[key], f"train.{key}")
+            self.optimizers[name] = optimizer
+            sched_opt = train_opt.get("scheduler")
+            self.schedulers[name] = (build_scheduler(optimizer, sched_opt, "train.scheduler")
+                                     if sched_opt else FixedLR(optimizer))
+            self.scalers[name] = runtime.grad_scaler()
+
+        self.lq: Optional[torch.Tensor] = None
+        self.gt: Optional[torch.Tensor] = None
+        self.ref: Optional[torch.Tensor] = None
+        self.output: Optional[torch.Tensor] = None
+        #: the generator output the critic judged in the last step (detached), for inspection
+        self.d_fake: Optional[torch.Tensor] = None
+
+    # ----------------------------------------------------------------------------- building
+    def _build_net(self, which: str) -> nn.Module:
+        key = f"network_{which}"
+        net = build_network(self.opt[key], key).to(self.device)
+        path_opt = self.opt.get("path") or {}
+        weights = path_opt.get(f"pretrain_network_{which}")
+        if weights:
+            load_network_weights(net, weights, strict=path_opt.get(f"strict_load_{which}", True),
+                                 param_key=path_opt.get(f"param_key_{which}"))
+        return net.train()
+
+    def _build_losses(self, train_opt: Dict[str, Any]) -> None:
+        pixel_opt, gan_opt, gp_opt = (train_opt.get(k) for k in ("pixel_opt", "gan_opt", "gp_opt"))
+        self.cri_pix = build_loss(pixel_opt, "train.pixel_opt").to(self.device) if pixel_opt else None
+        if self.net_d is not None and not gan_opt:
+            raise ValueError("train.gan_opt: required when network_d is set (e.g. "
+                             "{type: GANLoss, gan_type: standard, loss_weight: 1})")
+        if gan_opt and self.net_d is None:
+            raise ValueError("train.gan_opt is set but network_d is not: add a network_d block "
+                             "(e.g. {type: Discriminator}) or remove gan_opt for pixel training")
+        if gp_opt and self.net_d is None:
+            raise ValueError("train.gp_opt is set but network_d is not: the gradient penalty "
+                             "trains the discriminator")
+        self.cri_gan = build_loss(gan_opt, "train.gan_opt").to(self.device) if gan_opt else None
+        self.cri_gp = build_gradient_penalty(gp_opt, "train.gp_opt") if gp_opt else None
+        if self.cri_pix is None and self.cri_gan is None:
+            raise ValueError("train: no generator loss; set train.pixel_opt and/or network_d "
+                             "with train.gan_opt")
+
+    def networks(self) -> Dict[str, nn.Module]:
+        """``{'net_g': G}`` plus ``'net_d'`` when there is a critic."""
+        nets = {"net_g": self.net_g}
+        if self.net_d is not None:
+            nets["net_d"] = self.net_d
+        return nets
+
+    # ------------------------------------------------------------------------------- data
+    def feed_data(self, batch: Dict[str, Any]) -> None:
+        """Take a training batch: ``lq`` and ``gt`` and/or ``ref``, (N, 3, H, W) in [0, 1]."""
+        if "lq" not in batch:
+            raise KeyError(f"training batch has no 'lq' entry (keys: {', '.join(batch)})")
+
+        def to_device(key: str) -> Optional[torch.Tensor]:
+            value = batch.get(key)
+            return None if value is None else value.to(self.device, non_blocking=True)
+
+        self.lq, self.gt, self.ref = to_device("lq"), to_device("gt"), to_device("ref")
+
+    def _pixel_target(self) -> torch.Tensor:
+        if self.pixel_target == "input":
+            return self.lq
+        if self.gt is None:
+            raise KeyError("train.pixel_target is 'gt' but the training batch has no 'gt' "
+                           "(UnPairedImageDataset gives 'lq' and 'ref'); use pixel_target: input "
+                           "or a paired dataset")
+        return self.gt
+
+    def _real_images(self) -> torch.Tensor:
+        real = self.ref if self.ref is not None else self.gt
+        if real is None:
+            raise KeyError("the discriminator needs target-domain images but the training batch "
+                           "has neither 'ref' nor 'gt'")
+        return real
+
+    # ------------------------------------------------------------------------------- step
+    def generator_updates_at(self, current_iter: int) -> bool:
+        """Whether iteration ``current_iter`` (1-based) updates the generator."""
+        return current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
+
+    def optimize_parameters(self, current_iter: int) -> StepResult:
+        """One training step on the batch given to :meth:`feed_data`."""
+        if self.lq is None:
+            raise RuntimeError("optimize_parameters: call feed_data first")
+        losses: Dict[str, float] = {}
+        skipped: List[str] = []
+        overflow: List[str] = []
+        fake: Optional[torch.Tensor] = None
+        if self.generator_updates_at(current_iter):
+            out = self._generator_step(losses, skipped, overflow)
+            if self.d_step_input == "reuse":
+                fake = out
+        if self.net_d is not None:
+            if fake is None:
+                with torch.no_grad(), self.runtime.autocast():
+                    fake = self.net_g(self.lq)
+                self.output = fake.detach()
+            self.d_fake = fake.detach()
+            self._discriminator_step(fake.detach().float(), losses, skipped, overflow)
+        return StepResult(losses, tuple(skipped), tuple(overflow))
+
+    def _generator_step(self, losses: Dict[str, float], skipped: List[str],
+                        overflow: List[str]) -> torch.Tensor:
+        optimizer, scaler = self.optimizers["net_g"], self.scalers["net_g"]
+        if self.net_d is not None:
+            self.net_d.requires_grad_(False)  # the generator loss does not train the critic
+        optimizer.zero_grad(set_to_none=True)
+        terms: Dict[str, torch.Tensor] = {}
+        with self.runtime.autocast():
+            out = self.net_g(self.lq)
+            if self.cri_pix is not None:
+                terms["l_g_pix"] = self.cri_pix(out, self._pixel_target())
+            if self.cri_gan is not None:
+                terms["l_g_gan"] = self.cri_gan(self.net_d(out), True, is_disc=False)
+        total = sum(terms.values())
+        scaler.scale(total).backward()
+        # One host sync for all terms, after the backward pass has been queued.
+        values = torch.stack([t.detach().float() for t in terms.values()]).tolist()
+        losses.update(zip(terms, values))
+        if all(math.isfinite(v) for v in values):
+            self._step(optimizer, scaler, "net_g", overflow)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            skipped.append("net_g")
+        self.output = out.detach()
+        return out.detach()
+
+    def _discriminator_step(self, fake: torch.Tensor, losses: Dict[str, float],
+                            skipped: List[str], overflow: List[str]) -> None:
+        assert self.net_d is not None and self.cri_gan is not None
+        optimizer, scaler = self.optimizers["net_d"], self.scalers["net_d"]
+        real = self._real_images()
+        self.net_d.requires_grad_(True)
+        optimizer.zero_grad(set_to_none=True)
+        terms: Dict[str, torch.Tensor] = {}
+        with self.runtime.autocast():
+            real_pred = self.net_d(real)
+            fake_pred = self.net_d(fake)
+            terms["l_d_real"] = self.cri_gan(real_pred, True, is_disc=True)
+            terms["l_d_fake"] = self.cri_gan(fake_pred, False, is_disc=True)
+            if self.cri_gp is not None:
+                # The penalty's inner gradient is taken on the scaled score (fp16), see
+                # lptn.losses.gradient_penalty; the value returned is unscaled.
+                scale = (scaler.scale(torch.ones((), device=self.device))
+                         if scaler.is_enabled() else 1.0)
+                terms["l_d_gp"] = self.cri_gp(self.net_d, real, fake, scale=scale)
+        total = sum(terms.values())
+        scaler.scale(total).backward()
+        monitors = [real_pred.detach().float().mean(), fake_pred.detach().float().mean()]
+        values = torch.stack([t.detach().float() for t in terms.values()] + monitors).tolist()
+        losses.update(zip(list(terms) + ["out_d_real", "out_d_fake"], values))
+        finite = {k: math.isfinite(v) for k, v in zip(list(terms) + ["out_d_real", "out_d_fake"],
+                                                      values)}
+        if all(finite.values()):
+            self._step(optimizer, scaler, "net_d", overflow)
+        elif scaler.is_enabled() and not finite.get("l_d_gp", True) \
+                and all(v for k, v in finite.items() if k != "l_d_gp"):
+            # Only the scale-dependent term overflowed: an fp16 range problem, not divergence.
+            optimizer.zero_grad(set_to_none=True)
+            scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
+            overflow.append("net_d")
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            skipped.append("net_d")
+
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, name: str,
+              overflow: List[str]) -> None:
+        if not scaler.is_enabled():
+            optimizer.step()
+            return
+        scale_before = scaler.get_scale()
+        scaler.step(optimizer)
+        scaler.update()
+        if scaler.get_scale() < scale_before:
+            overflow.append(name)
+
+    # ----------------------------------------------------------------------- learning rate
+    def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
+        """Set every optimiser's rates for iteration ``current_iter`` (closed form)."""
+        for schedule in self.schedulers.values():
+            schedule.apply(current_iter, warmup_iter)
+
+    def get_current_learning_rate(self) -> Dict[str, float]:
+        """``{'lr_g': ..., 'lr_d': ...}``: the first parameter group's rate of each optimiser."""
+        return {f"lr_{name[-1]}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+
+    # ---------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def enhance(self, lq: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] on any device -> float32 output on the runtime's device, not
+        clamped. Runs in float32 (no autocast), so validation measures what test.py measures."""
+        was_training = self.net_g.training
+        self.net_g.eval()
+        try:
+            return self.net_g(lq.to(self.device, non_blocking=True)).float()
+        finally:
+            self.net_g.train(was_training)
+
+    # ------------------------------------------------------------------------ checkpoints
+    def save_networks(self, models_dir: str | Path, label: str | int) -> List[Path]:
+        """Write ``net_g_{label}.pth`` (and ``net_d_{label}.pth``) as ``{'params': sd}``,
+        atomically; returns the paths."""
+        paths = []
+        for name, net in self.networks().items():
+            path = Path(models_dir) / f"{name}_{label}.pth"
+            save_network(net, path)
+            paths.append(path)
+        return paths
+
+    def load_networks(self, models_dir: str | Path, label: str | int) -> None:
+        """Load ``net_g_{label}.pth`` (and ``net_d_{label}.pth``) strictly (resume)."""
+        for name, net in self.networks().items():
+            load_network_weights(net, Path(models_dir) / f"{name}_{label}.pth", strict=True,
+                                 param_key="params")
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Optimiser, schedule and loss-scaler states (tensors and plain containers only)."""
+        return {
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (networks are loaded separately)."""
+        for part in ("optimizers", "schedulers"):
+            have, want = set(state.get(part, {})), set(self.optimizers)
+            if have != want:
+                raise ValueError(f"training state holds {part} for {sorted(have)} but this model "
+                                 f"trains {sorted(want)} (network_d added or removed?)")
+        for name in self.optimizers:
+            self.optimizers[name].load_state_dict(state["optimizers"][name])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
+            scaler_state = (state.get("scalers") or {}).get(name) or {}
+            scaler = self.scalers[name]
+            if scaler.is_enabled() and scaler_state:
+                scaler.load_state_dict(scaler_state)
+            elif scaler.is_enabled():
+                get_logger().warning("the training state has no fp16 loss-scaler state for %s "
+                                     "(it was saved without fp16): starting a fresh scale", name)
+
+    def describe(self) -> str:
+        """One line per network: type and parameter count."""
+        lines = []
+        for name, net in self.networks().items():
+            count = sum(p.numel() for p in bare_module(net).parameters())
+            lines.append(f"{name}: {type(bare_module(net)).__name__}, {count:,} parameters")
+        return "\n".join(lines)
+
+
+__all__ = ["LPTNModel", "StepResult", "FixedLR", "PIXEL_TARGETS", "D_STEP_INPUTS",
+           "default_pixel_target"]

@@ -1,0 +1,48 @@
+"""Optimisers from ``train.optim_g`` / ``train.optim_d`` by ``type`` (``Adam``, ``AdamW``).
+
+Every key other than ``type`` is passed to the torch optimiser (``lr``, ``betas``,
+``weight_decay``, ``eps``, ``amsgrad``, ``foreach``, ``fused``...); ``betas`` may be a YAML
+list.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable
+
+import torch
+from torch.optim import Optimizer
+
+from lptn.registry import Registry
+
+OPTIMIZER_REGISTRY = Registry("optimizer")
+OPTIMIZER_REGISTRY.register(torch.optim.Adam, name="Adam")
+OPTIMIZER_REGISTRY.register(torch.optim.AdamW, name="AdamW")
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], opt: Dict[str, Any],
+                    key_path: str = "train.optim_g") -> Optimizer:
+    """Optimiser over ``params`` from e.g. ``{'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}``.
+
+    Raises:
+        KeyError: no ``type`` or an unknown one (naming ``key_path``, listing the known types).
+        ValueError: a bad value (``lr`` missing or not positive, ``betas`` not two numbers...).
+    """
+    if not isinstance(opt, dict) or "type" not in opt:
+        raise KeyError(f"{key_path}: needs a 'type' key (one of "
+                       f"{', '.join(OPTIMIZER_REGISTRY.names())}), got {opt!r}")
+    cls = OPTIMIZER_REGISTRY.get(opt["type"], f"{key_path}.type")
+    kwargs = {k: v for k, v in opt.items() if k != "type"}
+    lr = kwargs.get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+        raise ValueError(f"{key_path}.lr: expected a positive number, got {lr!r}")
+    if "betas" in kwargs:
+        betas = kwargs["betas"]
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise ValueError(f"{key_path}.betas: expected two numbers, got {betas!r}")
+        kwargs["betas"] = (float(betas[0]), float(betas[1]))
+    try:
+        return cls(list(params), **kwargs)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{key_path} ({opt['type']}): {err}") from err
+
+
+__all__ = ["OPTIMIZER_REGISTRY", "build_optimizer"]
