@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lptn.archs import ARCH_REGISTRY
@@ -22,7 +21,10 @@ class Discriminator(nn.Module):
             raise ValueError("network_d.input_size: the released critic's final 8x8 conv needs 256")
         self.input_size = input_size
         widths = [16, 32, 64, 128, 128]
+        # Index 0 is the resize so that conv/norm indices match the original layout
+        # (model.1, model.3, ...) and discriminators saved by the original code load strictly.
         layers: list[nn.Module] = [
+            nn.Upsample(size=(input_size, input_size), mode="bilinear", align_corners=False),
             nn.Conv2d(in_channels, widths[0], 3, stride=2, padding=1),
             nn.LeakyReLU(0.2),
             nn.InstanceNorm2d(widths[0], affine=True),
@@ -33,6 +35,4 @@ class Discriminator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                          align_corners=False)
         return self.model(x)

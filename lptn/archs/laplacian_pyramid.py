@@ -41,8 +41,11 @@ def check_input_size(height: int, width: int, num_high: int) -> None:
 
 def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Depthwise 5x5 convolution after reflect padding of 2. ``x``: (N, C, H, W)."""
+    channels = x.shape[1]
+    # The kernel is the same for every channel, so any channel count works.
+    weight = kernel[:1].to(x.dtype).expand(channels, 1, 5, 5)
     x = F.pad(x, (2, 2, 2, 2), mode="reflect")
-    return F.conv2d(x, kernel.to(x.dtype), groups=x.shape[1])
+    return F.conv2d(x, weight, groups=channels)
 
 
 def downsample(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

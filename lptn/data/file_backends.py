@@ -10,6 +10,7 @@ the name without its extension and the value the encoded PNG.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -103,16 +104,25 @@ def read_lmdb_meta_info(lmdb_path: Path) -> List[Tuple[str, str, Tuple[int, ...]
     return entries
 
 
-class LmdbBackend(FileBackend):
-    """A BasicSR-layout LMDB opened read-only, lazily, once per process.
+# One environment per LMDB file per process, shared by every backend reading it: py-lmdb
+# refuses to open the same files twice in one process. Key: (path, device, inode of data.mdb),
+# so an LMDB rebuilt at the same path is a different entry. Value: (pid that opened it, env).
+_OPEN_ENVS: Dict[Tuple[str, int, int], Tuple[int, Any]] = {}
+_OPEN_ENVS_LOCK = threading.Lock()
 
-    The environment is opened on first :meth:`get` in each process (and dropped when
-    pickled), so DataLoader workers started by fork or spawn each get their own handle.
+
+class LmdbBackend(FileBackend):
+    """A BasicSR-layout LMDB opened read-only (``lock=False, readahead=False``), lazily.
+
+    The environment is opened on the first :meth:`get` in each process. A DataLoader worker
+    started by fork that inherits its parent's open handle closes that copy and opens its
+    own, since LMDB handles must not be used across fork; spawned workers start clean.
     """
 
     def __init__(self, root: str | Path, option_key: str = "dataroot") -> None:
         self.root = Path(root)
-        if not (self.root / "data.mdb").is_file():
+        data_file = self.root / "data.mdb"
+        if not data_file.is_file():
             what = "is not an LMDB folder (no data.mdb)" if self.root.exists() else "does not exist"
             raise FileNotFoundError(f"{option_key}: {self.root} {what}")
         entries = read_lmdb_meta_info(self.root)
@@ -120,29 +130,32 @@ class LmdbBackend(FileBackend):
             raise FileNotFoundError(f"{option_key}: {self.root}/meta_info.txt lists no images")
         self._names: Dict[str, str] = {key: name for key, name, _ in entries}
         self._keys = sorted(self._names)
-        self._env: Any = None
-        self._pid: Optional[int] = None
+        stat = data_file.stat()
+        self._env_key = (str(self.root.resolve()), stat.st_dev, stat.st_ino)
 
-    def __getstate__(self) -> Dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_env"] = None
-        state["_pid"] = None
-        return state
+    def _env(self) -> Any:
+        pid = os.getpid()
+        entry = _OPEN_ENVS.get(self._env_key)
+        if entry is not None and entry[0] == pid:
+            return entry[1]
+        import lmdb  # imported here so disk-only users never need it loaded
 
-    def _open(self) -> Any:
-        if self._env is None or self._pid != os.getpid():
-            import lmdb  # imported here so disk-only users never need it loaded
-
-            self._env = lmdb.open(str(self.root), readonly=True, lock=False, readahead=False,
-                                  meminit=False, subdir=True)
-            self._pid = os.getpid()
-        return self._env
+        with _OPEN_ENVS_LOCK:
+            entry = _OPEN_ENVS.get(self._env_key)
+            if entry is not None and entry[0] == pid:
+                return entry[1]
+            if entry is not None:  # inherited through fork: drop this process's copy
+                entry[1].close()
+            env = lmdb.open(str(self.root), readonly=True, lock=False, readahead=False,
+                            meminit=False, subdir=True)
+            _OPEN_ENVS[self._env_key] = (pid, env)
+            return env
 
     def keys(self) -> List[str]:
         return list(self._keys)
 
     def get(self, key: str) -> bytes:
-        with self._open().begin(write=False) as txn:
+        with self._env().begin(write=False, buffers=False) as txn:
             value = txn.get(key.encode("utf-8"))
         if value is None:
             raise KeyError(f"{self.root}: no entry with key {key!r}")
@@ -158,9 +171,11 @@ class LmdbBackend(FileBackend):
         return f"{self.root}[{key}]"
 
     def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        """Close this process's handle on the LMDB (shared with other backends on it)."""
+        with _OPEN_ENVS_LOCK:
+            entry = _OPEN_ENVS.pop(self._env_key, None)
+            if entry is not None:
+                entry[1].close()
 
 
 BACKENDS: Dict[str, Callable[..., FileBackend]] = {"disk": DiskBackend, "lmdb": LmdbBackend}

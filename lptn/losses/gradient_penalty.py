@@ -17,6 +17,9 @@ and unscales it before use; pass ``scale=scaler.get_scale()`` (or the scaler's s
 this function differentiates ``scale * sum(D(x_hat))`` and divides the gradient by ``scale``
 before taking the norm. The value equals the unscaled one; an overflow in the scaled gradient
 gives a non-finite penalty, which the scaler's step then skips as for any other overflow.
+Caution, seen with fp16 autocast on the CPU: the outer backward through the released critic's
+InstanceNorm can overflow in half precision whatever the scale (its second derivative grows
+like 1 / sigma^3 for a low-variance channel); bf16 has the float32 range and does not.
 """
 from __future__ import annotations
 

@@ -1,0 +1,100 @@
+"""Validation during training: the val sets through the generator and the ``val.metrics``.
+
+The numbers are those of ``test.py`` by construction: the output is quantised with
+:func:`~lptn.data.image_io.tensor_to_image` and measured with
+:func:`~lptn.metrics.calculate_metric` one image at a time, exactly as
+:func:`lptn.engine.evaluate.evaluate_dataset` does, in float32 (no autocast), and averaged the
+same way.
+
+Options (under ``val``): ``metrics`` (the first metric of the first val set decides the best
+model; ``better: lower`` in a metric block flips its direction), ``save_img`` (outputs to
+``visualization/{iter}/``, in a sub-folder per dataset when there are several), ``suffix``,
+``tb_comparisons`` (how many input | output | target panels per dataset go to TensorBoard,
+default 3).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from lptn.data.image_io import tensor_to_image, write_image
+from lptn.engine.evaluate import _mean, _output_name
+from lptn.metrics import calculate_metric
+
+
+@dataclass
+class ValidationResult:
+    """Mean metrics of one val set and up to ``tb_comparisons`` (name, panel) pairs, where a
+    panel is the (H, 3W, 3) uint8 concatenation input | output | target."""
+
+    dataset_name: str
+    means: Dict[str, float]
+    num_images: int
+    comparisons: List[Tuple[str, np.ndarray]] = field(default_factory=list)
+    aborted: bool = False
+
+
+def metric_is_better(metric_opt: Dict[str, Any], new: float, old: Optional[float]) -> bool:
+    """Whether ``new`` beats ``old`` for a metric block (``better: higher`` by default)."""
+    if old is None or (isinstance(old, float) and math.isnan(old)):
+        return not math.isnan(new)
+    direction = metric_opt.get("better", "higher")
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"val.metrics: 'better' must be higher or lower, got {direction!r}")
+    return new > old if direction == "higher" else new < old
+
+
+def validate_dataset(model: Any, loader: DataLoader, dataset_name: str, val_opt: Dict[str, Any],
+                     save_dir: Optional[Path] = None, num_comparisons: int = 3,
+                     should_stop: Callable[[], bool] = lambda: False) -> ValidationResult:
+    """Enhance every image of ``loader`` (batch 1) with ``model.enhance`` and measure it.
+
+    Args:
+        model: has ``enhance(lq) -> (1, 3, H, W)`` float output.
+        loader: items with ``lq``, ``lq_path`` and, for metrics, ``gt``.
+        val_opt: the ``val`` block (``metrics``, ``suffix``).
+        save_dir: where outputs go as PNG named like the inputs; None saves nothing.
+        num_comparisons: panels kept for TensorBoard.
+        should_stop: polled between images; when it turns true the pass ends early and the
+            result is marked ``aborted`` (its means then cover only the images seen).
+    """
+    metrics = val_opt.get("metrics") or {}
+    per_image: List[Dict[str, float]] = []
+    comparisons: List[Tuple[str, np.ndarray]] = []
+    aborted = False
+    with torch.inference_mode():
+        for data in loader:
+            if should_stop():
+                aborted = True
+                break
+            output = model.enhance(data["lq"])
+            out_img = tensor_to_image(output[0].cpu())
+            target = data.get("gt")
+            gt_img = tensor_to_image(target[0]) if target is not None else None
+            scores: Dict[str, float] = {}
+            if gt_img is not None:
+                for metric_name, metric_opt in metrics.items():
+                    scores[metric_name] = calculate_metric({"img": out_img, "img2": gt_img},
+                                                           metric_opt, f"val.metrics.{metric_name}")
+            per_image.append(scores)
+            name = Path(data["lq_path"][0]).stem
+            if save_dir is not None:
+                write_image(save_dir / _output_name(data["lq_path"][0], val_opt.get("suffix")),
+                            out_img)
+            if len(comparisons) < num_comparisons:
+                parts = [tensor_to_image(data["lq"][0]), out_img]
+                if gt_img is not None and gt_img.shape == out_img.shape:
+                    parts.append(gt_img)
+                if all(p.shape == out_img.shape for p in parts):
+                    comparisons.append((name, np.concatenate(parts, axis=1)))
+    means = {m: _mean([s[m] for s in per_image if m in s]) for m in metrics}
+    return ValidationResult(dataset_name, means, len(per_image), comparisons, aborted)
+
+
+__all__ = ["ValidationResult", "metric_is_better", "validate_dataset"]
