@@ -130,9 +130,10 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], *, seed: int, num_re
                               shuffle=bool(opt.get("use_shuffle", True)), seed=seed)
     if len(sampler) < batch_size:
         raise ValueError(f"{key_path}.batch_size_per_gpu: {batch_size} is more than the "
-                         f"{len(sampler)} samples per epoch on this process ({len(dataset)} "  # type: ignore[arg-type]
-                         f"images x dataset_enlarge_ratio {sampler.ratio} / {num_replicas} "
-                         "processes); no full batch could be formed")
+                         f"{len(sampler)} samples per epoch on this process "
+                         f"({sampler.dataset_size} images x dataset_enlarge_ratio "
+                         f"{sampler.ratio} / {num_replicas} processes); no full batch could "
+                         "be formed")
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=True, worker_init_fn=worker_init,
                       generator=generator, persistent_workers=False)
@@ -176,9 +177,10 @@ class Prefetcher:
         self.non_blocking = non_blocking
         self._stream = (torch.cuda.Stream(device=self.device)
                         if side_stream and self.device.type == "cuda" else None)
+        # The first pass starts on the first next(), so that building a prefetcher and then
+        # calling sampler.set_epoch() + reset() does not start worker processes twice.
         self._iter: Optional[Iterator[Any]] = None
         self._ready: Any = None
-        self.reset()
 
     def reset(self) -> None:
         """Start a new pass over the loader (call after ``sampler.set_epoch``)."""
@@ -197,6 +199,8 @@ class Prefetcher:
 
     def next(self) -> Any:
         """The next batch on ``device``, or ``None`` when the pass is over."""
+        if self._iter is None:
+            self.reset()
         if self._stream is None:
             try:
                 batch = next(self._iter)  # type: ignore[arg-type]

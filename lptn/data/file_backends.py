@@ -48,7 +48,7 @@ class DiskBackend(FileBackend):
     """Image files directly inside one folder (not recursive); keys are the file names."""
 
     def __init__(self, root: str | Path, option_key: str = "dataroot") -> None:
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         if not self.root.is_dir():
             what = "is not a folder" if self.root.exists() else "does not exist"
             raise FileNotFoundError(f"{option_key}: {self.root} {what}")
@@ -120,7 +120,7 @@ class LmdbBackend(FileBackend):
     """
 
     def __init__(self, root: str | Path, option_key: str = "dataroot") -> None:
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         data_file = self.root / "data.mdb"
         if not data_file.is_file():
             what = "is not an LMDB folder (no data.mdb)" if self.root.exists() else "does not exist"

@@ -125,10 +125,12 @@ def tensor_to_image(t: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
         raise TypeError(f"tensor_to_image: dtype must be uint8 or uint16, got {np_dtype}")
     if t.dim() == 4:
         if t.shape[0] != 1:
-            raise ValueError(f"tensor_to_image: a 4-D tensor must hold one image, got {tuple(t.shape)}")
+            raise ValueError(f"tensor_to_image: a 4-D tensor must hold one image, "
+                             f"got {tuple(t.shape)}")
         t = t[0]
     if t.dim() != 3 or t.shape[0] != 3:
-        raise ValueError(f"tensor_to_image: expected (3, H, W) or (1, 3, H, W), got {tuple(t.shape)}")
+        raise ValueError(f"tensor_to_image: expected (3, H, W) or (1, 3, H, W), "
+                         f"got {tuple(t.shape)}")
     arr = t.detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 0).numpy()
     return np.round(arr * np.float32(_INT_MAX[np_dtype])).astype(np_dtype)
 

@@ -28,7 +28,8 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
         np.random.SeedSequence([int(seed) & _UINT64, int(epoch) & _UINT64, int(index) & _UINT64]))
 
 
-def ensure_min_size(img: np.ndarray, size: int, policy: str = "error", name: str = "") -> np.ndarray:
+def ensure_min_size(img: np.ndarray, size: int, policy: str = "error",
+                    name: str = "") -> np.ndarray:
     """Make ``img`` at least ``size`` x ``size`` according to ``policy``.
 
     ``error`` raises, ``pad`` reflect-pads the bottom/right edges, ``resize`` upscales

@@ -46,6 +46,40 @@ def _fail(err: BaseException | str) -> int:
     return 2
 
 
+def train_main(argv: Optional[List[str]] = None) -> int:
+    """``python train.py -opt FILE [--auto_resume]``: train as the options say.
+
+    Exit status: 0 finished; 130 / 143 stopped by SIGINT / SIGTERM after saving a resumable
+    state; 1 stopped by non-finite losses; 2 bad options, data or state files.
+    """
+    from lptn.engine.train_loop import NonFiniteLossError, run_training, training_precision
+    from lptn.engine.training_state import TrainingStateError
+
+    parser = _option_parser("Train an LPTN model (options/train/LPTN/*.yml).")
+    parser.add_argument("--auto_resume", action="store_true",
+                        help="continue from the newest training state of this experiment, if any")
+    parser.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm"],
+                        help="job launcher; only 'none' (one process) is supported for now")
+    args = parser.parse_args(argv)
+    if args.launcher != "none":
+        return _fail(f"--launcher {args.launcher}: distributed training is not implemented yet; "
+                     "use --launcher none (one process, one device)")
+    try:
+        opt = _load(args, is_train=True)
+        runtime = build_runtime(opt, training_precision(opt))
+        outcome = run_training(opt, runtime, auto_resume=args.auto_resume)
+    except NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted a second time; the last saved state is in the experiment's "
+              "training_states folder (resume with --auto_resume)", file=sys.stderr)
+        return 130
+    except USER_ERRORS + (TrainingStateError,) as err:
+        return _fail(err)
+    return outcome.exit_code
+
+
 def evaluate_main(argv: Optional[List[str]] = None) -> int:
     """``python test.py -opt FILE``: metrics and images for every ``datasets.test*``."""
     from lptn.engine.evaluate import run_test
