@@ -5,11 +5,13 @@ quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Tuple, TypeVar
 
 import numpy as np
 
 from lptn.metrics import METRIC_REGISTRY
+
+ArrayT = TypeVar("ArrayT")
 
 PIXEL_MAX = 255.0
 SSIM_WINDOW = 11
@@ -113,16 +115,24 @@ def _ssim_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     taps = gaussian_window_1d()
     # One filtering pass over the five moment maps, stacked on a trailing axis.
     moments = _gaussian_filter_valid(np.stack([a, b, a * a, b * b, a * b], axis=-1), taps)
-    mu_a, mu_b, e_aa, e_bb, e_ab = np.moveaxis(moments, -1, 0)
+    ssim_map = ssim_map_from_moments(*np.moveaxis(moments, -1, 0))
+    return ssim_map.mean(axis=(0, 1), dtype=np.float64)
+
+
+def ssim_map_from_moments(mu_a: ArrayT, mu_b: ArrayT, e_aa: ArrayT, e_bb: ArrayT,
+                          e_ab: ArrayT) -> ArrayT:
+    """The SSIM map from Gaussian-weighted local moments (E[a], E[b], E[a^2], E[b^2], E[ab]).
+
+    Plain arithmetic, so numpy arrays and torch tensors both work; values on the [0, 255] scale.
+    """
     # Population (biased) variances, as Wang et al. and skimage's use_sample_covariance=False.
     var_a = e_aa - mu_a * mu_a
     var_b = e_bb - mu_b * mu_b
     cov_ab = e_ab - mu_a * mu_b
     c1 = (SSIM_K1 * PIXEL_MAX) ** 2
     c2 = (SSIM_K2 * PIXEL_MAX) ** 2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)
-                / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)))
-    return ssim_map.mean(axis=(0, 1), dtype=np.float64)
+    return ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)
+            / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)))
 
 
 @METRIC_REGISTRY.register

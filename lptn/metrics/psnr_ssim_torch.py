@@ -11,8 +11,8 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from lptn.metrics.psnr_ssim import (PIXEL_MAX, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW,
-                                    Y_OFFSET, Y_WEIGHTS_RGB, gaussian_window_1d)
+from lptn.metrics.psnr_ssim import (PIXEL_MAX, SSIM_SIGMA, SSIM_WINDOW, Y_OFFSET,
+                                    Y_WEIGHTS_RGB, gaussian_window_1d, ssim_map_from_moments)
 
 
 def quantise_to_levels(x: torch.Tensor) -> torch.Tensor:
@@ -87,13 +87,6 @@ def ssim_torch(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0,
     channels = a.shape[1]
     # One depthwise pass over the five moment maps, stacked along the channel axis.
     moments = _gaussian_filter_valid(torch.cat([a, b, a * a, b * b, a * b], dim=1))
-    mu_a, mu_b, e_aa, e_bb, e_ab = moments.split(channels, dim=1)
-    var_a = e_aa - mu_a * mu_a
-    var_b = e_bb - mu_b * mu_b
-    cov_ab = e_ab - mu_a * mu_b
-    c1 = (SSIM_K1 * PIXEL_MAX) ** 2
-    c2 = (SSIM_K2 * PIXEL_MAX) ** 2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)
-                / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)))
+    ssim_map = ssim_map_from_moments(*moments.split(channels, dim=1))
     # Every channel covers the same area, so the mean over (C, h, w) is the mean of channel means.
     return ssim_map.flatten(1).mean(dim=1)
