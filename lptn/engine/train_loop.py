@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import math
+import os
 import random
 import signal
 import sys
@@ -52,7 +53,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
@@ -240,12 +240,17 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: Optional[int] = None
         self._previous: Dict[int, Any] = {}
+        self._pid = os.getpid()
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:
+            # A forked DataLoader worker inherited this handler: the main process decides;
+            # it stops the workers itself after saving.
+            return
         if self.signum is not None:
             self.restore()
             raise KeyboardInterrupt(f"second signal {signal.Signals(signum).name}")
@@ -258,6 +263,7 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():
             get_logger().debug("not in the main thread: SIGINT/SIGTERM are not intercepted")
             return
+        self._pid = os.getpid()
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
 
@@ -350,8 +356,6 @@ class Trainer:
         self.log_dir = Path(paths["log"])
 
         self.iteration = 0
-        self.epoch = 0
-        self.epoch_batches = 0
         self.nonfinite_streak = 0
         self.seed = 0
         self.best: Dict[str, Any] = {"metric": None, "value": None, "iter": None}
@@ -362,6 +366,7 @@ class Trainer:
         self.stream: Optional[BatchStream] = None
         self.val_sets: List[Tuple[str, DataLoader]] = []
         self.stop = StopRequest()
+        self._archived: List[Tuple[Path, Path]] = []
 
     # ------------------------------------------------------------------------ preparation
     def _prepare_folders(self, resuming: bool) -> None:
@@ -378,7 +383,8 @@ class Trainer:
     def prepare(self) -> None:
         """Folders, logging, seed, data, model and (when resuming) the restored state."""
         resume_path = resolve_resume_state(self.opt, self.auto_resume)
-        self._archived: List[Tuple[Path, Path]] = []
+        # Read the state before touching any folder: a bad path must not archive anything.
+        state = load_training_state(resume_path) if resume_path is not None else None
         self._prepare_folders(resuming=resume_path is not None)
         stamp = _timestamp()
         name = self.opt["name"]
@@ -387,9 +393,11 @@ class Trainer:
         for folder, archived in self._archived:
             log.info("existing %s renamed to %s", folder, archived)
 
-        state = load_training_state(resume_path) if resume_path is not None else None
         if state is not None:
             self.seed = int(state["seed"])
+            if self.opt.get("manual_seed") not in (None, self.seed):
+                log.warning("manual_seed %s ignored: the resumed run keeps its seed %d",
+                            self.opt["manual_seed"], self.seed)
         elif self.opt.get("manual_seed") is not None:
             self.seed = int(self.opt["manual_seed"])
         else:
@@ -448,9 +456,8 @@ class Trainer:
         self.model.load_networks(models_dir, iteration)
         self.model.load_state_dict(state["model"])
         self.iteration = iteration
-        self.epoch = int(state["epoch"])
-        self.epoch_batches = int(state["epoch_batches"])
-        self.stream.epoch, self.stream.consumed = self.epoch, self.epoch_batches  # type: ignore[union-attr]
+        assert self.stream is not None
+        self.stream.epoch, self.stream.consumed = int(state["epoch"]), int(state["epoch_batches"])
         self.best = dict(state["best"])
         self.nonfinite_streak = int(state.get("nonfinite_streak", 0))
         self.last_state = path
@@ -458,7 +465,8 @@ class Trainer:
         # Last, so nothing done while rebuilding (network initialisation) shifts the streams.
         restore_rng_state(state["rng"], self.runtime.device)
         get_logger().info("resumed from %s: iteration %d, epoch %d (batch %d of %d)", path,
-                          iteration, self.epoch, self.epoch_batches, self.batches_per_epoch)
+                          iteration, self.stream.epoch, self.stream.consumed,
+                          self.batches_per_epoch)
 
     # ------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Optional[Path]:
@@ -483,7 +491,8 @@ class Trainer:
         log = get_logger()
         results = []
         save_img = bool(self.val_opt.get("save_img", False)) and self.is_main
-        num_tb = int(self.val_opt.get("tb_comparisons", DEFAULT_TB_COMPARISONS))
+        num_tb = int(self.val_opt.get("tb_comparisons", DEFAULT_TB_COMPARISONS)) \
+            if isinstance(self.tb, TensorBoardLogger) else 0
         metrics = self.val_opt.get("metrics") or {}
         for index, (name, loader) in enumerate(self.val_sets):
             save_dir = None
@@ -553,16 +562,20 @@ class Trainer:
                      f"{self.last_saved_iter}); resume from it with --set "
                      f"path.resume_state={self.last_state}") if self.last_state else \
                 "no checkpoint had been saved yet"
-            raise NonFiniteLossError(
-                f"training stopped at iteration {self.iteration}: {self.nonfinite_streak} "
-                f"consecutive iterations had non-finite losses ({terms}); {where}. Lower the "
-                f"learning rate, check the training images, or train in fp32/bf16 "
-                f"(train.max_consecutive_nonfinite sets the limit)")
+            message = (f"training stopped at iteration {self.iteration}: "
+                       f"{self.nonfinite_streak} consecutive iterations had non-finite losses "
+                       f"({terms}); {where}. Lower the learning rate, check the training "
+                       f"images, or train in fp32/bf16 (train.max_consecutive_nonfinite sets "
+                       f"the limit)")
+            get_logger().error(message)
+            raise NonFiniteLossError(message)
 
     # ---------------------------------------------------------------------------------- loop
     def run(self) -> TrainingOutcome:
-        """Prepare, train to ``train.total_iter`` (or a signal), save; see the module doc."""
-        self.prepare()
+        """Prepare (unless :meth:`prepare` was called already), train to ``train.total_iter``
+        (or a signal), save; see the module docstring."""
+        if self.model is None:
+            self.prepare()
         if self.handle_signals:
             self.stop.install()
         try:
@@ -607,7 +620,12 @@ class Trainer:
                 self.validate()
                 validated_at = self.iteration
             if self.checkpoint_freq and self.iteration % self.checkpoint_freq == 0:
-                self.save_checkpoint()
+                if self.nonfinite_streak:
+                    # Keep the last checkpoint the last good one.
+                    log.warning("iteration %d: checkpoint not saved (non-finite losses)",
+                                self.iteration)
+                else:
+                    self.save_checkpoint()
         outcome_args = dict(iteration=self.iteration, experiments_root=self.experiments_root)
         if self.stop.requested and self.iteration < self.total_iter:
             self.save_checkpoint()

@@ -33,7 +33,7 @@ overflow of the *scaled* penalty is not such a failure: it is handled like any A
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 

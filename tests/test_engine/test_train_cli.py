@@ -1,0 +1,72 @@
+"""``train.py`` / ``lptn-train``: experiment folder, archive on rerun, exit codes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lptn.engine.cli import train_main
+from lptn.engine.train_loop import archive_existing, training_precision
+from train_test_utils import make_image_folders, tiny_options, write_options
+
+
+@pytest.fixture
+def option_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # experiments/ and tb_logger/ go under the working directory
+    data = make_image_folders(tmp_path / "data", count=4)
+    opt = tiny_options(data, name="cli", gan=False, total_iter=2, checkpoint_freq=2)
+    opt["logger"]["use_tb_logger"] = True
+    return write_options(opt, tmp_path / "cli.yml")
+
+
+def test_rerun_archives_the_previous_experiment(option_file: Path, tmp_path: Path) -> None:
+    assert train_main(["-opt", str(option_file), "--device", "cpu"]) == 0
+    exp = tmp_path / "experiments" / "cli"
+    first_log = next(exp.glob("train_cli_*.log")).name
+    assert {p.name for p in (exp / "models").iterdir()} == \
+        {"net_g_2.pth", "net_g_latest.pth"}
+    assert [p.name for p in (exp / "training_states").iterdir()] == ["2.state"]
+    copy = yaml.safe_load(next(exp.glob("train_cli_*.yml")).read_text())
+    assert copy["train"]["total_iter"] == 2 and copy["manual_seed"] == 7
+    assert any((tmp_path / "tb_logger" / "cli").iterdir())
+
+    # The same name again: the old folders are kept under a time-stamped name.
+    assert train_main(["-opt", str(option_file), "--device", "cpu"]) == 0
+    archived = list((tmp_path / "experiments").glob("cli_archived_*"))
+    assert len(archived) == 1 and (archived[0] / first_log).is_file()
+    assert len(list((tmp_path / "tb_logger").glob("cli_archived_*"))) == 1
+    assert [p.name for p in (exp / "training_states").iterdir()] == ["2.state"]
+
+    # --auto_resume with a longer run continues in place (no new archive).
+    assert train_main(["-opt", str(option_file), "--auto_resume",
+                       "--set", "train.total_iter=4"]) == 0
+    assert len(list((tmp_path / "experiments").glob("cli_archived_*"))) == 1
+    assert (exp / "training_states" / "4.state").is_file()
+
+
+def test_cli_errors(option_file: Path, capsys: pytest.CaptureFixture) -> None:
+    assert train_main(["-opt", str(option_file), "--launcher", "pytorch"]) == 2
+    assert "--launcher pytorch" in capsys.readouterr().err
+    assert train_main(["-opt", str(option_file), "--set", "train.amp.dtype=fp8",
+                       "train.amp.enabled=true"]) == 2
+    assert "train.amp.dtype" in capsys.readouterr().err
+    assert train_main(["-opt", str(option_file), "--set",
+                       "path.resume_state=nowhere/7.state"]) == 2
+    assert "nowhere/7.state" in capsys.readouterr().err
+
+
+def test_training_precision_and_archive_names(tmp_path: Path) -> None:
+    assert training_precision({"train": {}}) == "fp32"
+    assert training_precision({"train": {"amp": {"enabled": False, "dtype": "fp16"}}}) == "fp32"
+    assert training_precision({"train": {"amp": {"enabled": True}}}) == "bf16"
+    assert training_precision({"train": {"amp": {"enabled": True, "dtype": "fp16"}}}) == "fp16"
+    with pytest.raises(ValueError, match="train.amp"):
+        training_precision({"train": {"amp": "yes"}})
+    assert archive_existing(tmp_path / "absent") is None
+    (tmp_path / "exp").mkdir()
+    first = archive_existing(tmp_path / "exp")
+    (tmp_path / "exp").mkdir()
+    second = archive_existing(tmp_path / "exp")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.startswith("exp_archived_") and not (tmp_path / "exp").exists()
