@@ -1,6 +1,7 @@
 """Aligned (input, target) pairs from two folders or LMDBs, matched by file name."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from lptn.data import DATASET_REGISTRY
@@ -65,7 +66,8 @@ class PairedImageDataset(SeededImageDataset):
     Options (BasicSR names): ``dataroot_gt``, ``dataroot_lq``, ``io_backend.type`` (disk |
     lmdb), ``filename_tmpl`` (default ``'{}'``), ``phase``; for phase ``train`` also
     ``gt_size`` (square crop; none = full images), ``use_flip``, ``use_rot``, ``small_image``
-    (error | pad | resize, for images smaller than ``gt_size``).
+    (error | pad | resize, for images smaller than ``gt_size``); ``meta_info_file`` (optional:
+    a text file naming the images to use, one per line).
 
     Items: ``{'lq': (3,H,W) float32 [0,1], 'gt': (3,H,W) float32 [0,1], 'lq_path': str,
     'gt_path': str}``; the paths are file paths, or the keys for LMDB.
@@ -81,8 +83,26 @@ class PairedImageDataset(SeededImageDataset):
         self.filename_tmpl = str(self.opt.get("filename_tmpl", "{}"))
         self.pairs = match_pairs(self.gt_backend, self.lq_backend, self.filename_tmpl,
                                  gt_key, lq_key)
+        if self.opt.get("meta_info_file"):
+            self.pairs = self._select(self.pairs, Path(self.opt["meta_info_file"]))
         self.crop = self.phase == "train" and self.gt_size is not None and \
             self.opt.get("if_fix_size", True) is not False
+
+    def _select(self, pairs: List[Tuple[str, str]], listing: Path) -> List[Tuple[str, str]]:
+        """Keep the pairs whose gt name (without extension) is listed in ``listing``, one name
+        per line (the first word; BasicSR's meta_info lines work as they are)."""
+        key = self.option_key("meta_info_file")
+        try:
+            lines = listing.read_text(encoding="utf-8").splitlines()
+        except OSError as err:
+            raise FileNotFoundError(f"{key}: cannot read {listing}: {err.strerror}") from err
+        wanted = [Path(line.split()[0]).stem for line in lines if line.strip()]
+        by_stem = {self.gt_backend.stem(gt): (gt, lq) for gt, lq in pairs}
+        missing = [name for name in wanted if name not in by_stem]
+        if missing:
+            raise ValueError(f"{key}: {listing} names images that have no pair: "
+                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        return [by_stem[name] for name in wanted]
 
     def __len__(self) -> int:
         return len(self.pairs)

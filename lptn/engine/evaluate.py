@@ -11,7 +11,8 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -28,14 +29,50 @@ from lptn.metrics import calculate_metric
 from lptn.models import build_model
 
 
-def _mean(values: List[float]) -> float:
-    # inf (identical images) would swamp the mean; report it as inf rather than hide it.
+def mean_metric(values: List[float]) -> float:
+    """Mean of per-image values (nan for none); inf (identical images) stays visible as inf."""
     return float(np.mean(values)) if values else math.nan
 
 
-def _output_name(path: str, suffix: str | None) -> str:
+def output_name(path: str, suffix: str | None) -> str:
+    """File name of a saved output: the input's stem (+ ``_suffix``) as PNG."""
     stem = Path(path).stem
     return f"{stem}_{suffix}.png" if suffix else f"{stem}.png"
+
+
+@dataclass
+class ImageResult:
+    """One enhanced image: HxWx3 uint8 output (and target), its metric values."""
+
+    name: str
+    output: np.ndarray
+    target: Optional[np.ndarray]
+    scores: Dict[str, float]
+
+    def comparison_panel(self, lq: torch.Tensor) -> np.ndarray:
+        """input | output | target side by side, (H, 3W, 3) uint8 (no target: two panels)."""
+        parts = [tensor_to_image(lq), self.output]
+        if self.target is not None:
+            parts.append(self.target)
+        return np.concatenate(parts, axis=1)
+
+
+def enhance_and_measure(model: Any, data: Dict[str, Any],
+                        metrics: Dict[str, Any]) -> ImageResult:
+    """Enhance one loader item (batch 1) with ``model.enhance`` and apply ``metrics``.
+
+    Outputs are quantised with ``round(clip(x, 0, 1) * 255)`` before measuring, as the FiveK
+    numbers are computed; ``test.py`` and validation during training both use this function,
+    so their numbers agree by construction.
+    """
+    out_img = tensor_to_image(model.enhance(data["lq"])[0].cpu())
+    gt_img = tensor_to_image(data["gt"][0]) if "gt" in data else None
+    scores: Dict[str, float] = {}
+    if gt_img is not None:
+        for metric_name, metric_opt in metrics.items():
+            scores[metric_name] = calculate_metric({"img": out_img, "img2": gt_img},
+                                                   metric_opt, f"val.metrics.{metric_name}")
+    return ImageResult(Path(data["lq_path"][0]).stem, out_img, gt_img, scores)
 
 
 def evaluate_dataset(model: Any, dataset: Any, dataset_name: str, val_opt: Dict[str, Any],
@@ -52,23 +89,18 @@ def evaluate_dataset(model: Any, dataset: Any, dataset_name: str, val_opt: Dict[
     log = get_logger()
     with logging_redirect_tqdm(loggers=[log]):
         for data in tqdm(loader, desc=dataset_name, unit="img", leave=False):
-            name = Path(data["lq_path"][0]).stem
-            out_img = tensor_to_image(model.enhance(data["lq"])[0].cpu())
-            scores = per_image[name] = {}
-            if "gt" in data:
-                gt_img = tensor_to_image(data["gt"][0])
-                for metric_name, metric_opt in metrics.items():
-                    scores[metric_name] = calculate_metric(
-                        {"img": out_img, "img2": gt_img}, metric_opt, f"val.metrics.{metric_name}")
+            result = enhance_and_measure(model, data, metrics)
+            per_image[result.name] = result.scores
             if visualization_dir is not None:
                 write_image(visualization_dir
-                            / _output_name(data["lq_path"][0], val_opt.get("suffix")), out_img)
-            if comparison_dir is not None and "gt" in data:
-                panel = np.concatenate([tensor_to_image(data["lq"][0]), out_img, gt_img], axis=1)
-                write_image(comparison_dir / f"{name}.png", panel)
-            log.info("%s %s %s", dataset_name, name,
-                     " ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
-    mean = {m: _mean([s[m] for s in per_image.values() if m in s]) for m in metrics}
+                            / output_name(data["lq_path"][0], val_opt.get("suffix")),
+                            result.output)
+            if comparison_dir is not None:
+                write_image(comparison_dir / f"{result.name}.png",
+                            result.comparison_panel(data["lq"][0]))
+            log.info("%s %s %s", dataset_name, result.name,
+                     " ".join(f"{k}: {v:.4f}" for k, v in result.scores.items()))
+    mean = {m: mean_metric([s[m] for s in per_image.values() if m in s]) for m in metrics}
     return {"mean": mean, "per_image": per_image}
 
 

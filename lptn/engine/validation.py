@@ -23,9 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lptn.data.image_io import tensor_to_image, write_image
-from lptn.engine.evaluate import _mean, _output_name
-from lptn.metrics import calculate_metric
+from lptn.data.image_io import write_image
+from lptn.engine.evaluate import enhance_and_measure, mean_metric, output_name
 
 
 @dataclass
@@ -73,27 +72,15 @@ def validate_dataset(model: Any, loader: DataLoader, dataset_name: str, val_opt:
             if should_stop():
                 aborted = True
                 break
-            output = model.enhance(data["lq"])
-            out_img = tensor_to_image(output[0].cpu())
-            target = data.get("gt")
-            gt_img = tensor_to_image(target[0]) if target is not None else None
-            scores: Dict[str, float] = {}
-            if gt_img is not None:
-                for metric_name, metric_opt in metrics.items():
-                    scores[metric_name] = calculate_metric({"img": out_img, "img2": gt_img},
-                                                           metric_opt, f"val.metrics.{metric_name}")
-            per_image.append(scores)
-            name = Path(data["lq_path"][0]).stem
+            result = enhance_and_measure(model, data, metrics)
+            per_image.append(result.scores)
             if save_dir is not None:
-                write_image(save_dir / _output_name(data["lq_path"][0], val_opt.get("suffix")),
-                            out_img)
-            if len(comparisons) < num_comparisons:
-                parts = [tensor_to_image(data["lq"][0]), out_img]
-                if gt_img is not None and gt_img.shape == out_img.shape:
-                    parts.append(gt_img)
-                if all(p.shape == out_img.shape for p in parts):
-                    comparisons.append((name, np.concatenate(parts, axis=1)))
-    means = {m: _mean([s[m] for s in per_image if m in s]) for m in metrics}
+                write_image(save_dir / output_name(data["lq_path"][0], val_opt.get("suffix")),
+                            result.output)
+            if len(comparisons) < num_comparisons and (
+                    result.target is None or result.target.shape == result.output.shape):
+                comparisons.append((result.name, result.comparison_panel(data["lq"][0])))
+    means = {m: mean_metric([s[m] for s in per_image if m in s]) for m in metrics}
     return ValidationResult(dataset_name, means, len(per_image), comparisons, aborted)
 
 
