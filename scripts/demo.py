@@ -47,7 +47,7 @@ def main() -> int:
     run("test.py", "-opt", TEST_OPT)
     run("test_speed.py", "-opt", TEST_OPT, "--set", f"path.results_root=results/{NAME}_speed")
     photo = sorted((data / "test" / "source").glob("*.png"))[0]
-    weights = f"experiments/{NAME}/models/net_g_latest.pth"
+    weights = f"experiments/{NAME}/models/net_g_best.pth"
     run("-m", "lptn.enhance", "--weights", weights, "--input", str(photo),
         "--output", f"results/{NAME}/enhanced")
 

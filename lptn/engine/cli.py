@@ -132,9 +132,24 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--jpeg-quality", type=int, default=95,
                         help="quality of JPEG outputs, 1-100 (default 95)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--path", default="fast", choices=["fast", "exact"],
+                        help="fast path (default) or the straightforward network")
+    parser.add_argument("--tile", type=int, metavar="N",
+                        help="process full resolution in NxN tiles (default: automatic)")
+    parser.add_argument("--memory-budget", type=float, metavar="MB",
+                        help="working-memory budget; larger images are tiled automatically "
+                             "(default 768 on the CPU, 4096 on accelerators)")
     args = parser.parse_args(argv)
     if not 1 <= args.jpeg_quality <= 100:
         return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
+    if args.tile is not None and args.tile < 16:
+        return _fail(f"--tile must be at least 16 pixels, got {args.tile}")
+    if args.memory_budget is not None and args.memory_budget <= 0:
+        return _fail(f"--memory-budget must be a positive number of MB, got {args.memory_budget}")
+    from lptn.inference.settings import InferenceSettings
+
+    inference = InferenceSettings(path=args.path, tile_size=args.tile,
+                                  memory_budget_mb=args.memory_budget)
     setup_logger()
     try:
         runtime: Runtime = build_runtime({"device": args.device}, args.precision)
@@ -143,7 +158,15 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     except USER_ERRORS as err:
         return _fail(err)
     summary = enhance_files(net, inputs, Path(args.output), runtime,
-                            jpeg_quality=args.jpeg_quality, show_progress=not args.no_progress)
+                            jpeg_quality=args.jpeg_quality, show_progress=not args.no_progress,
+                            inference=inference)
     print(f"{len(summary.written)} written, {len(summary.failed)} failed "
           f"(output folder: {args.output})")
     return 0 if summary.ok else 1
+
+
+def export_main(argv: Optional[List[str]] = None) -> int:
+    """``lptn-export --weights W --format onnx``: ONNX with dynamic batch, height, width."""
+    from lptn.inference.export import export_main as run_export
+
+    return run_export(argv)

@@ -23,6 +23,8 @@ from lptn.data.image_io import ImageReadError, image_to_tensor, is_image_file, r
 from lptn.engine.checkpoint import CheckpointError, load_network_weights, read_state_dict
 from lptn.engine.logger import get_logger
 from lptn.engine.runtime import Runtime
+from lptn.inference.fast_lptn import FastLPTN
+from lptn.inference.settings import InferenceSettings, build_fast_path
 
 @dataclass
 class EnhanceSummary:
@@ -60,8 +62,16 @@ def load_generator(weights: str | Path, network_opt: Optional[Dict] = None) -> n
     return load_network_weights(net, weights, strict=True)
 
 
-def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime) -> np.ndarray:
-    """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype."""
+def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime,
+                  fast: Optional[FastLPTN] = None) -> np.ndarray:
+    """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype.
+
+    With ``fast`` (the fast path), the image is processed region by region from the integer
+    array within the fast path's memory budget; otherwise ``net`` runs on the whole image.
+    """
+    if fast is not None:
+        with torch.inference_mode():
+            return fast.enhance_array(img, runtime.device)
     x = image_to_tensor(to_float(img)).unsqueeze(0).to(runtime.device)
     with torch.inference_mode(), runtime.autocast():
         out = net(x)
@@ -69,14 +79,19 @@ def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime) -> np.ndarr
 
 
 def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runtime: Runtime,
-                  jpeg_quality: int = 95, show_progress: bool = True) -> EnhanceSummary:
-    """Enhance each input into ``output_dir`` (same file name); never overwrites an input."""
+                  jpeg_quality: int = 95, show_progress: bool = True,
+                  inference: Optional[InferenceSettings] = None) -> EnhanceSummary:
+    """Enhance each input into ``output_dir`` (same file name); never overwrites an input.
+
+    ``inference`` picks the fast (default) or exact path, tile size and memory budget.
+    """
     log = get_logger()
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = EnhanceSummary()
     input_set = {p.resolve() for p in inputs}
     seen: Dict[str, Path] = {}
     net = net.to(runtime.device).eval()
+    fast = build_fast_path(net, inference or InferenceSettings(), runtime.precision)
     for src in tqdm(inputs, desc="enhance", unit="img", disable=not show_progress):
         dst = output_dir / src.name
         if dst.resolve() in input_set:
@@ -89,7 +104,15 @@ def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runt
         seen[src.name] = src
         try:
             img = read_image(src)
-            write_image(dst, enhance_array(net, img, runtime), jpeg_quality=jpeg_quality)
+            if fast is not None:
+                plan = fast.plan(1, img.shape[0], img.shape[1], runtime.device)
+                if plan.tiled:
+                    log.info("%s (%dx%d): tiled to fit the memory budget: %s", src.name,
+                             img.shape[0], img.shape[1], plan.describe())
+            out = enhance_array(net, img, runtime, fast)
+            del img  # the input's memory is free again before encoding the output
+            write_image(dst, out, jpeg_quality=jpeg_quality)
+            del out
         except (ImageReadError, OSError, ValueError, RuntimeError) as err:
             summary.failed.append((src, str(err)))
             log.error("skipped %s: %s", src, err)

@@ -46,7 +46,8 @@ def test_enhance_folder_keeps_names_formats_and_bit_depth(
     _save_rgb(src / "sixteen.tif", photo16)
     _save_rgb(src / "photo.jpg", photo)
     code = enhance_main(["--weights", str(official_checkpoint), "--input", str(src),
-                         "--output", str(tmp_path / "out"), "--device", "cpu", "--no-progress"])
+                         "--output", str(tmp_path / "out"), "--device", "cpu", "--no-progress",
+                         "--path", "exact"])
     assert code == 0
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["eight.png", "photo.jpg", "sixteen.png",
@@ -112,3 +113,17 @@ def test_enhance_bad_weights_and_inputs(tmp_path: Path, capsys: pytest.CaptureFi
     assert enhance_main(["--weights", str(tmp_path / "w.pth"), "--input",
                          str(tmp_path / "none*.png"), "--output", str(tmp_path / "o")]) == 2
     assert "no image files" in capsys.readouterr().err
+
+
+def test_enhance_fast_path_gives_the_same_picture(tmp_path: Path, photo: np.ndarray,
+                                                  official_checkpoint: Path,
+                                                  official_net: torch.nn.Module) -> None:
+    _save_rgb(tmp_path / "p.png", photo)
+    assert enhance_main(["--weights", str(official_checkpoint), "--input", str(tmp_path / "p.png"),
+                         "--output", str(tmp_path / "out"), "--device", "cpu",
+                         "--no-progress"]) == 0  # the fast path is the default
+    fast = read_image(tmp_path / "out" / "p.png").astype(np.int64)
+    exact = _expected(official_net, photo).astype(np.int64)
+    # float32 differences of ~1e-6 can flip a value sitting on a rounding boundary.
+    assert np.abs(fast - exact).max() <= 1
+    assert (fast != exact).mean() < 1e-3

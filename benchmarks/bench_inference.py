@@ -1,0 +1,191 @@
+"""Time the exact and the fast inference paths in one run and print the ratios.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_inference.py --sizes 2160x3840 1080x1920 480x720 \
+        --precisions fp32 bf16 --repeats 5 [--threads 2] [--device cpu] [--json out.json]
+
+For every size, the runs of every path alternate (exact, fast fp32, fast bf16, exact, ...),
+so a change in machine load affects all of them alike; medians are reported. The input is a
+real FiveK photo resized to the size. Peak memory is measured in a fresh child process per
+(path, size): whole-process peak RSS on the CPU (VmHWM), allocator peak on CUDA. The fast
+path's outputs are compared with the exact path's (max abs difference, PSNR for reduced
+precision).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lptn.engine.enhance import load_generator  # noqa: E402
+from lptn.engine.runtime import Runtime, build_runtime  # noqa: E402
+from lptn.inference import FastLPTN  # noqa: E402
+
+DEFAULT_WEIGHTS = REPO.parent / "shared" / "models" / "net_g_FiveK_numhigh3.pth"
+DEFAULT_PHOTO = REPO.parent / "shared" / "data" / "fivek_sample" / "source" / "a1305.png"
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    h, w = text.lower().split("x")
+    return int(h), int(w)
+
+
+def photo_tensor(path: Path, size: Tuple[int, int]) -> torch.Tensor:
+    """A real photo resized (bicubic) to ``size``: (1, 3, H, W) float32 in [0, 1]."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f"cannot read the photo {path}")
+    img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    rgb = np.clip(img[:, :, ::-1].astype(np.float32) / 255.0, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+
+def build_path(net: torch.nn.Module, name: str, runtime: Runtime):
+    """``exact`` / ``fast-fp32`` / ``fast-bf16`` / ``fast-fp16`` -> a callable (1,3,H,W)->out."""
+    if name == "exact":
+        def exact(x: torch.Tensor) -> torch.Tensor:
+            with runtime.autocast():
+                return net(x)
+        return exact
+    precision = name.split("-", 1)[1]
+    return FastLPTN(net, precision=precision)
+
+
+def _status_mb(field: str) -> float:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def child_memory(args: argparse.Namespace) -> None:
+    """Run one path once at one size in this fresh process; print peak memory as JSON."""
+    runtime = build_runtime({"device": args.device},
+                            "fp32" if args.child_path.startswith(("exact", "fast-fp32"))
+                            else args.child_path.split("-", 1)[1])
+    net = load_generator(args.weights).to(runtime.device).eval()
+    fn = build_path(net, args.child_path, runtime)
+    x = photo_tensor(args.photo, parse_size(args.child_size)).to(runtime.device)
+    runtime.synchronize()
+    base = _status_mb("VmRSS")
+    if runtime.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        fn(x)
+    runtime.synchronize()
+    report = {"process_peak_rss_mb": _status_mb("VmHWM"), "rss_before_mb": base}
+    if runtime.device.type == "cuda":
+        report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(report))
+
+
+def measure_memory(args: argparse.Namespace, path: str, size: str) -> Dict[str, float]:
+    cmd = [sys.executable, __file__, "--child-path", path, "--child-size", size,
+           "--weights", str(args.weights), "--photo", str(args.photo), "--device", args.device]
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["2160x3840"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
+                        choices=["fp32", "bf16", "fp16"], help="fast-path precisions")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="torch / OpenMP threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
+    parser.add_argument("--no-memory", action="store_true", help="skip the child processes")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--child-path", help=argparse.SUPPRESS)
+    parser.add_argument("--child-size", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child_path:
+        child_memory(args)
+        return
+
+    runtime = build_runtime({"device": args.device})
+    net = load_generator(args.weights).to(runtime.device).eval()
+    paths = ["exact"] + [f"fast-{p}" for p in args.precisions]
+    fns = {p: build_path(net, p, runtime) for p in paths}
+    results: Dict[str, Any] = {
+        "device": runtime.device_name(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "load_average_start": os.getloadavg(), "sizes": {}}
+    print(f"device: {results['device']}, torch {torch.__version__}, threads "
+          f"{results['threads']}, CPU capability {results['cpu_capability']}")
+    for size in args.sizes:
+        x = photo_tensor(args.photo, parse_size(size)).to(runtime.device)
+        times: Dict[str, List[float]] = {p: [] for p in paths}
+        outputs: Dict[str, torch.Tensor] = {}
+        with torch.inference_mode():
+            for p in paths:
+                for _ in range(args.warmup):
+                    outputs[p] = fns[p](x).float()
+            for _ in range(args.repeats):
+                for p in paths:
+                    runtime.synchronize()
+                    start = time.perf_counter()
+                    fns[p](x)
+                    runtime.synchronize()
+                    times[p].append(time.perf_counter() - start)
+        exact = outputs["exact"]
+        row: Dict[str, Any] = {}
+        for p in paths:
+            med = float(np.median(times[p]))
+            entry = {"median_s": med, "p90_s": float(np.percentile(times[p], 90)),
+                     "runs_s": times[p], "speedup": float(np.median(times["exact"])) / med}
+            if p != "exact":
+                diff = (outputs[p] - exact).abs().max().item()
+                mse = ((outputs[p].clamp(0, 1) - exact.clamp(0, 1)) ** 2).double().mean().item()
+                entry["max_abs_diff_vs_exact"] = diff
+                entry["psnr_vs_fp32_db"] = float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+            if not args.no_memory:
+                entry["memory"] = measure_memory(args, p, size)
+            row[p] = entry
+        results["sizes"][size] = row
+        print(f"\n{size}:")
+        for p, e in row.items():
+            mem = e.get("memory", {})
+            extra = (f", max|diff| {e['max_abs_diff_vs_exact']:.1e}, "
+                     f"{e['psnr_vs_fp32_db']:.1f} dB vs exact fp32") if p != "exact" else ""
+            print(f"  {p:10s} median {e['median_s'] * 1e3:9.1f} ms  (p90 "
+                  f"{e['p90_s'] * 1e3:9.1f})  x{e['speedup']:.2f}  peak RSS "
+                  f"{mem.get('process_peak_rss_mb', float('nan')):.0f} MB{extra}")
+    results["load_average_end"] = os.getloadavg()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        print(f"\nwritten {args.json}")
+
+
+if __name__ == "__main__":
+    main()

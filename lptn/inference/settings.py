@@ -1,0 +1,101 @@
+"""The ``inference:`` option block and the choice between the fast and the exact path.
+
+YAML (all keys optional)::
+
+    inference:
+      path: fast            # fast (default) | exact (the straightforward network)
+      tile_size: ~          # square full-resolution tiles of this side; ~ = automatic
+      memory_budget_mb: ~   # working-memory budget; ~ = 768 MB on the CPU, 4096 elsewhere
+      channels_last: true   # conv stacks in channels_last
+      conv_backend: auto    # auto | generic | onednn (CPU fused convs)
+
+The precision (fp32 / bf16 / fp16) comes from the runtime (``val.precision`` or
+``--precision``); on the fast path it applies to the conv stacks only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Optional
+
+from torch import nn
+
+from lptn.archs.lptn_arch import LPTN
+from lptn.engine.logger import get_logger
+from lptn.engine.options import OptionError
+from lptn.inference.conv_stacks import BACKENDS
+from lptn.inference.fast_lptn import PRECISION_DTYPES, FastLPTN
+
+PATHS = ("fast", "exact")
+
+
+class InferenceOptionError(OptionError):
+    """A bad value in the ``inference`` block; the message names the key."""
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Validated ``inference`` options; see the module docstring."""
+
+    path: str = "fast"
+    tile_size: Optional[int] = None
+    memory_budget_mb: Optional[float] = None
+    channels_last: bool = True
+    conv_backend: str = "auto"
+
+    @classmethod
+    def from_options(cls, block: Optional[Dict[str, Any]],
+                     key_path: str = "inference") -> "InferenceSettings":
+        """Parse the YAML block (None = defaults); unknown keys and bad values are errors
+        naming ``key_path.key``."""
+        if block is None:
+            return cls()
+        if not isinstance(block, dict):
+            raise InferenceOptionError(f"{key_path}: expected a mapping, got {block!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(block) - known)
+        if unknown:
+            raise InferenceOptionError(f"{key_path}.{unknown[0]}: unknown key (known: "
+                                       f"{', '.join(sorted(known))})")
+        settings = cls(**block)
+        settings.validate(key_path)
+        return settings
+
+    def validate(self, key_path: str = "inference") -> None:
+        if self.path not in PATHS:
+            raise InferenceOptionError(f"{key_path}.path: expected fast or exact, got "
+                                       f"{self.path!r}")
+        if self.tile_size is not None and (not isinstance(self.tile_size, int)
+                                           or isinstance(self.tile_size, bool)
+                                           or self.tile_size < 16):
+            raise InferenceOptionError(f"{key_path}.tile_size: expected an integer >= 16 or ~, "
+                                       f"got {self.tile_size!r}")
+        if self.memory_budget_mb is not None and (
+                isinstance(self.memory_budget_mb, bool)
+                or not isinstance(self.memory_budget_mb, (int, float))
+                or self.memory_budget_mb <= 0):
+            raise InferenceOptionError(f"{key_path}.memory_budget_mb: expected a positive "
+                                       f"number or ~, got {self.memory_budget_mb!r}")
+        if not isinstance(self.channels_last, bool):
+            raise InferenceOptionError(f"{key_path}.channels_last: expected true or false, got "
+                                       f"{self.channels_last!r}")
+        if self.conv_backend not in BACKENDS:
+            raise InferenceOptionError(f"{key_path}.conv_backend: expected one of "
+                                       f"{', '.join(BACKENDS)}, got {self.conv_backend!r}")
+
+
+def build_fast_path(net: nn.Module, settings: InferenceSettings,
+                    precision: str = "fp32") -> Optional[FastLPTN]:
+    """The :class:`FastLPTN` for ``net``, or None when ``settings.path`` is ``exact`` or the
+    network is not of the LPTN family (then the network itself is the only path)."""
+    if settings.path == "exact":
+        return None
+    if not isinstance(net, LPTN):
+        get_logger().warning("inference.path fast: %s is not an LPTN network; using it as it is",
+                             type(net).__name__)
+        return None
+    if precision not in PRECISION_DTYPES:
+        raise InferenceOptionError(f"precision: expected one of {', '.join(PRECISION_DTYPES)}, "
+                                   f"got {precision!r}")
+    return FastLPTN(net, precision=precision, channels_last=settings.channels_last,
+                    tile_size=settings.tile_size, memory_budget_mb=settings.memory_budget_mb,
+                    conv_backend=settings.conv_backend)
