@@ -17,8 +17,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lptn.data.device_augment import apply_on_device, is_deferred
+from lptn.engine import device_backend
+
 LOADER_PHASES = ("train", "val", "test")
-PREFETCH_MODES = (None, "cpu", "cuda")
+#: ``cuda`` and ``npu`` both mean: copies on a side stream of the training accelerator
+PREFETCH_MODES = (None, "cpu", "cuda", "npu")
 
 
 class EnlargedSampler(Sampler):
@@ -79,6 +83,25 @@ class EnlargedSampler(Sampler):
         return self.num_samples
 
 
+class ShardSampler(Sampler):
+    """Evaluation order split between processes: rank ``r`` of ``n`` takes the dataset indices
+    ``r, r + n, r + 2n, ...`` in order. No padding: every image is seen exactly once in all,
+    and the shards differ in length by one at most."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0) -> None:
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"ShardSampler: rank {rank} is not in 0..{num_replicas - 1}")
+        self.size = len(dataset)  # type: ignore[arg-type]
+        self.num_replicas = num_replicas
+        self.rank = rank
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.num_replicas))
+
+
 def seed_worker(worker_id: int, base_seed: int) -> None:
     """``worker_init_fn``: seed python, numpy and torch with ``base_seed + worker_id``."""
     seed = base_seed + worker_id
@@ -104,7 +127,9 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], *, seed: int, num_re
     ``use_shuffle`` (default true), ``dataset_enlarge_ratio`` (default 1), ``pin_memory``
     (default false); :class:`EnlargedSampler` for shard ``rank`` of ``num_replicas``; last
     partial batch dropped. Call ``loader.sampler.set_epoch(epoch)`` before each epoch.
-    ``val`` / ``test``: batch 1, in order, ``num_worker_per_gpu`` workers (default 0).
+    ``val`` / ``test``: batch 1, in order, ``num_worker_per_gpu`` workers (default 0); with
+    several processes each takes its :class:`ShardSampler` share. A dataset with a
+    ``collate_fn`` attribute (device augmentation) batches with it.
     """
     if phase not in LOADER_PHASES:
         raise ValueError(f"build_dataloader: phase must be one of {', '.join(LOADER_PHASES)}, "
@@ -118,9 +143,10 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], *, seed: int, num_re
     generator = torch.Generator()
     generator.manual_seed(seed + rank)
     if phase != "train":
-        return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
-                          pin_memory=pin_memory, worker_init_fn=worker_init,
-                          generator=generator)
+        shard = ShardSampler(dataset, num_replicas, rank) if num_replicas > 1 else None
+        return DataLoader(dataset, batch_size=1, shuffle=False, sampler=shard,
+                          num_workers=num_workers, pin_memory=pin_memory,
+                          worker_init_fn=worker_init, generator=generator)
 
     batch_size = _positive_int(opt, "batch_size_per_gpu", key_path)
     if batch_size == 0:
@@ -135,8 +161,9 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], *, seed: int, num_re
                          f"{sampler.ratio} / {num_replicas} processes); no full batch could "
                          "be formed")
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, drop_last=True, worker_init_fn=worker_init,
-                      generator=generator, persistent_workers=False)
+                      collate_fn=getattr(dataset, "collate_fn", None), pin_memory=pin_memory,
+                      drop_last=True, worker_init_fn=worker_init, generator=generator,
+                      persistent_workers=False)
 
 
 def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:
@@ -165,9 +192,11 @@ class Prefetcher:
     """Iterates a DataLoader and hands out batches already on ``device``.
 
     ``next()`` returns the next batch (tensors moved to ``device``) or ``None`` at the end of
-    the epoch; ``reset()`` starts a new pass. With ``side_stream=True`` and a CUDA ``device``
-    the copy of batch ``k+1`` runs on a separate CUDA stream while batch ``k`` is in use.
-    The device is the caller's decision; this class only follows it.
+    the epoch; ``reset()`` starts a new pass. With ``side_stream=True`` and an accelerator that
+    has streams (CUDA, Ascend NPU) the copy of batch ``k+1`` runs on a separate stream while
+    batch ``k`` is in use. Batches of a dataset that augments on the device
+    (:mod:`lptn.data.device_augment`) are cropped, flipped and converted there, on that
+    stream too. The device is the caller's decision; this class only follows it.
     """
 
     def __init__(self, loader: Any, device: torch.device, non_blocking: bool = False,
@@ -175,8 +204,8 @@ class Prefetcher:
         self.loader = loader
         self.device = torch.device(device)
         self.non_blocking = non_blocking
-        self._stream = (torch.cuda.Stream(device=self.device)
-                        if side_stream and self.device.type == "cuda" else None)
+        self._stream = (device_backend.new_stream(self.device)
+                        if side_stream and device_backend.supports_streams(self.device) else None)
         # The first pass starts on the first next(), so that building a prefetcher and then
         # calling sampler.set_epoch() + reset() does not start worker processes twice.
         self._iter: Optional[Iterator[Any]] = None
@@ -188,14 +217,19 @@ class Prefetcher:
         if self._stream is not None:
             self._preload()
 
+    def _to_device(self, batch: Any, non_blocking: bool) -> Any:
+        if is_deferred(batch):
+            return apply_on_device(batch, self.device, non_blocking)
+        return move_to_device(batch, self.device, non_blocking)
+
     def _preload(self) -> None:
         try:
             batch = next(self._iter)  # type: ignore[arg-type]
         except StopIteration:
             self._ready = None
             return
-        with torch.cuda.stream(self._stream):
-            self._ready = move_to_device(batch, self.device, non_blocking=True)
+        with device_backend.stream_context(self._stream, self.device):
+            self._ready = self._to_device(batch, non_blocking=True)
 
     def next(self) -> Any:
         """The next batch on ``device``, or ``None`` when the pass is over."""
@@ -206,8 +240,8 @@ class Prefetcher:
                 batch = next(self._iter)  # type: ignore[arg-type]
             except StopIteration:
                 return None
-            return move_to_device(batch, self.device, self.non_blocking)
-        current = torch.cuda.current_stream(self.device)
+            return self._to_device(batch, self.non_blocking)
+        current = device_backend.current_stream(self.device)
         current.wait_stream(self._stream)
         batch = self._ready
         if batch is None:
@@ -228,17 +262,20 @@ class Prefetcher:
 
 def build_prefetcher(loader: Any, opt: Dict[str, Any], device: torch.device,
                      key_path: str = "datasets.train") -> Prefetcher:
-    """The :class:`Prefetcher` that ``opt['prefetch_mode']`` (``~``, ``cpu`` or ``cuda``) asks for.
+    """The :class:`Prefetcher` that ``opt['prefetch_mode']`` (``~``, ``cpu``, ``cuda`` or
+    ``npu``) asks for.
 
-    ``cuda`` uses a side stream when ``device`` is a CUDA device and plain copies otherwise.
+    ``cuda`` / ``npu`` use a side stream when ``device`` has streams and plain copies
+    otherwise (the CPU), so an option file written for a GPU still runs anywhere.
     """
     mode = opt.get("prefetch_mode")
     if mode not in PREFETCH_MODES:
-        raise ValueError(f"{key_path}.prefetch_mode: must be ~, cpu or cuda, got {mode!r}")
+        raise ValueError(f"{key_path}.prefetch_mode: must be ~, cpu, cuda or npu, got {mode!r}")
     pinned = bool(opt.get("pin_memory", False))
-    return Prefetcher(loader, device, non_blocking=pinned or mode == "cuda",
-                      side_stream=mode == "cuda")
+    side_stream = mode in ("cuda", "npu")
+    return Prefetcher(loader, device, non_blocking=pinned or side_stream,
+                      side_stream=side_stream)
 
 
-__all__ = ["EnlargedSampler", "Prefetcher", "build_dataloader", "build_prefetcher",
-           "move_to_device", "seed_worker"]
+__all__ = ["EnlargedSampler", "PREFETCH_MODES", "Prefetcher", "ShardSampler",
+           "build_dataloader", "build_prefetcher", "move_to_device", "seed_worker"]

@@ -1,7 +1,12 @@
-"""Where image bytes come from: a folder on disk or an LMDB file (BasicSR layout).
+"""Where images come from: a folder on disk, an LMDB file (BasicSR layout), or memory.
 
-A backend lists its keys (``keys()``) and returns encoded bytes for a key (``get(key)``);
-datasets decode them with :func:`lptn.data.image_io.decode_image`.
+A backend lists its keys (``keys()``), returns encoded bytes for a key (``get(key)``) and the
+decoded ``HxWx3`` array (``read_image(key)``, what the datasets call).
+
+``io_backend.type: memory`` (:class:`MemoryBackend`) decodes every image of a folder or LMDB
+once, when the dataset is built, into one uint8 buffer in shared memory; DataLoader workers
+(forked or spawned) read views of that same buffer, so a training epoch decodes nothing and
+the images are held once per process however many workers there are.
 
 LMDB layout (as BasicSR writes it): a folder ``X.lmdb`` holding ``data.mdb``/``lock.mdb`` and
 ``meta_info.txt`` with one ``name.png (h,w,c) compress_level`` line per image; the LMDB key is
@@ -10,11 +15,17 @@ the name without its extension and the value the encoded PNG.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from lptn.data.image_io import is_image_file
+import numpy as np
+import torch
+
+from lptn.data.image_io import decode_image, is_image_file
 
 
 class FileBackend:
@@ -42,6 +53,10 @@ class FileBackend:
     def describe(self, key: str) -> str:
         """Where ``key`` lives, for error messages (a file path, or ``lmdb_path[key]``)."""
         raise NotImplementedError
+
+    def read_image(self, key: str) -> np.ndarray:
+        """``HxWx3`` RGB uint8/uint16 image stored under ``key`` (decoded now)."""
+        return decode_image(self.get(key), self.describe(key))
 
 
 class DiskBackend(FileBackend):
@@ -178,7 +193,116 @@ class LmdbBackend(FileBackend):
                 entry[1].close()
 
 
-BACKENDS: Dict[str, Callable[..., FileBackend]] = {"disk": DiskBackend, "lmdb": LmdbBackend}
+SHM_DIR = "/dev/shm"
+
+
+def shared_memory_free_bytes() -> Optional[int]:
+    """Free bytes of the shared-memory file system (None where there is none to check)."""
+    try:
+        return shutil.disk_usage(SHM_DIR).free
+    except OSError:
+        return None
+
+
+class MemoryBackend(FileBackend):
+    """Every image of a folder or LMDB decoded once into one shared uint8 buffer.
+
+    Args:
+        root: the folder or ``.lmdb`` path.
+        option_key: named in errors (``datasets.train.dataroot_lq``).
+        source: ``disk``, ``lmdb`` or ``auto`` (an LMDB when ``root/data.mdb`` exists).
+        decode_threads: threads decoding at start-up (default: up to 8, one per CPU core).
+
+    :attr:`buffer` is a 1-D uint8 ``torch.Tensor`` moved to shared memory
+    (``share_memory_()``): a worker started by fork maps the same pages, and one started by
+    spawn receives a handle to them (torch's tensor pickling), never a copy.
+    :meth:`read_image` returns a read-only numpy view into it. Keys, names and paths are those
+    of the source backend.
+
+    Memory: the decoded images (FiveK 480p: 2 x 2,250 images, about 5 GB) plus, while
+    decoding, the largest image once more; on Linux the buffer lives in ``/dev/shm``, which
+    must have room for it (in Docker: ``--shm-size`` or ``--ipc=host``).
+    """
+
+    def __init__(self, root: str | Path, option_key: str = "dataroot", source: str = "auto",
+                 decode_threads: Optional[int] = None) -> None:
+        root = Path(root).expanduser()
+        if source == "auto":
+            source = "lmdb" if (root / "data.mdb").is_file() else "disk"
+        if source not in ("disk", "lmdb"):
+            prefix = option_key.rsplit(".", 1)[0] + "." if "." in option_key else ""
+            raise ValueError(f"{prefix}io_backend.source: must be disk, lmdb or auto, "
+                             f"got {source!r}")
+        self.source: FileBackend = BACKENDS[source](root, option_key)
+        self.root = self.source.root
+        self._keys = self.source.keys()
+        start = time.perf_counter()
+        threads = decode_threads or min(8, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 decodes without the GIL
+            images: List[Optional[np.ndarray]] = list(pool.map(self.source.read_image,
+                                                               self._keys))
+        total = sum(img.nbytes for img in images)  # type: ignore[union-attr]
+        free = shared_memory_free_bytes()
+        if free is not None and total > free:
+            raise MemoryError(f"{option_key}: io_backend memory needs {total / 2**30:.2f} GiB of "
+                              f"shared memory for {root} but {SHM_DIR} has "
+                              f"{free / 2**30:.2f} GiB free (Docker: --shm-size or --ipc=host; "
+                              f"or use io_backend.type lmdb)")
+        self.buffer = torch.empty(total, dtype=torch.uint8).share_memory_()
+        flat = self.buffer.numpy()
+        self._index: Dict[str, Tuple[int, Tuple[int, ...], str]] = {}
+        offset = 0
+        for i, key in enumerate(self._keys):
+            img = images[i]
+            images[i] = None  # drop each decoded copy as soon as it is in the buffer
+            assert img is not None
+            flat[offset:offset + img.nbytes] = np.ascontiguousarray(img).reshape(-1).view(np.uint8)
+            self._index[key] = (offset, tuple(img.shape), img.dtype.str)
+            offset += img.nbytes
+        self.decode_seconds = time.perf_counter() - start
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the decoded images in the shared buffer."""
+        return int(self.buffer.numel())
+
+    def keys(self) -> List[str]:
+        return list(self._keys)
+
+    def get(self, key: str) -> bytes:
+        """The encoded bytes, read again from the source (the buffer holds decoded pixels)."""
+        return self.source.get(key)
+
+    def read_image(self, key: str) -> np.ndarray:
+        try:
+            offset, shape, dtype = self._index[key]
+        except KeyError:
+            raise KeyError(f"{self.root}: no image with key {key!r}") from None
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        view = self.buffer.numpy()[offset:offset + size].view(dtype).reshape(shape)
+        view.flags.writeable = False  # a write would change the image for every worker
+        return view
+
+    def read_tensor(self, key: str) -> Optional[torch.Tensor]:
+        """An ``HxWx3`` uint8 tensor viewing the shared buffer (no copy: it crosses from a
+        DataLoader worker to the main process as a handle); None for 16-bit images."""
+        offset, shape, dtype = self._index[key]
+        if np.dtype(dtype) != np.uint8:
+            return None
+        return self.buffer[offset:offset + int(np.prod(shape))].view(shape)
+
+    def stem(self, key: str) -> str:
+        return self.source.stem(key)
+
+    def display_path(self, key: str) -> str:
+        return self.source.display_path(key)
+
+    def describe(self, key: str) -> str:
+        return self.source.describe(key)
+
+
+BACKENDS: Dict[str, Callable[..., FileBackend]] = {"disk": DiskBackend, "lmdb": LmdbBackend,
+                                                   "memory": MemoryBackend}
 
 
 def make_file_backend(io_backend: Optional[Dict[str, Any]], root: str | Path,
@@ -186,16 +310,22 @@ def make_file_backend(io_backend: Optional[Dict[str, Any]], root: str | Path,
     """Build the backend named by ``io_backend['type']`` for folder/LMDB ``root``.
 
     ``option_key`` (e.g. ``datasets.val.dataroot_lq``) is named in errors about ``root``.
+    ``memory`` also reads ``io_backend.source`` (``auto`` | ``disk`` | ``lmdb``) and
+    ``io_backend.decode_threads``.
     """
-    backend_type = (io_backend or {}).get("type", "disk")
+    io_backend = io_backend or {}
+    backend_type = io_backend.get("type", "disk")
     if backend_type not in BACKENDS:
         prefix = option_key.rsplit(".", 1)[0] + "." if "." in option_key else ""
         raise ValueError(f"{prefix}io_backend.type: unknown file backend {backend_type!r}; "
                          f"valid types: {', '.join(sorted(BACKENDS))}")
     if root is None:
         raise ValueError(f"{option_key} is required (a folder or an .lmdb path)")
+    if backend_type == "memory":
+        return MemoryBackend(root, option_key, source=io_backend.get("source", "auto"),
+                             decode_threads=io_backend.get("decode_threads"))
     return BACKENDS[backend_type](root, option_key)
 
 
-__all__ = ["BACKENDS", "DiskBackend", "FileBackend", "LmdbBackend", "make_file_backend",
-           "read_lmdb_meta_info"]
+__all__ = ["BACKENDS", "DiskBackend", "FileBackend", "LmdbBackend", "MemoryBackend",
+           "make_file_backend", "read_lmdb_meta_info", "shared_memory_free_bytes"]

@@ -66,8 +66,9 @@ class PairedImageDataset(SeededImageDataset):
     Options (BasicSR names): ``dataroot_gt``, ``dataroot_lq``, ``io_backend.type`` (disk |
     lmdb), ``filename_tmpl`` (default ``'{}'``), ``phase``; for phase ``train`` also
     ``gt_size`` (square crop; none = full images), ``use_flip``, ``use_rot``, ``small_image``
-    (error | pad | resize, for images smaller than ``gt_size``); ``meta_info_file`` (optional:
-    a text file naming the images to use, one per line).
+    (error | pad | resize, for images smaller than ``gt_size``), ``augment_on_device``
+    (auto | true | false, see :mod:`lptn.data.device_augment`); ``meta_info_file``
+    (optional: a text file naming the images to use, one per line).
 
     Items: ``{'lq': (3,H,W) float32 [0,1], 'gt': (3,H,W) float32 [0,1], 'lq_path': str,
     'gt_path': str}``; the paths are file paths, or the keys for LMDB.
@@ -110,6 +111,8 @@ class PairedImageDataset(SeededImageDataset):
     def __getitem__(self, index: int) -> Dict[str, Any]:
         gt_key, lq_key = self.pairs[index % len(self.pairs)]
         gt_name, lq_name = self.gt_backend.describe(gt_key), self.lq_backend.describe(lq_key)
+        if self.augment_on_device:
+            return self._deferred_item(index, gt_key, lq_key)
         img_gt = self.load(self.gt_backend, gt_key)
         img_lq = self.load(self.lq_backend, lq_key)
         if img_gt.shape != img_lq.shape:
@@ -127,6 +130,22 @@ class PairedImageDataset(SeededImageDataset):
         return {
             "lq": image_to_tensor(to_float(img_lq)),
             "gt": image_to_tensor(to_float(img_gt)),
+            "lq_path": self.lq_backend.display_path(lq_key),
+            "gt_path": self.gt_backend.display_path(gt_key),
+        }
+
+    def _deferred_item(self, index: int, gt_key: str, lq_key: str) -> Dict[str, Any]:
+        """Integer images and one crop/flip for both (see ``lptn.data.device_augment``)."""
+        pix_gt = self.load_pixels(self.gt_backend, gt_key)
+        pix_lq = self.load_pixels(self.lq_backend, lq_key)
+        if pix_gt.shape != pix_lq.shape:
+            raise ValueError(f"paired images differ in size: {self.gt_backend.describe(gt_key)} "
+                             f"is {pix_gt.shape[0]}x{pix_gt.shape[1]}, "
+                             f"{self.lq_backend.describe(lq_key)} is "
+                             f"{pix_lq.shape[0]}x{pix_lq.shape[1]} (HxW)")
+        op = self.draw_view(pix_gt.shape, self.rng_for(index)).to_tensor()
+        return {
+            "lq": pix_lq, "lq_op": op, "gt": pix_gt, "gt_op": op.clone(),
             "lq_path": self.lq_backend.display_path(lq_key),
             "gt_path": self.gt_backend.display_path(gt_key),
         }

@@ -63,13 +63,26 @@ def ensure_min_size(img: np.ndarray, size: int, policy: str = "error",
                      f"{', '.join(SMALL_IMAGE_POLICIES)}")
 
 
+def draw_crop(h: int, w: int, size: int, rng: np.random.Generator) -> Tuple[int, int]:
+    """``(top, left)`` of a uniformly random ``size`` x ``size`` window in an ``h`` x ``w``
+    image (two draws from ``rng``: the row, then the column)."""
+    top = int(rng.integers(0, h - size + 1))
+    left = int(rng.integers(0, w - size + 1))
+    return top, left
+
+
+def draw_flips(rng: np.random.Generator) -> Tuple[bool, bool, bool]:
+    """``(hflip, vflip, transpose)``, each true with p=0.5 (three draws from ``rng``)."""
+    hflip, vflip, transpose = (rng.random(3) < 0.5).tolist()
+    return bool(hflip), bool(vflip), bool(transpose)
+
+
 def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, name: str = "") -> np.ndarray:
     """A ``size`` x ``size`` crop at a uniformly random position; error if ``img`` is smaller."""
     h, w = img.shape[:2]
     if h < size or w < size:
         raise ValueError(f"{name}: image is {h}x{w} (HxW), smaller than the crop size {size}")
-    top = int(rng.integers(0, h - size + 1))
-    left = int(rng.integers(0, w - size + 1))
+    top, left = draw_crop(h, w, size, rng)
     return img[top:top + size, left:left + size, ...]
 
 
@@ -86,8 +99,7 @@ def paired_random_crop(img_gt: np.ndarray, img_lq: np.ndarray, size: int, rng: n
     if h < size or w < size:
         raise ValueError(f"{gt_name} / {lq_name}: images are {h}x{w} (HxW), smaller than the "
                          f"crop size {size}")
-    top = int(rng.integers(0, h - size + 1))
-    left = int(rng.integers(0, w - size + 1))
+    top, left = draw_crop(h, w, size, rng)
     window = (slice(top, top + size), slice(left, left + size))
     return img_gt[window], img_lq[window]
 
@@ -101,7 +113,7 @@ def augment(imgs: Sequence[np.ndarray], use_flip: bool, use_rot: bool,
     flips/90-degree rotations. Three numbers are drawn whatever the flags, so switching an
     option does not shift the rest of the sample's random stream. Returns contiguous arrays.
     """
-    hflip, vflip, transpose = (rng.random(3) < 0.5).tolist()
+    hflip, vflip, transpose = draw_flips(rng)
     out = []
     for img in imgs:
         if use_flip and hflip:
@@ -114,5 +126,5 @@ def augment(imgs: Sequence[np.ndarray], use_flip: bool, use_rot: bool,
     return out
 
 
-__all__ = ["SMALL_IMAGE_POLICIES", "augment", "ensure_min_size", "paired_random_crop",
-           "random_crop", "sample_rng"]
+__all__ = ["SMALL_IMAGE_POLICIES", "augment", "draw_crop", "draw_flips", "ensure_min_size",
+           "paired_random_crop", "random_crop", "sample_rng"]

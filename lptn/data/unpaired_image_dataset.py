@@ -23,8 +23,9 @@ class UnPairedImageDataset(SeededImageDataset):
 
     Options: ``dataroot_lq``, ``dataroot_gt``, ``io_backend.type``, ``phase``; for phase
     ``train`` also ``if_fix_size`` (default true) with ``gt_size`` (independent square crops of
-    each image), ``use_flip``, ``use_rot`` (independent for each image), ``small_image``.
-    Other phases return full images.
+    each image), ``use_flip``, ``use_rot`` (independent for each image), ``small_image``,
+    ``augment_on_device`` (see :mod:`lptn.data.device_augment`). Other phases return full
+    images.
 
     Items: ``{'lq': (3,H,W) float32 [0,1], 'ref': (3,H',W') float32 [0,1], 'lq_path': str,
     'ref_path': str}``. ``len`` is the number of source images.
@@ -63,6 +64,16 @@ class UnPairedImageDataset(SeededImageDataset):
         # First draw of the sample's stream, the same number ref_index() reports.
         ref_key = self.ref_keys[int(rng.integers(len(self.ref_keys)))]
         lq_key = self.lq_keys[index % len(self.lq_keys)]
+        if self.augment_on_device:
+            # The same draws in the same order as below: lq crop + flips, then ref's.
+            pix_lq = self.load_pixels(self.lq_backend, lq_key)
+            lq_op = self.draw_view(pix_lq.shape, rng)
+            pix_ref = self.load_pixels(self.ref_backend, ref_key)
+            ref_op = self.draw_view(pix_ref.shape, rng)
+            return {"lq": pix_lq, "lq_op": lq_op.to_tensor(), "ref": pix_ref,
+                    "ref_op": ref_op.to_tensor(),
+                    "lq_path": self.lq_backend.display_path(lq_key),
+                    "ref_path": self.ref_backend.display_path(ref_key)}
         img_lq = self.load(self.lq_backend, lq_key)
         img_ref = self.load(self.ref_backend, ref_key)
         if self.phase == "train":

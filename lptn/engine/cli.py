@@ -47,26 +47,34 @@ def _fail(err: BaseException | str) -> int:
 
 
 def train_main(argv: Optional[List[str]] = None) -> int:
-    """``python train.py -opt FILE [--auto_resume]``: train as the options say.
+    """``python train.py -opt FILE [--auto_resume] [--launcher none|pytorch|slurm]``: train as
+    the options say; ``pytorch`` under ``python -m torch.distributed.run``, ``slurm`` under
+    ``srun`` (one process per device, see :mod:`lptn.engine.distributed`).
 
     Exit status: 0 finished; 130 / 143 stopped by SIGINT / SIGTERM after saving a resumable
-    state; 1 stopped by non-finite losses; 2 bad options, data or state files.
+    state; 1 stopped by non-finite losses; 2 bad options, data, state files or launcher
+    environment, or a missing package (NPU support, mixed-precision packages).
     """
-    from lptn.engine.train_loop import NonFiniteLossError, run_training, training_precision
+    from lptn.engine import distributed
+    from lptn.engine.amp_backend import AmpUnavailable
+    from lptn.engine.runtime import build_training_runtime
+    from lptn.engine.train_loop import NonFiniteLossError, run_training
     from lptn.engine.training_state import TrainingStateError
 
     parser = _option_parser("Train an LPTN model (options/train/LPTN/*.yml).")
     parser.add_argument("--auto_resume", action="store_true",
                         help="continue from the newest training state of this experiment, if any")
-    parser.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm"],
-                        help="job launcher; only 'none' (one process) is supported for now")
+    parser.add_argument("--launcher", default="none", choices=list(distributed.LAUNCHERS),
+                        help="none: one process; pytorch: started by python -m "
+                             "torch.distributed.run; slurm: started by srun")
     args = parser.parse_args(argv)
-    if args.launcher != "none":
-        return _fail(f"--launcher {args.launcher}: distributed training is not implemented yet; "
-                     "use --launcher none (one process, one device)")
     try:
         opt = _load(args, is_train=True)
-        runtime = build_runtime(opt, training_precision(opt))
+        launch = distributed.launch_environment(
+            args.launcher, port=distributed.dist_settings(opt)["port"])
+        opt["dist"], opt["rank"], opt["world_size"] = (launch.distributed, launch.rank,
+                                                       launch.world_size)
+        runtime = build_training_runtime(opt, launch)
         outcome = run_training(opt, runtime, auto_resume=args.auto_resume)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -75,8 +83,10 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         print("error: interrupted a second time; the last saved state is in the experiment's "
               "training_states folder (resume with --auto_resume)", file=sys.stderr)
         return 130
-    except USER_ERRORS + (TrainingStateError,) as err:
+    except USER_ERRORS + (TrainingStateError, AmpUnavailable, distributed.LaunchError) as err:
         return _fail(err)
+    finally:
+        distributed.shutdown()
     return outcome.exit_code
 
 

@@ -1,20 +1,30 @@
 """The one place that decides device, precision and distribution.
 
 Everything else receives a :class:`Runtime` and asks it (``runtime.device``,
-``runtime.autocast()``, ``runtime.synchronize()``), so no module sprinkles device checks.
+``runtime.autocast()``, ``runtime.synchronize()``, ``runtime.distribute(net)``,
+``runtime.mean_over_ranks(t)``), so no module sprinkles device checks. Three sibling modules
+hold the details: :mod:`lptn.engine.device_backend` (per device type: CUDA, Ascend NPU, MPS),
+:mod:`lptn.engine.amp_backend` (``train.amp``: torch autocast or apex, fused optimisers) and
+:mod:`lptn.engine.distributed` (launchers, process group, collectives, DDP).
 """
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Dict, Optional
+from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from lptn.engine import device_backend as backend
+from lptn.engine import distributed
+from lptn.engine.amp_backend import (AmpConfig, AmpUnavailable, NativeScaler, Scaler,
+                                     check_training_requirements, prepare_mixed_precision)
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -23,54 +33,35 @@ class DeviceError(RuntimeError):
     """The requested device or precision is not available; says what to install or change."""
 
 
-def _npu_available() -> bool:
-    try:
-        importlib.import_module("torch_npu")
-    except ImportError:
-        return False
-    return bool(getattr(torch, "npu", None)) and torch.npu.is_available()
-
-
-def _mps_available() -> bool:
-    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-
-
 def select_device(requested: str = "auto", num_gpu: Any = "auto", local_rank: int = 0) -> torch.device:
     """Resolve ``device`` / ``num_gpu`` options to a :class:`torch.device`.
 
     An explicit ``requested`` other than ``auto`` wins; otherwise ``num_gpu: 0`` means CPU and
-    anything else takes the first available of CUDA, NPU, MPS, CPU. ``local_rank`` picks the
-    accelerator index of this process.
+    anything else takes the first available of CUDA, NPU (when its PyTorch adapter imports), MPS,
+    CPU. ``local_rank`` picks the accelerator index of this process.
     """
     if requested == "auto":
         if num_gpu == 0:
             return torch.device("cpu")
-        if torch.cuda.is_available():
-            requested = "cuda"
-        elif _npu_available():
-            requested = "npu"
-        elif _mps_available():
-            requested = "mps"
-        else:
-            requested = "cpu"
+        requested = next((t for t in ("cuda", "npu", "mps") if backend.is_available(t)), "cpu")
     if requested == "cpu":
         return torch.device("cpu")
     if requested == "cuda":
-        if not torch.cuda.is_available():
+        if not backend.is_available("cuda"):
             raise DeviceError("device: cuda was requested but no CUDA device is available "
                               "(install a CUDA build of PyTorch, or set device: cpu)")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cuda", local_rank % backend.device_count("cuda"))
     if requested == "npu":
         try:
-            importlib.import_module("torch_npu")
-        except ImportError as err:
-            raise DeviceError("device: npu needs the torch_npu package (Ascend CANN toolkit + "
-                              "torch_npu matching your PyTorch); it is not installed") from err
-        if not torch.npu.is_available():
-            raise DeviceError("device: npu was requested but torch_npu sees no NPU")
-        return torch.device("npu", local_rank % torch.npu.device_count())
+            backend.require_npu_support()
+        except backend.DeviceUnavailable as err:
+            raise DeviceError(f"device: npu: {err}") from err
+        if not backend.is_available("npu"):
+            raise DeviceError("device: npu was requested but the NPU adapter sees no device (check "
+                              "npu-smi info and ASCEND_RT_VISIBLE_DEVICES)")
+        return torch.device("npu", local_rank % backend.device_count("npu"))
     if requested == "mps":
-        if not _mps_available():
+        if not backend.is_available("mps"):
             raise DeviceError("device: mps was requested but MPS is not available")
         return torch.device("mps")
     raise DeviceError(f"device: unknown device {requested!r}; use auto, cuda, npu, mps or cpu")
@@ -82,7 +73,7 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type == "cpu":
         # CPU autocast supports fp16 in recent PyTorch, but many CPU kernels are slow or missing.
         return
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and device.type == "cuda" and not backend.bf16_supported(device):
         raise DeviceError("precision: bf16 is not supported by this CUDA device; use fp16")
 
 
@@ -143,18 +134,29 @@ class _PeakRSS:
 
 @dataclass
 class Runtime:
-    """Device, precision and process-group facts, decided once and passed down."""
+    """Device, precision and process-group facts, decided once and passed down.
+
+    ``amp`` holds the ``train.amp`` settings beyond the dtype (the apex backend); None means
+    torch autocast with ``precision``. The collective helpers (:meth:`mean_over_ranks`,
+    :meth:`all_gather`...) return their input when the run has one process.
+    """
 
     device: torch.device
     precision: str = "fp32"
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    amp: Optional[AmpConfig] = None
     _rss: _PeakRSS = field(default_factory=_PeakRSS, repr=False)
 
     @property
     def amp_dtype(self) -> Optional[torch.dtype]:
         return PRECISIONS[self.precision]
+
+    @property
+    def amp_backend(self) -> str:
+        """``native`` (torch autocast + GradScaler) or ``apex``."""
+        return "apex" if self.amp is not None and self.amp.uses_apex else "native"
 
     @property
     def distributed(self) -> bool:
@@ -165,56 +167,80 @@ class Runtime:
         return self.rank == 0
 
     def autocast(self, enabled: bool = True) -> ContextManager[Any]:
-        """``torch.autocast`` for this device and precision; a no-op for fp32."""
-        if self.amp_dtype is None or not enabled:
+        """``torch.autocast`` for this device and precision; a no-op for fp32 and for apex
+        (which casts by itself)."""
+        if self.amp_dtype is None or not enabled or self.amp_backend == "apex":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def grad_scaler(self) -> "torch.amp.GradScaler":
+    def grad_scaler(self) -> NativeScaler:
         """A loss scaler for this precision: active for fp16, a pass-through otherwise."""
-        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        return NativeScaler(self.device.type, enabled=self.precision == "fp16")
+
+    def prepare_training(self, nets: Dict[str, nn.Module], optimizers: Dict[str, Optimizer]
+                         ) -> Tuple[Dict[str, nn.Module], Dict[str, Optimizer],
+                                    Dict[str, Scaler]]:
+        """Networks, optimisers and a loss scaler per network for this precision backend
+        (apex initialises them together); call before :meth:`distribute`."""
+        config = self.amp or AmpConfig(precision=self.precision)
+        return prepare_mixed_precision(config, self.device, nets, optimizers)
+
+    def distribute(self, net: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
+        """``net`` wrapped in DistributedDataParallel when there are several processes."""
+        if not self.distributed:
+            return net
+        return distributed.wrap_ddp(net, self.device, find_unused_parameters)
+
+    def mean_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Element-wise mean of a tensor on this device over all processes."""
+        return distributed.mean_over_ranks(tensor) if self.distributed else tensor
+
+    def max_over_ranks(self, value: float) -> float:
+        """The largest ``value`` of all processes, on every process."""
+        return distributed.max_over_ranks(value, self.device) if self.distributed else value
+
+    def all_gather(self, obj: Any) -> List[Any]:
+        """Every process's ``obj`` in rank order."""
+        return distributed.all_gather_objects(obj) if self.distributed else [obj]
+
+    def gather_to_main(self, obj: Any) -> Optional[List[Any]]:
+        """Every process's ``obj`` in rank order on rank 0; None on the other ranks."""
+        return distributed.gather_to_main(obj) if self.distributed else [obj]
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every process."""
+        return distributed.broadcast_object(obj) if self.distributed else obj
+
+    def barrier(self) -> None:
+        if self.distributed:
+            distributed.barrier()
 
     def synchronize(self) -> None:
         """Wait for queued device work (for timing)."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        elif self.device.type == "npu":
-            torch.npu.synchronize(self.device)
-        elif self.device.type == "mps":
-            torch.mps.synchronize()
+        backend.synchronize(self.device)
 
     def reset_peak_memory(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        elif self.device.type == "npu":
-            torch.npu.reset_peak_memory_stats(self.device)
-        else:
+        if not backend.reset_peak_memory(self.device):
             self._rss.reset()
 
     def peak_memory_mb(self) -> float:
         """Allocator peak on GPU/NPU; peak RSS growth since the last reset on the CPU."""
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        if self.device.type == "npu":
-            return torch.npu.max_memory_allocated(self.device) / 2**20
-        return self._rss.peak_growth_mb()
+        peak = backend.peak_memory_mb(self.device)
+        return self._rss.peak_growth_mb() if peak is None else peak
 
     def process_peak_rss_mb(self) -> float:
         """Whole-process peak RSS since the last reset (CPU memory, any device)."""
         return self._rss.peak_mb()
 
     def device_name(self) -> str:
-        if self.device.type == "cuda":
-            return torch.cuda.get_device_name(self.device)
-        if self.device.type == "npu":
-            return torch.npu.get_device_name(self.device)
         if self.device.type == "cpu":
             return _cpu_name()
-        return self.device.type
+        return backend.device_name(self.device)
 
     def describe(self) -> Dict[str, Any]:
         return {"device": str(self.device), "device_name": self.device_name(),
-                "precision": self.precision, "rank": self.rank, "world_size": self.world_size,
+                "precision": self.precision, "amp_backend": self.amp_backend,
+                "rank": self.rank, "world_size": self.world_size,
                 "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
@@ -241,6 +267,44 @@ def build_runtime(opt: Dict[str, Any], precision: Optional[str] = None, *, rank:
         torch.backends.cudnn.benchmark = True
     return Runtime(device=device, precision=precision, rank=rank, local_rank=local_rank,
                    world_size=world_size)
+
+
+def build_training_runtime(opt: Dict[str, Any],
+                           launch: Optional[distributed.LaunchEnv] = None) -> Runtime:
+    """The training runtime: ``train.amp`` (apex imported now when asked for), the device of
+    this process's local rank and, under a launcher, the joined process group.
+
+    Everything that can be missing (the NPU adapter, apex, a fused optimiser, the launcher's
+    variables) is checked here, before any data is read.
+    """
+    launch = launch or distributed.LaunchEnv("none")
+    settings = distributed.dist_settings(opt)
+    # Both checks run so that one message names everything missing (NPU adapter and apex).
+    missing = []
+    try:
+        amp = check_training_requirements(opt)
+    except AmpUnavailable as err:
+        missing.append(str(err))
+    try:
+        device = select_device(opt.get("device", "auto"), opt.get("num_gpu", "auto"),
+                               launch.local_rank)
+    except DeviceError as err:
+        missing.append(str(err))
+    if missing:
+        raise DeviceError("; and ".join(missing))
+    check_precision(amp.precision, device)
+    if amp.uses_apex and device.type not in ("cuda", "npu"):
+        raise DeviceError(f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
+                          f"{device.type}; use backend: native (torch autocast) there")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if launch.distributed:
+        backend.set_current_device(device)
+        dist_backend = settings["backend"] or backend.default_dist_backend(device.type)
+        distributed.check_backend_fits(dist_backend, device)
+        distributed.init_process_group(launch, dist_backend, settings["timeout_min"])
+    return Runtime(device=device, precision=amp.precision, rank=launch.rank,
+                   local_rank=launch.local_rank, world_size=launch.world_size, amp=amp)
 
 
 def set_random_seed(seed: int) -> None:

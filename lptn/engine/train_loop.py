@@ -32,6 +32,13 @@ Signals: the first SIGINT / SIGTERM lets the current iteration finish, saves a c
 a resumable state and returns with ``exit_code`` 128 + signal number (130 / 143), so a
 scheduler can tell a pre-empted run from a finished one (0); a second signal stops at once.
 
+Several processes (``runtime.distributed``, see :mod:`lptn.engine.distributed`): each trains
+on its shard of every epoch with the networks in DDP; only rank 0 writes (folders, log file,
+TensorBoard, images, checkpoints) while every process takes part in validation (the val set
+is split between them) and in saving (each one's random streams go into the state, and each
+takes its own back on resume); a signal to any process stops all of them at the same
+iteration.
+
 Non-finite losses: the model skips that update; ``train.max_consecutive_nonfinite`` (5) such
 iterations in a row raise :class:`NonFiniteLossError` without saving anything further, so the
 last checkpoint stays the last good one.
@@ -58,14 +65,15 @@ from tqdm import tqdm
 
 from lptn.data import build_dataloader, build_dataset
 from lptn.data.data_loader import build_prefetcher
+from lptn.engine.amp_backend import amp_config, check_training_requirements
 from lptn.engine.checkpoint import save_network
 from lptn.engine.logger import get_logger, setup_logger
 from lptn.engine.options import dataset_keys, dump_options
 from lptn.engine.runtime import Runtime, set_random_seed
 from lptn.engine.tensorboard_logger import NullTensorBoardLogger, TensorBoardLogger
-from lptn.engine.training_state import (find_latest_state, load_training_state,
-                                        make_training_state, restore_rng_state,
-                                        save_training_state)
+from lptn.engine.training_state import (capture_rng_state, find_latest_state,
+                                        load_training_state, make_training_state,
+                                        restore_rng_state, save_training_state, state_path)
 from lptn.engine.validation import ValidationResult, metric_is_better, validate_dataset
 from lptn.models import build_model
 
@@ -73,7 +81,6 @@ DEFAULT_PRINT_FREQ = 100
 DEFAULT_CHECKPOINT_FREQ = 5000
 DEFAULT_MAX_NONFINITE = 5
 DEFAULT_TB_COMPARISONS = 3
-AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -105,21 +112,9 @@ class TrainingOutcome:
 
 
 def training_precision(opt: Dict[str, Any]) -> str:
-    """``fp32``, ``bf16`` or ``fp16`` from ``train.amp: {enabled: bool, dtype: bf16|fp16}``."""
-    amp = (opt.get("train") or {}).get("amp")
-    if amp is None or amp is False:
-        return "fp32"
-    if not isinstance(amp, dict):
-        raise ValueError(f"train.amp: expected a mapping such as {{enabled: true, dtype: bf16}}, "
-                         f"got {amp!r}")
-    if not isinstance(amp.get("enabled", False), bool):
-        raise ValueError(f"train.amp.enabled: expected true or false, got {amp['enabled']!r}")
-    if not amp.get("enabled", False):
-        return "fp32"
-    dtype = amp.get("dtype", "bf16")
-    if dtype not in AMP_DTYPES:
-        raise ValueError(f"train.amp.dtype: must be bf16 or fp16, got {dtype!r}")
-    return AMP_DTYPES[dtype]
+    """``fp32``, ``bf16`` or ``fp16`` from ``train.amp: {enabled: bool, dtype: bf16|fp16}``
+    (see :mod:`lptn.engine.amp_backend` for the other ``train.amp`` keys)."""
+    return amp_config(opt).precision
 
 
 def _timestamp() -> str:
@@ -366,6 +361,8 @@ class Trainer:
         self.stream: Optional[BatchStream] = None
         self.val_sets: List[Tuple[str, DataLoader]] = []
         self.stop = StopRequest()
+        #: the signal that stops the run, agreed by all processes (None while running)
+        self.stop_signal: Optional[int] = None
         self._archived: List[Tuple[Path, Path]] = []
 
     # ------------------------------------------------------------------------ preparation
@@ -382,6 +379,10 @@ class Trainer:
 
     def prepare(self) -> None:
         """Folders, logging, seed, data, model and (when resuming) the restored state."""
+        # A missing precision package or fused optimiser is reported before any folder or data
+        # is touched.
+        check_training_requirements(self.opt)
+        # Every process reads the state itself (each must be able to resume from it).
         resume_path = resolve_resume_state(self.opt, self.auto_resume)
         # Read the state before touching any folder: a bad path must not archive anything.
         state = load_training_state(resume_path) if resume_path is not None else None
@@ -401,14 +402,16 @@ class Trainer:
         elif self.opt.get("manual_seed") is not None:
             self.seed = int(self.opt["manual_seed"])
         else:
-            self.seed = random.randint(1, 10000)
+            # One seed for all processes: the data order and the sample draws depend on it.
+            self.seed = int(self.runtime.broadcast(random.randint(1, 10000)))
         self.opt["manual_seed"] = self.seed
         set_random_seed(self.seed + self.runtime.rank)
         if self.is_main:
             (self.log_dir / f"train_{name}_{stamp}.yml").write_text(dump_options(self.opt),
                                                                     encoding="utf-8")
-        log.info("training %s on %s (%s), seed %d", name, self.runtime.device_name(),
-                 self.runtime.precision, self.seed)
+        log.info("training %s on %s (%s%s), seed %d", name, self.runtime.device_name(),
+                 self.runtime.precision, f", {self.runtime.world_size} processes"
+                 if self.runtime.distributed else "", self.seed)
 
         self._build_data()
         self.model = build_model(self.opt, self.runtime)
@@ -436,13 +439,19 @@ class Trainer:
             loader, lambda ld: build_prefetcher(ld, ds_opt, device, f"datasets.{key}"))
         self.batches_per_epoch = len(loader)
         epochs = math.ceil(self.total_iter / self.batches_per_epoch)
-        log.info("train set %s: %d images, batch %d, %d iterations per epoch, %d iterations "
-                 "= %d epochs", ds_opt.get("name", key), len(dataset), loader.batch_size,
-                 self.batches_per_epoch, self.total_iter, epochs)
+        per_process = (f" per process x {self.runtime.world_size} processes"
+                       if self.runtime.distributed else "")
+        log.info("train set %s: %d images, batch %d%s, %d iterations per epoch, %d iterations "
+                 "= %d epochs%s", ds_opt.get("name", key), len(dataset), loader.batch_size,
+                 per_process, self.batches_per_epoch, self.total_iter, epochs,
+                 ", crops and flips on the device"
+                 if getattr(dataset, "augment_on_device", False) else "")
         for val_key in dataset_keys(self.opt, "val"):
             val_ds_opt = self.opt["datasets"][val_key]
             val_set = build_dataset(val_ds_opt, f"datasets.{val_key}", seed=self.seed)
             val_loader = build_dataloader(val_set, val_ds_opt, seed=self.seed, phase="val",
+                                          num_replicas=self.runtime.world_size,
+                                          rank=self.runtime.rank,
                                           key_path=f"datasets.{val_key}")
             self.val_sets.append((val_ds_opt.get("name", val_key), val_loader))
             log.info("val set %s: %d images", val_ds_opt.get("name", val_key), len(val_set))
@@ -463,24 +472,51 @@ class Trainer:
         self.last_state = path
         self.last_saved_iter = iteration
         # Last, so nothing done while rebuilding (network initialisation) shifts the streams.
-        restore_rng_state(state["rng"], self.runtime.device)
+        self._restore_rng(state, iteration)
         get_logger().info("resumed from %s: iteration %d, epoch %d (batch %d of %d)", path,
                           iteration, self.stream.epoch, self.stream.consumed,
                           self.batches_per_epoch)
 
+    def _restore_rng(self, state: Dict[str, Any], iteration: int) -> None:
+        """Each process takes back its own random streams (``rng_ranks``, written by runs of
+        several processes); with a different number of processes they are re-seeded."""
+        runtime = self.runtime
+        per_rank = state.get("rng_ranks") or [state["rng"]]
+        if len(per_rank) == runtime.world_size:
+            restore_rng_state(per_rank[runtime.rank], runtime.device)
+            return
+        restore_rng_state(state["rng"], runtime.device)
+        if runtime.distributed:
+            set_random_seed((self.seed + 7919 * iteration + 104729 * runtime.rank) % 2**31)
+        get_logger().warning("the training state was saved by %d process(es) and is resumed "
+                             "by %d: the random streams (penalty mixing weights) are %s and the "
+                             "data shards differ, so the rest of the interrupted epoch is "
+                             "approximate and the run not bit-identical to an uninterrupted one",
+                             len(per_rank), runtime.world_size,
+                             "re-seeded" if runtime.distributed else "rank 0's")
+
     # ------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Optional[Path]:
-        """Networks then state of the current iteration (atomic files; rank 0 only)."""
-        if not self.is_main or self.last_saved_iter == self.iteration:
+        """Networks then state of the current iteration (atomic files). Rank 0 writes; every
+        process must call it (their random streams are saved too), and all return once the
+        files exist."""
+        if self.last_saved_iter == self.iteration:
             return self.last_state
         assert self.stream is not None
-        self.model.save_networks(self.models_dir, self.iteration)
-        state = make_training_state(iteration=self.iteration, epoch=self.stream.epoch,
-                                    epoch_batches=self.stream.consumed, seed=self.seed,
-                                    best=self.best, nonfinite_streak=self.nonfinite_streak,
-                                    model_state=self.model.state_dict(),
-                                    device=self.runtime.device)
-        self.last_state = save_training_state(state, self.states_dir)
+        rng_ranks = (self.runtime.all_gather(capture_rng_state(self.runtime.device))
+                     if self.runtime.distributed else None)
+        if self.is_main:
+            self.model.save_networks(self.models_dir, self.iteration)
+            state = make_training_state(iteration=self.iteration, epoch=self.stream.epoch,
+                                        epoch_batches=self.stream.consumed, seed=self.seed,
+                                        best=self.best, nonfinite_streak=self.nonfinite_streak,
+                                        model_state=self.model.state_dict(),
+                                        device=self.runtime.device)
+            if rng_ranks is not None:
+                state["rng_ranks"] = rng_ranks
+            save_training_state(state, self.states_dir)
+        self.runtime.barrier()
+        self.last_state = state_path(self.states_dir, self.iteration)
         self.last_saved_iter = self.iteration
         get_logger().info("saved checkpoint of iteration %d: %s", self.iteration, self.last_state)
         return self.last_state
@@ -490,9 +526,10 @@ class Trainer:
         """Every val set; updates the best metric and ``net_g_best.pth``."""
         log = get_logger()
         results = []
-        save_img = bool(self.val_opt.get("save_img", False)) and self.is_main
+        # Decided from the options, the same on every process (rank 0 writes what they send).
+        save_img = bool(self.val_opt.get("save_img", False))
         num_tb = int(self.val_opt.get("tb_comparisons", DEFAULT_TB_COMPARISONS)) \
-            if isinstance(self.tb, TensorBoardLogger) else 0
+            if (self.opt.get("logger") or {}).get("use_tb_logger", False) else 0
         metrics = self.val_opt.get("metrics") or {}
         for index, (name, loader) in enumerate(self.val_sets):
             save_dir = None
@@ -501,7 +538,7 @@ class Trainer:
                 if len(self.val_sets) > 1:
                     save_dir = save_dir / name
             result = validate_dataset(self.model, loader, name, self.val_opt, save_dir, num_tb,
-                                      should_stop=lambda: self.stop.requested)
+                                      should_stop=self._stop_requested, runtime=self.runtime)
             results.append(result)
             if result.aborted:
                 log.warning("validation of %s stopped after %d images (signal)", name,
@@ -570,6 +607,20 @@ class Trainer:
             get_logger().error(message)
             raise NonFiniteLossError(message)
 
+    def _stop_requested(self) -> bool:
+        """Whether this or (with several processes) any process received SIGINT / SIGTERM.
+
+        Processes must stop at the same iteration, or the others would wait forever in the
+        next gradient exchange; the check is one small all-reduce per iteration. The agreed
+        signal is kept apart from this process's own, so a signal that reaches this process
+        after another's does not count as its second one.
+        """
+        local = self.stop.signum or 0
+        agreed = int(self.runtime.max_over_ranks(local)) if self.runtime.distributed else local
+        if agreed and self.stop_signal is None:
+            self.stop_signal = agreed
+        return bool(agreed)
+
     # ---------------------------------------------------------------------------------- loop
     def run(self) -> TrainingOutcome:
         """Prepare (unless :meth:`prepare` was called already), train to ``train.total_iter``
@@ -602,7 +653,7 @@ class Trainer:
         window = _Window()
         validated_at = self.iteration  # no final validation when nothing was trained
         log.info("start training from iteration %d", self.iteration + 1)
-        while self.iteration < self.total_iter and not self.stop.requested:
+        while self.iteration < self.total_iter and not self._stop_requested():
             start = time.perf_counter()
             batch = self.stream.next()
             data_time = time.perf_counter() - start
@@ -627,12 +678,12 @@ class Trainer:
                 else:
                     self.save_checkpoint()
         outcome_args = dict(iteration=self.iteration, experiments_root=self.experiments_root)
-        if self.stop.requested and self.iteration < self.total_iter:
+        if self.stop_signal and self.iteration < self.total_iter:
             self.save_checkpoint()
             log.info("stopped by %s at iteration %d; resume with --auto_resume or --set "
-                     "path.resume_state=%s", signal.Signals(self.stop.signum).name,
+                     "path.resume_state=%s", signal.Signals(self.stop_signal).name,
                      self.iteration, self.last_state)
-            return TrainingOutcome("interrupted", signal=self.stop.signum,
+            return TrainingOutcome("interrupted", signal=self.stop_signal,
                                    last_state=self.last_state, best=dict(self.best),
                                    **outcome_args)
         if self.val_sets and validated_at != self.iteration:
@@ -640,6 +691,7 @@ class Trainer:
         self.save_checkpoint()
         if self.is_main:
             self.model.save_networks(self.models_dir, "latest")
+        self.runtime.barrier()
         log.info("training finished at iteration %d; weights: %s", self.iteration,
                  self.models_dir / "net_g_latest.pth")
         if self.best.get("metric"):

@@ -6,6 +6,9 @@ The numbers are those of ``test.py`` by construction: the output is quantised wi
 :func:`lptn.engine.evaluate.evaluate_dataset` does, in float32 (no autocast), and averaged the
 same way.
 
+With several processes the val set is split between them (no image twice), the per-image
+values are gathered, and the means equal one process's; only rank 0 writes images.
+
 Options (under ``val``): ``metrics`` (the first metric of the first val set decides the best
 model; ``better: lower`` in a metric block flips its direction), ``save_img`` (outputs to
 ``visualization/{iter}/``, in a sub-folder per dataset when there are several), ``suffix``,
@@ -51,35 +54,71 @@ def metric_is_better(metric_opt: Dict[str, Any], new: float, old: Optional[float
 
 def validate_dataset(model: Any, loader: DataLoader, dataset_name: str, val_opt: Dict[str, Any],
                      save_dir: Optional[Path] = None, num_comparisons: int = 3,
-                     should_stop: Callable[[], bool] = lambda: False) -> ValidationResult:
+                     should_stop: Callable[[], bool] = lambda: False,
+                     runtime: Any = None) -> ValidationResult:
     """Enhance every image of ``loader`` (batch 1) with ``model.enhance`` and measure it.
 
     Args:
         model: has ``enhance(lq) -> (1, 3, H, W)`` float output.
-        loader: items with ``lq``, ``lq_path`` and, for metrics, ``gt``.
+        loader: items with ``lq``, ``lq_path`` and, for metrics, ``gt``; with several
+            processes, this process's share of the val set in the order of
+            :class:`~lptn.data.data_loader.ShardSampler` (dataset index ``rank + k * world``).
         val_opt: the ``val`` block (``metrics``, ``suffix``).
         save_dir: where outputs go as PNG named like the inputs; None saves nothing.
-        num_comparisons: panels kept for TensorBoard.
+        num_comparisons: panels of the first images of the set kept for TensorBoard.
         should_stop: polled between images; when it turns true the pass ends early and the
-            result is marked ``aborted`` (its means then cover only the images seen).
+            result is marked ``aborted`` (its means then cover only the images seen). With
+            several processes it must give the same answer on all of them.
+        runtime: the training runtime; with several processes (``runtime.distributed``) the
+            per-image metric values of all processes are gathered and averaged in dataset
+            order, exactly as one process would, and only rank 0 writes images and keeps
+            panels (the other processes send theirs to it).
     """
     metrics = val_opt.get("metrics") or {}
-    per_image: List[Dict[str, float]] = []
+    world = runtime.world_size if runtime is not None else 1
+    rank = runtime.rank if runtime is not None else 0
+    total = len(loader.dataset)  # type: ignore[arg-type]
+    records: List[Tuple[int, Dict[str, float]]] = []
     comparisons: List[Tuple[str, np.ndarray]] = []
     aborted = False
+    batches = iter(loader)
     with torch.inference_mode():
-        for data in loader:
+        # Every process runs the same number of steps (its share is one image shorter at most)
+        # so that the exchanges of images below pair up.
+        for step in range(math.ceil(total / world)):
             if should_stop():
                 aborted = True
                 break
-            result = enhance_and_measure(model, data, metrics)
-            per_image.append(result.scores)
-            if save_dir is not None:
-                write_image(save_dir / output_name(data["lq_path"][0], val_opt.get("suffix")),
-                            result.output)
-            if len(comparisons) < num_comparisons and (
-                    result.target is None or result.target.shape == result.output.shape):
-                comparisons.append((result.name, result.comparison_panel(data["lq"][0])))
+            index = rank + step * world
+            sent = None
+            if index < total:
+                data = next(batches)
+                result = enhance_and_measure(model, data, metrics)
+                records.append((index, result.scores))
+                panel = None
+                if index < num_comparisons and (result.target is None
+                                                or result.target.shape == result.output.shape):
+                    panel = (result.name, result.comparison_panel(data["lq"][0]))
+                sent = (output_name(data["lq_path"][0], val_opt.get("suffix")),
+                        result.output if save_dir is not None else None, panel)
+            if world == 1:
+                received: Optional[List[Any]] = [sent]
+            elif save_dir is not None or step * world < num_comparisons:
+                received = runtime.gather_to_main(sent)
+            else:
+                received = None
+            for item in received if rank == 0 and received else []:
+                if item is None:
+                    continue
+                file_name, output, panel = item
+                if output is not None:
+                    write_image(save_dir / file_name, output)  # type: ignore[operator]
+                if panel is not None:
+                    comparisons.append(panel)
+    if world > 1:
+        records = [r for part in runtime.all_gather(records) for r in part]
+        records.sort(key=lambda r: r[0])
+    per_image = [scores for _, scores in records]
     means = {m: mean_metric([s[m] for s in per_image if m in s]) for m in metrics}
     return ValidationResult(dataset_name, means, len(per_image), comparisons, aborted)
 

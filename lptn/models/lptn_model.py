@@ -20,9 +20,17 @@ One step (:meth:`LPTNModel.optimize_parameters`), with ``lq`` the input batch:
    the generator was not updated this iteration both are ``G(lq)``.
 
 Mixed precision: forward passes run under ``runtime.autocast()``. For fp16 each network has its
-own ``GradScaler`` (the pixel-dominated generator loss and the critic loss have unrelated
+own loss scaler (the pixel-dominated generator loss and the critic loss have unrelated
 ranges, and an overflow in one must not shrink the other's scale); the gradient penalty's inner
-gradient is taken on the critic scaler's scale (``gradient_penalty(scale=...)``).
+gradient is taken on the critic scaler's scale (``gradient_penalty(scale=...)``). Which scaler
+(torch's GradScaler or another precision backend's) is the runtime's decision
+(``runtime.prepare_training``); the step only calls ``backward`` / ``step_optimizer`` on it.
+
+Several processes: the runtime wraps each network in DistributedDataParallel
+(``runtime.distribute``), so gradients are averaged over the processes during ``backward``
+(the penalty's double backward included), and the loss values are averaged too
+(``runtime.mean_over_ranks``): every process logs the same numbers and takes the same
+skip / step decision.
 
 Non-finite losses: if a network's loss is NaN/inf its update is skipped (no optimiser step,
 gradients cleared, weights and optimiser state unchanged) and the step reports it in
@@ -141,21 +149,25 @@ class LPTNModel:
         self.net_d_init_iters = _positive_int(train_opt.get("net_d_init_iters", 0),
                                               "train.net_d_init_iters", 0)
 
-        self.optimizers: Dict[str, torch.optim.Optimizer] = {}
-        self.schedulers: Dict[str, IterationSchedule] = {}
-        self.scalers: Dict[str, torch.amp.GradScaler] = {}
+        optimizers: Dict[str, torch.optim.Optimizer] = {}
         for name, net in self.networks().items():
-            suffix = name[-1]
-            key = f"optim_{suffix}"
+            key = f"optim_{name[-1]}"
             if not isinstance(train_opt.get(key), dict):
                 raise ValueError(f"train.{key}: required to train {name} (e.g. "
                                  f"{{type: Adam, lr: 1e-4, betas: [0.9, 0.99]}})")
-            optimizer = build_optimizer(net.parameters(), train_opt[key], f"train.{key}")
-            self.optimizers[name] = optimizer
-            sched_opt = train_opt.get("scheduler")
+            optimizers[name] = build_optimizer(net.parameters(), train_opt[key], f"train.{key}")
+        # The runtime's precision backend may cast the networks and patch the optimisers;
+        # then, with several processes, each network is wrapped for gradient averaging.
+        nets, self.optimizers, self.scalers = runtime.prepare_training(self.networks(), optimizers)
+        find_unused = bool(opt.get("find_unused_parameters", False))
+        self.net_g = runtime.distribute(nets["net_g"], find_unused)
+        if self.net_d is not None:
+            self.net_d = runtime.distribute(nets["net_d"], find_unused)
+        self.schedulers: Dict[str, IterationSchedule] = {}
+        sched_opt = train_opt.get("scheduler")
+        for name, optimizer in self.optimizers.items():
             self.schedulers[name] = (build_scheduler(optimizer, sched_opt, "train.scheduler")
                                      if sched_opt else FixedLR(optimizer))
-            self.scalers[name] = runtime.grad_scaler()
 
         self.lq: Optional[torch.Tensor] = None
         self.gt: Optional[torch.Tensor] = None
@@ -194,7 +206,8 @@ class LPTNModel:
                              "with train.gan_opt")
 
     def networks(self) -> Dict[str, nn.Module]:
-        """``{'net_g': G}`` plus ``'net_d'`` when there is a critic."""
+        """``{'net_g': G}`` plus ``'net_d'`` when there is a critic (wrapped in
+        DistributedDataParallel when training with several processes)."""
         nets = {"net_g": self.net_g}
         if self.net_d is not None:
             nets["net_d"] = self.net_d
@@ -268,9 +281,12 @@ class LPTNModel:
             if self.cri_gan is not None:
                 terms["l_g_gan"] = self.cri_gan(self.net_d(out), True, is_disc=False)
         total = sum(terms.values())
-        scaler.scale(total).backward()
-        # One host sync for all terms, after the backward pass has been queued.
-        values = torch.stack([t.detach().float() for t in terms.values()]).tolist()
+        scaler.backward(total)
+        # One host sync for all terms, after the backward pass has been queued; with several
+        # processes the values are averaged over them, so every process takes the same
+        # skip / step decision below and logs the same numbers.
+        values = self.runtime.mean_over_ranks(
+            torch.stack([t.detach().float() for t in terms.values()])).tolist()
         losses.update(zip(terms, values))
         if all(math.isfinite(v) for v in values):
             self._step(optimizer, scaler, "net_g", overflow)
@@ -296,13 +312,13 @@ class LPTNModel:
             if self.cri_gp is not None:
                 # The penalty's inner gradient is taken on the scaled score (fp16), see
                 # lptn.losses.gradient_penalty; the value returned is unscaled.
-                scale = (scaler.scale(torch.ones((), device=self.device))
-                         if scaler.is_enabled() else 1.0)
-                terms["l_d_gp"] = self.cri_gp(self.net_d, real, fake, scale=scale)
+                terms["l_d_gp"] = self.cri_gp(self.net_d, real, fake,
+                                              scale=scaler.gp_scale(self.device))
         total = sum(terms.values())
-        scaler.scale(total).backward()
+        scaler.backward(total)
         monitors = [real_pred.detach().float().mean(), fake_pred.detach().float().mean()]
-        values = torch.stack([t.detach().float() for t in terms.values()] + monitors).tolist()
+        values = self.runtime.mean_over_ranks(
+            torch.stack([t.detach().float() for t in terms.values()] + monitors)).tolist()
         losses.update(zip(list(terms) + ["out_d_real", "out_d_fake"], values))
         finite = {k: math.isfinite(v) for k, v in zip(list(terms) + ["out_d_real", "out_d_fake"],
                                                       values)}
@@ -312,22 +328,16 @@ class LPTNModel:
                 and all(v for k, v in finite.items() if k != "l_d_gp"):
             # Only the scale-dependent term overflowed: an fp16 range problem, not divergence.
             optimizer.zero_grad(set_to_none=True)
-            scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
+            scaler.back_off()
             overflow.append("net_d")
         else:
             optimizer.zero_grad(set_to_none=True)
             skipped.append("net_d")
 
     @staticmethod
-    def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, name: str,
+    def _step(optimizer: torch.optim.Optimizer, scaler: Any, name: str,
               overflow: List[str]) -> None:
-        if not scaler.is_enabled():
-            optimizer.step()
-            return
-        scale_before = scaler.get_scale()
-        scaler.step(optimizer)
-        scaler.update()
-        if scaler.get_scale() < scale_before:
+        if scaler.step_optimizer(optimizer):
             overflow.append(name)
 
     # ----------------------------------------------------------------------- learning rate
@@ -345,12 +355,14 @@ class LPTNModel:
     def enhance(self, lq: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] on any device -> float32 output on the runtime's device, not
         clamped. Runs in float32 (no autocast), so validation measures what test.py measures."""
-        was_training = self.net_g.training
-        self.net_g.eval()
+        # The bare network: no DDP hooks, so processes may validate different numbers of images.
+        net = bare_module(self.net_g)
+        was_training = net.training
+        net.eval()
         try:
-            return self.net_g(lq.to(self.device, non_blocking=True)).float()
+            return net(lq.to(self.device, non_blocking=True)).float()
         finally:
-            self.net_g.train(was_training)
+            net.train(was_training)
 
     # ------------------------------------------------------------------------ checkpoints
     def save_networks(self, models_dir: str | Path, label: str | int) -> List[Path]:

@@ -1,8 +1,9 @@
 """Optimisers from ``train.optim_g`` / ``train.optim_d`` by ``type`` (``Adam``, ``AdamW``).
 
-Every key other than ``type`` is passed to the torch optimiser (``lr``, ``betas``,
+Every key other than ``type`` is passed to the optimiser (``lr``, ``betas``,
 ``weight_decay``, ``eps``, ``amsgrad``, ``foreach``, ``fused``...); ``betas`` may be a YAML
-list.
+list. The fused types of the precision layer (``FusedAdam``, ``NpuFusedAdam``... see
+:mod:`lptn.engine.amp_backend`) are registered too; they are imported only when used.
 """
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from typing import Any, Dict, Iterable
 import torch
 from torch.optim import Optimizer
 
+from lptn.engine.amp_backend import FUSED_OPTIMIZERS, fused_optimizer_factory
 from lptn.registry import Registry
 
 OPTIMIZER_REGISTRY = Registry("optimizer")
 OPTIMIZER_REGISTRY.register(torch.optim.Adam, name="Adam")
 OPTIMIZER_REGISTRY.register(torch.optim.AdamW, name="AdamW")
+for _name in FUSED_OPTIMIZERS:
+    OPTIMIZER_REGISTRY.register(fused_optimizer_factory(_name), name=_name)
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], opt: Dict[str, Any],

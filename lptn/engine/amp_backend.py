@@ -1,0 +1,301 @@
+"""Mixed precision for training: ``train.amp`` parsed, loss scaling, apex, fused optimisers.
+
+``train.amp`` options:
+
+- ``enabled`` (false), ``dtype`` (``bf16`` | ``fp16``, default bf16): torch autocast; fp16 adds a
+  ``GradScaler`` per network (``backend: native``, the default).
+- ``backend: apex``: NVIDIA apex's AMP, or the Ascend build of apex on NPUs (the way the Ascend
+  ModelZoo trains): ``apex.amp.initialize(models, optimizers, opt_level=..., loss_scale=...,
+  combine_grad=...)`` once, then every loss goes through ``amp.scale_loss``. Options:
+  ``opt_level`` (``O1`` default, ``O2`` as on Ascend; ``O0``, ``O3`` accepted), ``loss_scale``
+  (``dynamic``, the default, or a positive number), ``combine_grad`` (Ascend build only: fuse
+  the gradients into one buffer). apex AMP is fp16 only; autocast stays off (apex casts).
+  The apex loss-scaler state is saved in the training state and restored on resume.
+
+Optimisers from ``apex.optimizers`` (``FusedAdam``, ``FusedLAMB``, ``FusedSGD``...; on Ascend
+``NpuFusedAdam``, ``NpuFusedAdamW``, ``NpuFusedSGD``...) resolve by name in
+``train.optim_g.type`` / ``optim_d.type`` when apex is installed.
+
+:func:`check_training_requirements` raises before any data is read when apex (or a fused
+optimiser) is asked for and not installed, naming what to install. This module and
+:mod:`lptn.engine.device_backend` are the only places that import apex or torch_npu.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+AMP_BACKENDS = ("native", "apex")
+AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
+APEX_OPT_LEVELS = ("O0", "O1", "O2", "O3")
+_APEX_ONLY_KEYS = ("opt_level", "loss_scale", "combine_grad")
+_AMP_KEYS = ("enabled", "dtype", "backend") + _APEX_ONLY_KEYS
+
+#: optimiser classes of ``apex.optimizers`` (NVIDIA build, then the Ascend build's NPU ones)
+FUSED_OPTIMIZERS = ("FusedAdam", "FusedAdagrad", "FusedLAMB", "FusedMixedPrecisionLamb",
+                    "FusedNovoGrad", "FusedSGD",
+                    "NpuFusedAdam", "NpuFusedAdamW", "NpuFusedAdamP", "NpuFusedAdadelta",
+                    "NpuFusedBertAdam", "NpuFusedLamb", "NpuFusedRMSprop", "NpuFusedRMSpropTF",
+                    "NpuFusedSGD")
+
+APEX_INSTALL_HINT = ("install apex: on Ascend NPUs the Ascend build of apex "
+                     "(https://gitee.com/ascend/apex, built for your torch_npu and CANN), on "
+                     "NVIDIA GPUs NVIDIA apex (https://github.com/NVIDIA/apex) built with its "
+                     "CUDA extensions")
+
+logger = logging.getLogger("lptn")
+
+
+class AmpUnavailable(RuntimeError):
+    """apex (or one of its parts) was asked for but is not installed; names what to install."""
+
+
+@dataclass(frozen=True)
+class AmpConfig:
+    """``train.amp`` checked. ``precision``: ``fp32``, ``bf16`` or ``fp16``."""
+
+    precision: str = "fp32"
+    backend: str = "native"
+    opt_level: str = "O1"
+    loss_scale: Union[float, str] = "dynamic"
+    combine_grad: Optional[bool] = None
+
+    @property
+    def uses_apex(self) -> bool:
+        return self.backend == "apex" and self.precision != "fp32"
+
+
+def amp_config(opt: Dict[str, Any]) -> AmpConfig:
+    """Parse ``train.amp`` (see the module docstring); errors name the key."""
+    amp = (opt.get("train") or {}).get("amp")
+    if amp is None or amp is False:
+        return AmpConfig()
+    if not isinstance(amp, dict):
+        raise ValueError(f"train.amp: expected a mapping such as {{enabled: true, dtype: bf16}}, "
+                         f"got {amp!r}")
+    unknown = sorted(set(amp) - set(_AMP_KEYS))
+    if unknown:
+        raise ValueError(f"train.amp: unknown key(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(_AMP_KEYS)}")
+    if not isinstance(amp.get("enabled", False), bool):
+        raise ValueError(f"train.amp.enabled: expected true or false, got {amp['enabled']!r}")
+    backend = amp.get("backend", "native")
+    if backend not in AMP_BACKENDS:
+        raise ValueError(f"train.amp.backend: must be native or apex, got {backend!r}")
+    if not amp.get("enabled", False):
+        return AmpConfig()
+    dtype = amp.get("dtype", "fp16" if backend == "apex" else "bf16")
+    if dtype not in AMP_DTYPES:
+        raise ValueError(f"train.amp.dtype: must be bf16 or fp16, got {dtype!r}")
+    precision = AMP_DTYPES[dtype]
+    if backend == "native":
+        extra = [k for k in _APEX_ONLY_KEYS if k in amp]
+        if extra:
+            logger.warning("train.amp: %s only apply to backend: apex; ignored with the native "
+                           "backend", ", ".join(extra))
+        return AmpConfig(precision=precision)
+    if precision != "fp16":
+        raise ValueError("train.amp.dtype: apex AMP trains in fp16 only; use dtype: fp16 with "
+                         "backend: apex, or backend: native for bf16")
+    opt_level = amp.get("opt_level", "O1")
+    if opt_level not in APEX_OPT_LEVELS:
+        raise ValueError(f"train.amp.opt_level: must be one of {', '.join(APEX_OPT_LEVELS)}, "
+                         f"got {opt_level!r}")
+    loss_scale = amp.get("loss_scale", "dynamic")
+    if loss_scale != "dynamic" and (isinstance(loss_scale, bool)
+                                    or not isinstance(loss_scale, (int, float))
+                                    or not loss_scale > 0):
+        raise ValueError(f"train.amp.loss_scale: 'dynamic' or a positive number, "
+                         f"got {loss_scale!r}")
+    combine_grad = amp.get("combine_grad")
+    if combine_grad is not None and not isinstance(combine_grad, bool):
+        raise ValueError(f"train.amp.combine_grad: expected true or false, got {combine_grad!r}")
+    return AmpConfig(precision="fp16", backend="apex", opt_level=opt_level,
+                     loss_scale=loss_scale if loss_scale == "dynamic" else float(loss_scale),
+                     combine_grad=combine_grad)
+
+
+# -------------------------------------------------------------------------------- apex
+def import_apex(part: str, needed_for: str) -> ModuleType:
+    """``apex.<part>`` (``amp`` or ``optimizers``) or :class:`AmpUnavailable` saying that
+    ``needed_for`` needs it and how to install it."""
+    try:
+        return importlib.import_module(f"apex.{part}")
+    except ImportError as err:
+        raise AmpUnavailable(f"{needed_for} needs apex.{part}, which cannot be imported "
+                             f"({err}); {APEX_INSTALL_HINT}") from err
+
+
+def apex_optimizer_class(name: str, key_path: str) -> type:
+    """The class ``apex.optimizers.<name>``; errors name ``key_path`` and what to install."""
+    module = import_apex("optimizers", f"{key_path}: {name}")
+    cls = getattr(module, name, None)
+    if cls is None:
+        npu = name.startswith("Npu")
+        raise AmpUnavailable(f"{key_path}: the installed apex has no optimizers.{name}"
+                             + ("; the NpuFused* optimisers come with the Ascend build of apex "
+                                "(https://gitee.com/ascend/apex)" if npu else ""))
+    return cls
+
+
+def fused_optimizer_factory(name: str) -> Callable[..., Optimizer]:
+    """A registry entry that builds ``apex.optimizers.<name>(params, **kwargs)`` on demand (so
+    the registry lists the fused types without importing apex)."""
+
+    def build(params: Any, **kwargs: Any) -> Optimizer:
+        return apex_optimizer_class(name, "train.optim")(params, **kwargs)
+
+    build.__name__ = name
+    build.__qualname__ = name
+    build.__doc__ = f"apex.optimizers.{name} (needs apex)"
+    return build
+
+
+def check_training_requirements(opt: Dict[str, Any]) -> AmpConfig:
+    """Import what the training options need from apex now, so that a missing package is
+    reported before any data is read. Returns the parsed ``train.amp``."""
+    config = amp_config(opt)
+    if config.uses_apex:
+        import_apex("amp", "train.amp.backend: apex")
+    train = opt.get("train") or {}
+    for key in ("optim_g", "optim_d"):
+        block = train.get(key)
+        if isinstance(block, dict) and block.get("type") in FUSED_OPTIMIZERS:
+            apex_optimizer_class(block["type"], f"train.{key}.type")
+    return config
+
+
+# ----------------------------------------------------------------------------- scalers
+class NativeScaler(torch.amp.GradScaler):
+    """A ``torch.amp.GradScaler`` (active for fp16, a pass-through otherwise) with the calls
+    the training step makes, shared with :class:`ApexScaler`."""
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scale(loss).backward()
+
+    def gp_scale(self, device: torch.device) -> Union[float, torch.Tensor]:
+        """The factor the gradient penalty's inner gradient is taken on (1.0 unless fp16)."""
+        if not self.is_enabled():
+            return 1.0
+        return self.scale(torch.ones((), device=device))
+
+    def step_optimizer(self, optimizer: Optimizer) -> bool:
+        """Step (unscaling first); True when the step was skipped for an fp16 overflow."""
+        if not self.is_enabled():
+            optimizer.step()
+            return False
+        before = self.get_scale()
+        self.step(optimizer)
+        self.update()
+        return self.get_scale() < before
+
+    def back_off(self) -> None:
+        """Lower the scale as for an overflow (the penalty overflowed, nothing was stepped)."""
+        if self.is_enabled():
+            self.update(self.get_scale() * self.get_backoff_factor())
+
+
+class ApexScaler:
+    """One loss of ``apex.amp`` (``loss_id``), behind the same calls as :class:`NativeScaler`."""
+
+    def __init__(self, amp: ModuleType, loss_id: int, optimizer: Optimizer) -> None:
+        self.amp = amp
+        self.loss_id = loss_id
+        self.optimizer = optimizer
+        self._overflowed = False
+
+    def is_enabled(self) -> bool:
+        return True
+
+    def _loss_scale(self) -> Optional[float]:
+        # apex keeps its scalers in a private table; only used to report overflows and to
+        # scale the penalty's inner gradient, with a safe fallback when it is not there.
+        state = getattr(self.amp, "_amp_state", None)
+        scalers = getattr(state, "loss_scalers", None)
+        if not scalers or self.loss_id >= len(scalers):
+            return None
+        return float(scalers[self.loss_id].loss_scale())
+
+    def backward(self, loss: torch.Tensor) -> None:
+        before = self._loss_scale()
+        with self.amp.scale_loss(loss, self.optimizer, loss_id=self.loss_id) as scaled:
+            scaled.backward()
+        after = self._loss_scale()
+        self._overflowed = before is not None and after is not None and after < before
+
+    def gp_scale(self, device: torch.device) -> float:
+        return self._loss_scale() or 1.0
+
+    def step_optimizer(self, optimizer: Optimizer) -> bool:
+        # apex has already lowered the scale and patched this step into a no-op on overflow.
+        optimizer.step()
+        return self._overflowed
+
+    def back_off(self) -> None:
+        """apex lowers its scale itself when the scaled gradients overflow."""
+
+    def state_dict(self) -> Dict[str, Any]:
+        # apex has one table for all losses; each network stores all of it (loaded twice on
+        # resume, which is idempotent).
+        return {"apex_amp": self.amp.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.amp.load_state_dict(state["apex_amp"])
+
+
+Scaler = Union[NativeScaler, ApexScaler]
+
+
+def prepare_mixed_precision(config: AmpConfig, device: torch.device,
+                            nets: Dict[str, nn.Module], optimizers: Dict[str, Optimizer]
+                            ) -> Tuple[Dict[str, nn.Module], Dict[str, Optimizer],
+                                       Dict[str, Scaler]]:
+    """Networks, optimisers and one loss scaler per network, ready to train.
+
+    Native: the same networks and optimisers, a :class:`NativeScaler` each. apex:
+    ``amp.initialize`` over all of them at once (one loss id per network), which may cast the
+    networks (O2) and patch the optimisers; call it before wrapping in DDP.
+    """
+    names = list(nets)
+    if not config.uses_apex:
+        return nets, optimizers, {n: NativeScaler(device.type,
+                                                  enabled=config.precision == "fp16")
+                                  for n in names}
+    if device.type not in ("cuda", "npu"):
+        raise AmpUnavailable(f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
+                             f"{device.type}; use backend: native there")
+    amp = import_apex("amp", "train.amp.backend: apex")
+    kwargs: Dict[str, Any] = {"opt_level": config.opt_level, "loss_scale": config.loss_scale,
+                              "num_losses": len(names), "verbosity": 0}
+    if config.combine_grad is not None:
+        kwargs["combine_grad"] = config.combine_grad
+    try:
+        models, opts = amp.initialize([nets[n] for n in names],
+                                      [optimizers[n] for n in names], **kwargs)
+    except TypeError as err:
+        if "combine_grad" in str(err):
+            raise AmpUnavailable("train.amp.combine_grad: the installed apex does not accept "
+                                 "it; only the Ascend build of apex has combine_grad "
+                                 "(https://gitee.com/ascend/apex). Remove the key for NVIDIA "
+                                 "apex") from err
+        raise
+    if not isinstance(models, (list, tuple)):
+        models, opts = [models], [opts]
+    scalers = {n: ApexScaler(amp, i, opts[i]) for i, n in enumerate(names)}
+    logger.info("apex AMP %s, loss scale %s%s", config.opt_level, config.loss_scale,
+                ", combine_grad" if config.combine_grad else "")
+    return dict(zip(names, models)), dict(zip(names, opts)), scalers
+
+
+__all__ = ["AMP_BACKENDS", "AMP_DTYPES", "APEX_INSTALL_HINT",
+           "APEX_OPT_LEVELS", "AmpConfig", "AmpUnavailable", "ApexScaler", "FUSED_OPTIMIZERS",
+           "NativeScaler", "Scaler", "amp_config", "apex_optimizer_class",
+           "fused_optimizer_factory",
+           "check_training_requirements", "import_apex", "prepare_mixed_precision"]
