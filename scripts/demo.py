@@ -27,7 +27,7 @@ NAME = "LPTN_demo"
 
 
 def run(*args: str) -> None:
-    print(f"\n$ {' '.join(shlex.quote(a) for a in args)}", flush=True)
+    print(f"\n$ python {' '.join(shlex.quote(a) for a in args)}", flush=True)
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
 
 
