@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lptn.engine.enhance import load_generator  # noqa: E402
-from lptn.engine.runtime import Runtime, build_runtime  # noqa: E402
+from lptn.engine.runtime import Runtime, build_runtime, process_memory_mb  # noqa: E402
 from lptn.inference import FastLPTN  # noqa: E402
 
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "models" / "net_g_FiveK_numhigh3.pth"
@@ -66,14 +66,8 @@ def build_path(net: torch.nn.Module, name: str, runtime: Runtime):
 
 
 def _status_mb(field: str) -> float:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    value = process_memory_mb(field)
+    return float("nan") if value is None else value
 
 
 def child_memory(args: argparse.Namespace) -> None:

@@ -77,6 +77,19 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise DeviceError("precision: bf16 is not supported by this CUDA device; use fp16")
 
 
+def process_memory_mb(field_name: str) -> Optional[float]:
+    """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``...) in MB;
+    None where the file or the field is missing (not Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
 class _PeakRSS:
     """Peak resident memory of this process, resettable through /proc/self/clear_refs.
 
@@ -89,19 +102,8 @@ class _PeakRSS:
         self._stop = threading.Event()
         self._sampled_peak = 0.0
 
-    @staticmethod
-    def _status_mb(field_name: str) -> Optional[float]:
-        try:
-            with open("/proc/self/status", encoding="ascii") as fh:
-                for line in fh:
-                    if line.startswith(field_name + ":"):
-                        return int(line.split()[1]) / 1024.0
-        except OSError:
-            return None
-        return None
-
     def reset(self) -> None:
-        self._baseline_mb = self._status_mb("VmRSS") or 0.0
+        self._baseline_mb = process_memory_mb("VmRSS") or 0.0
         try:
             with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
                 fh.write("5")  # resets VmHWM to the current RSS
@@ -117,7 +119,7 @@ class _PeakRSS:
 
         def sample() -> None:
             while not stop.wait(0.005):
-                self._sampled_peak = max(self._sampled_peak, self._status_mb("VmRSS") or 0.0)
+                self._sampled_peak = max(self._sampled_peak, process_memory_mb("VmRSS") or 0.0)
 
         self._sampler = threading.Thread(target=sample, daemon=True)
         self._sampler.start()
@@ -125,11 +127,11 @@ class _PeakRSS:
     def peak_growth_mb(self) -> float:
         if self._sampler is not None:
             return max(0.0, self._sampled_peak - self._baseline_mb)
-        peak = self._status_mb("VmHWM") or 0.0
+        peak = process_memory_mb("VmHWM") or 0.0
         return max(0.0, peak - self._baseline_mb)
 
     def peak_mb(self) -> float:
-        return self._status_mb("VmHWM") or 0.0
+        return process_memory_mb("VmHWM") or 0.0
 
 
 @dataclass

@@ -198,11 +198,8 @@ class ConvStack:
                 t = F.conv2d(t, w2, b2, padding=1)
                 x = t.add_(x)
                 owned = True
-            elif kind == "norm":
-                x = _instance_norm(x, step[1])
-                owned = True
-            elif kind == "leaky":
-                x = F.leaky_relu_(x, step[1]) if owned else F.leaky_relu(x, step[1])
+            else:
+                x = _pointwise_step(step, x, owned)
                 owned = True
         return x
 
@@ -232,13 +229,20 @@ class ConvStack:
                 # x += conv(t), written into x: the block's output replaces its input.
                 x = pointwise_.binary(x, t, w2, b2, pad, one, one, 1, "add", 1.0, None, [], None)
                 owned = True
-            elif kind == "norm":
-                x = _instance_norm(x, step[1])
-                owned = True
-            elif kind == "leaky":
-                x = F.leaky_relu_(x, step[1]) if owned else F.leaky_relu(x, step[1])
+            else:
+                x = _pointwise_step(step, x, owned)
                 owned = True
         return x
+
+
+def _pointwise_step(step: Step, x: torch.Tensor, owned: bool) -> torch.Tensor:
+    """The steps both backends run the same way: InstanceNorm and a lone LeakyReLU (in place
+    when ``x`` is owned by the stack)."""
+    if step[0] == "norm":
+        return _instance_norm(x, step[1])
+    if step[0] == "leaky":
+        return F.leaky_relu_(x, step[1]) if owned else F.leaky_relu(x, step[1])
+    raise ValueError(f"unknown conv-stack step {step[0]!r}")
 
 
 def _instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
