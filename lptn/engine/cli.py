@@ -142,8 +142,12 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--jpeg-quality", type=int, default=95,
                         help="quality of JPEG outputs, 1-100 (default 95)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--path", default="fast", choices=["fast", "exact"],
-                        help="fast path (default) or the straightforward network")
+    parser.add_argument("--path", default="fast", choices=["fast", "exact", "graph"],
+                        help="fast path (default, bounded memory), the straightforward network, "
+                             "or the whole-image graph path (for --compile)")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                        help="graph path only: torch.compile it (MODE: default, "
+                             "reduce-overhead, max-autotune...)")
     parser.add_argument("--tile", type=int, metavar="N",
                         help="process full resolution in NxN tiles (default: automatic)")
     parser.add_argument("--memory-budget", type=float, metavar="MB",
@@ -156,10 +160,20 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"--tile must be at least 16 pixels, got {args.tile}")
     if args.memory_budget is not None and args.memory_budget <= 0:
         return _fail(f"--memory-budget must be a positive number of MB, got {args.memory_budget}")
+    if args.compile is not None and args.path != "graph":
+        return _fail(f"--compile applies to --path graph only (got --path {args.path})")
+    if args.path == "graph" and (args.tile is not None or args.memory_budget is not None):
+        return _fail("--tile and --memory-budget apply to --path fast; the graph path runs "
+                     "whole images")
+    from lptn.inference.graph_lptn import COMPILE_MODES
     from lptn.inference.settings import InferenceSettings
 
+    if args.compile is not None and args.compile not in COMPILE_MODES:
+        return _fail(f"--compile: expected one of {', '.join(COMPILE_MODES)}, got "
+                     f"{args.compile!r}")
     inference = InferenceSettings(path=args.path, tile_size=args.tile,
-                                  memory_budget_mb=args.memory_budget)
+                                  memory_budget_mb=args.memory_budget,
+                                  compile=args.compile if args.compile is not None else False)
     setup_logger()
     try:
         runtime: Runtime = build_runtime({"device": args.device}, args.precision)

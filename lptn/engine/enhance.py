@@ -24,7 +24,7 @@ from lptn.engine.checkpoint import CheckpointError, load_network_weights, read_s
 from lptn.engine.logger import get_logger
 from lptn.engine.runtime import Runtime
 from lptn.inference.fast_lptn import FastLPTN
-from lptn.inference.settings import InferenceSettings, build_fast_path
+from lptn.inference.settings import InferencePath, InferenceSettings, build_inference_path
 
 @dataclass
 class EnhanceSummary:
@@ -63,11 +63,12 @@ def load_generator(weights: str | Path, network_opt: Optional[Dict] = None) -> n
 
 
 def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime,
-                  fast: Optional[FastLPTN] = None) -> np.ndarray:
+                  fast: Optional[InferencePath] = None) -> np.ndarray:
     """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype.
 
-    With ``fast`` (the fast path), the image is processed region by region from the integer
-    array within the fast path's memory budget; otherwise ``net`` runs on the whole image.
+    With ``fast`` a :class:`FastLPTN` (the fast path), the image is processed region by region
+    from the integer array within its memory budget; with a :class:`GraphLPTN`, or with
+    ``net`` alone (the exact path), on the whole image.
     """
     if fast is not None:
         with torch.inference_mode():
@@ -83,7 +84,7 @@ def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runt
                   inference: Optional[InferenceSettings] = None) -> EnhanceSummary:
     """Enhance each input into ``output_dir`` (same file name); never overwrites an input.
 
-    ``inference`` picks the fast (default) or exact path, tile size and memory budget.
+    ``inference`` picks the fast (default), graph or exact path, tile size and memory budget.
     """
     log = get_logger()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runt
     input_set = {p.resolve() for p in inputs}
     seen: Dict[str, Path] = {}
     net = net.to(runtime.device).eval()
-    fast = build_fast_path(net, inference or InferenceSettings(), runtime.precision)
+    fast = build_inference_path(net, inference or InferenceSettings(), runtime.precision)
     for src in tqdm(inputs, desc="enhance", unit="img", disable=not show_progress):
         dst = output_dir / src.name
         if dst.resolve() in input_set:
@@ -104,7 +105,7 @@ def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runt
         seen[src.name] = src
         try:
             img = read_image(src)
-            if fast is not None:
+            if isinstance(fast, FastLPTN):
                 plan = fast.plan(1, img.shape[0], img.shape[1], runtime.device)
                 if plan.tiled:
                     log.info("%s (%dx%d): tiled to fit the memory budget: %s", src.name,

@@ -3,19 +3,24 @@
 YAML (all keys optional)::
 
     inference:
-      path: fast            # fast (default) | exact (the straightforward network)
+      path: fast            # fast (default) | exact (the straightforward network) | graph
+      compile: false        # graph path only: true / a torch.compile mode (reduce-overhead...)
       tile_size: ~          # square full-resolution tiles of this side; ~ = automatic
       memory_budget_mb: ~   # working-memory budget; ~ = 768 MB on the CPU, 4096 elsewhere
       channels_last: true   # conv stacks in channels_last
       conv_backend: auto    # auto | generic | onednn (CPU fused convs)
 
 The precision (fp32 / bf16 / fp16) comes from the runtime (``val.precision`` or
-``--precision``); on the fast path it applies to the conv stacks only.
+``--precision``); on the fast and graph paths it applies to the conv stacks only.
+
+``fast`` (:class:`~lptn.inference.FastLPTN`) bounds memory and tiles large images; ``graph``
+(:class:`~lptn.inference.GraphLPTN`) runs the whole image as plain tensor operators, the form
+``torch.compile`` fuses best (the candidate for GPUs, see docs/PERFORMANCE.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 from torch import nn
 
@@ -24,8 +29,9 @@ from lptn.engine.logger import get_logger
 from lptn.engine.options import OptionError
 from lptn.inference.conv_stacks import BACKENDS
 from lptn.inference.fast_lptn import PRECISION_DTYPES, FastLPTN
+from lptn.inference.graph_lptn import COMPILE_MODES, GraphLPTN
 
-PATHS = ("fast", "exact")
+PATHS = ("fast", "exact", "graph")
 
 
 class InferenceOptionError(OptionError):
@@ -41,6 +47,14 @@ class InferenceSettings:
     memory_budget_mb: Optional[float] = None
     channels_last: bool = True
     conv_backend: str = "auto"
+    compile: Union[bool, str] = False
+
+    @property
+    def compile_mode(self) -> Optional[str]:
+        """The ``torch.compile`` mode, or None when not compiling."""
+        if self.compile is False:
+            return None
+        return "default" if self.compile is True else str(self.compile)
 
     @classmethod
     def from_options(cls, block: Optional[Dict[str, Any]],
@@ -62,8 +76,8 @@ class InferenceSettings:
 
     def validate(self, key_path: str = "inference") -> None:
         if self.path not in PATHS:
-            raise InferenceOptionError(f"{key_path}.path: expected fast or exact, got "
-                                       f"{self.path!r}")
+            raise InferenceOptionError(f"{key_path}.path: expected one of {', '.join(PATHS)}, "
+                                       f"got {self.path!r}")
         if self.tile_size is not None and (not isinstance(self.tile_size, int)
                                            or isinstance(self.tile_size, bool)
                                            or self.tile_size < 16):
@@ -81,21 +95,41 @@ class InferenceSettings:
         if self.conv_backend not in BACKENDS:
             raise InferenceOptionError(f"{key_path}.conv_backend: expected one of "
                                        f"{', '.join(BACKENDS)}, got {self.conv_backend!r}")
+        if not (isinstance(self.compile, bool) or self.compile in COMPILE_MODES):
+            raise InferenceOptionError(f"{key_path}.compile: expected true, false or one of "
+                                       f"{', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.path == "graph":
+            for key, default in (("tile_size", None), ("memory_budget_mb", None),
+                                 ("conv_backend", "auto")):
+                if getattr(self, key) != default:
+                    raise InferenceOptionError(
+                        f"{key_path}.{key}: the graph path runs the whole image with PyTorch's "
+                        f"own convolutions; {key} applies to path: fast only")
+        if self.compile is not False and self.path != "graph":
+            raise InferenceOptionError(f"{key_path}.compile: only the graph path is compiled; "
+                                       f"set {key_path}.path: graph (got {self.path!r})")
 
 
-def build_fast_path(net: nn.Module, settings: InferenceSettings,
-                    precision: str = "fp32") -> Optional[FastLPTN]:
-    """The :class:`FastLPTN` for ``net``, or None when ``settings.path`` is ``exact`` or the
-    network is not of the LPTN family (then the network itself is the only path)."""
+InferencePath = Union[FastLPTN, GraphLPTN]
+
+
+def build_inference_path(net: nn.Module, settings: InferenceSettings,
+                         precision: str = "fp32") -> Optional[InferencePath]:
+    """The :class:`FastLPTN` or :class:`GraphLPTN` for ``net`` (both apply ``precision`` to
+    the conv stacks themselves), or None when ``settings.path`` is ``exact`` or the network is
+    not of the LPTN family (then the network itself is the only path)."""
     if settings.path == "exact":
         return None
     if not isinstance(net, LPTN):
-        get_logger().warning("inference.path fast: %s is not an LPTN network; using it as it is",
-                             type(net).__name__)
+        get_logger().warning("inference.path %s: %s is not an LPTN network; using it as it is",
+                             settings.path, type(net).__name__)
         return None
     if precision not in PRECISION_DTYPES:
         raise InferenceOptionError(f"precision: expected one of {', '.join(PRECISION_DTYPES)}, "
                                    f"got {precision!r}")
+    if settings.path == "graph":
+        return GraphLPTN(net, precision=precision, channels_last=settings.channels_last,
+                         compile_mode=settings.compile_mode)
     return FastLPTN(net, precision=precision, channels_last=settings.channels_last,
                     tile_size=settings.tile_size, memory_budget_mb=settings.memory_budget_mb,
                     conv_backend=settings.conv_backend)

@@ -8,7 +8,7 @@ import torch
 from lptn.archs import build_network
 from lptn.engine.checkpoint import load_network_weights
 from lptn.engine.logger import get_logger
-from lptn.inference.settings import InferenceSettings, build_fast_path
+from lptn.inference.settings import InferenceSettings, build_inference_path
 from lptn.models import MODEL_REGISTRY
 
 
@@ -18,7 +18,8 @@ class LPTNTestModel:
 
     ``strict_load_g: false`` (as in the original test files) still loads every matching key;
     mismatches are logged instead of raised. The ``inference`` block chooses the fast path
-    (default) or the exact one (``inference.path: exact``); see lptn.inference.settings.
+    (default), the whole-image graph path (``inference.path: graph``, optionally compiled) or
+    the exact one (``inference.path: exact``); see lptn.inference.settings.
     """
 
     def __init__(self, opt: Dict[str, Any], runtime: Any) -> None:
@@ -33,16 +34,18 @@ class LPTNTestModel:
             get_logger().warning("path.pretrain_network_g is empty: using random weights")
         self.net_g.to(runtime.device).eval()
         self.inference = InferenceSettings.from_options(opt.get("inference"))
-        self.fast_g = build_fast_path(self.net_g, self.inference, runtime.precision)
-        self.inference_path = "fast" if self.fast_g is not None else "exact"
+        self.path_g = build_inference_path(self.net_g, self.inference, runtime.precision)
+        self.inference_path = self.inference.path if self.path_g is not None else "exact"
+        if self.inference.compile_mode is not None and self.path_g is not None:
+            self.inference_path += f"+compile({self.inference.compile_mode})"
 
     @torch.no_grad()
     def enhance(self, lq: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] on any device -> float32 output on the runtime's device,
         not clamped."""
         lq = lq.to(self.runtime.device, non_blocking=True)
-        if self.fast_g is not None:  # applies the precision to its conv stacks itself
-            return self.fast_g(lq).float()
+        if self.path_g is not None:  # applies the precision to its conv stacks itself
+            return self.path_g(lq).float()
         with self.runtime.autocast():
             out = self.net_g(lq)
         return out.float()

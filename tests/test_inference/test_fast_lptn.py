@@ -1,4 +1,7 @@
-"""The fast path against the exact network: float32 fidelity, reduced precision, metrics."""
+"""The fast path against the exact network: float32 fidelity, reduced precision, metrics.
+
+The metric and reduced-precision checks run for the graph path (GraphLPTN) too.
+"""
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -8,7 +11,7 @@ import pytest
 import torch
 
 from lptn.archs.lptn_arch import LPTN
-from lptn.inference import FastLPTN
+from lptn.inference import FastLPTN, GraphLPTN
 from lptn.inference.conv_stacks import ConvStack, onednn_available
 from lptn.metrics import calculate_metric
 
@@ -52,9 +55,14 @@ def test_large_odd_width_uses_pytorchs_index_tables() -> None:
     assert diff <= 1e-4
 
 
-def test_metrics_on_the_fivek_sample_are_unchanged(official_net: LPTN, fivek_pairs) -> None:
+ACCELERATED_PATHS = {"fast": FastLPTN, "graph": GraphLPTN}
+
+
+@pytest.mark.parametrize("path", list(ACCELERATED_PATHS))
+def test_metrics_on_the_fivek_sample_are_unchanged(official_net: LPTN, fivek_pairs,
+                                                   path: str) -> None:
     """PSNR of every image against the exact path's; SSIM against REFERENCE.md's anchor."""
-    fast = FastLPTN(official_net)
+    fast = ACCELERATED_PATHS[path](official_net)
     psnr = {"type": "calculate_psnr", "crop_border": 0, "test_y_channel": False}
     ssim = {"type": "calculate_ssim", "crop_border": 0, "test_y_channel": False}
 
@@ -76,10 +84,12 @@ def test_metrics_on_the_fivek_sample_are_unchanged(official_net: LPTN, fivek_pai
     assert np.mean(fast_ssim) == pytest.approx(0.8808, abs=0.0005)
 
 
+@pytest.mark.parametrize("path", list(ACCELERATED_PATHS))
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_reduced_precision_psnr_against_float32(official_net: LPTN, photo_tensors,
-                                                precision: str) -> None:
-    fp32, reduced = FastLPTN(official_net), FastLPTN(official_net, precision=precision)
+                                                precision: str, path: str) -> None:
+    make = ACCELERATED_PATHS[path]
+    fp32, reduced = make(official_net), make(official_net, precision=precision)
     names = PHOTOS[:3] if precision == "bf16" else PHOTOS[:1]  # fp16 convs are slow on CPUs
     for name, x in _by_name(photo_tensors, names):
         with torch.inference_mode():

@@ -11,8 +11,8 @@ import torch
 from lptn.data.image_io import read_image, write_image
 from lptn.engine.cli import enhance_main, speed_main
 from lptn.engine.runtime import build_runtime
-from lptn.inference import FastLPTN
-from lptn.inference.settings import InferenceOptionError, InferenceSettings, build_fast_path
+from lptn.inference import FastLPTN, GraphLPTN
+from lptn.inference.settings import InferenceOptionError, InferenceSettings, build_inference_path
 from lptn.models import build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
     ({"tile_size": "big"}, "inference.tile_size"), ({"memory_budget_mb": -1},
                                                     "inference.memory_budget_mb"),
     ({"conv_backend": "cudnn"}, "inference.conv_backend"), ({"tiles": 3}, "inference.tiles"),
-    ({"channels_last": "yes"}, "inference.channels_last"), ("fast", "inference")])
+    ({"channels_last": "yes"}, "inference.channels_last"), ("fast", "inference"),
+    ({"compile": "fastest", "path": "graph"}, "inference.compile"),
+    ({"compile": True}, "inference.compile"),
+    ({"path": "graph", "tile_size": 64}, "inference.tile_size"),
+    ({"path": "graph", "conv_backend": "onednn"}, "inference.conv_backend")])
 def test_bad_inference_options_name_the_key(block, key: str) -> None:
     with pytest.raises(InferenceOptionError, match=key.replace(".", r"\.")):
         InferenceSettings.from_options(block)
@@ -33,10 +37,14 @@ def test_settings_build_the_right_path() -> None:
     from lptn.archs import build_network
 
     net = build_network({"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 2})
-    assert build_fast_path(net, InferenceSettings(path="exact")) is None
-    fast = build_fast_path(net, InferenceSettings.from_options({"tile_size": 64}), "bf16")
+    assert build_inference_path(net, InferenceSettings(path="exact")) is None
+    fast = build_inference_path(net, InferenceSettings.from_options({"tile_size": 64}), "bf16")
     assert isinstance(fast, FastLPTN) and fast.tile_size == 64 and fast.precision == "bf16"
-    assert build_fast_path(torch.nn.Conv2d(3, 3, 1), InferenceSettings()) is None
+    assert build_inference_path(torch.nn.Conv2d(3, 3, 1), InferenceSettings()) is None
+    graph = build_inference_path(net, InferenceSettings.from_options(
+        {"path": "graph", "compile": "reduce-overhead"}), "fp16")
+    assert isinstance(graph, GraphLPTN) and graph.precision == "fp16"
+    assert graph.compile_mode == "reduce-overhead" and graph.unrolled_mask_blocks
 
 
 def _test_options(checkpoint: Path, **inference) -> dict:
@@ -62,7 +70,7 @@ def test_speed_report_names_path_and_precision(tmp_path: Path) -> None:
     opt.write_text("name: s\nmodel_type: LPTNTestModel\nnum_gpu: 0\n"
                    "network_g: {type: LPTN, nrb_low: 1, nrb_high: 1, num_high: 2}\n"
                    "val: {num_img: 1, times_per_img: 1, warmup: 0, fix_img_size: [40, 48]}\n")
-    for path in ("fast", "exact"):
+    for path in ("fast", "exact", "graph"):
         assert speed_main(["-opt", str(opt), "--precision", "bf16", "--set",
                            f"path.results_root={tmp_path / path}", f"path.log={tmp_path}",
                            f"inference.path={path}"]) == 0
@@ -98,3 +106,24 @@ def test_enhance_rejects_bad_tiling_options(tmp_path: Path, capsys) -> None:
     assert enhance_main(["--weights", "w.pth", "--input", str(tmp_path), "--output",
                          str(tmp_path / "o"), "--memory-budget", "0"]) == 2
     assert "--memory-budget" in capsys.readouterr().err
+    assert enhance_main(["--weights", "w.pth", "--input", str(tmp_path), "--output",
+                         str(tmp_path / "o"), "--compile"]) == 2
+    assert "--path graph" in capsys.readouterr().err
+    assert enhance_main(["--weights", "w.pth", "--input", str(tmp_path), "--output",
+                         str(tmp_path / "o"), "--path", "graph", "--tile", "64"]) == 2
+    assert "--tile" in capsys.readouterr().err
+
+
+def test_enhance_graph_path_writes_every_photo(tmp_path: Path, fivek_sample_dir: Path,
+                                              official_checkpoint: Path) -> None:
+    src = tmp_path / "in"
+    img = read_image(fivek_sample_dir / "source" / "a2917.png")
+    write_image(src / "photo.png", img)
+    outputs = {}
+    for path in ("graph", "exact"):
+        assert enhance_main(["--weights", str(official_checkpoint), "--input", str(src),
+                             "--output", str(tmp_path / path), "--device", "cpu",
+                             "--no-progress", "--path", path]) == 0
+        outputs[path] = read_image(tmp_path / path / "photo.png").astype(int)
+    assert outputs["graph"].shape == img.shape
+    assert np.abs(outputs["graph"] - outputs["exact"]).max() <= 1
