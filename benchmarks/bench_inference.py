@@ -1,9 +1,15 @@
-"""Time the exact and the fast inference paths in one run and print the ratios.
+"""Time the exact, fast and graph inference paths in one run and print the ratios.
 
 Usage (from the repository root)::
 
     python benchmarks/bench_inference.py --sizes 2160x3840 1080x1920 480x720 \
-        --precisions fp32 bf16 --repeats 5 [--threads 2] [--device cpu] [--json out.json]
+        --precisions fp32 bf16 --repeats 5 [--threads 2] [--device cpu] [--json out.json] \
+        [--graph eager compile cudagraphs autotune] [--exact-compile]
+
+Paths: ``exact`` (the straightforward network, fp32: the reference), ``exact-compile``
+(``torch.compile`` of it, the reference's compiled figure), ``fast-<precision>``
+(FastLPTN), ``graph-<variant>-<precision>`` (GraphLPTN eager, or compiled with mode
+``default`` / ``reduce-overhead`` (CUDA graphs) / ``max-autotune``).
 
 For every size, the runs of every path alternate (exact, fast fp32, fast bf16, exact, ...),
 so a change in machine load affects all of them alike; medians are reported. The input is a
@@ -31,7 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from lptn.engine.enhance import load_generator  # noqa: E402
 from lptn.engine.runtime import Runtime, build_runtime, process_memory_mb  # noqa: E402
-from lptn.inference import FastLPTN  # noqa: E402
+from lptn.inference import FastLPTN, GraphLPTN  # noqa: E402
+
+GRAPH_VARIANTS = {"eager": None, "compile": "default", "cudagraphs": "reduce-overhead",
+                  "autotune": "max-autotune"}
 
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "models" / "net_g_FiveK_numhigh3.pth"
 DEFAULT_PHOTO = REPO.parent / "shared" / "data" / "fivek_sample" / "source" / "a1305.png"
@@ -54,15 +63,22 @@ def photo_tensor(path: Path, size: Tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
 
 
+def path_precision(name: str) -> str:
+    return "fp32" if name.startswith("exact") else name.rsplit("-", 1)[1]
+
+
 def build_path(net: torch.nn.Module, name: str, runtime: Runtime):
-    """``exact`` / ``fast-fp32`` / ``fast-bf16`` / ``fast-fp16`` -> a callable (1,3,H,W)->out."""
+    """A path name (see the module docstring) -> a callable (N, 3, H, W) -> output."""
     if name == "exact":
-        def exact(x: torch.Tensor) -> torch.Tensor:
-            with runtime.autocast():
-                return net(x)
-        return exact
-    precision = name.split("-", 1)[1]
-    return FastLPTN(net, precision=precision)
+        return net
+    if name == "exact-compile":
+        return torch.compile(net)
+    kind, precision = name.split("-", 1)[0], path_precision(name)
+    if kind == "fast":
+        return FastLPTN(net, precision=precision)
+    variant = name.split("-")[1]
+    return GraphLPTN(net, precision=precision, channels_last=True,
+                     compile_mode=GRAPH_VARIANTS[variant]).to(runtime.device)
 
 
 def _status_mb(field: str) -> float:
@@ -72,9 +88,7 @@ def _status_mb(field: str) -> float:
 
 def child_memory(args: argparse.Namespace) -> None:
     """Run one path once at one size in this fresh process; print peak memory as JSON."""
-    runtime = build_runtime({"device": args.device},
-                            "fp32" if args.child_path.startswith(("exact", "fast-fp32"))
-                            else args.child_path.split("-", 1)[1])
+    runtime = build_runtime({"device": args.device})
     net = load_generator(args.weights).to(runtime.device).eval()
     fn = build_path(net, args.child_path, runtime)
     x = photo_tensor(args.photo, parse_size(args.child_size)).to(runtime.device)
@@ -108,6 +122,10 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["2160x3840"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
                         choices=["fp32", "bf16", "fp16"], help="fast-path precisions")
+    parser.add_argument("--graph", nargs="*", default=[], choices=list(GRAPH_VARIANTS),
+                        help="also time the graph path: eager and/or compiled variants")
+    parser.add_argument("--exact-compile", action="store_true",
+                        help="also time torch.compile of the exact network")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch / OpenMP threads")
@@ -127,7 +145,9 @@ def main() -> None:
 
     runtime = build_runtime({"device": args.device})
     net = load_generator(args.weights).to(runtime.device).eval()
-    paths = ["exact"] + [f"fast-{p}" for p in args.precisions]
+    paths = (["exact"] + (["exact-compile"] if args.exact_compile else [])
+             + [f"fast-{p}" for p in args.precisions]
+             + [f"graph-{v}-{p}" for v in args.graph for p in args.precisions])
     fns = {p: build_path(net, p, runtime) for p in paths}
     results: Dict[str, Any] = {
         "device": runtime.device_name(), "torch": torch.__version__,
@@ -171,7 +191,7 @@ def main() -> None:
             mem = e.get("memory", {})
             extra = (f", max|diff| {e['max_abs_diff_vs_exact']:.1e}, "
                      f"{e['psnr_vs_fp32_db']:.1f} dB vs exact fp32") if p != "exact" else ""
-            print(f"  {p:10s} median {e['median_s'] * 1e3:9.1f} ms  (p90 "
+            print(f"  {p:24s} median {e['median_s'] * 1e3:9.1f} ms  (p90 "
                   f"{e['p90_s'] * 1e3:9.1f})  x{e['speedup']:.2f}  peak RSS "
                   f"{mem.get('process_peak_rss_mb', float('nan')):.0f} MB{extra}")
     results["load_average_end"] = os.getloadavg()

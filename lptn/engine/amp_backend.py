@@ -12,6 +12,12 @@
   the gradients into one buffer). apex AMP is fp16 only; autocast stays off (apex casts).
   The apex loss-scaler state is saved in the training state and restored on resume.
 
+torch's own fused kernels (``optim_g: {type: Adam, fused: true}``) work with the native backend,
+the fp16 GradScaler included (it hands its scale and inf flag to the fused step); with
+``backend: apex`` they are refused, naming the key: apex replaces the optimiser's parameters
+with its master copies and patches ``step``, which torch's fused path is not written for (use
+``type: FusedAdam`` from apex instead).
+
 Optimisers from ``apex.optimizers`` (``FusedAdam``, ``FusedLAMB``, ``FusedSGD``...; on Ascend
 ``NpuFusedAdam``, ``NpuFusedAdamW``, ``NpuFusedSGD``...) resolve by name in
 ``train.optim_g.type`` / ``optim_d.type`` when apex is installed.
@@ -158,13 +164,23 @@ def fused_optimizer_factory(name: str) -> Callable[..., Optimizer]:
     return build
 
 
+def _fused_with_apex_error(key_path: str) -> ValueError:
+    return ValueError(f"{key_path}: torch's fused optimiser step does not combine with "
+                      f"train.amp.backend: apex; remove 'fused' (or use type: FusedAdam from "
+                      f"apex.optimizers), or use backend: native")
+
+
 def check_training_requirements(opt: Dict[str, Any]) -> AmpConfig:
     """Import what the training options need from apex now, so that a missing package is
     reported before any data is read. Returns the parsed ``train.amp``."""
     config = amp_config(opt)
-    if config.uses_apex:
-        import_apex("amp", "train.amp.backend: apex")
     train = opt.get("train") or {}
+    if config.uses_apex:
+        for key in ("optim_g", "optim_d"):
+            block = train.get(key)
+            if isinstance(block, dict) and block.get("fused"):
+                raise _fused_with_apex_error(f"train.{key}.fused")
+        import_apex("amp", "train.amp.backend: apex")
     for key in ("optim_g", "optim_d"):
         block = train.get(key)
         if isinstance(block, dict) and block.get("type") in FUSED_OPTIMIZERS:
@@ -268,6 +284,13 @@ def prepare_mixed_precision(config: AmpConfig, device: torch.device,
         return nets, optimizers, {n: NativeScaler(device.type,
                                                   enabled=config.precision == "fp16")
                                   for n in names}
+    for name in names:
+        optimizer = optimizers[name]
+        # torch's own optimisers only: apex's fused classes are what apex expects.
+        if type(optimizer).__module__.startswith("torch.optim") \
+                and optimizer.defaults.get("fused"):
+            # Names follow the model's 'net_g' / 'net_d' -> 'train.optim_g' / 'optim_d'.
+            raise _fused_with_apex_error(f"train.optim_{name.rsplit('_', 1)[-1]}.fused")
     if device.type not in ("cuda", "npu"):
         raise AmpUnavailable(f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
                              f"{device.type}; use backend: native there")

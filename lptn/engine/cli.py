@@ -165,7 +165,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     if args.path == "graph" and (args.tile is not None or args.memory_budget is not None):
         return _fail("--tile and --memory-budget apply to --path fast; the graph path runs "
                      "whole images")
-    from lptn.inference.graph_lptn import COMPILE_MODES
+    from lptn.engine.compilation import COMPILE_MODES
     from lptn.inference.settings import InferenceSettings
 
     if args.compile is not None and args.compile not in COMPILE_MODES:

@@ -25,6 +25,8 @@ from lptn.engine import device_backend as backend
 from lptn.engine import distributed
 from lptn.engine.amp_backend import (AmpConfig, AmpUnavailable, NativeScaler, Scaler,
                                      check_training_requirements, prepare_mixed_precision)
+from lptn.engine.train_speed import (CompileUnavailable, check_compile_support,
+                                     train_speed_options)
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -276,11 +278,12 @@ def build_training_runtime(opt: Dict[str, Any],
     """The training runtime: ``train.amp`` (apex imported now when asked for), the device of
     this process's local rank and, under a launcher, the joined process group.
 
-    Everything that can be missing (the NPU adapter, apex, a fused optimiser, the launcher's
-    variables) is checked here, before any data is read.
+    Everything that can be missing (the NPU adapter, apex, a fused optimiser, torch.compile's
+    needs, the launcher's variables) is checked here, before any data is read.
     """
     launch = launch or distributed.LaunchEnv("none")
     settings = distributed.dist_settings(opt)
+    speed = train_speed_options(opt)  # bad train.channels_last / compile values: ValueError
     # Both checks run so that one message names everything missing (NPU adapter and apex).
     missing = []
     try:
@@ -295,6 +298,10 @@ def build_training_runtime(opt: Dict[str, Any],
     if missing:
         raise DeviceError("; and ".join(missing))
     check_precision(amp.precision, device)
+    try:
+        check_compile_support(speed, device)
+    except CompileUnavailable as err:
+        raise DeviceError(str(err)) from err
     if amp.uses_apex and device.type not in ("cuda", "npu"):
         raise DeviceError(f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
                           f"{device.type}; use backend: native (torch autocast) there")

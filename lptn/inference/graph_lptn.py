@@ -30,8 +30,8 @@ from torch import nn
 
 from lptn.archs.lptn_arch import LPTN, LPTNPaper
 from lptn.data.image_io import image_to_tensor, tensor_to_image, to_float
+from lptn.engine.compilation import COMPILE_MODES
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 

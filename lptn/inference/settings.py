@@ -25,11 +25,13 @@ from typing import Any, Dict, Optional, Union
 from torch import nn
 
 from lptn.archs.lptn_arch import LPTN
+from lptn.engine.compilation import (COMPILE_MODES, CompileUnavailable, check_compile_support,
+                                     compile_mode_option)
 from lptn.engine.logger import get_logger
 from lptn.engine.options import OptionError
 from lptn.inference.conv_stacks import BACKENDS
 from lptn.inference.fast_lptn import PRECISION_DTYPES, FastLPTN
-from lptn.inference.graph_lptn import COMPILE_MODES, GraphLPTN
+from lptn.inference.graph_lptn import GraphLPTN
 
 PATHS = ("fast", "exact", "graph")
 
@@ -52,9 +54,7 @@ class InferenceSettings:
     @property
     def compile_mode(self) -> Optional[str]:
         """The ``torch.compile`` mode, or None when not compiling."""
-        if self.compile is False:
-            return None
-        return "default" if self.compile is True else str(self.compile)
+        return compile_mode_option(self.compile, "inference.compile")
 
     @classmethod
     def from_options(cls, block: Optional[Dict[str, Any]],
@@ -128,6 +128,11 @@ def build_inference_path(net: nn.Module, settings: InferenceSettings,
         raise InferenceOptionError(f"precision: expected one of {', '.join(PRECISION_DTYPES)}, "
                                    f"got {precision!r}")
     if settings.path == "graph":
+        device = next(net.parameters()).device
+        try:
+            check_compile_support(settings.compile_mode, device, "inference.compile")
+        except CompileUnavailable as err:
+            raise InferenceOptionError(str(err)) from err
         return GraphLPTN(net, precision=precision, channels_last=settings.channels_last,
                          compile_mode=settings.compile_mode)
     return FastLPTN(net, precision=precision, channels_last=settings.channels_last,

@@ -32,6 +32,26 @@ Several processes: the runtime wraps each network in DistributedDataParallel
 (``runtime.mean_over_ranks``): every process logs the same numbers and takes the same
 skip / step decision.
 
+Speed options (``train.channels_last``, ``train.compile``, parsed once in
+:mod:`lptn.engine.train_speed`; fused optimisers through ``train.optim_g/_d``):
+
+- ``channels_last: true``: both networks' parameters and every fed batch in
+  ``torch.channels_last`` layout. Same values, float-rounding differences only; whether it is
+  faster depends on the device (CUDA tensor cores in bf16/fp16 and oneDNN CPUs prefer NHWC).
+- ``compile: true | <mode>``: the generator runs through ``torch.compile`` (``default``,
+  ``reduce-overhead``, ``max-autotune``...). The critic stays eager: the gradient penalty
+  differentiates through ``grad_x D`` (``create_graph=True``), a double backward that compiled
+  graphs do not support. The compile wraps the DDP-wrapped generator (DDP first, as torch
+  recommends); saving, loading and validation (:meth:`LPTNModel.enhance`) go to the plain
+  module inside, so checkpoints keep the original parameter names and validation at any image
+  size does not recompile. The first steps are slow (compiling); a new batch shape (a smaller
+  last batch) compiles once more. ``reduce-overhead`` uses CUDA graphs (CUDA only). Not with
+  ``amp.backend: apex``.
+- ``optim_g: {type: Adam, fused: true}`` (likewise ``optim_d``): torch's fused Adam/AdamW
+  kernel (CUDA, CPU, MPS in recent torch). Works with the fp16 GradScaler (the scaler hands
+  its scale to the fused kernel); not with ``amp.backend: apex`` (an error naming the key:
+  use apex's ``FusedAdam`` type there).
+
 Non-finite losses: if a network's loss is NaN/inf its update is skipped (no optimiser step,
 gradients cleared, weights and optimiser state unchanged) and the step reports it in
 :attr:`StepResult.skipped`; the loop decides when too many in a row end the run. An fp16
@@ -51,6 +71,7 @@ from torch import nn
 from lptn.archs import build_network
 from lptn.engine.checkpoint import bare_module, load_network_weights, save_network
 from lptn.engine.logger import get_logger
+from lptn.engine.train_speed import check_compile_support, train_speed_options
 from lptn.losses import build_gradient_penalty, build_loss
 from lptn.models import MODEL_REGISTRY
 from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
@@ -123,8 +144,9 @@ class LPTNModel:
     Option keys read here (under ``train``): ``optim_g``, ``optim_d``, ``scheduler``,
     ``pixel_opt``, ``gan_opt``, ``gp_opt``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
     ``pixel_target`` (``input`` for unpaired data, else ``gt``), ``d_step_input``
-    (``recompute``). Under ``path``: ``pretrain_network_g``/``_d``, ``strict_load_g``/``_d``,
-    ``param_key_g``/``_d``.
+    (``recompute``), ``channels_last`` (false), ``compile`` (false; true or a torch.compile
+    mode); ``optim_*.fused`` passes to torch (see the module docstring). Under ``path``:
+    ``pretrain_network_g``/``_d``, ``strict_load_g``/``_d``, ``param_key_g``/``_d``.
     """
 
     def __init__(self, opt: Dict[str, Any], runtime: Any) -> None:
@@ -136,6 +158,9 @@ class LPTNModel:
             raise ValueError("train: LPTNModel needs a 'train' block (use LPTNTestModel for "
                              "inference)")
         self.train_opt = train_opt
+        # channels_last / compile: decided here once, applied by the helper's methods only.
+        self.speed = train_speed_options(opt)
+        check_compile_support(self.speed, self.device)
 
         self.net_g = self._build_net("g")
         self.net_d: Optional[nn.Module] = self._build_net("d") if opt.get("network_d") else None
@@ -163,6 +188,8 @@ class LPTNModel:
         self.net_g = runtime.distribute(nets["net_g"], find_unused)
         if self.net_d is not None:
             self.net_d = runtime.distribute(nets["net_d"], find_unused)
+        # Compile after DDP (torch's order); the critic stays eager (double backward of the GP).
+        self.net_g = self.speed.compile(self.net_g)
         self.schedulers: Dict[str, IterationSchedule] = {}
         sched_opt = train_opt.get("scheduler")
         for name, optimizer in self.optimizers.items():
@@ -185,7 +212,7 @@ class LPTNModel:
         if weights:
             load_network_weights(net, weights, strict=path_opt.get(f"strict_load_{which}", True),
                                  param_key=path_opt.get(f"param_key_{which}"))
-        return net.train()
+        return self.speed.prepare_network(net.train())
 
     def _build_losses(self, train_opt: Dict[str, Any]) -> None:
         pixel_opt, gan_opt, gp_opt = (train_opt.get(k) for k in ("pixel_opt", "gan_opt", "gp_opt"))
@@ -221,7 +248,7 @@ class LPTNModel:
 
         def to_device(key: str) -> Optional[torch.Tensor]:
             value = batch.get(key)
-            return None if value is None else value.to(self.device, non_blocking=True)
+            return None if value is None else self.speed.batch_to(value, self.device)
 
         self.lq, self.gt, self.ref = to_device("lq"), to_device("gt"), to_device("ref")
 
@@ -250,6 +277,7 @@ class LPTNModel:
         """One training step on the batch given to :meth:`feed_data`."""
         if self.lq is None:
             raise RuntimeError("optimize_parameters: call feed_data first")
+        self.speed.begin_step()
         losses: Dict[str, float] = {}
         skipped: List[str] = []
         overflow: List[str] = []
@@ -355,12 +383,13 @@ class LPTNModel:
     def enhance(self, lq: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] on any device -> float32 output on the runtime's device, not
         clamped. Runs in float32 (no autocast), so validation measures what test.py measures."""
-        # The bare network: no DDP hooks, so processes may validate different numbers of images.
+        # The bare network: no DDP hooks, so processes may validate different numbers of images;
+        # not compiled, so validation images of any size never trigger a recompile.
         net = bare_module(self.net_g)
         was_training = net.training
         net.eval()
         try:
-            return net(lq.to(self.device, non_blocking=True)).float()
+            return net(self.speed.batch_to(lq, self.device)).float()
         finally:
             net.train(was_training)
 
@@ -413,6 +442,8 @@ class LPTNModel:
         for name, net in self.networks().items():
             count = sum(p.numel() for p in bare_module(net).parameters())
             lines.append(f"{name}: {type(bare_module(net)).__name__}, {count:,} parameters")
+        if self.speed.channels_last or self.speed.compile_mode is not None:
+            lines.append(f"speed options: {self.speed.describe()}")
         return "\n".join(lines)
 
 

@@ -2,7 +2,9 @@
 
 Every key other than ``type`` is passed to the optimiser (``lr``, ``betas``,
 ``weight_decay``, ``eps``, ``amsgrad``, ``foreach``, ``fused``...); ``betas`` may be a YAML
-list. The fused types of the precision layer (``FusedAdam``, ``NpuFusedAdam``... see
+list. ``fused: true`` selects torch's fused Adam/AdamW kernel (one kernel for all parameters;
+CUDA, CPU and MPS in recent torch); it cannot be combined with ``foreach: true``. The fused
+types of the precision layer (``FusedAdam``, ``NpuFusedAdam``... see
 :mod:`lptn.engine.amp_backend`) are registered too; they are imported only when used.
 """
 from __future__ import annotations
@@ -43,9 +45,14 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], opt: Dict[str, Any],
         if not isinstance(betas, (list, tuple)) or len(betas) != 2:
             raise ValueError(f"{key_path}.betas: expected two numbers, got {betas!r}")
         kwargs["betas"] = (float(betas[0]), float(betas[1]))
+    for flag in ("fused", "foreach"):
+        # torch takes any truthy value here; a string or a number is a typo, not a choice.
+        if flag in kwargs and kwargs[flag] is not None and not isinstance(kwargs[flag], bool):
+            raise ValueError(f"{key_path}.{flag}: expected true, false or ~, got "
+                             f"{kwargs[flag]!r}")
     try:
         return cls(list(params), **kwargs)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RuntimeError) as err:
         raise type(err)(f"{key_path} ({opt['type']}): {err}") from err
 
 

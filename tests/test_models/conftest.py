@@ -60,3 +60,23 @@ def batch() -> Dict[str, torch.Tensor]:
     retouch = lambda x: (x * 0.8 + torch.tensor([0.15, 0.1, 0.05]).view(1, 3, 1, 1)).clamp(0, 1)
     return {"lq": lq, "gt": retouch(lq), "ref": retouch(_smooth(gen, 2, 32))}
 
+
+
+def _photo_crops(n: int, size: int, offset: int) -> torch.Tensor:
+    from skimage import data as skdata
+
+    photos = [skdata.astronaut(), skdata.coffee()]
+    crops = []
+    for i in range(n):
+        img = photos[i % len(photos)]
+        y, x = 100 + offset + 37 * i, 150 + offset
+        crops.append(torch.from_numpy(img[y:y + size, x:x + size].copy()))
+    return torch.stack(crops).permute(0, 3, 1, 2).float().div(255).contiguous()
+
+
+@pytest.fixture
+def photo_batch() -> Dict[str, torch.Tensor]:
+    """Two 32x32 crops of real photos (scikit-image's astronaut and coffee) as ``lq``, two
+    other crops of them as ``ref``/``gt``: real image statistics for numerical comparisons."""
+    other = _photo_crops(2, 32, 60)
+    return {"lq": _photo_crops(2, 32, 0), "ref": other, "gt": other}

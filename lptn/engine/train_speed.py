@@ -1,0 +1,106 @@
+"""Training-step speed options of the ``train`` block: ``channels_last`` and ``compile``.
+
+Parsed once by :func:`train_speed_options` into a :class:`TrainSpeed`, which the training model
+asks at three points (and nowhere else): :meth:`TrainSpeed.prepare_network` when a network is
+built, :meth:`TrainSpeed.batch_to` when a batch is fed in, :meth:`TrainSpeed.compile` after
+the runtime has wrapped the network for several processes.
+
+- ``channels_last: false | true`` (false): parameters, buffers and batches in
+  ``torch.channels_last`` (NHWC) memory format. The values are the same tensors in another
+  layout; results differ from the contiguous layout by float rounding only. The gain is
+  device-specific: CUDA convolutions on tensor cores (bf16/fp16) and oneDNN on recent x86 CPUs
+  prefer NHWC; elsewhere it may be neutral or slower.
+- ``compile: false | true | <mode>`` (false): ``torch.compile`` of the generator, with ``mode``
+  ``default`` (for ``true``), ``reduce-overhead`` (CUDA graphs, CUDA only),
+  ``max-autotune`` or ``max-autotune-no-cudagraphs``. Only the generator: the critic's
+  gradient penalty differentiates through a gradient (``create_graph=True``), and compiled
+  graphs (AOTAutograd) do not support double backward, so the critic stays eager. The
+  compiled module wraps the (DistributedDataParallel-wrapped) network, in the order torch
+  recommends (DDP first, then compile); checkpoints and validation use the module inside
+  (:func:`lptn.engine.checkpoint.bare_module`), so saved names carry no ``_orig_mod.`` prefix
+  and validation at any image size never triggers a recompile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from lptn.engine.amp_backend import amp_config
+from lptn.engine.compilation import (COMPILE_MODES, CUDAGRAPH_MODES, CompileUnavailable,
+                                     compile_mode_option)
+from lptn.engine.compilation import check_compile_support as _check_support
+
+@dataclass(frozen=True)
+class TrainSpeed:
+    """``train.channels_last`` and ``train.compile`` checked; ``compile_mode`` None = eager."""
+
+    channels_last: bool = False
+    compile_mode: Optional[str] = None
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def prepare_network(self, net: nn.Module) -> nn.Module:
+        """``net`` with its 4-D parameters and buffers in this memory format (in place)."""
+        if self.channels_last:
+            # Module.to keeps the Parameter objects (only their data is replaced), so an
+            # optimiser built before or after sees the same tensors.
+            net.to(memory_format=torch.channels_last)
+        return net
+
+    def batch_to(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """``tensor`` on ``device``, in this memory format when it is an image batch."""
+        if self.channels_last and tensor.dim() == 4:
+            return tensor.to(device, memory_format=torch.channels_last, non_blocking=True)
+        return tensor.to(device, non_blocking=True)
+
+    def compile(self, net: nn.Module) -> nn.Module:
+        """``torch.compile(net, mode=...)``, or ``net`` itself when compiling is off. Call it
+        once, after any DistributedDataParallel wrapping."""
+        if self.compile_mode is None:
+            return net
+        return torch.compile(net, mode=self.compile_mode)
+
+    def begin_step(self) -> None:
+        """Mark a new training step for CUDA-graph modes: buffers of the previous step's
+        compiled outputs may then be reused (nothing of them is kept across steps)."""
+        if self.compile_mode in CUDAGRAPH_MODES:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def describe(self) -> str:
+        parts = []
+        if self.channels_last:
+            parts.append("channels_last")
+        if self.compile_mode is not None:
+            parts.append(f"compiled generator ({self.compile_mode})")
+        return ", ".join(parts) or "eager, contiguous"
+
+
+def train_speed_options(opt: Dict[str, Any]) -> TrainSpeed:
+    """Parse ``train.channels_last`` and ``train.compile`` from the options; errors name the
+    key. Raises :class:`ValueError` for bad values and for ``compile`` with apex AMP."""
+    train = opt.get("train") or {}
+    channels_last = train.get("channels_last", False)
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"train.channels_last: expected true or false, got {channels_last!r}")
+    mode = compile_mode_option(train.get("compile", False), "train.compile")
+    if mode is not None and amp_config(opt).uses_apex:
+        # apex O1 patches torch functions at run time and O2 keeps fp32 master copies outside
+        # the module: neither is something dynamo can trace; native autocast works with it.
+        raise ValueError("train.compile: not supported with train.amp.backend: apex; use "
+                         "backend: native (torch autocast) or compile: false")
+    return TrainSpeed(channels_last=channels_last, compile_mode=mode)
+
+
+def check_compile_support(speed: TrainSpeed, device: torch.device) -> None:
+    """Raise :class:`CompileUnavailable`, naming ``train.compile``, when torch.compile cannot
+    run on ``device``."""
+    _check_support(speed.compile_mode, device, "train.compile")
+
+
+__all__ = ["COMPILE_MODES", "CompileUnavailable", "TrainSpeed", "check_compile_support",
+           "train_speed_options"]
