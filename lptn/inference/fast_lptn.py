@@ -43,6 +43,16 @@ Source = Union[TensorSource, ArraySource]
 Sink = Union[TensorSink, ArraySink]
 
 
+def check_wrapped(wrapper: nn.Module, net: nn.Module, precision: str) -> None:
+    """TypeError unless ``net`` is an LPTN / LPTNPaper; ValueError for an unknown precision."""
+    name = type(wrapper).__name__
+    if not isinstance(net, LPTN):
+        raise TypeError(f"{name} wraps an LPTN or LPTNPaper, got {type(net).__name__}")
+    if precision not in PRECISION_DTYPES:
+        raise ValueError(f"{name} precision: expected one of {', '.join(PRECISION_DTYPES)}, "
+                         f"got {precision!r}")
+
+
 # GEMM kernels compute the last, partial block of columns differently (masked or scalar
 # loops), so a pixel's result would depend on where its region ends. Padding the pixel count
 # to a multiple of this keeps every pixel in a full block: bitwise-equal tiles.
@@ -117,11 +127,7 @@ class FastLPTN(nn.Module):
                  memory_budget_mb: Optional[float] = None, conv_backend: str = "auto",
                  workers: Optional[int] = None) -> None:
         super().__init__()
-        if not isinstance(net, LPTN):
-            raise TypeError(f"FastLPTN wraps an LPTN or LPTNPaper, got {type(net).__name__}")
-        if precision not in PRECISION_DTYPES:
-            raise ValueError(f"precision must be one of {', '.join(PRECISION_DTYPES)}, "
-                             f"got {precision!r}")
+        check_wrapped(self, net, precision)
         if tile_size is not None and tile_size < 1:
             raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size}")
         if memory_budget_mb is not None and memory_budget_mb <= 0:

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lptn.archs.lptn_arch import LPTN, LPTNPaper
+from lptn.archs.lptn_arch import LPTNPaper
 from lptn.data.image_io import image_to_tensor, tensor_to_image, to_float
 from lptn.engine.compilation import COMPILE_MODES
+from lptn.inference.fast_lptn import PRECISION_DTYPES, check_wrapped
 
-_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 # A size is a Python int (SymInt under torch.compile / torch.export) or, for the TorchScript
@@ -103,11 +103,7 @@ class GraphLPTN(nn.Module):
     def __init__(self, net: nn.Module, *, precision: str = "fp32", channels_last: bool = False,
                  compile_mode: Optional[str] = None, traced_sizes: bool = False) -> None:
         super().__init__()
-        if not isinstance(net, LPTN):
-            raise TypeError(f"GraphLPTN wraps an LPTN or LPTNPaper, got {type(net).__name__}")
-        if precision not in _PRECISIONS:
-            raise ValueError(f"precision: expected one of {', '.join(_PRECISIONS)}, got "
-                             f"{precision!r}")
+        check_wrapped(self, net, precision)
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile mode: expected one of {', '.join(COMPILE_MODES)}, got "
                              f"{compile_mode!r}")
@@ -148,7 +144,7 @@ class GraphLPTN(nn.Module):
 
     # ------------------------------------------------------------------------- conv stacks
     def _reduced_precision(self, device: torch.device) -> ContextManager[Any]:
-        dtype = _PRECISIONS[self.precision]
+        dtype = PRECISION_DTYPES[self.precision]
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=dtype)

@@ -23,7 +23,7 @@ from lptn.engine.amp_backend import (AmpConfig, AmpUnavailable, ApexScaler, amp_
 from lptn.engine.cli import train_main
 from lptn.engine.runtime import DeviceError, build_training_runtime, select_device
 from lptn.models.optimizers import OPTIMIZER_REGISTRY, build_optimizer
-from train_test_utils import make_image_folders, tiny_options, write_options
+from train_test_utils import assert_train_py_fails_before_data
 
 pytestmark = pytest.mark.skipif(device_backend.import_npu_support(),
                                 reason="torch_npu is installed: the missing-package errors "
@@ -97,15 +97,7 @@ def test_train_py_fails_before_reading_data(tmp_path: Path, monkeypatch: pytest.
                                             capsys: pytest.CaptureFixture, override,
                                             expected: str) -> None:
     monkeypatch.chdir(tmp_path)
-    data = make_image_folders(tmp_path / "data", count=2)
-    opt = tiny_options(data, name="npu")
-    # Data that cannot be read: had the run got as far as the data, the error would say so.
-    opt["datasets"]["train"]["dataroot_lq"] = str(tmp_path / "not_there")
-    option_file = write_options(opt, tmp_path / "npu.yml")
-    assert train_main(["-opt", str(option_file), "--set", *override]) == 2
-    err = capsys.readouterr().err
-    assert expected in err and "not_there" not in err
-    assert not (tmp_path / "experiments").exists()
+    option_file = assert_train_py_fails_before_data(tmp_path, capsys, override, expected)
     # The same options through the API: build_training_runtime raises the same.
     from lptn.engine.options import parse_options
 

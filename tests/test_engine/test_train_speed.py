@@ -11,11 +11,10 @@ import torch
 from lptn.archs.lptn_arch import LPTN
 from lptn.engine.amp_backend import (AmpConfig, check_training_requirements,
                                      prepare_mixed_precision)
-from lptn.engine.cli import train_main
 from lptn.engine.runtime import build_training_runtime
 from lptn.engine.train_speed import (COMPILE_MODES, TrainSpeed, check_compile_support,
                                      train_speed_options)
-from train_test_utils import make_image_folders, tiny_options, write_options
+from train_test_utils import assert_train_py_fails_before_data
 
 
 def _speed(**train) -> TrainSpeed:
@@ -100,14 +99,7 @@ def test_train_py_rejects_bad_speed_options_before_reading_data(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
         override, expected: str) -> None:
     monkeypatch.chdir(tmp_path)
-    data = make_image_folders(tmp_path / "data", count=2)
-    opt = tiny_options(data, name="speed")
-    opt["datasets"]["train"]["dataroot_lq"] = str(tmp_path / "not_there")
-    option_file = write_options(opt, tmp_path / "speed.yml")
-    assert train_main(["-opt", str(option_file), "--set", *override]) == 2
-    err = capsys.readouterr().err
-    assert expected in err and "not_there" not in err
-    assert not (tmp_path / "experiments").exists()
+    option_file = assert_train_py_fails_before_data(tmp_path, capsys, override, expected)
     from lptn.engine.options import parse_options
 
     with pytest.raises(ValueError, match=expected):

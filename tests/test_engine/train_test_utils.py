@@ -103,3 +103,26 @@ def parsed(opt: Dict[str, Any], root: Path, overrides: Sequence[str] = ()) -> Di
     """Write ``opt`` to ``root/{name}.yml`` and parse it as train.py would (cwd = ``root``)."""
     path = write_options(copy.deepcopy(opt), root / f"{opt['name']}.yml")
     return parse_options(path, overrides, is_train=True, root=root)
+
+
+def options_failing_before_data(tmp_path: Path, name: str) -> Path:
+    """An option file whose training data cannot be read: a run that fails with an error
+    not naming ``not_there`` stopped before touching the data."""
+    data = make_image_folders(tmp_path / "data", count=2)
+    opt = tiny_options(data, name=name)
+    opt["datasets"]["train"]["dataroot_lq"] = str(tmp_path / "not_there")
+    return write_options(opt, tmp_path / f"{name}.yml")
+
+
+def assert_train_py_fails_before_data(tmp_path: Path, capsys: Any, overrides: Sequence[str],
+                                      expected: str) -> Path:
+    """``train.py --set overrides`` exits 2 with ``expected`` in the error, before reading data
+    or creating any folder; returns the option file (cwd must be ``tmp_path``)."""
+    from lptn.engine.cli import train_main
+
+    option_file = options_failing_before_data(tmp_path, "early")
+    assert train_main(["-opt", str(option_file), "--set", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "not_there" not in err
+    assert not (tmp_path / "experiments").exists()
+    return option_file

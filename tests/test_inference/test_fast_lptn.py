@@ -19,6 +19,7 @@ from inference_test_utils import random_lptn
 
 # Photos of each shape in the sample: portrait, landscape, 340 / 343 / 344 rows.
 PHOTOS = ["a0212", "a2917", "a2995", "a4532", "a4576"]
+ACCELERATED_PATHS = {"fast": FastLPTN, "graph": GraphLPTN}
 
 
 def _by_name(photo_tensors, names) -> List[Tuple[str, torch.Tensor]]:
@@ -33,11 +34,12 @@ def test_official_checkpoint_on_real_photos(official_net: LPTN, photo_tensors) -
             assert diff <= 1e-4, f"{name}: max abs difference {diff}"
 
 
+@pytest.mark.parametrize("path", list(ACCELERATED_PATHS))
 @pytest.mark.parametrize("arch", ["LPTN", "LPTNPaper"])
 @pytest.mark.parametrize("num_high", [1, 2, 3, 4])
-def test_random_networks_on_odd_sizes_and_batches(arch: str, num_high: int) -> None:
+def test_random_networks_on_odd_sizes_and_batches(arch: str, num_high: int, path: str) -> None:
     net = random_lptn(arch, num_high, seed=num_high)
-    fast = FastLPTN(net)
+    fast = ACCELERATED_PATHS[path](net)
     gen = torch.Generator().manual_seed(7)
     for size in [(2 ** num_high + 1, 2 ** num_high + 4), (37, 53), (64, 81)]:
         x = torch.rand(2, 3, *size, generator=gen)
@@ -51,11 +53,9 @@ def test_large_odd_width_uses_pytorchs_index_tables() -> None:
     net = random_lptn("LPTN", 3, seed=5)
     x = torch.rand(1, 3, 17, 8203, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
-        diff = (FastLPTN(net)(x) - net(x)).abs().max().item()
-    assert diff <= 1e-4
-
-
-ACCELERATED_PATHS = {"fast": FastLPTN, "graph": GraphLPTN}
+        for path in ACCELERATED_PATHS.values():
+            diff = (path(net)(x) - net(x)).abs().max().item()
+            assert diff <= 1e-4, path.__name__
 
 
 @pytest.mark.parametrize("path", list(ACCELERATED_PATHS))
