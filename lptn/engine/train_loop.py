@@ -48,28 +48,28 @@ from __future__ import annotations
 import datetime
 import itertools
 import math
-import os
 import random
 import signal
 import sys
-import threading
 import time
 from collections import defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lptn.data import build_dataloader, build_dataset
 from lptn.data.data_loader import build_prefetcher
 from lptn.engine.amp_backend import amp_config, check_training_requirements
+from lptn.engine.batch_stream import BatchStream
 from lptn.engine.checkpoint import save_network
 from lptn.engine.logger import get_logger, setup_logger
 from lptn.engine.options import dataset_keys, dump_options
 from lptn.engine.runtime import Runtime, set_random_seed
+from lptn.engine.stop_request import StopRequest
 from lptn.engine.tensorboard_logger import NullTensorBoardLogger, TensorBoardLogger
 from lptn.engine.training_state import (capture_rng_state, find_latest_state,
                                         load_training_state, make_training_state,
@@ -154,118 +154,6 @@ def resolve_resume_state(opt: Dict[str, Any], auto_resume: bool) -> Optional[Pat
     if auto_resume:
         return find_latest_state(opt["path"]["training_states"])
     return None
-
-
-# ----------------------------------------------------------------------------------- data
-class _OffsetSampler(Sampler):
-    """The sampler's current order without its first ``offset`` indices."""
-
-    def __init__(self, base: Sampler, offset: int) -> None:
-        self.base = base
-        self.offset = offset
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.base), self.offset, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.base) - self.offset)  # type: ignore[arg-type]
-
-
-def loader_skipping_batches(loader: DataLoader, skip_batches: int) -> DataLoader:
-    """A loader like ``loader`` whose pass starts at batch ``skip_batches`` of the sampler's
-    current epoch; the skipped samples are never loaded. Needs a ``drop_last`` batch loader
-    built with ``sampler=`` (the training loader)."""
-    if skip_batches == 0:
-        return loader
-    if loader.batch_size is None:
-        raise ValueError("cannot resume inside an epoch: the training loader has no batch_size")
-    sampler = _OffsetSampler(loader.sampler, skip_batches * loader.batch_size)
-    workers = loader.num_workers
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
-                      num_workers=workers, collate_fn=loader.collate_fn,
-                      pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-                      timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
-                      generator=loader.generator,
-                      prefetch_factor=loader.prefetch_factor if workers > 0 else None,
-                      persistent_workers=False)
-
-
-class BatchStream:
-    """Endless training batches; knows the epoch and how many batches of it were used.
-
-    Args:
-        loader: the training DataLoader (an ``EnlargedSampler`` with ``set_epoch``).
-        make_prefetcher: wraps a loader into an object whose ``next()`` returns a batch on the
-            device or None at the end of the pass.
-        epoch, consumed: where to start (a resumed run starts inside its epoch).
-    """
-
-    def __init__(self, loader: DataLoader, make_prefetcher: Any, epoch: int = 0,
-                 consumed: int = 0) -> None:
-        self.loader = loader
-        self.make_prefetcher = make_prefetcher
-        self.epoch = epoch
-        self.consumed = consumed
-        self._prefetcher: Any = None
-
-    def _start_epoch(self) -> None:
-        self.loader.sampler.set_epoch(self.epoch)  # type: ignore[union-attr]
-        self._prefetcher = self.make_prefetcher(loader_skipping_batches(self.loader,
-                                                                        self.consumed))
-
-    def next(self) -> Any:
-        if self._prefetcher is None:
-            self._start_epoch()
-        batch = self._prefetcher.next()
-        if batch is None:
-            self.epoch += 1
-            self.consumed = 0
-            self._start_epoch()
-            batch = self._prefetcher.next()
-            if batch is None:
-                raise RuntimeError("the training loader yields no batch in a whole epoch")
-        self.consumed += 1
-        return batch
-
-
-# -------------------------------------------------------------------------------- signals
-class StopRequest:
-    """SIGINT / SIGTERM -> a flag the loop polls; a second signal raises KeyboardInterrupt."""
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-        self._previous: Dict[int, Any] = {}
-        self._pid = os.getpid()
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if os.getpid() != self._pid:
-            # A forked DataLoader worker inherited this handler: the main process decides;
-            # it stops the workers itself after saving.
-            return
-        if self.signum is not None:
-            self.restore()
-            raise KeyboardInterrupt(f"second signal {signal.Signals(signum).name}")
-        self.signum = signum
-        get_logger().warning("received %s: finishing the current iteration, then saving a "
-                             "resumable state (send it again to stop at once)",
-                             signal.Signals(signum).name)
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            get_logger().debug("not in the main thread: SIGINT/SIGTERM are not intercepted")
-            return
-        self._pid = os.getpid()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
 
 
 # -------------------------------------------------------------------------------- logging
@@ -708,6 +596,5 @@ def run_training(opt: Dict[str, Any], runtime: Runtime, *, auto_resume: bool = F
     return Trainer(opt, runtime, auto_resume=auto_resume, handle_signals=handle_signals).run()
 
 
-__all__ = ["NonFiniteLossError", "TrainingOutcome", "Trainer", "BatchStream", "StopRequest",
-           "archive_existing", "loader_skipping_batches", "resolve_resume_state",
-           "run_training", "tb_log_dir", "training_precision"]
+__all__ = ["NonFiniteLossError", "TrainingOutcome", "Trainer", "archive_existing",
+           "resolve_resume_state", "run_training", "tb_log_dir", "training_precision"]

@@ -30,7 +30,7 @@ from torch import nn
 
 from lptn.archs.lptn_arch import LPTNPaper
 from lptn.data.image_io import image_to_tensor, tensor_to_image, to_float
-from lptn.engine.compilation import COMPILE_MODES
+from lptn.engine.compilation import COMPILE_MODES, CUDAGRAPH_MODES
 from lptn.inference.fast_lptn import PRECISION_DTYPES, check_wrapped
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
@@ -190,6 +190,11 @@ class GraphLPTN(nn.Module):
         if img.shape[-2] < 2 ** self.num_high + 1 or img.shape[-1] < 2 ** self.num_high + 1:
             raise ValueError(f"input {tuple(img.shape)}: height and width must be at least "
                              f"{2 ** self.num_high + 1} for num_high={self.num_high}")
+        if self.compile_mode in CUDAGRAPH_MODES and img.device.type == "cuda":
+            # A replayed CUDA graph writes its output into the same buffer every call: mark
+            # the call as a new step and hand out a copy the next call cannot overwrite.
+            torch.compiler.cudagraph_mark_step_begin()
+            return self._run(img).clone()
         return self._run(img)
 
     def enhance_array(self, img: np.ndarray, device: Optional[torch.device] = None) -> np.ndarray:
