@@ -13,8 +13,9 @@ Paths: ``exact`` (the straightforward network, fp32: the reference), ``exact-com
 
 For every size, the runs of every path alternate (exact, fast fp32, fast bf16, exact, ...),
 so a change in machine load affects all of them alike; medians are reported. The input is a
-real FiveK photo resized to the size. Peak memory is measured in a fresh child process per
-(path, size): whole-process peak RSS on the CPU (VmHWM), allocator peak on CUDA. The fast
+real FiveK photo resized to the size. Peak memory: on the CPU the whole-process peak RSS
+(VmHWM) of a fresh child process per (path, size); on CUDA the allocator peak of the last
+warm-up run, in this process (weights and input included). ``--paths`` picks exact paths. The fast
 path's outputs are compared with the exact path's (max abs difference, PSNR for reduced
 precision).
 """
@@ -39,6 +40,7 @@ from lptn.engine.enhance import load_generator  # noqa: E402
 from lptn.engine.runtime import Runtime, build_runtime, process_memory_mb  # noqa: E402
 from lptn.inference import FastLPTN, GraphLPTN  # noqa: E402
 
+PRECISIONS = ("fp32", "bf16", "fp16")
 GRAPH_VARIANTS = {"eager": None, "compile": "default", "cudagraphs": "reduce-overhead",
                   "autotune": "max-autotune"}
 
@@ -65,6 +67,16 @@ def photo_tensor(path: Path, size: Tuple[int, int]) -> torch.Tensor:
 
 def path_precision(name: str) -> str:
     return "fp32" if name.startswith("exact") else name.rsplit("-", 1)[1]
+
+
+def valid_path_name(name: str) -> bool:
+    parts = name.split("-")
+    if name in ("exact", "exact-compile"):
+        return True
+    if parts[0] == "fast":
+        return len(parts) == 2 and parts[1] in PRECISIONS
+    return (parts[0] == "graph" and len(parts) == 3 and parts[1] in GRAPH_VARIANTS
+            and parts[2] in PRECISIONS)
 
 
 def build_path(net: torch.nn.Module, name: str, runtime: Runtime):
@@ -126,6 +138,8 @@ def main() -> None:
                         help="also time the graph path: eager and/or compiled variants")
     parser.add_argument("--exact-compile", action="store_true",
                         help="also time torch.compile of the exact network")
+    parser.add_argument("--paths", nargs="+", help="exactly these paths (the first must be "
+                        "exact), e.g. exact fast-fp16 graph-cudagraphs-bf16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch / OpenMP threads")
@@ -145,9 +159,13 @@ def main() -> None:
 
     runtime = build_runtime({"device": args.device})
     net = load_generator(args.weights).to(runtime.device).eval()
-    paths = (["exact"] + (["exact-compile"] if args.exact_compile else [])
-             + [f"fast-{p}" for p in args.precisions]
-             + [f"graph-{v}-{p}" for v in args.graph for p in args.precisions])
+    paths = args.paths or (["exact"] + (["exact-compile"] if args.exact_compile else [])
+                           + [f"fast-{p}" for p in args.precisions]
+                           + [f"graph-{v}-{p}" for v in args.graph for p in args.precisions])
+    bad = [p for p in paths if not valid_path_name(p)]
+    if bad or paths[0] != "exact":
+        parser.error(f"--paths: the first must be exact; unknown: {', '.join(bad) or '-'}")
+    on_cuda = runtime.device.type == "cuda"
     fns = {p: build_path(net, p, runtime) for p in paths}
     results: Dict[str, Any] = {
         "device": runtime.device_name(), "torch": torch.__version__,
@@ -160,10 +178,20 @@ def main() -> None:
         x = photo_tensor(args.photo, parse_size(size)).to(runtime.device)
         times: Dict[str, List[float]] = {p: [] for p in paths}
         outputs: Dict[str, torch.Tensor] = {}
+        cuda_peak: Dict[str, float] = {}
         with torch.inference_mode():
             for p in paths:
                 for _ in range(args.warmup):
-                    outputs[p] = fns[p](x).float()
+                    if on_cuda:  # the last warm-up run (compiled by then) gives the peak
+                        runtime.synchronize()
+                        torch.cuda.reset_peak_memory_stats()
+                    out = fns[p](x)
+                    if on_cuda:
+                        runtime.synchronize()
+                        cuda_peak[p] = torch.cuda.max_memory_allocated() / 2**20
+                    # Kept on the CPU, so earlier paths' outputs do not count in later peaks.
+                    outputs[p] = out.float().cpu()
+                    del out
             for _ in range(args.repeats):
                 for p in paths:
                     runtime.synchronize()
@@ -182,7 +210,10 @@ def main() -> None:
                 mse = ((outputs[p].clamp(0, 1) - exact.clamp(0, 1)) ** 2).double().mean().item()
                 entry["max_abs_diff_vs_exact"] = diff
                 entry["psnr_vs_fp32_db"] = float("inf") if mse == 0 else 10 * np.log10(1 / mse)
-            if not args.no_memory:
+            if on_cuda:
+                # In-process allocator peak (includes weights and the input image).
+                entry["memory"] = {"cuda_peak_mb": cuda_peak.get(p, float("nan"))}
+            elif not args.no_memory:
                 entry["memory"] = measure_memory(args, p, size)
             row[p] = entry
         results["sizes"][size] = row
@@ -191,13 +222,15 @@ def main() -> None:
             mem = e.get("memory", {})
             extra = (f", max|diff| {e['max_abs_diff_vs_exact']:.1e}, "
                      f"{e['psnr_vs_fp32_db']:.1f} dB vs exact fp32") if p != "exact" else ""
-            print(f"  {p:24s} median {e['median_s'] * 1e3:9.1f} ms  (p90 "
-                  f"{e['p90_s'] * 1e3:9.1f})  x{e['speedup']:.2f}  peak RSS "
-                  f"{mem.get('process_peak_rss_mb', float('nan')):.0f} MB{extra}")
-    results["load_average_end"] = os.getloadavg()
+            peak = (f"CUDA peak {mem.get('cuda_peak_mb', float('nan')):.0f} MB" if on_cuda else
+                    f"peak RSS {mem.get('process_peak_rss_mb', float('nan')):.0f} MB")
+            print(f"  {p:24s} median {e['median_s'] * 1e3:9.2f} ms  (p90 "
+                  f"{e['p90_s'] * 1e3:9.2f})  x{e['speedup']:.2f}  {peak}{extra}")
+        results["load_average_end"] = os.getloadavg()
+        if args.json:  # after every size, so a run cut short keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
         print(f"\nwritten {args.json}")
 
 
