@@ -24,7 +24,9 @@ from lptn.engine.checkpoint import CheckpointError, load_network_weights, read_s
 from lptn.engine.logger import get_logger
 from lptn.engine.runtime import Runtime
 from lptn.inference.fast_lptn import FastLPTN
+from lptn.inference.graph_lptn import GraphLPTN
 from lptn.inference.settings import InferencePath, InferenceSettings, build_inference_path
+from lptn.inference.tiling import default_memory_budget_mb
 
 @dataclass
 class EnhanceSummary:
@@ -110,6 +112,13 @@ def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runt
                 if plan.tiled:
                     log.info("%s (%dx%d): tiled to fit the memory budget: %s", src.name,
                              img.shape[0], img.shape[1], plan.describe())
+            elif isinstance(fast, GraphLPTN):
+                need = fast.working_memory_mb(img.shape[0], img.shape[1])
+                budget = default_memory_budget_mb(runtime.device)
+                if need > budget:
+                    log.warning("%s (%dx%d): the graph path needs about %.0f MB for the whole "
+                                "image (default budget %.0f MB); --path fast tiles within a "
+                                "budget", src.name, img.shape[0], img.shape[1], need, budget)
             out = enhance_array(net, img, runtime, fast)
             del img  # the input's memory is free again before encoding the output
             write_image(dst, out, jpeg_quality=jpeg_quality)

@@ -115,15 +115,21 @@ def test_enhance_rejects_bad_tiling_options(tmp_path: Path, capsys) -> None:
 
 
 def test_enhance_graph_path_writes_every_photo(tmp_path: Path, fivek_sample_dir: Path,
-                                              official_checkpoint: Path) -> None:
+                                              official_checkpoint: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
     src = tmp_path / "in"
     img = read_image(fivek_sample_dir / "source" / "a2917.png")
     write_image(src / "photo.png", img)
+    # 4000 x 1024 px: over the CPU's default 768 MB budget for the whole-image graph path.
+    write_image(src / "large.png", np.tile(img, (12, 2, 1))[:4000, :1024])
     outputs = {}
     for path in ("graph", "exact"):
         assert enhance_main(["--weights", str(official_checkpoint), "--input", str(src),
                              "--output", str(tmp_path / path), "--device", "cpu",
                              "--no-progress", "--path", path]) == 0
         outputs[path] = read_image(tmp_path / path / "photo.png").astype(int)
+        logged = capsys.readouterr().out
+        assert ("large.png (4000x1024): the graph path needs about" in logged) == (path == "graph")
+        assert "photo.png (" not in logged
     assert outputs["graph"].shape == img.shape
     assert np.abs(outputs["graph"] - outputs["exact"]).max() <= 1
