@@ -12,10 +12,10 @@ the runtime has wrapped the network for several processes.
   prefer NHWC; elsewhere it may be neutral or slower.
 - ``compile: false | true | <mode>`` (false): ``torch.compile`` of the generator, with ``mode``
   ``default`` (for ``true``), ``reduce-overhead`` (CUDA graphs, CUDA only),
-  ``max-autotune`` or ``max-autotune-no-cudagraphs``, of the generator and of the critic's
-  scoring passes. The gradient penalty differentiates through a gradient
-  (``create_graph=True``) and compiled graphs (AOTAutograd) do not support double backward,
-  so the penalty's critic pass stays eager (same parameters). The compiled module wraps the (DistributedDataParallel-wrapped) network, in the order torch
+  ``max-autotune`` or ``max-autotune-no-cudagraphs``. Only the generator: the critic's
+  gradient penalty differentiates through a gradient (``create_graph=True``), and compiled
+  graphs (AOTAutograd) do not support double backward, so the critic stays eager. The
+  compiled module wraps the (DistributedDataParallel-wrapped) network, in the order torch
   recommends (DDP first, then compile); checkpoints and validation use the module inside
   (:func:`lptn.engine.checkpoint.bare_module`), so saved names carry no ``_orig_mod.`` prefix
   and validation at any image size never triggers a recompile.
@@ -76,7 +76,7 @@ class TrainSpeed:
         if self.channels_last:
             parts.append("channels_last")
         if self.compile_mode is not None:
-            parts.append(f"compiled generator and critic scoring ({self.compile_mode})")
+            parts.append(f"compiled generator ({self.compile_mode})")
         return ", ".join(parts) or "eager, contiguous"
 
 

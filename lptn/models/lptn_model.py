@@ -38,11 +38,10 @@ Speed options (``train.channels_last``, ``train.compile``, parsed once in
 - ``channels_last: true``: both networks' parameters and every fed batch in
   ``torch.channels_last`` layout. Same values, float-rounding differences only; whether it is
   faster depends on the device (CUDA tensor cores in bf16/fp16 and oneDNN CPUs prefer NHWC).
-- ``compile: true | <mode>``: the generator and the critic's scoring passes (D(real),
-  D(fake), and D(G(x)) in the generator loss) run through ``torch.compile`` (``default``,
-  ``reduce-overhead``, ``max-autotune``...). The gradient penalty's pass stays eager: it
+- ``compile: true | <mode>``: the generator runs through ``torch.compile`` (``default``,
+  ``reduce-overhead``, ``max-autotune``...). The critic stays eager: the gradient penalty
   differentiates through ``grad_x D`` (``create_graph=True``), a double backward that compiled
-  graphs do not support. The compile wraps the DDP-wrapped networks (DDP first, as torch
+  graphs do not support. The compile wraps the DDP-wrapped generator (DDP first, as torch
   recommends); saving, loading and validation (:meth:`LPTNModel.enhance`) go to the plain
   module inside, so checkpoints keep the original parameter names and validation at any image
   size does not recompile. The first steps are slow (compiling); a new batch shape (a smaller
@@ -189,12 +188,8 @@ class LPTNModel:
         self.net_g = runtime.distribute(nets["net_g"], find_unused)
         if self.net_d is not None:
             self.net_d = runtime.distribute(nets["net_d"], find_unused)
-        # Compile after DDP (torch's order). The critic's scoring passes may be compiled; the
-        # gradient penalty differentiates through its gradient (a double backward, which
-        # compiled graphs do not support), so the penalty calls the eager critic.
+        # Compile after DDP (torch's order); the critic stays eager (double backward of the GP).
         self.net_g = self.speed.compile(self.net_g)
-        self.score_d: Optional[nn.Module] = (self.speed.compile(self.net_d)
-                                             if self.net_d is not None else None)
         self.schedulers: Dict[str, IterationSchedule] = {}
         sched_opt = train_opt.get("scheduler")
         for name, optimizer in self.optimizers.items():
@@ -312,7 +307,7 @@ class LPTNModel:
             if self.cri_pix is not None:
                 terms["l_g_pix"] = self.cri_pix(out, self._pixel_target())
             if self.cri_gan is not None:
-                terms["l_g_gan"] = self.cri_gan(self.score_d(out), True, is_disc=False)
+                terms["l_g_gan"] = self.cri_gan(self.net_d(out), True, is_disc=False)
         total = sum(terms.values())
         scaler.backward(total)
         # One host sync for all terms, after the backward pass has been queued; with several
@@ -338,8 +333,8 @@ class LPTNModel:
         optimizer.zero_grad(set_to_none=True)
         terms: Dict[str, torch.Tensor] = {}
         with self.runtime.autocast():
-            real_pred = self.score_d(real)
-            fake_pred = self.score_d(fake)
+            real_pred = self.net_d(real)
+            fake_pred = self.net_d(fake)
             terms["l_d_real"] = self.cri_gan(real_pred, True, is_disc=True)
             terms["l_d_fake"] = self.cri_gan(fake_pred, False, is_disc=True)
             if self.cri_gp is not None:

@@ -179,7 +179,7 @@ def test_fused_option_errors_name_the_key(make_options) -> None:
 # ------------------------------------------------------------------------------- compile
 # Raised by torch's own inductor import (torch.utils.mkldnn), not by this project.
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-def test_compiled_step_matches_eager_and_saves_plain_names(
+def test_compiled_generator_step_matches_eager_and_saves_plain_names(
         make_options, photo_batch, tmp_path: Path) -> None:
     """One small compiled case (inductor on the CPU compiles for about 20-30 s here)."""
     import torch._dynamo
@@ -189,14 +189,8 @@ def test_compiled_step_matches_eager_and_saves_plain_names(
     compiled = _model(make_options(d_step_input="reuse", compile=True))
     assert compiled.speed.compile_mode == "default"
     assert bare_module(compiled.net_g) is not compiled.net_g        # compiled wrapper
-    assert bare_module(compiled.net_d) is compiled.net_d            # eager, for the penalty
-    assert bare_module(compiled.score_d) is compiled.net_d          # compiled scoring passes
-    assert compiled.score_d is not compiled.net_d
+    assert bare_module(compiled.net_d) is compiled.net_d            # the critic stays eager
     assert_same_step(eager, compiled, *_step_both(eager, compiled, photo_batch, 1))
-    # Compiled: the generator, the critic without gradients for its parameters (G step) and
-    # with them (D step); nothing ran eagerly for lack of support.
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 3
-    assert not torch._dynamo.utils.counters["graph_break"]
 
     # Checkpoints carry the original names, and load strictly into an uncompiled network.
     paths = compiled.save_networks(tmp_path, 1)
