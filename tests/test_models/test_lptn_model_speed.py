@@ -191,6 +191,9 @@ def test_compiled_generator_step_matches_eager_and_saves_plain_names(
     assert bare_module(compiled.net_g) is not compiled.net_g        # compiled wrapper
     assert bare_module(compiled.net_d) is compiled.net_d            # the critic stays eager
     assert_same_step(eager, compiled, *_step_both(eager, compiled, photo_batch, 1))
+    # The generator ran as one compiled graph, with no fallback to eager code.
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert not torch._dynamo.utils.counters["graph_break"]
 
     # Checkpoints carry the original names, and load strictly into an uncompiled network.
     paths = compiled.save_networks(tmp_path, 1)
