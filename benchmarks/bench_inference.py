@@ -140,6 +140,8 @@ def main() -> None:
                         help="also time torch.compile of the exact network")
     parser.add_argument("--paths", nargs="+", help="exactly these paths (the first must be "
                         "exact), e.g. exact fast-fp16 graph-cudagraphs-bf16")
+    parser.add_argument("--tf32", action="store_true",
+                        help="let float32 convs use TF32 on CUDA (default: IEEE float32)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch / OpenMP threads")
@@ -157,7 +159,7 @@ def main() -> None:
         child_memory(args)
         return
 
-    runtime = build_runtime({"device": args.device})
+    runtime = build_runtime({"device": args.device, "tf32": args.tf32})
     net = load_generator(args.weights).to(runtime.device).eval()
     paths = args.paths or (["exact"] + (["exact-compile"] if args.exact_compile else [])
                            + [f"fast-{p}" for p in args.precisions]
@@ -169,7 +171,7 @@ def main() -> None:
     fns = {p: build_path(net, p, runtime) for p in paths}
     results: Dict[str, Any] = {
         "device": runtime.device_name(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "tf32": runtime.tf32,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "load_average_start": os.getloadavg(), "sizes": {}}
     print(f"device: {results['device']}, torch {torch.__version__}, threads "

@@ -103,6 +103,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Validate --device / --dtype up front so a typo is a usage error, not a collection error.
     for device in _selected_devices(config):
         _selected_dtypes(config, device)
+    # float32 means IEEE float32 in the fidelity tests, as in lptn's runtime (``tf32: false``):
+    # PyTorch would otherwise let cuDNN run float32 convolutions in TF32 (~1e-3 error).
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -139,6 +139,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
     parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
+    parser.add_argument("--tf32", action="store_true",
+                        help="let float32 convolutions use TF32 on CUDA (faster, ~1e-3 error)")
     parser.add_argument("--jpeg-quality", type=int, default=95,
                         help="quality of JPEG outputs, 1-100 (default 95)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -176,7 +178,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
                                   compile=args.compile if args.compile is not None else False)
     setup_logger()
     try:
-        runtime: Runtime = build_runtime({"device": args.device}, args.precision)
+        runtime: Runtime = build_runtime({"device": args.device, "tf32": args.tf32},
+                                         args.precision)
         inputs = collect_inputs(args.input)
         net = load_generator(args.weights)
     except USER_ERRORS as err:

@@ -79,6 +79,26 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise DeviceError("precision: bf16 is not supported by this CUDA device; use fp16")
 
 
+def tf32_option(opt: Dict[str, Any]) -> bool:
+    """The top-level ``tf32`` option (default false); a ValueError names a bad value."""
+    value = opt.get("tf32", False)
+    if not isinstance(value, bool):
+        raise DeviceError(f"tf32: expected true or false, got {value!r}")
+    return value
+
+
+def configure_tf32(device: torch.device, allowed: bool) -> None:
+    """Let CUDA convolutions and matmuls in float32 use TF32 tensor cores, or not.
+
+    PyTorch lets cuDNN use TF32 for float32 convolutions by default on Ampere and newer GPUs
+    (10-bit mantissa: errors around 1e-3), so "fp32" would not mean IEEE float32 there. Here
+    float32 is float32 unless ``tf32: true`` asks for the faster mode. No effect elsewhere.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = allowed
+        torch.backends.cuda.matmul.allow_tf32 = allowed
+
+
 def process_memory_mb(field_name: str) -> Optional[float]:
     """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``...) in MB;
     None where the file or the field is missing (not Linux)."""
@@ -147,6 +167,8 @@ class Runtime:
 
     device: torch.device
     precision: str = "fp32"
+    #: float32 convolutions / matmuls may use TF32 on CUDA (``tf32`` option)
+    tf32: bool = False
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
@@ -263,14 +285,17 @@ def _cpu_name() -> str:
 
 def build_runtime(opt: Dict[str, Any], precision: Optional[str] = None, *, rank: int = 0,
                   local_rank: int = 0, world_size: int = 1) -> Runtime:
-    """Decide the runtime from options (``device``, ``num_gpu``) and an optional precision."""
+    """Decide the runtime from options (``device``, ``num_gpu``, ``tf32``) and an optional
+    precision."""
+    tf32 = tf32_option(opt)
     device = select_device(opt.get("device", "auto"), opt.get("num_gpu", "auto"), local_rank)
     precision = precision or "fp32"
     check_precision(precision, device)
+    configure_tf32(device, tf32)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    return Runtime(device=device, precision=precision, rank=rank, local_rank=local_rank,
-                   world_size=world_size)
+    return Runtime(device=device, precision=precision, tf32=tf32, rank=rank,
+                   local_rank=local_rank, world_size=world_size)
 
 
 def build_training_runtime(opt: Dict[str, Any],
@@ -284,6 +309,7 @@ def build_training_runtime(opt: Dict[str, Any],
     launch = launch or distributed.LaunchEnv("none")
     settings = distributed.dist_settings(opt)
     speed = train_speed_options(opt)  # bad train.channels_last / compile values: ValueError
+    tf32 = tf32_option(opt)
     # Both checks run so that one message names everything missing (NPU adapter and apex).
     missing = []
     try:
@@ -305,6 +331,7 @@ def build_training_runtime(opt: Dict[str, Any],
     if amp.uses_apex and device.type not in ("cuda", "npu"):
         raise DeviceError(f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
                           f"{device.type}; use backend: native (torch autocast) there")
+    configure_tf32(device, tf32)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if launch.distributed:
@@ -312,7 +339,7 @@ def build_training_runtime(opt: Dict[str, Any],
         dist_backend = settings["backend"] or backend.default_dist_backend(device.type)
         distributed.check_backend_fits(dist_backend, device)
         distributed.init_process_group(launch, dist_backend, settings["timeout_min"])
-    return Runtime(device=device, precision=amp.precision, rank=launch.rank,
+    return Runtime(device=device, precision=amp.precision, tf32=tf32, rank=launch.rank,
                    local_rank=launch.local_rank, world_size=launch.world_size, amp=amp)
 
 

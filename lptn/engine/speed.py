@@ -95,6 +95,7 @@ def run_speed_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
     model = build_model(opt, runtime)
     images = _source_images(opt, num_img)
     report: Dict[str, Any] = {"device": runtime.device_name(), "precision": runtime.precision,
+                              "tf32": runtime.tf32,
                               "path": getattr(model, "inference_path", "exact"),
                               "threads": torch.get_num_threads(), "sizes": {}}
     groups: List[Tuple[Tuple[int, int], List[np.ndarray]]]
