@@ -84,7 +84,7 @@ TOP_LEVEL_KEYS = {
     "logger": "logging settings", "dist_params": "distributed settings",
     "scale": "ignored (BasicSR)", "is_train": "set by the runner", "dist": "set by the runner",
     "rank": "set by the runner", "world_size": "set by the runner",
-    "inference": "fast-path settings for test/speed/enhance",
+    "inference": "fast / graph / exact path settings for test/speed/enhance",
     "find_unused_parameters": "DDP setting",
     "opt_path": "set by the runner",
 }
