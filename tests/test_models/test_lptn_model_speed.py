@@ -185,6 +185,7 @@ def test_compiled_generator_step_matches_eager_and_saves_plain_names(
     import torch._dynamo
 
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()  # counts of earlier tests stay otherwise
     eager = _model(make_options(d_step_input="reuse"))
     compiled = _model(make_options(d_step_input="reuse", compile=True))
     assert compiled.speed.compile_mode == "default"
