@@ -93,10 +93,17 @@ def nearest_source_index(in_size: int, out_size: int,
     """
     if in_size == out_size:
         return torch.arange(out_size, device=device)
-    scale = (torch.tensor(float(in_size), dtype=torch.float32)
-             / torch.tensor(float(out_size), dtype=torch.float32))
-    index = torch.arange(out_size, dtype=torch.float32, device=device) * scale.to(device)
-    return index.floor_().long().clamp_(max=in_size - 1)
+    return nearest_index_formula(in_size, out_size, device)
+
+
+def nearest_index_formula(in_size: int, out_size: int,
+                          device: Optional[torch.device] = None) -> torch.Tensor:
+    """:func:`nearest_source_index` without the identity shortcut: no Python branch on the
+    sizes, so it also runs on symbolic sizes (``torch.compile``, ``torch.export``)."""
+    scale = (torch.full((), in_size, dtype=torch.float32, device=device)
+             / torch.full((), out_size, dtype=torch.float32, device=device))
+    index = torch.arange(out_size, dtype=torch.float32, device=device) * scale
+    return index.floor().long().clamp(max=in_size - 1)
 
 
 def nearest_index(in_size: int, out_size: int) -> torch.Tensor:

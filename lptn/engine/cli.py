@@ -129,6 +129,7 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
 
 def enhance_main(argv: Optional[List[str]] = None) -> int:
     """``lptn-enhance --weights W --input X --output DIR``; exit 1 when any file failed."""
+    from lptn.engine.compilation import COMPILE_MODES
     from lptn.engine.enhance import collect_inputs, enhance_files, load_generator
 
     parser = argparse.ArgumentParser(
@@ -147,9 +148,10 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--path", default="fast", choices=["fast", "exact", "graph"],
                         help="fast path (default, bounded memory), the straightforward network, "
                              "or the whole-image graph path (for --compile)")
-    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
-                        help="graph path only: torch.compile it (MODE: default, "
-                             "reduce-overhead, max-autotune...)")
+    parser.add_argument("--compile", nargs="?", const="default", default=None,
+                        choices=COMPILE_MODES, metavar="MODE",
+                        help="graph path only: torch.compile it (MODE: "
+                             f"{', '.join(COMPILE_MODES)}; default: default)")
     parser.add_argument("--tile", type=int, metavar="N",
                         help="process full resolution in NxN tiles (default: automatic)")
     parser.add_argument("--memory-budget", type=float, metavar="MB",
@@ -167,12 +169,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     if args.path == "graph" and (args.tile is not None or args.memory_budget is not None):
         return _fail("--tile and --memory-budget apply to --path fast; the graph path runs "
                      "whole images")
-    from lptn.engine.compilation import COMPILE_MODES
     from lptn.inference.settings import InferenceSettings
 
-    if args.compile is not None and args.compile not in COMPILE_MODES:
-        return _fail(f"--compile: expected one of {', '.join(COMPILE_MODES)}, got "
-                     f"{args.compile!r}")
     inference = InferenceSettings(path=args.path, tile_size=args.tile,
                                   memory_budget_mb=args.memory_budget,
                                   compile=args.compile if args.compile is not None else False)

@@ -6,6 +6,7 @@ on and ends with a summary (and a non-zero exit status from the command line).
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,12 +73,14 @@ def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime,
     from the integer array within its memory budget; with a :class:`GraphLPTN`, or with
     ``net`` alone (the exact path), on the whole image.
     """
-    if fast is not None:
+    if isinstance(fast, FastLPTN):
         with torch.inference_mode():
             return fast.enhance_array(img, runtime.device)
     x = image_to_tensor(to_float(img)).unsqueeze(0).to(runtime.device)
-    with torch.inference_mode(), runtime.autocast():
-        out = net(x)
+    # GraphLPTN lowers the precision of its conv stacks itself; the pyramid stays float32.
+    precision = contextlib.nullcontext() if fast is not None else runtime.autocast()
+    with torch.inference_mode(), precision:
+        out = (fast or net)(x)
     return tensor_to_image(out.float()[0].cpu(), dtype=img.dtype)
 
 

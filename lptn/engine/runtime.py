@@ -80,7 +80,8 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 def tf32_option(opt: Dict[str, Any]) -> bool:
-    """The top-level ``tf32`` option (default false); a ValueError names a bad value."""
+    """The top-level ``tf32`` option (default false); a :class:`DeviceError` names a bad
+    value."""
     value = opt.get("tf32", False)
     if not isinstance(value, bool):
         raise DeviceError(f"tf32: expected true or false, got {value!r}")

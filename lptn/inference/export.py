@@ -138,11 +138,6 @@ def check_export(path: str | Path, fmt: str, net: nn.Module,
     return diffs
 
 
-def check_onnx(path: str | Path, net: nn.Module, inputs: Sequence[torch.Tensor]) -> List[float]:
-    """Max abs difference between onnxruntime and ``net`` for each input (needs onnxruntime)."""
-    return check_export(path, "onnx", net, inputs)
-
-
 def export_main(argv: Optional[List[str]] = None) -> int:
     """``lptn-export --weights W [--format onnx|torchscript|exported] [--output FILE]``."""
     from lptn.engine.checkpoint import CheckpointError

@@ -23,13 +23,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any, ContextManager, List, Optional, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lptn.archs.fast_pyramid import nearest_index_formula
+from lptn.archs.laplacian_pyramid import check_input_size
 from lptn.archs.lptn_arch import LPTNPaper
-from lptn.data.image_io import image_to_tensor, tensor_to_image, to_float
 from lptn.engine.compilation import COMPILE_MODES, CUDAGRAPH_MODES
 from lptn.inference.fast_lptn import PRECISION_DTYPES, check_wrapped
 
@@ -54,10 +54,7 @@ def nearest_table(in_size: Size, out_size: Size, device: torch.device) -> torch.
         scale = in_size.to(torch.float32) / out_size.to(torch.float32)
         index = torch.arange(out_size, dtype=torch.float32) * scale  # type: ignore[call-overload]
         return torch.minimum(index.floor().to(torch.int64), in_size - 1).to(device)
-    scale = (torch.full((), in_size, dtype=torch.float32, device=device)
-             / torch.full((), out_size, dtype=torch.float32, device=device))
-    index = torch.arange(out_size, dtype=torch.float32, device=device) * scale
-    return torch.clamp(index.floor().to(torch.int64), max=in_size - 1)
+    return nearest_index_formula(in_size, out_size, device)  # type: ignore[arg-type]
 
 
 def resize_nearest(x: torch.Tensor, height: Size, width: Size, traced: bool = False) -> torch.Tensor:
@@ -187,9 +184,7 @@ class GraphLPTN(nn.Module):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 -> (N, 3, H, W) float32 (not clamped)."""
-        if img.shape[-2] < 2 ** self.num_high + 1 or img.shape[-1] < 2 ** self.num_high + 1:
-            raise ValueError(f"input {tuple(img.shape)}: height and width must be at least "
-                             f"{2 ** self.num_high + 1} for num_high={self.num_high}")
+        check_input_size(img.shape[-2], img.shape[-1], self.num_high)
         if self.compile_mode in CUDAGRAPH_MODES and img.device.type == "cuda":
             # A replayed CUDA graph writes its output into the same buffer every call: mark
             # the call as a new step and hand out a copy the next call cannot overwrite.
@@ -203,10 +198,3 @@ class GraphLPTN(nn.Module):
         mask blocks) and 120 compiled (fused mask blocks), float32."""
         per_pixel = 120.0 if self.unrolled_mask_blocks else 250.0
         return batch * height * width * per_pixel / 2**20
-
-    def enhance_array(self, img: np.ndarray, device: Optional[torch.device] = None) -> np.ndarray:
-        """HxWx3 uint8 / uint16 RGB -> enhanced array of the same dtype, whole image at once."""
-        device = device if device is not None else self.up_w.device
-        x = image_to_tensor(to_float(img)).unsqueeze(0).to(device)
-        return tensor_to_image(self(x)[0].cpu(), dtype=img.dtype)
-

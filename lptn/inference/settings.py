@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional, Union
 from torch import nn
 
 from lptn.archs.lptn_arch import LPTN
-from lptn.engine.compilation import (COMPILE_MODES, CompileUnavailable, check_compile_support,
+from lptn.engine.compilation import (CompileUnavailable, check_compile_support,
                                      compile_mode_option)
 from lptn.engine.logger import get_logger
 from lptn.engine.options import OptionError
@@ -95,9 +95,10 @@ class InferenceSettings:
         if self.conv_backend not in BACKENDS:
             raise InferenceOptionError(f"{key_path}.conv_backend: expected one of "
                                        f"{', '.join(BACKENDS)}, got {self.conv_backend!r}")
-        if not (isinstance(self.compile, bool) or self.compile in COMPILE_MODES):
-            raise InferenceOptionError(f"{key_path}.compile: expected true, false or one of "
-                                       f"{', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        try:
+            compile_mode_option(self.compile, f"{key_path}.compile")
+        except ValueError as err:
+            raise InferenceOptionError(str(err)) from err
         if self.path == "graph":
             for key, default in (("tile_size", None), ("memory_budget_mb", None),
                                  ("conv_backend", "auto")):

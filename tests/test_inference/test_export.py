@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lptn.engine.cli import export_main
-from lptn.inference.export import (check_export, check_onnx, export_onnx, export_program,
+from lptn.inference.export import (check_export, export_onnx, export_program,
                                   export_torchscript)
 from lptn.inference.graph_lptn import GraphLPTN
 
@@ -52,7 +52,7 @@ def test_onnx_matches_pytorch_at_two_sizes_and_batches(tmp_path: Path, official_
                                                        photo_tensors) -> None:
     pytest.importorskip("onnxruntime")
     path = export_onnx(official_net, tmp_path / "lptn.onnx")
-    diffs = check_onnx(path, official_net, _two_sizes(photo_tensors))
+    diffs = check_export(path, "onnx", official_net, _two_sizes(photo_tensors))
     assert max(diffs) <= 1e-4, diffs
 
 
@@ -62,7 +62,7 @@ def test_other_variants_export(tmp_path: Path, arch: str, num_high: int) -> None
     net = random_lptn(arch, num_high, seed=3)
     path = export_onnx(net, tmp_path / f"{arch}.onnx")
     gen = torch.Generator().manual_seed(0)
-    diffs = check_onnx(path, net, [torch.rand(1, 3, 37, 45, generator=gen),
+    diffs = check_export(path, "onnx", net, [torch.rand(1, 3, 37, 45, generator=gen),
                                    torch.rand(2, 3, 64, 33, generator=gen)])
     assert max(diffs) <= 1e-4
 

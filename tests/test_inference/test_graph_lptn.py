@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from lptn.archs.lptn_arch import LPTN
+from lptn.data.image_io import tensor_to_image
+from lptn.engine.enhance import enhance_array
+from lptn.engine.runtime import build_runtime
 from lptn.inference import FastLPTN, GraphLPTN
 from lptn.inference.graph_lptn import _mask_block_unrolled, nearest_table, resize_nearest
 
@@ -62,9 +65,18 @@ def test_graph_and_fast_paths_write_the_same_8bit_pictures(official_net: LPTN,
                                                            fivek_pairs) -> None:
     name, src, _ = fivek_pairs[2]
     img = np.round(src * 255).astype(np.uint8)
+    # Through lptn-enhance's own function.
+    runtime = build_runtime({"device": "cpu"})
+    graph = enhance_array(official_net, img, runtime, GraphLPTN(official_net))
+    fast = enhance_array(official_net, img, runtime, FastLPTN(official_net))
+    # Under a bf16 runtime only the graph path's conv stacks are lowered (by itself): the
+    # runtime's autocast must not also lower its pyramid.
+    bf16_graph = GraphLPTN(official_net, precision="bf16")
+    via_enhance = enhance_array(official_net, img, build_runtime({"device": "cpu"}, "bf16"),
+                                bf16_graph)
     with torch.inference_mode():
-        graph = GraphLPTN(official_net).enhance_array(img)
-        fast = FastLPTN(official_net).enhance_array(img)
+        direct = bf16_graph(torch.from_numpy(src.transpose(2, 0, 1).copy())[None])
+    assert np.array_equal(via_enhance, tensor_to_image(direct[0], dtype=np.uint8))
     assert graph.dtype == np.uint8 and graph.shape == img.shape
     # Both within 1e-4 of the exact path: at most a rounding step apart, on few pixels.
     diff = np.abs(graph.astype(int) - fast.astype(int))
@@ -72,7 +84,7 @@ def test_graph_and_fast_paths_write_the_same_8bit_pictures(official_net: LPTN,
 
 
 def test_too_small_input_names_the_minimum(official_net: LPTN) -> None:
-    with pytest.raises(ValueError, match="at least 9"):
+    with pytest.raises(ValueError, match="8x40 pixels is too small.*at least 9"):
         GraphLPTN(official_net)(torch.rand(1, 3, 8, 40))
 
 

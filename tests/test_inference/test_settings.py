@@ -76,6 +76,7 @@ def test_speed_report_names_path_and_precision(tmp_path: Path) -> None:
                            f"inference.path={path}"]) == 0
         report = json.loads((tmp_path / path / "speed.json").read_text())
         assert report["path"] == path and report["precision"] == "bf16"
+        assert report["tf32"] is False
 
 
 def test_enhance_tiles_by_budget_and_gives_the_same_file(
@@ -109,6 +110,10 @@ def test_enhance_rejects_bad_tiling_options(tmp_path: Path, capsys) -> None:
     assert enhance_main(["--weights", "w.pth", "--input", str(tmp_path), "--output",
                          str(tmp_path / "o"), "--compile"]) == 2
     assert "--path graph" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: an unknown mode is a usage error
+        enhance_main(["--weights", "w.pth", "--input", str(tmp_path), "--output",
+                      str(tmp_path / "o"), "--path", "graph", "--compile", "fastest"])
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err
     assert enhance_main(["--weights", "w.pth", "--input", str(tmp_path), "--output",
                          str(tmp_path / "o"), "--path", "graph", "--tile", "64"]) == 2
     assert "--tile" in capsys.readouterr().err
