@@ -7,19 +7,24 @@ TORCH_REQ ?= torch>=2.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean-demo
+.PHONY: install demo test lint clean-demo
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install "$(TORCH_REQ)"
-	$(PY) -m pip install -e ".[test,onnx]"
+	$(PY) -m pip install -e ".[test,onnx,lint]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
+
+# Lint and format checks (ruff); CI runs them before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

@@ -10,6 +10,7 @@ The photos are a real FiveK photo upscaled (bicubic) to 2160x3840 (PNG) and to a
 options; its peak resident memory (the whole process: interpreter, PyTorch, decoded image,
 output, encoder buffers) is read from the kernel (``ru_maxrss`` of the child).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,15 +39,31 @@ def make_photos(workdir: Path, megapixels: float) -> list:
     w = int(h * 4 / 3)
     big = workdir / f"photo_{megapixels:g}mp.jpg"
     if not big.exists():
-        cv2.imwrite(str(big), cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(
+            str(big),
+            cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC),
+            [cv2.IMWRITE_JPEG_QUALITY, 92],
+        )
     return [k4, big]
 
 
 def run_enhance(photo: Path, out: Path, extra: list) -> dict:
     """One fresh enhance process; returns its wall time and peak RSS."""
-    cmd = [sys.executable, "-m", "lptn.enhance", "--weights", str(WEIGHTS), "--input",
-           str(photo), "--output", str(out), "--device", "cpu", "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lptn.enhance",
+        "--weights",
+        str(WEIGHTS),
+        "--input",
+        str(photo),
+        "--output",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     start = time.perf_counter()
     # A child of its own per run, so ru_maxrss of RUSAGE_CHILDREN is that run's peak when it
@@ -55,9 +72,13 @@ def run_enhance(photo: Path, out: Path, extra: list) -> dict:
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     tiled = [line for line in proc.stdout.splitlines() if "tiled" in line]
-    return {"returncode": proc.returncode, "wall_s": wall, "peak_rss_mb": peak_kb / 1024,
-            "tiled": tiled[0].split(": ", 2)[-1] if tiled else "no",
-            "stderr": proc.stderr.strip()[-500:]}
+    return {
+        "returncode": proc.returncode,
+        "wall_s": wall,
+        "peak_rss_mb": peak_kb / 1024,
+        "tiled": tiled[0].split(": ", 2)[-1] if tiled else "no",
+        "stderr": proc.stderr.strip()[-500:],
+    }
 
 
 def main() -> None:
@@ -72,9 +93,11 @@ def main() -> None:
 
         h, w = cv2.imread(str(photo), cv2.IMREAD_REDUCED_COLOR_8).shape[:2]
         r = run_enhance(photo, args.workdir / "out", args.extra)
-        print(f"{photo.name} (about {h * 8}x{w * 8}, {photo.stat().st_size / 1e6:.1f} MB file): "
-              f"exit {r['returncode']}, {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
-              f" (whole process); tiled: {r['tiled']}")
+        print(
+            f"{photo.name} (about {h * 8}x{w * 8}, {photo.stat().st_size / 1e6:.1f} MB file): "
+            f"exit {r['returncode']}, {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+            f" (whole process); tiled: {r['tiled']}"
+        )
         if r["returncode"] != 0:
             print(r["stderr"])
 

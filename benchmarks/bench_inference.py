@@ -19,6 +19,7 @@ warm-up run, in this process (weights and input included). ``--paths`` picks exa
 path's outputs are compared with the exact path's (max abs difference, PSNR for reduced
 precision).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lptn.engine.enhance import load_generator  # noqa: E402
-from lptn.engine.runtime import Runtime, build_runtime, process_memory_mb  # noqa: E402
 from lptn.inference import FastLPTN, GraphLPTN  # noqa: E402
+from lptn.inference.generator_weights import load_generator  # noqa: E402
+from lptn.platform.runtime import Runtime, build_runtime, process_memory_mb  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-GRAPH_VARIANTS = {"eager": None, "compile": "default", "cudagraphs": "reduce-overhead",
-                  "autotune": "max-autotune"}
+GRAPH_VARIANTS = {
+    "eager": None,
+    "compile": "default",
+    "cudagraphs": "reduce-overhead",
+    "autotune": "max-autotune",
+}
 
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "models" / "net_g_FiveK_numhigh3.pth"
 DEFAULT_PHOTO = REPO.parent / "shared" / "data" / "fivek_sample" / "source" / "a1305.png"
@@ -75,8 +80,12 @@ def valid_path_name(name: str) -> bool:
         return True
     if parts[0] == "fast":
         return len(parts) == 2 and parts[1] in PRECISIONS
-    return (parts[0] == "graph" and len(parts) == 3 and parts[1] in GRAPH_VARIANTS
-            and parts[2] in PRECISIONS)
+    return (
+        parts[0] == "graph"
+        and len(parts) == 3
+        and parts[1] in GRAPH_VARIANTS
+        and parts[2] in PRECISIONS
+    )
 
 
 def build_path(net: torch.nn.Module, name: str, runtime: Runtime):
@@ -89,8 +98,9 @@ def build_path(net: torch.nn.Module, name: str, runtime: Runtime):
     if kind == "fast":
         return FastLPTN(net, precision=precision)
     variant = name.split("-")[1]
-    return GraphLPTN(net, precision=precision, channels_last=True,
-                     compile_mode=GRAPH_VARIANTS[variant]).to(runtime.device)
+    return GraphLPTN(
+        net, precision=precision, channels_last=True, compile_mode=GRAPH_VARIANTS[variant]
+    ).to(runtime.device)
 
 
 def _status_mb(field: str) -> float:
@@ -118,8 +128,20 @@ def child_memory(args: argparse.Namespace) -> None:
 
 
 def measure_memory(args: argparse.Namespace, path: str, size: str) -> Dict[str, float]:
-    cmd = [sys.executable, __file__, "--child-path", path, "--child-size", size,
-           "--weights", str(args.weights), "--photo", str(args.photo), "--device", args.device]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child-path",
+        path,
+        "--child-size",
+        size,
+        "--weights",
+        str(args.weights),
+        "--photo",
+        str(args.photo),
+        "--device",
+        args.device,
+    ]
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -132,16 +154,34 @@ def measure_memory(args: argparse.Namespace, path: str, size: str) -> Dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["2160x3840"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
-                        choices=["fp32", "bf16", "fp16"], help="fast-path precisions")
-    parser.add_argument("--graph", nargs="*", default=[], choices=list(GRAPH_VARIANTS),
-                        help="also time the graph path: eager and/or compiled variants")
-    parser.add_argument("--exact-compile", action="store_true",
-                        help="also time torch.compile of the exact network")
-    parser.add_argument("--paths", nargs="+", help="exactly these paths (the first must be "
-                        "exact), e.g. exact fast-fp16 graph-cudagraphs-bf16")
-    parser.add_argument("--tf32", action="store_true",
-                        help="let float32 convs use TF32 on CUDA (default: IEEE float32)")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16", "fp16"],
+        help="fast-path precisions",
+    )
+    parser.add_argument(
+        "--graph",
+        nargs="*",
+        default=[],
+        choices=list(GRAPH_VARIANTS),
+        help="also time the graph path: eager and/or compiled variants",
+    )
+    parser.add_argument(
+        "--exact-compile", action="store_true", help="also time torch.compile of the exact network"
+    )
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        help="exactly these paths (the first must be "
+        "exact), e.g. exact fast-fp16 graph-cudagraphs-bf16",
+    )
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        help="let float32 convs use TF32 on CUDA (default: IEEE float32)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch / OpenMP threads")
@@ -161,21 +201,30 @@ def main() -> None:
 
     runtime = build_runtime({"device": args.device, "tf32": args.tf32})
     net = load_generator(args.weights).to(runtime.device).eval()
-    paths = args.paths or (["exact"] + (["exact-compile"] if args.exact_compile else [])
-                           + [f"fast-{p}" for p in args.precisions]
-                           + [f"graph-{v}-{p}" for v in args.graph for p in args.precisions])
+    paths = args.paths or (
+        ["exact"]
+        + (["exact-compile"] if args.exact_compile else [])
+        + [f"fast-{p}" for p in args.precisions]
+        + [f"graph-{v}-{p}" for v in args.graph for p in args.precisions]
+    )
     bad = [p for p in paths if not valid_path_name(p)]
     if bad or paths[0] != "exact":
         parser.error(f"--paths: the first must be exact; unknown: {', '.join(bad) or '-'}")
     on_cuda = runtime.device.type == "cuda"
     fns = {p: build_path(net, p, runtime) for p in paths}
     results: Dict[str, Any] = {
-        "device": runtime.device_name(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "tf32": runtime.tf32,
+        "device": runtime.device_name(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "tf32": runtime.tf32,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "load_average_start": os.getloadavg(), "sizes": {}}
-    print(f"device: {results['device']}, torch {torch.__version__}, threads "
-          f"{results['threads']}, CPU capability {results['cpu_capability']}")
+        "load_average_start": os.getloadavg(),
+        "sizes": {},
+    }
+    print(
+        f"device: {results['device']}, torch {torch.__version__}, threads "
+        f"{results['threads']}, CPU capability {results['cpu_capability']}"
+    )
     for size in args.sizes:
         x = photo_tensor(args.photo, parse_size(size)).to(runtime.device)
         times: Dict[str, List[float]] = {p: [] for p in paths}
@@ -205,8 +254,12 @@ def main() -> None:
         row: Dict[str, Any] = {}
         for p in paths:
             med = float(np.median(times[p]))
-            entry = {"median_s": med, "p90_s": float(np.percentile(times[p], 90)),
-                     "runs_s": times[p], "speedup": float(np.median(times["exact"])) / med}
+            entry = {
+                "median_s": med,
+                "p90_s": float(np.percentile(times[p], 90)),
+                "runs_s": times[p],
+                "speedup": float(np.median(times["exact"])) / med,
+            }
             if p != "exact":
                 diff = (outputs[p] - exact).abs().max().item()
                 mse = ((outputs[p].clamp(0, 1) - exact.clamp(0, 1)) ** 2).double().mean().item()
@@ -222,12 +275,23 @@ def main() -> None:
         print(f"\n{size}:")
         for p, e in row.items():
             mem = e.get("memory", {})
-            extra = (f", max|diff| {e['max_abs_diff_vs_exact']:.1e}, "
-                     f"{e['psnr_vs_fp32_db']:.1f} dB vs exact fp32") if p != "exact" else ""
-            peak = (f"CUDA peak {mem.get('cuda_peak_mb', float('nan')):.0f} MB" if on_cuda else
-                    f"peak RSS {mem.get('process_peak_rss_mb', float('nan')):.0f} MB")
-            print(f"  {p:24s} median {e['median_s'] * 1e3:9.2f} ms  (p90 "
-                  f"{e['p90_s'] * 1e3:9.2f})  x{e['speedup']:.2f}  {peak}{extra}")
+            extra = (
+                (
+                    f", max|diff| {e['max_abs_diff_vs_exact']:.1e}, "
+                    f"{e['psnr_vs_fp32_db']:.1f} dB vs exact fp32"
+                )
+                if p != "exact"
+                else ""
+            )
+            peak = (
+                f"CUDA peak {mem.get('cuda_peak_mb', float('nan')):.0f} MB"
+                if on_cuda
+                else f"peak RSS {mem.get('process_peak_rss_mb', float('nan')):.0f} MB"
+            )
+            print(
+                f"  {p:24s} median {e['median_s'] * 1e3:9.2f} ms  (p90 "
+                f"{e['p90_s'] * 1e3:9.2f})  x{e['speedup']:.2f}  {peak}{extra}"
+            )
         results["load_average_end"] = os.getloadavg()
         if args.json:  # after every size, so a run cut short keeps what it measured
             args.json.parent.mkdir(parents=True, exist_ok=True)

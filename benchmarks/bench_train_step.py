@@ -16,6 +16,7 @@ compiled; its first step, which compiles, is printed too) and
 Inputs are real photos (scikit-image's astronaut and coffee) cropped at random: the step
 time does not depend on pixel values, but NaN-free real data keeps the step realistic.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lptn.engine.options import parse_options  # noqa: E402
-from lptn.engine.runtime import build_training_runtime  # noqa: E402
 from lptn.models import build_model  # noqa: E402
+from lptn.platform.options import parse_options  # noqa: E402
+from lptn.platform.runtime import build_training_runtime  # noqa: E402
 
 BF16 = {"enabled": True, "dtype": "bf16"}
 FUSED = {"train.optim_g.fused": True, "train.optim_d.fused": True}
@@ -44,16 +45,23 @@ VARIANTS = {
     "reuse+bf16": {"train.d_step_input": "reuse", "train.amp": BF16},
     "reuse+channels_last": {"train.d_step_input": "reuse", "train.channels_last": True},
     "reuse+fused": {"train.d_step_input": "reuse", **FUSED},
-    "reuse+bf16+channels_last+fused": {"train.d_step_input": "reuse", "train.amp": BF16,
-                                       "train.channels_last": True, **FUSED},
+    "reuse+bf16+channels_last+fused": {
+        "train.d_step_input": "reuse",
+        "train.amp": BF16,
+        "train.channels_last": True,
+        **FUSED,
+    },
 }
 #: variants that compile (minutes on a CPU): only run with --compile
 COMPILE_VARIANTS = {
-    "reuse+bf16+compile": {"train.d_step_input": "reuse", "train.amp": BF16,
-                           "train.compile": True},
-    "reuse+bf16+channels_last+fused+compile": {"train.d_step_input": "reuse", "train.amp": BF16,
-                                               "train.channels_last": True, **FUSED,
-                                               "train.compile": True},
+    "reuse+bf16+compile": {"train.d_step_input": "reuse", "train.amp": BF16, "train.compile": True},
+    "reuse+bf16+channels_last+fused+compile": {
+        "train.d_step_input": "reuse",
+        "train.amp": BF16,
+        "train.channels_last": True,
+        **FUSED,
+        "train.compile": True,
+    },
 }
 
 
@@ -66,7 +74,7 @@ def photo_batch(batch: int, crop: int, rng: np.random.Generator) -> torch.Tensor
         img = photos[i % len(photos)]
         y = int(rng.integers(0, img.shape[0] - crop + 1))
         x = int(rng.integers(0, img.shape[1] - crop + 1))
-        crops.append(img[y:y + crop, x:x + crop].astype(np.float32) / 255.0)
+        crops.append(img[y : y + crop, x : x + crop].astype(np.float32) / 255.0)
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -90,19 +98,25 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--compile", action="store_true",
-                        help="also run the torch.compile variants (slow to start)")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS) + list(COMPILE_VARIANTS),
-                        help="the variants to run, the first is the reference (default: all, "
-                             "the compile ones only with --compile)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also run the torch.compile variants (slow to start)"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS) + list(COMPILE_VARIANTS),
+        help="the variants to run, the first is the reference (default: all, "
+        "the compile ones only with --compile)",
+    )
     args = parser.parse_args(argv)
     if args.variants is None:
         args.variants = list(VARIANTS) + (list(COMPILE_VARIANTS) if args.compile else [])
     elif not args.compile and any(v in COMPILE_VARIANTS for v in args.variants):
         parser.error("the compile variants need --compile")
     all_variants = {**VARIANTS, **COMPILE_VARIANTS}
-    base = parse_options(REPO / "options/train/LPTN/train_FiveK.yml", is_train=True,
-                         root="/tmp/lptn-bench")
+    base = parse_options(
+        REPO / "options/train/LPTN/train_FiveK.yml", is_train=True, root="/tmp/lptn-bench"
+    )
     rng = np.random.default_rng(0)
     lq, ref = photo_batch(args.batch, args.crop, rng), photo_batch(args.batch, args.crop, rng)
     models = {name: build(base, all_variants[name], args.device) for name in args.variants}
@@ -121,15 +135,22 @@ def main(argv: List[str] | None = None) -> int:
             if step >= args.warmup:
                 times[name].append(elapsed)
     runtime = next(iter(models.values()))[1]
-    print(f"training step, batch {args.batch}, {args.crop}x{args.crop}, G + D + GP, "
-          f"{runtime.device_name()}, torch {torch.__version__}")
+    print(
+        f"training step, batch {args.batch}, {args.crop}x{args.crop}, G + D + GP, "
+        f"{runtime.device_name()}, torch {torch.__version__}"
+    )
     first = statistics.median(times[args.variants[0]])
     for name in args.variants:
         median = statistics.median(times[name])
-        note = (f"   (first step, compiling: {first_step[name] / 1e3:.1f} s)"
-                if name in COMPILE_VARIANTS else "")
-        print(f"  {name:30s} median {median:9.1f} ms   x{first / median:4.2f} vs "
-              f"{args.variants[0]}{note}")
+        note = (
+            f"   (first step, compiling: {first_step[name] / 1e3:.1f} s)"
+            if name in COMPILE_VARIANTS
+            else ""
+        )
+        print(
+            f"  {name:30s} median {median:9.1f} ms   x{first / median:4.2f} vs "
+            f"{args.variants[0]}{note}"
+        )
     return 0
 
 

@@ -1,4 +1,5 @@
 """``python -m lptn.enhance``: the same as the ``lptn-enhance`` command."""
+
 from lptn.engine.cli import enhance_main
 
 if __name__ == "__main__":

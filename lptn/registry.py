@@ -1,4 +1,5 @@
 """Name -> object registries that let YAML files pick classes and functions by ``type``."""
+
 from __future__ import annotations
 
 import difflib
@@ -59,8 +60,9 @@ class Registry:
         return iter(self.names())
 
 
-def build_from_registry(registry: Registry, opt: Dict[str, Any], key_path: str,
-                        **extra: Any) -> Any:
+def build_from_registry(
+    registry: Registry, opt: Dict[str, Any], key_path: str, **extra: Any
+) -> Any:
     """Instantiate ``registry[opt['type']](**rest_of_opt, **extra)``.
 
     ``key_path`` names the option block (e.g. ``network_g``) in error messages.

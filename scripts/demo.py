@@ -5,6 +5,7 @@
 then print PSNR/SSIM before (identity) and after, and where everything is.
 Each step runs the same command a user would type, so the demo doubles as a tutorial.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # noqa: E402 (scripts run from a checkout)
+sys.path.insert(0, str(ROOT))
 
 from lptn.data.image_io import read_image  # noqa: E402
 from lptn.metrics import calculate_psnr, calculate_ssim  # noqa: E402
@@ -48,24 +49,37 @@ def main() -> int:
     run("test_speed.py", "-opt", TEST_OPT, "--set", f"path.results_root=results/{NAME}_speed")
     photo = sorted((data / "test" / "source").glob("*.png"))[0]
     weights = f"experiments/{NAME}/models/net_g_best.pth"
-    run("-m", "lptn.enhance", "--weights", weights, "--input", str(photo),
-        "--output", f"results/{NAME}/enhanced")
+    run(
+        "-m",
+        "lptn.enhance",
+        "--weights",
+        weights,
+        "--input",
+        str(photo),
+        "--output",
+        f"results/{NAME}/enhanced",
+    )
 
     before = identity_scores(data / "test")
     after = json.loads((ROOT / "results" / NAME / "metrics.json").read_text())["demo_test"]["mean"]
     speed = json.loads((ROOT / "results" / f"{NAME}_speed" / "speed.json").read_text())
     print("\n=== LPTN demo: results ===")
-    print(f"demo test set ({len(list((data / 'test' / 'source').glob('*.png')))} pairs), RGB, "
-          "no border crop:")
+    print(
+        f"demo test set ({len(list((data / 'test' / 'source').glob('*.png')))} pairs), RGB, "
+        "no border crop:"
+    )
     print(f"  identity (input vs target): PSNR {before['psnr']:.2f} dB  SSIM {before['ssim']:.4f}")
     print(f"  trained LPTN:               PSNR {after['psnr']:.2f} dB  SSIM {after['ssim']:.4f}")
     for size, stats in speed["sizes"].items():
-        print(f"  speed {size}: {stats['median_ms']:.1f} ms median on {speed['device']} "
-              f"({speed['precision']})")
+        print(
+            f"  speed {size}: {stats['median_ms']:.1f} ms median on {speed['device']} "
+            f"({speed['precision']})"
+        )
     print(f"\n  training log, checkpoints:  experiments/{NAME}/")
     print(f"  validation images:          experiments/{NAME}/visualization/")
-    print(f"  test outputs, metrics:      results/{NAME}/ (visualization/, comparison/, "
-          "metrics.json)")
+    print(
+        f"  test outputs, metrics:      results/{NAME}/ (visualization/, comparison/, metrics.json)"
+    )
     print(f"  enhanced photo:             results/{NAME}/enhanced/{photo.name}")
     print(f"  TensorBoard:                tensorboard --logdir tb_logger/{NAME}")
     if after["psnr"] <= before["psnr"]:

@@ -14,6 +14,7 @@ Real data: ``shared_dir`` is the ``shared`` folder beside the repository root (C
 FiveK sample and the official checkpoint are found there, and tests that need them are skipped
 with a clear reason when it is absent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,18 +35,26 @@ _DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
-_AUTO_DTYPES = {"cpu": ["float32", "float64", "bfloat16"],
-                "accelerator": ["float32", "float16", "bfloat16"]}
+_AUTO_DTYPES = {
+    "cpu": ["float32", "float64", "bfloat16"],
+    "accelerator": ["float32", "float16", "bfloat16"],
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lptn", "device / dtype selection for the lptn test suite")
-    group.addoption("--device", default="auto",
-                    help="comma-separated devices for device-parametrised tests "
-                         "(cpu, cuda, cuda:1, mps), 'all' or 'auto' (default: every available)")
-    group.addoption("--dtype", default="auto",
-                    help="comma-separated dtypes (float32, float64, float16, bfloat16), 'all' "
-                         "or 'auto' (default: the ones that make sense on each device)")
+    group.addoption(
+        "--device",
+        default="auto",
+        help="comma-separated devices for device-parametrised tests "
+        "(cpu, cuda, cuda:1, mps), 'all' or 'auto' (default: every available)",
+    )
+    group.addoption(
+        "--dtype",
+        default="auto",
+        help="comma-separated dtypes (float32, float64, float16, bfloat16), 'all' "
+        "or 'auto' (default: the ones that make sense on each device)",
+    )
 
 
 def _available_devices() -> List[str]:
@@ -74,8 +83,10 @@ def _selected_devices(config: pytest.Config) -> List[str]:
         except RuntimeError as err:
             raise pytest.UsageError(f"--device: {name!r} is not a torch device ({err})") from err
         if torch.device(name).type not in available:
-            raise pytest.UsageError(f"--device: {name!r} is not available on this machine "
-                                    f"(available: {', '.join(available)})")
+            raise pytest.UsageError(
+                f"--device: {name!r} is not available on this machine "
+                f"(available: {', '.join(available)})"
+            )
     return devices
 
 
@@ -88,8 +99,9 @@ def _selected_dtypes(config: pytest.Config, device: str) -> List[str]:
     names = _split(value)
     unknown = [n for n in names if n not in _DTYPES]
     if unknown:
-        raise pytest.UsageError(f"--dtype: unknown dtype(s) {', '.join(unknown)}; "
-                                f"choose from {', '.join(_DTYPES)}")
+        raise pytest.UsageError(
+            f"--dtype: unknown dtype(s) {', '.join(unknown)}; choose from {', '.join(_DTYPES)}"
+        )
     return names
 
 
@@ -129,7 +141,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = []
     seen = set()
     for device in devices:
-        for dtype in (_selected_dtypes(config, device) if wants_dtype else [None]):
+        for dtype in _selected_dtypes(config, device) if wants_dtype else [None]:
             key = (device if wants_device else None, dtype)
             if key in seen:
                 continue
@@ -153,8 +165,10 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         # CI always has ../shared beside its clone: there a missing folder is a failure, not a
         # reason to pass with the real-data tests skipped.
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"shared data folder {SHARED_DIR} is absent: it holds the FiveK sample and "
-                    f"the official LPTN checkpoint that this test needs")
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            f"shared data folder {SHARED_DIR} is absent: it holds the FiveK sample and "
+            f"the official LPTN checkpoint that this test needs"
+        )
     return SHARED_DIR
 
 
@@ -208,7 +222,7 @@ def fivek_pairs(fivek_sample_dir: Path) -> List[Tuple[str, np.ndarray, np.ndarra
 def lptn_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """``caplog`` that also sees the ``lptn`` logger at INFO when it does not propagate.
 
-    ``lptn.engine.logger.setup_logger`` turns propagation off, so plain ``caplog`` would miss
+    ``lptn.platform.logger.setup_logger`` turns propagation off, so plain ``caplog`` would miss
     the package's records once any test has configured it.
     """
     log = logging.getLogger("lptn")

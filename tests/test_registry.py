@@ -1,4 +1,5 @@
 """Registries resolve every kind by ``type`` and explain unknown names."""
+
 import pytest
 
 from lptn.archs import ARCH_REGISTRY, build_network

@@ -2,6 +2,7 @@
 
 A new architecture is one new ``*_arch.py`` file in this folder that registers its class.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict

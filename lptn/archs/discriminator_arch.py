@@ -1,4 +1,5 @@
 """The released WGAN critic (REFERENCE.md section 3)."""
+
 from __future__ import annotations
 
 import torch

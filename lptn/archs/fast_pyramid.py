@@ -20,6 +20,7 @@ coordinates of its output) and reads only the input rows/columns that region nee
 the whole-image border rule wherever the region touches the image border. That is what makes
 tiled processing exact. Tensors are NCHW, any float dtype and device.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,13 +48,13 @@ class MapWindow:
     width: int
 
     @staticmethod
-    def of(x: "MapLike") -> "MapWindow":
+    def of(x: MapLike) -> MapWindow:
         """A plain tensor is the window covering its whole map."""
         if isinstance(x, MapWindow):
             return x
         return MapWindow(x, 0, 0, x.shape[ROWS], x.shape[COLS])
 
-    def crop(self, rows: Optional[Span], cols: Optional[Span]) -> "MapWindow":
+    def crop(self, rows: Optional[Span], cols: Optional[Span]) -> MapWindow:
         """The sub-window over map rows/cols ``[start, stop)`` (None keeps an axis)."""
         data, row0, col0 = self.data, self.row0, self.col0
         if rows is not None:
@@ -84,8 +85,9 @@ def _nearest_index_cpu(in_size: int, out_size: int) -> torch.Tensor:
     return nearest_source_index(in_size, out_size)
 
 
-def nearest_source_index(in_size: int, out_size: int,
-                         device: Optional[torch.device] = None) -> torch.Tensor:
+def nearest_source_index(
+    in_size: int, out_size: int, device: Optional[torch.device] = None
+) -> torch.Tensor:
     """Source index of each output index of F.interpolate(mode='nearest'), int64 (out_size,).
 
     Mirrors ATen: the scale is ``float32(in) / float32(out)`` and the source index is
@@ -96,12 +98,14 @@ def nearest_source_index(in_size: int, out_size: int,
     return nearest_index_formula(in_size, out_size, device)
 
 
-def nearest_index_formula(in_size: int, out_size: int,
-                          device: Optional[torch.device] = None) -> torch.Tensor:
+def nearest_index_formula(
+    in_size: int, out_size: int, device: Optional[torch.device] = None
+) -> torch.Tensor:
     """:func:`nearest_source_index` without the identity shortcut: no Python branch on the
     sizes, so it also runs on symbolic sizes (``torch.compile``, ``torch.export``)."""
-    scale = (torch.full((), in_size, dtype=torch.float32, device=device)
-             / torch.full((), out_size, dtype=torch.float32, device=device))
+    scale = torch.full((), in_size, dtype=torch.float32, device=device) / torch.full(
+        (), out_size, dtype=torch.float32, device=device
+    )
     index = torch.arange(out_size, dtype=torch.float32, device=device) * scale
     return index.floor().long().clamp(max=in_size - 1)
 
@@ -144,8 +148,13 @@ def shift_pattern(index: torch.Tensor, start: int) -> Optional[int]:
     return None
 
 
-def take_nearest(x: torch.Tensor, rows_index: torch.Tensor, cols_index: torch.Tensor,
-                 rows_start: int, cols_start: int) -> torch.Tensor:
+def take_nearest(
+    x: torch.Tensor,
+    rows_index: torch.Tensor,
+    cols_index: torch.Tensor,
+    rows_start: int,
+    cols_start: int,
+) -> torch.Tensor:
     """``x[:, :, rows_index][..., cols_index]`` for the region of a nearest resize starting at
     ``(rows_start, cols_start)`` of the resized map; a broadcast copy in the usual case."""
     kr = shift_pattern(rows_index, rows_start)
@@ -153,27 +162,39 @@ def take_nearest(x: torch.Tensor, rows_index: torch.Tensor, cols_index: torch.Te
     if kr is None or kc is None:
         return take(take(x, ROWS, rows_index), COLS, cols_index)
     r0, c0 = int(rows_index[0]), int(cols_index[0])
-    src = x[:, :, r0:int(rows_index[-1]) + 1, c0:int(cols_index[-1]) + 1]
+    src = x[:, :, r0 : int(rows_index[-1]) + 1, c0 : int(cols_index[-1]) + 1]
     n, c, h, w = src.shape
     fr, fc = 1 << kr, 1 << kc
     big = src[:, :, :, None, :, None].expand(n, c, h, fr, w, fc).reshape(n, c, h * fr, w * fc)
-    return big[:, :, rows_start - (r0 << kr):rows_start - (r0 << kr) + rows_index.numel(),
-               cols_start - (c0 << kc):cols_start - (c0 << kc) + cols_index.numel()]
+    return big[
+        :,
+        :,
+        rows_start - (r0 << kr) : rows_start - (r0 << kr) + rows_index.numel(),
+        cols_start - (c0 << kc) : cols_start - (c0 << kc) + cols_index.numel(),
+    ]
 
 
-def resize_nearest_region(x: torch.Tensor, out_size: Tuple[int, int], rows: Span,
-                          cols: Span) -> torch.Tensor:
+def resize_nearest_region(
+    x: torch.Tensor, out_size: Tuple[int, int], rows: Span, cols: Span
+) -> torch.Tensor:
     """``F.interpolate(x, size=out_size)[..., r0:r1, c0:c1]`` reading only what it needs."""
-    ri = nearest_index(x.shape[ROWS], out_size[0])[rows[0]:rows[1]]
-    ci = nearest_index(x.shape[COLS], out_size[1])[cols[0]:cols[1]]
+    ri = nearest_index(x.shape[ROWS], out_size[0])[rows[0] : rows[1]]
+    ci = nearest_index(x.shape[COLS], out_size[1])[cols[0] : cols[1]]
     return take_nearest(x, ri, ci, rows[0], cols[0])
 
 
 # ----------------------------------------------------------------------------------------------
 # border extension
 # ----------------------------------------------------------------------------------------------
-def _extended(x: torch.Tensor, dim: int, lo: int, hi: int, left: Sequence[int],
-              right: Sequence[int], window: "Window") -> torch.Tensor:
+def _extended(
+    x: torch.Tensor,
+    dim: int,
+    lo: int,
+    hi: int,
+    left: Sequence[int],
+    right: Sequence[int],
+    window: Window,
+) -> torch.Tensor:
     """Global indices ``lo .. hi-1`` along ``dim`` of a map of which ``x`` holds a window.
 
     ``left[k]`` stands for global index ``-1-k`` and ``right[k]`` for ``n+k`` (border rules of
@@ -211,8 +232,7 @@ def _strided(x: torch.Tensor, dim: int, start: int, count: int, step: int) -> to
 # ----------------------------------------------------------------------------------------------
 # down: blur, keep even samples
 # ----------------------------------------------------------------------------------------------
-def down_1d(x: torch.Tensor, dim: int, span: Span, window: Optional[Window] = None
-            ) -> torch.Tensor:
+def down_1d(x: torch.Tensor, dim: int, span: Span, window: Optional[Window] = None) -> torch.Tensor:
     """Even samples ``span`` of the [1, 4, 6, 4, 1] filter along ``dim``, NOT divided by 16.
 
     Output sample i reads input samples 2i-2 .. 2i+2 (reflect padding at the borders of the
@@ -240,8 +260,9 @@ def down_needs(span: Span, n: int) -> Span:
     return max(0, 2 * span[0] - 2), min(n, 2 * span[1] + 1)
 
 
-def down_region(x: MapLike, rows: Span, cols: Span,
-                out: Optional[torch.Tensor] = None) -> torch.Tensor:
+def down_region(
+    x: MapLike, rows: Span, cols: Span, out: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Region of ``downsample(map)`` = ``blur(map)[:, :, ::2, ::2]``: (N, C, r1-r0, c1-c0).
 
     ``x`` is the whole map or a :class:`MapWindow` holding at least :func:`down_needs`;
@@ -265,8 +286,7 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 # up: zero insertion + blur * 4, polyphase
 # ----------------------------------------------------------------------------------------------
-def up_1d(x: torch.Tensor, dim: int, span: Span, window: Optional[Window] = None
-          ) -> torch.Tensor:
+def up_1d(x: torch.Tensor, dim: int, span: Span, window: Optional[Window] = None) -> torch.Tensor:
     """Samples ``span`` (of 2n) of the zero-insertion upsampling along ``dim``, times 8.
 
     Even output 2i: ``x[i-1] + 6 x[i] + x[i+1]``; odd output 2i+1: ``4 (x[i] + x[i+1])``.
@@ -313,7 +333,7 @@ def upsample(x: torch.Tensor) -> torch.Tensor:
 def resized_up_span(n: int, out_size: int, span: Span) -> Tuple[torch.Tensor, Span]:
     """For samples ``span`` of ``nearest_resize(up(map of n), out_size)``: their index table
     (into the 2n samples of ``up``) and the range of ``up`` samples it touches."""
-    index = nearest_index(2 * n, out_size)[span[0]:span[1]]
+    index = nearest_index(2 * n, out_size)[span[0] : span[1]]
     return index, (int(index[0]), int(index[-1]) + 1)
 
 
@@ -322,8 +342,9 @@ def up_resized_needs(span: Span, n: int, out_size: int) -> Span:
     return up_needs(resized_up_span(n, out_size, span)[1], n)
 
 
-def up_resized_region_unscaled(x: MapLike, size: Tuple[int, int], rows: Span,
-                               cols: Span) -> torch.Tensor:
+def up_resized_region_unscaled(
+    x: MapLike, size: Tuple[int, int], rows: Span, cols: Span
+) -> torch.Tensor:
     """Region of ``64 * nearest_resize(upsample(map), size)``: the exact path's ``_match_size``.
 
     Reads only the samples of the map that the region needs (see :func:`up_resized_needs`).
@@ -335,8 +356,7 @@ def up_resized_region_unscaled(x: MapLike, size: Tuple[int, int], rows: Span,
     return take(take(u, ROWS, ri, r_span[0]), COLS, ci, c_span[0])
 
 
-def up_resized_region(x: MapLike, size: Tuple[int, int], rows: Span,
-                      cols: Span) -> torch.Tensor:
+def up_resized_region(x: MapLike, size: Tuple[int, int], rows: Span, cols: Span) -> torch.Tensor:
     """Region of ``nearest_resize(upsample(map), size)``."""
     return up_resized_region_unscaled(x, size, rows, cols).mul_(1.0 / 64.0)
 

@@ -3,6 +3,7 @@
 This is the exact, straightforward computation the released network was trained with. All
 functions take and return NCHW float tensors; values are not clamped.
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -14,8 +15,9 @@ from torch import nn
 _BINOMIAL_5 = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 
-def binomial_kernel(channels: int = 3, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+def binomial_kernel(
+    channels: int = 3, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """The depthwise 5x5 kernel ``outer(b, b) / 256``; shape ``(channels, 1, 5, 5)``."""
     b = torch.tensor(_BINOMIAL_5, dtype=torch.float64)
     k = torch.outer(b, b) / 256.0
@@ -27,7 +29,7 @@ def min_input_size(num_high: int) -> int:
 
     Every padded map must be at least 3 pixels for reflect padding of 2.
     """
-    return 2 ** num_high + 1
+    return 2**num_high + 1
 
 
 def check_input_size(height: int, width: int, num_high: int) -> None:
@@ -36,7 +38,8 @@ def check_input_size(height: int, width: int, num_high: int) -> None:
     if height < smallest or width < smallest:
         raise ValueError(
             f"input of {height}x{width} pixels is too small for a Laplacian pyramid with "
-            f"num_high={num_high}: height and width must be at least {smallest}")
+            f"num_high={num_high}: height and width must be at least {smallest}"
+        )
 
 
 def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -68,8 +71,7 @@ def _match_size(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def pyramid_decompose(img: torch.Tensor, kernel: torch.Tensor,
-                      num_high: int) -> List[torch.Tensor]:
+def pyramid_decompose(img: torch.Tensor, kernel: torch.Tensor, num_high: int) -> List[torch.Tensor]:
     """Split ``img`` (N, C, H, W) into ``[band_0 (H, W), ..., band_{L-1}, low (H/2^L)]``."""
     check_input_size(img.shape[-2], img.shape[-1], num_high)
     pyramid = []

@@ -4,6 +4,7 @@ Sequential indices follow the official checkpoint's key layout
 (``trans_low.model.{0,3,5..}``, ``trans_high.model.*``, ``trans_high.trans_mask_block_{i}``), so
 the released file loads strictly. The output is not clamped.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.block = nn.Sequential(_conv3x3(channels, channels), nn.LeakyReLU(),
-                                   _conv3x3(channels, channels))
+        self.block = nn.Sequential(
+            _conv3x3(channels, channels), nn.LeakyReLU(), _conv3x3(channels, channels)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
@@ -39,10 +41,14 @@ class TransLow(nn.Module):
     def __init__(self, num_residual_blocks: int) -> None:
         super().__init__()
         self.model = nn.Sequential(
-            _conv3x3(3, 16), nn.InstanceNorm2d(16), nn.LeakyReLU(),
-            _conv3x3(16, 64), nn.LeakyReLU(),
+            _conv3x3(3, 16),
+            nn.InstanceNorm2d(16),
+            nn.LeakyReLU(),
+            _conv3x3(16, 64),
+            nn.LeakyReLU(),
             *[ResidualBlock(64) for _ in range(num_residual_blocks)],
-            _conv3x3(64, 16), nn.LeakyReLU(),
+            _conv3x3(64, 16),
+            nn.LeakyReLU(),
             _conv3x3(16, 3),
         )
 
@@ -61,13 +67,19 @@ class TransHigh(nn.Module):
         super().__init__()
         self.num_high = num_high
         self.model = nn.Sequential(
-            _conv3x3(9, 64), nn.LeakyReLU(),
+            _conv3x3(9, 64),
+            nn.LeakyReLU(),
             *[ResidualBlock(64) for _ in range(num_residual_blocks)],
             _conv3x3(64, mask_channels),
         )
         for i in range(num_high):
-            setattr(self, f"trans_mask_block_{i}", nn.Sequential(
-                nn.Conv2d(mask_channels, 16, 1), nn.LeakyReLU(), nn.Conv2d(16, mask_channels, 1)))
+            setattr(
+                self,
+                f"trans_mask_block_{i}",
+                nn.Sequential(
+                    nn.Conv2d(mask_channels, 16, 1), nn.LeakyReLU(), nn.Conv2d(16, mask_channels, 1)
+                ),
+            )
 
     def mask_block(self, i: int) -> nn.Sequential:
         return getattr(self, f"trans_mask_block_{i}")
@@ -97,18 +109,21 @@ class LPTN(nn.Module):
     def min_size(self) -> int:
         return min_input_size(self.num_high)
 
-    def refine_band(self, i: int, band: torch.Tensor,
-                    mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def refine_band(
+        self, i: int, band: torch.Tensor, mask: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Released rule: ``block_i(band * mask + band)``; the resized mask is carried on."""
         return self.trans_high.mask_block(i)(band * mask + band), mask
 
-    def translate_bands(self, pyramid: List[torch.Tensor],
-                        fake_low: torch.Tensor) -> List[torch.Tensor]:
+    def translate_bands(
+        self, pyramid: List[torch.Tensor], fake_low: torch.Tensor
+    ) -> List[torch.Tensor]:
         """New high-frequency bands, fine to coarse, from the input pyramid and ``fake_low``."""
         low, coarse = pyramid[-1], pyramid[-2]
         size = coarse.shape[-2:]
-        high_in = torch.cat([coarse, F.interpolate(low, size=size),
-                             F.interpolate(fake_low, size=size)], dim=1)
+        high_in = torch.cat(
+            [coarse, F.interpolate(low, size=size), F.interpolate(fake_low, size=size)], dim=1
+        )
         mask = self.trans_high.model(high_in)
         new_bands = []
         for i in range(self.num_high):
@@ -133,8 +148,9 @@ class LPTNPaper(LPTN):
 
     mask_channels = 1
 
-    def refine_band(self, i: int, band: torch.Tensor,
-                    mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def refine_band(
+        self, i: int, band: torch.Tensor, mask: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         mask = self.trans_high.mask_block(i)(mask)
         return band * mask, mask
 
@@ -149,14 +165,27 @@ def lptn_options_from_state_dict(state_dict: Dict[str, torch.Tensor]) -> Optiona
     Reads the layer layout: residual blocks in ``trans_low.model`` / ``trans_high.model``,
     the number of ``trans_mask_block_i`` and the mask channel count.
     """
-    low = {int(k.split(".")[2]) for k in state_dict if k.startswith("trans_low.model.")
-           and k.split(".")[3] == "block"}
-    high = {int(k.split(".")[2]) for k in state_dict if k.startswith("trans_high.model.")
-            and k.split(".")[3] == "block"}
-    blocks = {int(m.group(1)) for k in state_dict
-              if (m := re.match(r"trans_high\.trans_mask_block_(\d+)\.", k))}
+    low = {
+        int(k.split(".")[2])
+        for k in state_dict
+        if k.startswith("trans_low.model.") and k.split(".")[3] == "block"
+    }
+    high = {
+        int(k.split(".")[2])
+        for k in state_dict
+        if k.startswith("trans_high.model.") and k.split(".")[3] == "block"
+    }
+    blocks = {
+        int(m.group(1))
+        for k in state_dict
+        if (m := re.match(r"trans_high\.trans_mask_block_(\d+)\.", k))
+    }
     first = state_dict.get("trans_high.trans_mask_block_0.0.weight")
     if not blocks or first is None:
         return None
-    return {"type": "LPTN" if first.shape[1] == 3 else "LPTNPaper", "nrb_low": len(low),
-            "nrb_high": len(high), "num_high": len(blocks)}
+    return {
+        "type": "LPTN" if first.shape[1] == 3 else "LPTNPaper",
+        "nrb_low": len(low),
+        "nrb_high": len(high),
+        "num_high": len(blocks),
+    }

@@ -3,6 +3,7 @@
 A new dataset is one new ``*_dataset.py`` file in this folder that registers its class with
 ``@DATASET_REGISTRY.register()``; its constructor takes ``(opt, key_path, seed)``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -33,5 +34,4 @@ import_modules_with_suffix(__name__, __file__, "_dataset")
 
 from lptn.data.data_loader import EnlargedSampler, Prefetcher, build_dataloader  # noqa: E402
 
-__all__ = ["DATASET_REGISTRY", "EnlargedSampler", "Prefetcher", "build_dataloader",
-           "build_dataset"]
+__all__ = ["DATASET_REGISTRY", "EnlargedSampler", "Prefetcher", "build_dataloader", "build_dataset"]

@@ -6,6 +6,7 @@ processes additionally seed ``random``/``numpy``/``torch`` with
 ``seed + rank * num_workers + worker_id`` for any code that uses the global generators. Workers
 are not persistent, so the epoch set on the dataset reaches them each epoch.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lptn.data.device_augment import apply_on_device, is_deferred
-from lptn.engine import device_backend
+from lptn.platform import device_backend
 
 LOADER_PHASES = ("train", "val", "test")
 #: ``cuda`` and ``npu`` both mean: copies on a side stream of the training accelerator
@@ -37,8 +38,15 @@ class EnlargedSampler(Sampler):
     repeats of an image get different random crops); others get ``index % len(dataset)``.
     """
 
-    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, ratio: int = 1,
-                 shuffle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        num_replicas: int = 1,
+        rank: int = 0,
+        ratio: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"EnlargedSampler: rank {rank} is not in 0..{num_replicas - 1}")
         if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
@@ -73,8 +81,8 @@ class EnlargedSampler(Sampler):
         else:
             indices = list(range(self.total))
         # Wrap-around padding keeps every shard the same length, as DDP needs.
-        indices += indices[:self.total_size - len(indices)]
-        shard = indices[self.rank:self.total_size:self.num_replicas]
+        indices += indices[: self.total_size - len(indices)]
+        shard = indices[self.rank : self.total_size : self.num_replicas]
         if self.wrap:
             shard = [i % self.dataset_size for i in shard]
         return iter(shard)
@@ -119,8 +127,16 @@ def _positive_int(opt: Dict[str, Any], name: str, key_path: str, default: Any = 
     return value
 
 
-def build_dataloader(dataset: Dataset, opt: Dict[str, Any], *, seed: int, num_replicas: int = 1,
-                     rank: int = 0, phase: str, key_path: Optional[str] = None) -> DataLoader:
+def build_dataloader(
+    dataset: Dataset,
+    opt: Dict[str, Any],
+    *,
+    seed: int,
+    num_replicas: int = 1,
+    rank: int = 0,
+    phase: str,
+    key_path: Optional[str] = None,
+) -> DataLoader:
     """A DataLoader for ``dataset`` configured by its option block ``opt``.
 
     ``train``: ``batch_size_per_gpu`` (required), ``num_worker_per_gpu`` (default 0),
@@ -132,38 +148,64 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], *, seed: int, num_re
     ``collate_fn`` attribute (device augmentation) batches with it.
     """
     if phase not in LOADER_PHASES:
-        raise ValueError(f"build_dataloader: phase must be one of {', '.join(LOADER_PHASES)}, "
-                         f"got {phase!r}")
+        raise ValueError(
+            f"build_dataloader: phase must be one of {', '.join(LOADER_PHASES)}, got {phase!r}"
+        )
     key_path = key_path or f"datasets.{phase}"
     seed = int(seed)
     num_workers = _positive_int(opt, "num_worker_per_gpu", key_path, 0)
     pin_memory = bool(opt.get("pin_memory", False))
-    worker_init = (functools.partial(seed_worker, base_seed=seed + rank * num_workers)
-                   if num_workers > 0 else None)
+    worker_init = (
+        functools.partial(seed_worker, base_seed=seed + rank * num_workers)
+        if num_workers > 0
+        else None
+    )
     generator = torch.Generator()
     generator.manual_seed(seed + rank)
     if phase != "train":
         shard = ShardSampler(dataset, num_replicas, rank) if num_replicas > 1 else None
-        return DataLoader(dataset, batch_size=1, shuffle=False, sampler=shard,
-                          num_workers=num_workers, pin_memory=pin_memory,
-                          worker_init_fn=worker_init, generator=generator)
+        return DataLoader(
+            dataset,
+            batch_size=1,
+            shuffle=False,
+            sampler=shard,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            worker_init_fn=worker_init,
+            generator=generator,
+        )
 
     batch_size = _positive_int(opt, "batch_size_per_gpu", key_path)
     if batch_size == 0:
         raise ValueError(f"{key_path}.batch_size_per_gpu: must be at least 1")
-    sampler = EnlargedSampler(dataset, num_replicas=num_replicas, rank=rank,
-                              ratio=opt.get("dataset_enlarge_ratio", 1),
-                              shuffle=bool(opt.get("use_shuffle", True)), seed=seed)
+    sampler = EnlargedSampler(
+        dataset,
+        num_replicas=num_replicas,
+        rank=rank,
+        ratio=opt.get("dataset_enlarge_ratio", 1),
+        shuffle=bool(opt.get("use_shuffle", True)),
+        seed=seed,
+    )
     if len(sampler) < batch_size:
-        raise ValueError(f"{key_path}.batch_size_per_gpu: {batch_size} is more than the "
-                         f"{len(sampler)} samples per epoch on this process "
-                         f"({sampler.dataset_size} images x dataset_enlarge_ratio "
-                         f"{sampler.ratio} / {num_replicas} processes); no full batch could "
-                         "be formed")
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=getattr(dataset, "collate_fn", None), pin_memory=pin_memory,
-                      drop_last=True, worker_init_fn=worker_init, generator=generator,
-                      persistent_workers=False)
+        raise ValueError(
+            f"{key_path}.batch_size_per_gpu: {batch_size} is more than the "
+            f"{len(sampler)} samples per epoch on this process "
+            f"({sampler.dataset_size} images x dataset_enlarge_ratio "
+            f"{sampler.ratio} / {num_replicas} processes); no full batch could "
+            "be formed"
+        )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=getattr(dataset, "collate_fn", None),
+        pin_memory=pin_memory,
+        drop_last=True,
+        worker_init_fn=worker_init,
+        generator=generator,
+        persistent_workers=False,
+    )
 
 
 def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:
@@ -199,13 +241,21 @@ class Prefetcher:
     stream too. The device is the caller's decision; this class only follows it.
     """
 
-    def __init__(self, loader: Any, device: torch.device, non_blocking: bool = False,
-                 side_stream: bool = False) -> None:
+    def __init__(
+        self,
+        loader: Any,
+        device: torch.device,
+        non_blocking: bool = False,
+        side_stream: bool = False,
+    ) -> None:
         self.loader = loader
         self.device = torch.device(device)
         self.non_blocking = non_blocking
-        self._stream = (device_backend.new_stream(self.device)
-                        if side_stream and device_backend.supports_streams(self.device) else None)
+        self._stream = (
+            device_backend.new_stream(self.device)
+            if side_stream and device_backend.supports_streams(self.device)
+            else None
+        )
         # The first pass starts on the first next(), so that building a prefetcher and then
         # calling sampler.set_epoch() + reset() does not start worker processes twice.
         self._iter: Optional[Iterator[Any]] = None
@@ -260,8 +310,9 @@ class Prefetcher:
             yield batch
 
 
-def build_prefetcher(loader: Any, opt: Dict[str, Any], device: torch.device,
-                     key_path: str = "datasets.train") -> Prefetcher:
+def build_prefetcher(
+    loader: Any, opt: Dict[str, Any], device: torch.device, key_path: str = "datasets.train"
+) -> Prefetcher:
     """The :class:`Prefetcher` that ``opt['prefetch_mode']`` (``~``, ``cpu``, ``cuda`` or
     ``npu``) asks for.
 
@@ -273,9 +324,16 @@ def build_prefetcher(loader: Any, opt: Dict[str, Any], device: torch.device,
         raise ValueError(f"{key_path}.prefetch_mode: must be ~, cpu, cuda or npu, got {mode!r}")
     pinned = bool(opt.get("pin_memory", False))
     side_stream = mode in ("cuda", "npu")
-    return Prefetcher(loader, device, non_blocking=pinned or side_stream,
-                      side_stream=side_stream)
+    return Prefetcher(loader, device, non_blocking=pinned or side_stream, side_stream=side_stream)
 
 
-__all__ = ["EnlargedSampler", "PREFETCH_MODES", "Prefetcher", "ShardSampler",
-           "build_dataloader", "build_prefetcher", "move_to_device", "seed_worker"]
+__all__ = [
+    "EnlargedSampler",
+    "PREFETCH_MODES",
+    "Prefetcher",
+    "ShardSampler",
+    "build_dataloader",
+    "build_prefetcher",
+    "move_to_device",
+    "seed_worker",
+]

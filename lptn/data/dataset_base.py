@@ -12,6 +12,7 @@ Augmenting on the device (``augment_on_device``, see :mod:`lptn.data.device_augm
 training item then holds integer image tensors and the crop/flip parameters drawn from the
 same generator in the same order; the prefetcher applies them on the device.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
@@ -20,8 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lptn.data.device_augment import (DEVICE_PREFETCH_MODES, CropFlip, collate_deferred,
-                                      draw_crop_flip, pixels_to_tensor)
+from lptn.data.device_augment import (
+    DEVICE_PREFETCH_MODES,
+    CropFlip,
+    collate_deferred,
+    draw_crop_flip,
+    pixels_to_tensor,
+)
 from lptn.data.file_backends import FileBackend
 from lptn.data.transforms import SMALL_IMAGE_POLICIES, ensure_min_size, sample_rng
 
@@ -51,8 +57,9 @@ class SeededImageDataset(Dataset):
     #: tells EnlargedSampler it may pass indices >= len(self) (mapped with ``% len``)
     accepts_enlarged_index = True
 
-    def __init__(self, opt: Dict[str, Any], key_path: str = "datasets",
-                 seed: Optional[int] = None) -> None:
+    def __init__(
+        self, opt: Dict[str, Any], key_path: str = "datasets", seed: Optional[int] = None
+    ) -> None:
         self.opt = dict(opt)
         self.key_path = key_path
         self.phase = dataset_phase(self.opt, key_path)
@@ -64,18 +71,22 @@ class SeededImageDataset(Dataset):
         self.use_flip = bool(self.opt.get("use_flip", False))
         self.use_rot = bool(self.opt.get("use_rot", False))
         gt_size = self.opt.get("gt_size")
-        if gt_size is not None and (isinstance(gt_size, bool) or not isinstance(gt_size, int)
-                                    or gt_size <= 0):
+        if gt_size is not None and (
+            isinstance(gt_size, bool) or not isinstance(gt_size, int) or gt_size <= 0
+        ):
             raise ValueError(f"{key_path}.gt_size: must be a positive integer, got {gt_size!r}")
         self.gt_size: Optional[int] = gt_size
         self.small_image = self.opt.get("small_image", "error")
         if self.small_image not in SMALL_IMAGE_POLICIES:
-            raise ValueError(f"{key_path}.small_image: must be one of "
-                             f"{', '.join(SMALL_IMAGE_POLICIES)}, got {self.small_image!r}")
+            raise ValueError(
+                f"{key_path}.small_image: must be one of "
+                f"{', '.join(SMALL_IMAGE_POLICIES)}, got {self.small_image!r}"
+            )
         on_device = self.opt.get("augment_on_device", "auto")
         if on_device not in (True, False, "auto"):
-            raise ValueError(f"{key_path}.augment_on_device: true, false or auto, got "
-                             f"{on_device!r}")
+            raise ValueError(
+                f"{key_path}.augment_on_device: true, false or auto, got {on_device!r}"
+            )
         if on_device == "auto":
             on_device = self.opt.get("prefetch_mode") in DEVICE_PREFETCH_MODES
         #: training items carry integer images + crop/flip parameters for the device
@@ -113,8 +124,14 @@ class SeededImageDataset(Dataset):
     def draw_view(self, shape: Sequence[int], rng: np.random.Generator) -> CropFlip:
         """Device augmentation: the crop and flips of an image of ``shape``, drawn as the CPU
         path draws them."""
-        return draw_crop_flip(int(shape[0]), int(shape[1]), self.gt_size if self.crop else None,
-                              self.use_flip, self.use_rot, rng)
+        return draw_crop_flip(
+            int(shape[0]),
+            int(shape[1]),
+            self.gt_size if self.crop else None,
+            self.use_flip,
+            self.use_rot,
+            rng,
+        )
 
     @staticmethod
     def load(backend: FileBackend, key: str) -> np.ndarray:

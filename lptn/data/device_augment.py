@@ -19,6 +19,7 @@ The result equals the CPU path bit for bit (the same window, the same flips, and
 CPU. The images cross to the device whole (a 480p uint8 image is 1 MB, about what its
 256 x 256 float32 crop weighs).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,17 +52,33 @@ class CropFlip:
 
     def to_tensor(self) -> torch.Tensor:
         """``(7,)`` int64: top, left, height, width, hflip, vflip, transpose."""
-        return torch.tensor([self.top, self.left, self.height, self.width, int(self.hflip),
-                             int(self.vflip), int(self.transpose)], dtype=torch.int64)
+        return torch.tensor(
+            [
+                self.top,
+                self.left,
+                self.height,
+                self.width,
+                int(self.hflip),
+                int(self.vflip),
+                int(self.transpose),
+            ],
+            dtype=torch.int64,
+        )
 
     @classmethod
-    def from_values(cls, values: Sequence[int]) -> "CropFlip":
+    def from_values(cls, values: Sequence[int]) -> CropFlip:
         top, left, height, width, hflip, vflip, transpose = (int(v) for v in values)
         return cls(top, left, height, width, bool(hflip), bool(vflip), bool(transpose))
 
 
-def draw_crop_flip(height: int, width: int, crop_size: Optional[int], use_flip: bool,
-                   use_rot: bool, rng: np.random.Generator) -> CropFlip:
+def draw_crop_flip(
+    height: int,
+    width: int,
+    crop_size: Optional[int],
+    use_flip: bool,
+    use_rot: bool,
+    rng: np.random.Generator,
+) -> CropFlip:
     """The draws of the CPU path for one image (or one aligned pair) of ``height x width``:
     a ``crop_size`` window (none: the whole image) then three flip draws, masked by
     ``use_flip`` (horizontal) and ``use_rot`` (vertical, transpose)."""
@@ -70,8 +87,9 @@ def draw_crop_flip(height: int, width: int, crop_size: Optional[int], use_flip: 
         top, left = draw_crop(height, width, crop_size, rng)
         height = width = crop_size
     hflip, vflip, transpose = draw_flips(rng)
-    return CropFlip(top, left, height, width, use_flip and hflip, use_rot and vflip,
-                    use_rot and transpose)
+    return CropFlip(
+        top, left, height, width, use_flip and hflip, use_rot and vflip, use_rot and transpose
+    )
 
 
 def pixels_to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -89,9 +107,10 @@ def crop_flip_to_float(img: torch.Tensor, op: CropFlip) -> torch.Tensor:
     its device; returns the ``(3, h, w)`` float32 crop in [0, 1]."""
     scale = _MAX_VALUE.get(img.dtype)
     if scale is None:
-        raise TypeError(f"crop_flip_to_float: expected a uint8 or int32 image tensor, got "
-                        f"{img.dtype}")
-    x = img[op.top:op.top + op.height, op.left:op.left + op.width]
+        raise TypeError(
+            f"crop_flip_to_float: expected a uint8 or int32 image tensor, got {img.dtype}"
+        )
+    x = img[op.top : op.top + op.height, op.left : op.left + op.width]
     if op.hflip:
         x = x.flip(1)
     if op.vflip:
@@ -122,26 +141,39 @@ def is_deferred(batch: Any) -> bool:
     return isinstance(batch, dict) and any(k.endswith(OP_SUFFIX) for k in batch)
 
 
-def apply_on_device(batch: Dict[str, Any], device: torch.device,
-                    non_blocking: bool = False) -> Dict[str, Any]:
+def apply_on_device(
+    batch: Dict[str, Any], device: torch.device, non_blocking: bool = False
+) -> Dict[str, Any]:
     """The float batch of a :func:`collate_deferred` batch: every ``<key>`` list becomes a
     ``(B, 3, h, w)`` float32 tensor on ``device``, cut and flipped there; ``_op`` entries are
     dropped; other tensors are moved as they are. Images already on ``device`` are not
     copied."""
     deferred = [k for k in batch if k + OP_SUFFIX in batch]
-    out = {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
-           for k, v in batch.items() if not k.endswith(OP_SUFFIX) and k not in deferred}
+    out = {
+        k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+        if not k.endswith(OP_SUFFIX) and k not in deferred
+    }
     for key in deferred:
         ops = batch[key + OP_SUFFIX]
         # The parameters stay on the host: reading them never waits for the device.
         rows = ops.tolist() if isinstance(ops, torch.Tensor) else list(ops)
-        crops = [crop_flip_to_float(img.to(device, non_blocking=non_blocking),
-                                    CropFlip.from_values(row))
-                 for img, row in zip(batch[key], rows)]
+        crops = [
+            crop_flip_to_float(img.to(device, non_blocking=non_blocking), CropFlip.from_values(row))
+            for img, row in zip(batch[key], rows)
+        ]
         out[key] = torch.stack(crops)
     return out
 
 
-__all__ = ["DEVICE_PREFETCH_MODES", "OP_SUFFIX", "CropFlip", "apply_on_device",
-           "collate_deferred", "crop_flip_to_float", "draw_crop_flip", "is_deferred",
-           "pixels_to_tensor"]
+__all__ = [
+    "DEVICE_PREFETCH_MODES",
+    "OP_SUFFIX",
+    "CropFlip",
+    "apply_on_device",
+    "collate_deferred",
+    "crop_flip_to_float",
+    "draw_crop_flip",
+    "is_deferred",
+    "pixels_to_tensor",
+]

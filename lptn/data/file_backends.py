@@ -12,6 +12,7 @@ LMDB layout (as BasicSR writes it): a folder ``X.lmdb`` holding ``data.mdb``/``l
 ``meta_info.txt`` with one ``name.png (h,w,c) compress_level`` line per image; the LMDB key is
 the name without its extension and the value the encoded PNG.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,9 +68,11 @@ class DiskBackend(FileBackend):
         if not self.root.is_dir():
             what = "is not a folder" if self.root.exists() else "does not exist"
             raise FileNotFoundError(f"{option_key}: {self.root} {what}")
-        self._keys = sorted(entry.name for entry in os.scandir(self.root)
-                            if entry.is_file() and not entry.name.startswith(".")
-                            and is_image_file(entry.name))
+        self._keys = sorted(
+            entry.name
+            for entry in os.scandir(self.root)
+            if entry.is_file() and not entry.name.startswith(".") and is_image_file(entry.name)
+        )
         if not self._keys:
             raise FileNotFoundError(f"{option_key}: no image files in {self.root}")
 
@@ -102,8 +105,9 @@ def read_lmdb_meta_info(lmdb_path: Path) -> List[Tuple[str, str, Tuple[int, ...]
     try:
         lines = meta.read_text(encoding="utf-8").splitlines()
     except OSError as err:
-        raise FileNotFoundError(f"{meta}: cannot read the LMDB's meta_info.txt "
-                                f"({err.strerror or err})") from err
+        raise FileNotFoundError(
+            f"{meta}: cannot read the LMDB's meta_info.txt ({err.strerror or err})"
+        ) from err
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -113,8 +117,9 @@ def read_lmdb_meta_info(lmdb_path: Path) -> List[Tuple[str, str, Tuple[int, ...]
             shape_text = rest.split(")", 1)[0]
             shape = tuple(int(v) for v in shape_text.split(","))
         except ValueError as err:
-            raise ValueError(f"{meta}:{number}: expected 'name.png (h,w,c) compress_level', "
-                             f"got {line!r}") from err
+            raise ValueError(
+                f"{meta}:{number}: expected 'name.png (h,w,c) compress_level', got {line!r}"
+            ) from err
         entries.append((Path(name).stem, name, shape))
     return entries
 
@@ -161,8 +166,14 @@ class LmdbBackend(FileBackend):
                 return entry[1]
             if entry is not None:  # inherited through fork: drop this process's copy
                 entry[1].close()
-            env = lmdb.open(str(self.root), readonly=True, lock=False, readahead=False,
-                            meminit=False, subdir=True)
+            env = lmdb.open(
+                str(self.root),
+                readonly=True,
+                lock=False,
+                readahead=False,
+                meminit=False,
+                subdir=True,
+            )
             _OPEN_ENVS[self._env_key] = (pid, env)
             return env
 
@@ -224,30 +235,37 @@ class MemoryBackend(FileBackend):
     must have room for it (in Docker: ``--shm-size`` or ``--ipc=host``).
     """
 
-    def __init__(self, root: str | Path, option_key: str = "dataroot", source: str = "auto",
-                 decode_threads: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        option_key: str = "dataroot",
+        source: str = "auto",
+        decode_threads: Optional[int] = None,
+    ) -> None:
         root = Path(root).expanduser()
         if source == "auto":
             source = "lmdb" if (root / "data.mdb").is_file() else "disk"
         if source not in ("disk", "lmdb"):
             prefix = option_key.rsplit(".", 1)[0] + "." if "." in option_key else ""
-            raise ValueError(f"{prefix}io_backend.source: must be disk, lmdb or auto, "
-                             f"got {source!r}")
+            raise ValueError(
+                f"{prefix}io_backend.source: must be disk, lmdb or auto, got {source!r}"
+            )
         self.source: FileBackend = BACKENDS[source](root, option_key)
         self.root = self.source.root
         self._keys = self.source.keys()
         start = time.perf_counter()
         threads = decode_threads or min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 decodes without the GIL
-            images: List[Optional[np.ndarray]] = list(pool.map(self.source.read_image,
-                                                               self._keys))
+            images: List[Optional[np.ndarray]] = list(pool.map(self.source.read_image, self._keys))
         total = sum(img.nbytes for img in images)  # type: ignore[union-attr]
         free = shared_memory_free_bytes()
         if free is not None and total > free:
-            raise MemoryError(f"{option_key}: io_backend memory needs {total / 2**30:.2f} GiB of "
-                              f"shared memory for {root} but {SHM_DIR} has "
-                              f"{free / 2**30:.2f} GiB free (Docker: --shm-size or --ipc=host; "
-                              f"or use io_backend.type lmdb)")
+            raise MemoryError(
+                f"{option_key}: io_backend memory needs {total / 2**30:.2f} GiB of "
+                f"shared memory for {root} but {SHM_DIR} has "
+                f"{free / 2**30:.2f} GiB free (Docker: --shm-size or --ipc=host; "
+                f"or use io_backend.type lmdb)"
+            )
         self.buffer = torch.empty(total, dtype=torch.uint8).share_memory_()
         flat = self.buffer.numpy()
         self._index: Dict[str, Tuple[int, Tuple[int, ...], str]] = {}
@@ -256,7 +274,9 @@ class MemoryBackend(FileBackend):
             img = images[i]
             images[i] = None  # drop each decoded copy as soon as it is in the buffer
             assert img is not None
-            flat[offset:offset + img.nbytes] = np.ascontiguousarray(img).reshape(-1).view(np.uint8)
+            flat[offset : offset + img.nbytes] = (
+                np.ascontiguousarray(img).reshape(-1).view(np.uint8)
+            )
             self._index[key] = (offset, tuple(img.shape), img.dtype.str)
             offset += img.nbytes
         self.decode_seconds = time.perf_counter() - start
@@ -279,7 +299,7 @@ class MemoryBackend(FileBackend):
         except KeyError:
             raise KeyError(f"{self.root}: no image with key {key!r}") from None
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        view = self.buffer.numpy()[offset:offset + size].view(dtype).reshape(shape)
+        view = self.buffer.numpy()[offset : offset + size].view(dtype).reshape(shape)
         view.flags.writeable = False  # a write would change the image for every worker
         return view
 
@@ -289,7 +309,7 @@ class MemoryBackend(FileBackend):
         offset, shape, dtype = self._index[key]
         if np.dtype(dtype) != np.uint8:
             return None
-        return self.buffer[offset:offset + int(np.prod(shape))].view(shape)
+        return self.buffer[offset : offset + int(np.prod(shape))].view(shape)
 
     def stem(self, key: str) -> str:
         return self.source.stem(key)
@@ -301,12 +321,16 @@ class MemoryBackend(FileBackend):
         return self.source.describe(key)
 
 
-BACKENDS: Dict[str, Callable[..., FileBackend]] = {"disk": DiskBackend, "lmdb": LmdbBackend,
-                                                   "memory": MemoryBackend}
+BACKENDS: Dict[str, Callable[..., FileBackend]] = {
+    "disk": DiskBackend,
+    "lmdb": LmdbBackend,
+    "memory": MemoryBackend,
+}
 
 
-def make_file_backend(io_backend: Optional[Dict[str, Any]], root: str | Path,
-                      option_key: str) -> FileBackend:
+def make_file_backend(
+    io_backend: Optional[Dict[str, Any]], root: str | Path, option_key: str
+) -> FileBackend:
     """Build the backend named by ``io_backend['type']`` for folder/LMDB ``root``.
 
     ``option_key`` (e.g. ``datasets.val.dataroot_lq``) is named in errors about ``root``.
@@ -317,15 +341,29 @@ def make_file_backend(io_backend: Optional[Dict[str, Any]], root: str | Path,
     backend_type = io_backend.get("type", "disk")
     if backend_type not in BACKENDS:
         prefix = option_key.rsplit(".", 1)[0] + "." if "." in option_key else ""
-        raise ValueError(f"{prefix}io_backend.type: unknown file backend {backend_type!r}; "
-                         f"valid types: {', '.join(sorted(BACKENDS))}")
+        raise ValueError(
+            f"{prefix}io_backend.type: unknown file backend {backend_type!r}; "
+            f"valid types: {', '.join(sorted(BACKENDS))}"
+        )
     if root is None:
         raise ValueError(f"{option_key} is required (a folder or an .lmdb path)")
     if backend_type == "memory":
-        return MemoryBackend(root, option_key, source=io_backend.get("source", "auto"),
-                             decode_threads=io_backend.get("decode_threads"))
+        return MemoryBackend(
+            root,
+            option_key,
+            source=io_backend.get("source", "auto"),
+            decode_threads=io_backend.get("decode_threads"),
+        )
     return BACKENDS[backend_type](root, option_key)
 
 
-__all__ = ["BACKENDS", "DiskBackend", "FileBackend", "LmdbBackend", "MemoryBackend",
-           "make_file_backend", "read_lmdb_meta_info", "shared_memory_free_bytes"]
+__all__ = [
+    "BACKENDS",
+    "DiskBackend",
+    "FileBackend",
+    "LmdbBackend",
+    "MemoryBackend",
+    "make_file_backend",
+    "read_lmdb_meta_info",
+    "shared_memory_free_bytes",
+]

@@ -4,6 +4,7 @@ Arrays are ``HxWx3`` RGB, ``uint8`` or ``uint16`` exactly as stored; float array
 in [0, 1]; tensors are ``(3, H, W)`` float32 in [0, 1]. Going back to integers always uses
 ``round(clip(x, 0, 1) * max)``, the convention the metrics use.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,11 @@ PathLike = Union[str, Path]
 
 # Extensions write_image / encode_image know, mapped to the extension cv2 encodes with.
 WRITE_EXTENSIONS: Dict[str, str] = {
-    ".png": ".png", ".tif": ".tif", ".tiff": ".tif", ".jpg": ".jpg", ".jpeg": ".jpg",
+    ".png": ".png",
+    ".tif": ".tif",
+    ".tiff": ".tif",
+    ".jpg": ".jpg",
+    ".jpeg": ".jpg",
 }
 # Extensions treated as images when listing a folder.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
@@ -74,11 +79,13 @@ def decode_image(buf: bytes, name: str) -> np.ndarray:
     except cv2.error as err:
         raise ImageReadError(f"{name}: cannot decode image: {err}") from err
     if img is None:
-        raise ImageReadError(f"{name}: cannot decode image: unknown format or corrupt data "
-                             f"({len(buf)} bytes)")
+        raise ImageReadError(
+            f"{name}: cannot decode image: unknown format or corrupt data ({len(buf)} bytes)"
+        )
     if img.dtype not in _INT_MAX:
-        raise ImageReadError(f"{name}: unsupported sample type {img.dtype} "
-                             "(only 8- and 16-bit images are supported)")
+        raise ImageReadError(
+            f"{name}: unsupported sample type {img.dtype} (only 8- and 16-bit images are supported)"
+        )
     if img.ndim == 2:
         img = img[:, :, None]
     channels = img.shape[2]
@@ -106,8 +113,10 @@ def to_float(img: np.ndarray) -> np.ndarray:
 def image_to_tensor(img: np.ndarray) -> torch.Tensor:
     """``HxWx3`` float array in [0, 1] -> contiguous ``(3, H, W)`` float32 tensor."""
     if not np.issubdtype(img.dtype, np.floating):
-        raise TypeError(f"image_to_tensor: expected a float array in [0, 1], got {img.dtype} "
-                        "(convert with to_float first)")
+        raise TypeError(
+            f"image_to_tensor: expected a float array in [0, 1], got {img.dtype} "
+            "(convert with to_float first)"
+        )
     if img.ndim != 3:
         raise ValueError(f"image_to_tensor: expected an HxWxC array, got shape {img.shape}")
     chw = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
@@ -125,18 +134,21 @@ def tensor_to_image(t: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
         raise TypeError(f"tensor_to_image: dtype must be uint8 or uint16, got {np_dtype}")
     if t.dim() == 4:
         if t.shape[0] != 1:
-            raise ValueError(f"tensor_to_image: a 4-D tensor must hold one image, "
-                             f"got {tuple(t.shape)}")
+            raise ValueError(
+                f"tensor_to_image: a 4-D tensor must hold one image, got {tuple(t.shape)}"
+            )
         t = t[0]
     if t.dim() != 3 or t.shape[0] != 3:
-        raise ValueError(f"tensor_to_image: expected (3, H, W) or (1, 3, H, W), "
-                         f"got {tuple(t.shape)}")
+        raise ValueError(
+            f"tensor_to_image: expected (3, H, W) or (1, 3, H, W), got {tuple(t.shape)}"
+        )
     arr = t.detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 0).numpy()
     return np.round(arr * np.float32(_INT_MAX[np_dtype])).astype(np_dtype)
 
 
-def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = 95,
-                 png_compress_level: int = 3) -> bytes:
+def encode_image(
+    img: np.ndarray, ext: str, *, jpeg_quality: int = 95, png_compress_level: int = 3
+) -> bytes:
     """Encode an ``HxWx3`` RGB (or ``HxW`` grey) uint8/uint16 array as PNG, TIFF or JPEG bytes.
 
     ``ext`` is a file extension such as ``'.png'``. 16-bit data cannot be stored as JPEG:
@@ -144,8 +156,9 @@ def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = 95,
     """
     cv_ext = WRITE_EXTENSIONS.get(ext.lower())
     if cv_ext is None:
-        raise ValueError(f"unsupported image extension {ext!r}; use one of "
-                         f"{', '.join(sorted(WRITE_EXTENSIONS))}")
+        raise ValueError(
+            f"unsupported image extension {ext!r}; use one of {', '.join(sorted(WRITE_EXTENSIONS))}"
+        )
     if img.dtype not in _INT_MAX:
         raise TypeError(f"cannot encode dtype {img.dtype}; expected uint8 or uint16")
     if img.ndim == 3 and img.shape[2] == 3:
@@ -157,8 +170,10 @@ def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = 95,
     params: List[int] = []
     if cv_ext == ".jpg":
         if img.dtype == np.uint16:
-            raise ValueError("JPEG holds only 8-bit data; convert to uint8 explicitly or save "
-                             "as PNG/TIFF to keep 16 bits")
+            raise ValueError(
+                "JPEG holds only 8-bit data; convert to uint8 explicitly or save "
+                "as PNG/TIFF to keep 16 bits"
+            )
         if not 0 <= int(jpeg_quality) <= 100:
             raise ValueError(f"jpeg_quality must be in 0..100, got {jpeg_quality}")
         params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
@@ -172,8 +187,9 @@ def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = 95,
     return buf.tobytes()
 
 
-def write_image(path: PathLike, img: np.ndarray, jpeg_quality: int = 95, *,
-                png_compress_level: int = 3) -> None:
+def write_image(
+    path: PathLike, img: np.ndarray, jpeg_quality: int = 95, *, png_compress_level: int = 3
+) -> None:
     """Write an ``HxWx3`` RGB uint8/uint16 array; the format follows the extension.
 
     Parent folders are created. The write is atomic: the bytes go to a temporary file in the
@@ -184,8 +200,9 @@ def write_image(path: PathLike, img: np.ndarray, jpeg_quality: int = 95, *,
     """
     path = Path(path)
     try:
-        data = encode_image(img, path.suffix, jpeg_quality=jpeg_quality,
-                            png_compress_level=png_compress_level)
+        data = encode_image(
+            img, path.suffix, jpeg_quality=jpeg_quality, png_compress_level=png_compress_level
+        )
     except (ValueError, TypeError) as err:
         raise ImageWriteError(f"{path}: cannot write image: {err}") from err
     tmp_name = None
@@ -193,8 +210,9 @@ def write_image(path: PathLike, img: np.ndarray, jpeg_quality: int = 95, *,
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp_name = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         # os.open with 0o666 keeps the user's umask (mkstemp would force 0600).
-        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o666)
+        fd = os.open(
+            tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+        )
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp_name, path)
@@ -207,7 +225,15 @@ def write_image(path: PathLike, img: np.ndarray, jpeg_quality: int = 95, *,
 
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "ImageReadError", "ImageWriteError", "decode_image", "encode_image",
-    "image_to_tensor", "is_image_file", "read_image", "tensor_to_image", "to_float",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "ImageWriteError",
+    "decode_image",
+    "encode_image",
+    "image_to_tensor",
+    "is_image_file",
+    "read_image",
+    "tensor_to_image",
+    "to_float",
     "write_image",
 ]

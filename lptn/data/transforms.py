@@ -5,6 +5,7 @@ datasets make one per sample with :func:`sample_rng` from ``(seed, epoch, index)
 depends only on those three numbers, never on which DataLoader worker (or how many workers)
 produced it, nor on what was drawn before.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,11 +26,13 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     epochs and indices give statistically independent streams.
     """
     return np.random.default_rng(
-        np.random.SeedSequence([int(seed) & _UINT64, int(epoch) & _UINT64, int(index) & _UINT64]))
+        np.random.SeedSequence([int(seed) & _UINT64, int(epoch) & _UINT64, int(index) & _UINT64])
+    )
 
 
-def ensure_min_size(img: np.ndarray, size: int, policy: str = "error",
-                    name: str = "") -> np.ndarray:
+def ensure_min_size(
+    img: np.ndarray, size: int, policy: str = "error", name: str = ""
+) -> np.ndarray:
     """Make ``img`` at least ``size`` x ``size`` according to ``policy``.
 
     ``error`` raises, ``pad`` reflect-pads the bottom/right edges, ``resize`` upscales
@@ -41,9 +44,11 @@ def ensure_min_size(img: np.ndarray, size: int, policy: str = "error",
     if h >= size and w >= size:
         return img
     if policy == "error":
-        raise ValueError(f"{name}: image is {h}x{w} (HxW), smaller than the crop size "
-                         f"gt_size={size}; use larger images, a smaller gt_size, or "
-                         "small_image: pad | resize")
+        raise ValueError(
+            f"{name}: image is {h}x{w} (HxW), smaller than the crop size "
+            f"gt_size={size}; use larger images, a smaller gt_size, or "
+            "small_image: pad | resize"
+        )
     if policy == "pad":
         pad_h, pad_w = max(0, size - h), max(0, size - w)
         pad = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (img.ndim - 2)
@@ -59,8 +64,9 @@ def ensure_min_size(img: np.ndarray, size: int, policy: str = "error",
         if np.issubdtype(img.dtype, np.floating):
             out = np.clip(out, 0.0, 1.0)  # bicubic overshoots
         return out
-    raise ValueError(f"small_image: unknown policy {policy!r}; valid: "
-                     f"{', '.join(SMALL_IMAGE_POLICIES)}")
+    raise ValueError(
+        f"small_image: unknown policy {policy!r}; valid: {', '.join(SMALL_IMAGE_POLICIES)}"
+    )
 
 
 def draw_crop(h: int, w: int, size: int, rng: np.random.Generator) -> Tuple[int, int]:
@@ -83,29 +89,39 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, name: str 
     if h < size or w < size:
         raise ValueError(f"{name}: image is {h}x{w} (HxW), smaller than the crop size {size}")
     top, left = draw_crop(h, w, size, rng)
-    return img[top:top + size, left:left + size, ...]
+    return img[top : top + size, left : left + size, ...]
 
 
-def paired_random_crop(img_gt: np.ndarray, img_lq: np.ndarray, size: int, rng: np.random.Generator,
-                       gt_name: str = "", lq_name: str = "") -> Tuple[np.ndarray, np.ndarray]:
+def paired_random_crop(
+    img_gt: np.ndarray,
+    img_lq: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    gt_name: str = "",
+    lq_name: str = "",
+) -> Tuple[np.ndarray, np.ndarray]:
     """The same random ``size`` x ``size`` window cut from two aligned images of equal size.
 
     Returns ``(gt_crop, lq_crop)``.
     """
     if img_gt.shape[:2] != img_lq.shape[:2]:
-        raise ValueError(f"paired images differ in size: {gt_name} is {img_gt.shape[0]}x"
-                         f"{img_gt.shape[1]}, {lq_name} is {img_lq.shape[0]}x{img_lq.shape[1]}")
+        raise ValueError(
+            f"paired images differ in size: {gt_name} is {img_gt.shape[0]}x"
+            f"{img_gt.shape[1]}, {lq_name} is {img_lq.shape[0]}x{img_lq.shape[1]}"
+        )
     h, w = img_gt.shape[:2]
     if h < size or w < size:
-        raise ValueError(f"{gt_name} / {lq_name}: images are {h}x{w} (HxW), smaller than the "
-                         f"crop size {size}")
+        raise ValueError(
+            f"{gt_name} / {lq_name}: images are {h}x{w} (HxW), smaller than the crop size {size}"
+        )
     top, left = draw_crop(h, w, size, rng)
     window = (slice(top, top + size), slice(left, left + size))
     return img_gt[window], img_lq[window]
 
 
-def augment(imgs: Sequence[np.ndarray], use_flip: bool, use_rot: bool,
-            rng: np.random.Generator) -> List[np.ndarray]:
+def augment(
+    imgs: Sequence[np.ndarray], use_flip: bool, use_rot: bool, rng: np.random.Generator
+) -> List[np.ndarray]:
     """Apply one random dihedral transform to every image in ``imgs`` (same op for all).
 
     ``use_flip``: horizontal flip with p=0.5; ``use_rot``: vertical flip with p=0.5 and a
@@ -126,5 +142,13 @@ def augment(imgs: Sequence[np.ndarray], use_flip: bool, use_rot: bool,
     return out
 
 
-__all__ = ["SMALL_IMAGE_POLICIES", "augment", "draw_crop", "draw_flips", "ensure_min_size",
-           "paired_random_crop", "random_crop", "sample_rng"]
+__all__ = [
+    "SMALL_IMAGE_POLICIES",
+    "augment",
+    "draw_crop",
+    "draw_flips",
+    "ensure_min_size",
+    "paired_random_crop",
+    "random_crop",
+    "sample_rng",
+]

@@ -1,4 +1,5 @@
 """Unpaired training data: a source-domain image and an independently drawn target-domain one."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -31,20 +32,25 @@ class UnPairedImageDataset(SeededImageDataset):
     'ref_path': str}``. ``len`` is the number of source images.
     """
 
-    def __init__(self, opt: Dict[str, Any], key_path: str = "datasets",
-                 seed: Optional[int] = None) -> None:
+    def __init__(
+        self, opt: Dict[str, Any], key_path: str = "datasets", seed: Optional[int] = None
+    ) -> None:
         super().__init__(opt, key_path, seed)
         io_backend = self.opt.get("io_backend")
-        self.lq_backend = make_file_backend(io_backend, self.opt.get("dataroot_lq"),
-                                            self.option_key("dataroot_lq"))
-        self.ref_backend = make_file_backend(io_backend, self.opt.get("dataroot_gt"),
-                                             self.option_key("dataroot_gt"))
+        self.lq_backend = make_file_backend(
+            io_backend, self.opt.get("dataroot_lq"), self.option_key("dataroot_lq")
+        )
+        self.ref_backend = make_file_backend(
+            io_backend, self.opt.get("dataroot_gt"), self.option_key("dataroot_gt")
+        )
         self.lq_keys = self.lq_backend.keys()
         self.ref_keys = self.ref_backend.keys()
         self.crop = self.phase == "train" and self.opt.get("if_fix_size", True) is not False
         if self.crop and self.gt_size is None:
-            raise ValueError(f"{self.option_key('gt_size')}: required for training with "
-                             "if_fix_size true (or set if_fix_size: false and batch size 1)")
+            raise ValueError(
+                f"{self.option_key('gt_size')}: required for training with "
+                "if_fix_size true (or set if_fix_size: false and batch size 1)"
+            )
 
     def __len__(self) -> int:
         return len(self.lq_keys)
@@ -70,10 +76,14 @@ class UnPairedImageDataset(SeededImageDataset):
             lq_op = self.draw_view(pix_lq.shape, rng)
             pix_ref = self.load_pixels(self.ref_backend, ref_key)
             ref_op = self.draw_view(pix_ref.shape, rng)
-            return {"lq": pix_lq, "lq_op": lq_op.to_tensor(), "ref": pix_ref,
-                    "ref_op": ref_op.to_tensor(),
-                    "lq_path": self.lq_backend.display_path(lq_key),
-                    "ref_path": self.ref_backend.display_path(ref_key)}
+            return {
+                "lq": pix_lq,
+                "lq_op": lq_op.to_tensor(),
+                "ref": pix_ref,
+                "ref_op": ref_op.to_tensor(),
+                "lq_path": self.lq_backend.display_path(lq_key),
+                "ref_path": self.ref_backend.display_path(ref_key),
+            }
         img_lq = self.load(self.lq_backend, lq_key)
         img_ref = self.load(self.ref_backend, ref_key)
         if self.phase == "train":

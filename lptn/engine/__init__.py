@@ -1,2 +1,2 @@
-"""The engine: options, runtime (device/precision/distribution), logging, checkpoint I/O and
-the runners (train, test, speed, enhance) that drive the registries."""
+"""The runners: train, test, speed and enhance. They sit above every other package and drive
+the registries; nothing in lptn imports them except the command-line entry points."""

@@ -3,6 +3,7 @@
 The data order is a function of ``(seed, epoch)``; a resumed epoch starts at its next batch
 through a sampler that skips the used indices, so skipped samples are never loaded.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -35,13 +36,20 @@ def loader_skipping_batches(loader: DataLoader, skip_batches: int) -> DataLoader
         raise ValueError("cannot resume inside an epoch: the training loader has no batch_size")
     sampler = _OffsetSampler(loader.sampler, skip_batches * loader.batch_size)
     workers = loader.num_workers
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
-                      num_workers=workers, collate_fn=loader.collate_fn,
-                      pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-                      timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
-                      generator=loader.generator,
-                      prefetch_factor=loader.prefetch_factor if workers > 0 else None,
-                      persistent_workers=False)
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        generator=loader.generator,
+        prefetch_factor=loader.prefetch_factor if workers > 0 else None,
+        persistent_workers=False,
+    )
 
 
 class BatchStream:
@@ -54,8 +62,9 @@ class BatchStream:
         epoch, consumed: where to start (a resumed run starts inside its epoch).
     """
 
-    def __init__(self, loader: DataLoader, make_prefetcher: Any, epoch: int = 0,
-                 consumed: int = 0) -> None:
+    def __init__(
+        self, loader: DataLoader, make_prefetcher: Any, epoch: int = 0, consumed: int = 0
+    ) -> None:
         self.loader = loader
         self.make_prefetcher = make_prefetcher
         self.epoch = epoch
@@ -64,8 +73,7 @@ class BatchStream:
 
     def _start_epoch(self) -> None:
         self.loader.sampler.set_epoch(self.epoch)  # type: ignore[union-attr]
-        self._prefetcher = self.make_prefetcher(loader_skipping_batches(self.loader,
-                                                                        self.consumed))
+        self._prefetcher = self.make_prefetcher(loader_skipping_batches(self.loader, self.consumed))
 
     def next(self) -> Any:
         if self._prefetcher is None:

@@ -3,6 +3,7 @@
 Each parses arguments, builds the options and the runtime, and calls one runner; the scripts
 ``train.py``, ``test.py`` and ``test_speed.py`` at the repository root call these.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,20 +11,28 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from lptn.engine.checkpoint import CheckpointError
-from lptn.engine.logger import setup_logger
-from lptn.engine.options import OptionError, parse_options
-from lptn.engine.runtime import PRECISIONS, DeviceError, Runtime, build_runtime, set_random_seed
+from lptn.platform.checkpoint_io import CheckpointError
+from lptn.platform.logger import setup_logger
+from lptn.platform.options import OptionError, parse_options
+from lptn.platform.runtime import PRECISIONS, DeviceError, Runtime, build_runtime, set_random_seed
 
 
 def _option_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("-opt", "--opt", required=True, help="YAML option file")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override options, e.g. --set val.save_img=false "
-                             "datasets.test.dataroot_lq=/data/x (values typed as YAML)")
-    parser.add_argument("--device", choices=["auto", "cuda", "npu", "mps", "cpu"],
-                        help="overrides the device option")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override options, e.g. --set val.save_img=false "
+        "datasets.test.dataroot_lq=/data/x (values typed as YAML)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cuda", "npu", "mps", "cpu"],
+        help="overrides the device option",
+    )
     return parser
 
 
@@ -35,8 +44,7 @@ def _load(args: argparse.Namespace, *, is_train: bool) -> dict:
 
 
 # Errors caused by the user's files or options: reported in one line, exit status 2.
-USER_ERRORS = (OptionError, DeviceError, CheckpointError, KeyError, FileNotFoundError,
-               ValueError)
+USER_ERRORS = (OptionError, DeviceError, CheckpointError, KeyError, FileNotFoundError, ValueError)
 
 
 def _fail(err: BaseException | str) -> int:
@@ -49,39 +57,53 @@ def _fail(err: BaseException | str) -> int:
 def train_main(argv: Optional[List[str]] = None) -> int:
     """``python train.py -opt FILE [--auto_resume] [--launcher none|pytorch|slurm]``: train as
     the options say; ``pytorch`` under ``python -m torch.distributed.run``, ``slurm`` under
-    ``srun`` (one process per device, see :mod:`lptn.engine.distributed`).
+    ``srun`` (one process per device, see :mod:`lptn.platform.distributed`).
 
     Exit status: 0 finished; 130 / 143 stopped by SIGINT / SIGTERM after saving a resumable
     state; 1 stopped by non-finite losses; 2 bad options, data, state files or launcher
     environment, or a missing package (NPU support, mixed-precision packages).
     """
-    from lptn.engine import distributed
-    from lptn.engine.amp_backend import AmpUnavailable
-    from lptn.engine.runtime import build_training_runtime
     from lptn.engine.train_loop import NonFiniteLossError, run_training
     from lptn.engine.training_state import TrainingStateError
+    from lptn.platform import distributed
+    from lptn.platform.amp_backend import AmpUnavailable
+    from lptn.platform.runtime import build_training_runtime
 
     parser = _option_parser("Train an LPTN model (options/train/LPTN/*.yml).")
-    parser.add_argument("--auto_resume", action="store_true",
-                        help="continue from the newest training state of this experiment, if any")
-    parser.add_argument("--launcher", default="none", choices=list(distributed.LAUNCHERS),
-                        help="none: one process; pytorch: started by python -m "
-                             "torch.distributed.run; slurm: started by srun")
+    parser.add_argument(
+        "--auto_resume",
+        action="store_true",
+        help="continue from the newest training state of this experiment, if any",
+    )
+    parser.add_argument(
+        "--launcher",
+        default="none",
+        choices=list(distributed.LAUNCHERS),
+        help="none: one process; pytorch: started by python -m "
+        "torch.distributed.run; slurm: started by srun",
+    )
     args = parser.parse_args(argv)
     try:
         opt = _load(args, is_train=True)
         launch = distributed.launch_environment(
-            args.launcher, port=distributed.dist_settings(opt)["port"])
-        opt["dist"], opt["rank"], opt["world_size"] = (launch.distributed, launch.rank,
-                                                       launch.world_size)
+            args.launcher, port=distributed.dist_settings(opt)["port"]
+        )
+        opt["dist"], opt["rank"], opt["world_size"] = (
+            launch.distributed,
+            launch.rank,
+            launch.world_size,
+        )
         runtime = build_training_runtime(opt, launch)
         outcome = run_training(opt, runtime, auto_resume=args.auto_resume)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted a second time; the last saved state is in the experiment's "
-              "training_states folder (resume with --auto_resume)", file=sys.stderr)
+        print(
+            "error: interrupted a second time; the last saved state is in the experiment's "
+            "training_states folder (resume with --auto_resume)",
+            file=sys.stderr,
+        )
         return 130
     except USER_ERRORS + (TrainingStateError, AmpUnavailable, distributed.LaunchError) as err:
         return _fail(err)
@@ -94,8 +116,7 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
     """``python test.py -opt FILE``: metrics and images for every ``datasets.test*``."""
     from lptn.engine.evaluate import run_test
 
-    args = _option_parser("Evaluate an LPTN generator (PSNR/SSIM, saved images).") \
-        .parse_args(argv)
+    args = _option_parser("Evaluate an LPTN generator (PSNR/SSIM, saved images).").parse_args(argv)
     try:
         opt = _load(args, is_train=False)
         setup_logger(Path(opt["path"]["log"]) / f"test_{opt['name']}.log")
@@ -113,8 +134,9 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
     from lptn.engine.speed import run_speed_test
 
     parser = _option_parser("Measure LPTN inference speed.")
-    parser.add_argument("--precision", choices=sorted(PRECISIONS),
-                        help="overrides val.precision (default fp32)")
+    parser.add_argument(
+        "--precision", choices=sorted(PRECISIONS), help="overrides val.precision (default fp32)"
+    )
     args = parser.parse_args(argv)
     try:
         opt = _load(args, is_train=False)
@@ -129,34 +151,58 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
 
 def enhance_main(argv: Optional[List[str]] = None) -> int:
     """``lptn-enhance --weights W --input X --output DIR``; exit 1 when any file failed."""
-    from lptn.engine.compilation import COMPILE_MODES
-    from lptn.engine.enhance import collect_inputs, enhance_files, load_generator
+    from lptn.engine.enhance import collect_inputs, enhance_files
+    from lptn.inference.generator_weights import load_generator
+    from lptn.platform.compilation import COMPILE_MODES
 
     parser = argparse.ArgumentParser(
         description="Enhance photos of any size with an LPTN generator. Outputs keep the file "
-                    "name, format and bit depth; inputs are never overwritten.")
+        "name, format and bit depth; inputs are never overwritten."
+    )
     parser.add_argument("--weights", required=True, help="generator weights (.pth)")
     parser.add_argument("--input", required=True, help="an image, a folder or a glob pattern")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
     parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
-    parser.add_argument("--tf32", action="store_true",
-                        help="let float32 convolutions use TF32 on CUDA (faster, ~1e-3 error)")
-    parser.add_argument("--jpeg-quality", type=int, default=95,
-                        help="quality of JPEG outputs, 1-100 (default 95)")
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        help="let float32 convolutions use TF32 on CUDA (faster, ~1e-3 error)",
+    )
+    parser.add_argument(
+        "--jpeg-quality", type=int, default=95, help="quality of JPEG outputs, 1-100 (default 95)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--path", default="fast", choices=["fast", "exact", "graph"],
-                        help="fast path (default, bounded memory), the straightforward network, "
-                             "or the whole-image graph path (for --compile)")
-    parser.add_argument("--compile", nargs="?", const="default", default=None,
-                        choices=COMPILE_MODES, metavar="MODE",
-                        help="graph path only: torch.compile it (MODE: "
-                             f"{', '.join(COMPILE_MODES)}; default: default)")
-    parser.add_argument("--tile", type=int, metavar="N",
-                        help="process full resolution in NxN tiles (default: automatic)")
-    parser.add_argument("--memory-budget", type=float, metavar="MB",
-                        help="working-memory budget; larger images are tiled automatically "
-                             "(default 768 on the CPU, 4096 on accelerators)")
+    parser.add_argument(
+        "--path",
+        default="fast",
+        choices=["fast", "exact", "graph"],
+        help="fast path (default, bounded memory), the straightforward network, "
+        "or the whole-image graph path (for --compile)",
+    )
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        choices=COMPILE_MODES,
+        metavar="MODE",
+        help="graph path only: torch.compile it (MODE: "
+        f"{', '.join(COMPILE_MODES)}; default: default)",
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        metavar="N",
+        help="process full resolution in NxN tiles (default: automatic)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        metavar="MB",
+        help="working-memory budget; larger images are tiled automatically "
+        "(default 768 on the CPU, 4096 on accelerators)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.jpeg_quality <= 100:
         return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
@@ -167,26 +213,37 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     if args.compile is not None and args.path != "graph":
         return _fail(f"--compile applies to --path graph only (got --path {args.path})")
     if args.path == "graph" and (args.tile is not None or args.memory_budget is not None):
-        return _fail("--tile and --memory-budget apply to --path fast; the graph path runs "
-                     "whole images")
+        return _fail(
+            "--tile and --memory-budget apply to --path fast; the graph path runs whole images"
+        )
     from lptn.inference.settings import InferenceSettings
 
-    inference = InferenceSettings(path=args.path, tile_size=args.tile,
-                                  memory_budget_mb=args.memory_budget,
-                                  compile=args.compile if args.compile is not None else False)
+    inference = InferenceSettings(
+        path=args.path,
+        tile_size=args.tile,
+        memory_budget_mb=args.memory_budget,
+        compile=args.compile if args.compile is not None else False,
+    )
     setup_logger()
     try:
-        runtime: Runtime = build_runtime({"device": args.device, "tf32": args.tf32},
-                                         args.precision)
+        runtime: Runtime = build_runtime({"device": args.device, "tf32": args.tf32}, args.precision)
         inputs = collect_inputs(args.input)
         net = load_generator(args.weights)
     except USER_ERRORS as err:
         return _fail(err)
-    summary = enhance_files(net, inputs, Path(args.output), runtime,
-                            jpeg_quality=args.jpeg_quality, show_progress=not args.no_progress,
-                            inference=inference)
-    print(f"{len(summary.written)} written, {len(summary.failed)} failed "
-          f"(output folder: {args.output})")
+    summary = enhance_files(
+        net,
+        inputs,
+        Path(args.output),
+        runtime,
+        jpeg_quality=args.jpeg_quality,
+        show_progress=not args.no_progress,
+        inference=inference,
+    )
+    print(
+        f"{len(summary.written)} written, {len(summary.failed)} failed "
+        f"(output folder: {args.output})"
+    )
     return 0 if summary.ok else 1
 
 

@@ -4,6 +4,7 @@ The output keeps the file name, format and bit depth (8 or 16 bit) of each input
 never overwritten. A file that cannot be read or written is reported and skipped; the run goes
 on and ends with a summary (and a non-zero exit status from the command line).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,17 +18,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from lptn.archs import build_network
-from lptn.archs.lptn_arch import lptn_options_from_state_dict
-from lptn.data.image_io import ImageReadError, image_to_tensor, is_image_file, read_image, \
-    tensor_to_image, to_float, write_image
-from lptn.engine.checkpoint import CheckpointError, load_network_weights, read_state_dict
-from lptn.engine.logger import get_logger
-from lptn.engine.runtime import Runtime
+from lptn.data.image_io import (
+    ImageReadError,
+    image_to_tensor,
+    is_image_file,
+    read_image,
+    tensor_to_image,
+    to_float,
+    write_image,
+)
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.graph_lptn import GraphLPTN
 from lptn.inference.settings import InferencePath, InferenceSettings, build_inference_path
 from lptn.inference.tiling import default_memory_budget_mb
+from lptn.platform.logger import get_logger
+from lptn.platform.runtime import Runtime
+
 
 @dataclass
 class EnhanceSummary:
@@ -47,26 +53,19 @@ def collect_inputs(spec: str) -> List[Path]:
     elif path.is_file():
         files = [path]
     else:
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True)
-                       if Path(p).is_file() and is_image_file(p))
+        files = sorted(
+            Path(p)
+            for p in glob.glob(spec, recursive=True)
+            if Path(p).is_file() and is_image_file(p)
+        )
     if not files:
         raise FileNotFoundError(f"--input {spec}: no image files found")
     return files
 
 
-def load_generator(weights: str | Path, network_opt: Optional[Dict] = None) -> nn.Module:
-    """Build the generator that fits ``weights`` (inferred from the file when not given)."""
-    if network_opt is None:
-        network_opt = lptn_options_from_state_dict(read_state_dict(weights))
-        if network_opt is None:
-            raise CheckpointError(f"{weights}: cannot infer the architecture; pass the "
-                                  "network_g options")
-    net = build_network(network_opt, "network_g")
-    return load_network_weights(net, weights, strict=True)
-
-
-def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime,
-                  fast: Optional[InferencePath] = None) -> np.ndarray:
+def enhance_array(
+    net: nn.Module, img: np.ndarray, runtime: Runtime, fast: Optional[InferencePath] = None
+) -> np.ndarray:
     """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype.
 
     With ``fast`` a :class:`FastLPTN` (the fast path), the image is processed region by region
@@ -84,9 +83,15 @@ def enhance_array(net: nn.Module, img: np.ndarray, runtime: Runtime,
     return tensor_to_image(out.float()[0].cpu(), dtype=img.dtype)
 
 
-def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runtime: Runtime,
-                  jpeg_quality: int = 95, show_progress: bool = True,
-                  inference: Optional[InferenceSettings] = None) -> EnhanceSummary:
+def enhance_files(
+    net: nn.Module,
+    inputs: Sequence[Path],
+    output_dir: Path,
+    runtime: Runtime,
+    jpeg_quality: int = 95,
+    show_progress: bool = True,
+    inference: Optional[InferenceSettings] = None,
+) -> EnhanceSummary:
     """Enhance each input into ``output_dir`` (same file name); never overwrites an input.
 
     ``inference`` picks the fast (default), graph or exact path, tile size and memory budget.
@@ -101,8 +106,9 @@ def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runt
     for src in tqdm(inputs, desc="enhance", unit="img", disable=not show_progress):
         dst = output_dir / src.name
         if dst.resolve() in input_set:
-            summary.failed.append((src, f"output {dst} would overwrite an input; choose "
-                                        "another --output folder"))
+            summary.failed.append(
+                (src, f"output {dst} would overwrite an input; choose another --output folder")
+            )
             continue
         if src.name in seen:
             summary.failed.append((src, f"same file name as {seen[src.name]}; output skipped"))
@@ -113,15 +119,27 @@ def enhance_files(net: nn.Module, inputs: Sequence[Path], output_dir: Path, runt
             if isinstance(fast, FastLPTN):
                 plan = fast.plan(1, img.shape[0], img.shape[1], runtime.device)
                 if plan.tiled:
-                    log.info("%s (%dx%d): tiled to fit the memory budget: %s", src.name,
-                             img.shape[0], img.shape[1], plan.describe())
+                    log.info(
+                        "%s (%dx%d): tiled to fit the memory budget: %s",
+                        src.name,
+                        img.shape[0],
+                        img.shape[1],
+                        plan.describe(),
+                    )
             elif isinstance(fast, GraphLPTN):
                 need = fast.working_memory_mb(img.shape[0], img.shape[1])
                 budget = default_memory_budget_mb(runtime.device)
                 if need > budget:
-                    log.warning("%s (%dx%d): the graph path needs about %.0f MB for the whole "
-                                "image (default budget %.0f MB); --path fast tiles within a "
-                                "budget", src.name, img.shape[0], img.shape[1], need, budget)
+                    log.warning(
+                        "%s (%dx%d): the graph path needs about %.0f MB for the whole "
+                        "image (default budget %.0f MB); --path fast tiles within a "
+                        "budget",
+                        src.name,
+                        img.shape[0],
+                        img.shape[1],
+                        need,
+                        budget,
+                    )
             out = enhance_array(net, img, runtime, fast)
             del img  # the input's memory is free again before encoding the output
             write_image(dst, out, jpeg_quality=jpeg_quality)

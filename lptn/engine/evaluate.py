@@ -5,13 +5,14 @@ Writes ``{results_root}/metrics.json`` as
 ``metrics.csv`` (one row per image) and, with ``val.save_img``, the outputs as full-resolution
 PNG files named like the inputs in ``visualization/{dataset_name}/``.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import math
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -22,11 +23,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lptn.data import build_dataset
 from lptn.data.image_io import tensor_to_image, write_image
-from lptn.engine.logger import get_logger
-from lptn.engine.options import dataset_keys
-from lptn.engine.runtime import Runtime
 from lptn.metrics import calculate_metric
 from lptn.models import build_model
+from lptn.platform.logger import get_logger
+from lptn.platform.options import dataset_keys
+from lptn.platform.runtime import Runtime
 
 
 def mean_metric(values: List[float]) -> float:
@@ -57,8 +58,7 @@ class ImageResult:
         return np.concatenate(parts, axis=1)
 
 
-def enhance_and_measure(model: Any, data: Dict[str, Any],
-                        metrics: Dict[str, Any]) -> ImageResult:
+def enhance_and_measure(model: Any, data: Dict[str, Any], metrics: Dict[str, Any]) -> ImageResult:
     """Enhance one loader item (batch 1) with ``model.enhance`` and apply ``metrics``.
 
     Outputs are quantised with ``round(clip(x, 0, 1) * 255)`` before measuring, as the FiveK
@@ -70,14 +70,20 @@ def enhance_and_measure(model: Any, data: Dict[str, Any],
     scores: Dict[str, float] = {}
     if gt_img is not None:
         for metric_name, metric_opt in metrics.items():
-            scores[metric_name] = calculate_metric({"img": out_img, "img2": gt_img},
-                                                   metric_opt, f"val.metrics.{metric_name}")
+            scores[metric_name] = calculate_metric(
+                {"img": out_img, "img2": gt_img}, metric_opt, f"val.metrics.{metric_name}"
+            )
     return ImageResult(Path(data["lq_path"][0]).stem, out_img, gt_img, scores)
 
 
-def evaluate_dataset(model: Any, dataset: Any, dataset_name: str, val_opt: Dict[str, Any],
-                     visualization_dir: Path | None = None,
-                     comparison_dir: Path | None = None) -> Dict[str, Any]:
+def evaluate_dataset(
+    model: Any,
+    dataset: Any,
+    dataset_name: str,
+    val_opt: Dict[str, Any],
+    visualization_dir: Path | None = None,
+    comparison_dir: Path | None = None,
+) -> Dict[str, Any]:
     """Run one dataset; return ``{"mean": {...}, "per_image": {...}}``.
 
     Outputs go to ``visualization_dir`` and input|output|target panels to ``comparison_dir``
@@ -92,14 +98,20 @@ def evaluate_dataset(model: Any, dataset: Any, dataset_name: str, val_opt: Dict[
             result = enhance_and_measure(model, data, metrics)
             per_image[result.name] = result.scores
             if visualization_dir is not None:
-                write_image(visualization_dir
-                            / output_name(data["lq_path"][0], val_opt.get("suffix")),
-                            result.output)
+                write_image(
+                    visualization_dir / output_name(data["lq_path"][0], val_opt.get("suffix")),
+                    result.output,
+                )
             if comparison_dir is not None:
-                write_image(comparison_dir / f"{result.name}.png",
-                            result.comparison_panel(data["lq"][0]))
-            log.info("%s %s %s", dataset_name, result.name,
-                     " ".join(f"{k}: {v:.4f}" for k, v in result.scores.items()))
+                write_image(
+                    comparison_dir / f"{result.name}.png", result.comparison_panel(data["lq"][0])
+                )
+            log.info(
+                "%s %s %s",
+                dataset_name,
+                result.name,
+                " ".join(f"{k}: {v:.4f}" for k, v in result.scores.items()),
+            )
     mean = {m: mean_metric([s[m] for s in per_image.values() if m in s]) for m in metrics}
     return {"mean": mean, "per_image": per_image}
 
@@ -135,12 +147,18 @@ def run_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
         name = ds_opt["name"]
         vis_dir = Path(opt["path"]["visualization"]) / name if save_img else None
         cmp_dir = results_root / "comparison" / name if val_opt.get("save_comparison") else None
-        log.info("testing %s (%d images) on %s, %s", name, len(dataset), runtime.device_name(),
-                 runtime.precision)
+        log.info(
+            "testing %s (%d images) on %s, %s",
+            name,
+            len(dataset),
+            runtime.device_name(),
+            runtime.precision,
+        )
         with torch.inference_mode():
             results[name] = evaluate_dataset(model, dataset, name, val_opt, vis_dir, cmp_dir)
-        log.info("%s mean: %s", name,
-                 " ".join(f"{k}: {v:.4f}" for k, v in results[name]["mean"].items()))
+        log.info(
+            "%s mean: %s", name, " ".join(f"{k}: {v:.4f}" for k, v in results[name]["mean"].items())
+        )
     write_metric_files(results, results_root)
     log.info("metrics written to %s", results_root / "metrics.json")
     return results

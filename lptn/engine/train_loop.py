@@ -32,7 +32,7 @@ Signals: the first SIGINT / SIGTERM lets the current iteration finish, saves a c
 a resumable state and returns with ``exit_code`` 128 + signal number (130 / 143), so a
 scheduler can tell a pre-empted run from a finished one (0); a second signal stops at once.
 
-Several processes (``runtime.distributed``, see :mod:`lptn.engine.distributed`): each trains
+Several processes (``runtime.distributed``, see :mod:`lptn.platform.distributed`): each trains
 on its shard of every epoch with the networks in DDP; only rank 0 writes (folders, log file,
 TensorBoard, images, checkpoints) while every process takes part in validation (the val set
 is split between them) and in saving (each one's random streams go into the state, and each
@@ -43,6 +43,7 @@ Non-finite losses: the model skips that update; ``train.max_consecutive_nonfinit
 iterations in a row raise :class:`NonFiniteLossError` without saving anything further, so the
 last checkpoint stays the last good one.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -63,19 +64,25 @@ from tqdm import tqdm
 
 from lptn.data import build_dataloader, build_dataset
 from lptn.data.data_loader import build_prefetcher
-from lptn.engine.amp_backend import amp_config, check_training_requirements
 from lptn.engine.batch_stream import BatchStream
-from lptn.engine.checkpoint import save_network
-from lptn.engine.logger import get_logger, setup_logger
-from lptn.engine.options import dataset_keys, dump_options
-from lptn.engine.runtime import Runtime, set_random_seed
-from lptn.engine.stop_request import StopRequest
-from lptn.engine.tensorboard_logger import NullTensorBoardLogger, TensorBoardLogger
-from lptn.engine.training_state import (capture_rng_state, find_latest_state,
-                                        load_training_state, make_training_state,
-                                        restore_rng_state, save_training_state, state_path)
+from lptn.engine.training_state import (
+    capture_rng_state,
+    find_latest_state,
+    load_training_state,
+    make_training_state,
+    restore_rng_state,
+    save_training_state,
+    state_path,
+)
 from lptn.engine.validation import ValidationResult, metric_is_better, validate_dataset
 from lptn.models import build_model
+from lptn.platform.amp_backend import amp_config, check_training_requirements
+from lptn.platform.checkpoint_io import save_network
+from lptn.platform.logger import get_logger, setup_logger
+from lptn.platform.options import dataset_keys, dump_options
+from lptn.platform.runtime import Runtime, set_random_seed
+from lptn.platform.stop_request import StopRequest
+from lptn.platform.tensorboard_logger import NullTensorBoardLogger, TensorBoardLogger
 
 DEFAULT_PRINT_FREQ = 100
 DEFAULT_CHECKPOINT_FREQ = 5000
@@ -113,7 +120,7 @@ class TrainingOutcome:
 
 def training_precision(opt: Dict[str, Any]) -> str:
     """``fp32``, ``bf16`` or ``fp16`` from ``train.amp: {enabled: bool, dtype: bf16|fp16}``
-    (see :mod:`lptn.engine.amp_backend` for the other ``train.amp`` keys)."""
+    (see :mod:`lptn.platform.amp_backend` for the other ``train.amp`` keys)."""
     return amp_config(opt).precision
 
 
@@ -185,8 +192,12 @@ def _positive_int_option(section: Dict[str, Any], key: str, key_path: str, defau
     value = section.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
-            or value < 1:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != int(value)
+        or value < 1
+    ):
         raise ValueError(f"{key_path}: expected a positive whole number, got {value!r}")
     return int(value)
 
@@ -202,8 +213,14 @@ class Trainer:
         handle_signals: intercept SIGINT / SIGTERM (main thread only).
     """
 
-    def __init__(self, opt: Dict[str, Any], runtime: Runtime, *, auto_resume: bool = False,
-                 handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        opt: Dict[str, Any],
+        runtime: Runtime,
+        *,
+        auto_resume: bool = False,
+        handle_signals: bool = True,
+    ) -> None:
         self.opt = opt
         self.runtime = runtime
         self.auto_resume = auto_resume
@@ -215,15 +232,22 @@ class Trainer:
         self.total_iter = _positive_int_option(train_opt, "total_iter", "train.total_iter", None)
         warmup = train_opt.get("warmup_iter", -1)
         self.warmup_iter = -1 if warmup is None else int(warmup)
-        self.max_nonfinite = _positive_int_option(train_opt, "max_consecutive_nonfinite",
-                                                  "train.max_consecutive_nonfinite",
-                                                  DEFAULT_MAX_NONFINITE)
+        self.max_nonfinite = _positive_int_option(
+            train_opt,
+            "max_consecutive_nonfinite",
+            "train.max_consecutive_nonfinite",
+            DEFAULT_MAX_NONFINITE,
+        )
         logger_opt = opt.get("logger") or {}
-        self.print_freq = _positive_int_option(logger_opt, "print_freq", "logger.print_freq",
-                                               DEFAULT_PRINT_FREQ)
-        self.checkpoint_freq = _positive_int_option(logger_opt, "save_checkpoint_freq",
-                                                    "logger.save_checkpoint_freq",
-                                                    DEFAULT_CHECKPOINT_FREQ)
+        self.print_freq = _positive_int_option(
+            logger_opt, "print_freq", "logger.print_freq", DEFAULT_PRINT_FREQ
+        )
+        self.checkpoint_freq = _positive_int_option(
+            logger_opt,
+            "save_checkpoint_freq",
+            "logger.save_checkpoint_freq",
+            DEFAULT_CHECKPOINT_FREQ,
+        )
         self.val_opt = opt.get("val") or {}
         self.val_freq = _positive_int_option(self.val_opt, "val_freq", "val.val_freq", None)
         progress = logger_opt.get("progress_bar", "auto")
@@ -285,8 +309,11 @@ class Trainer:
         if state is not None:
             self.seed = int(state["seed"])
             if self.opt.get("manual_seed") not in (None, self.seed):
-                log.warning("manual_seed %s ignored: the resumed run keeps its seed %d",
-                            self.opt["manual_seed"], self.seed)
+                log.warning(
+                    "manual_seed %s ignored: the resumed run keeps its seed %d",
+                    self.opt["manual_seed"],
+                    self.seed,
+                )
         elif self.opt.get("manual_seed") is not None:
             self.seed = int(self.opt["manual_seed"])
         else:
@@ -295,11 +322,17 @@ class Trainer:
         self.opt["manual_seed"] = self.seed
         set_random_seed(self.seed + self.runtime.rank)
         if self.is_main:
-            (self.log_dir / f"train_{name}_{stamp}.yml").write_text(dump_options(self.opt),
-                                                                    encoding="utf-8")
-        log.info("training %s on %s (%s%s), seed %d", name, self.runtime.device_name(),
-                 self.runtime.precision, f", {self.runtime.world_size} processes"
-                 if self.runtime.distributed else "", self.seed)
+            (self.log_dir / f"train_{name}_{stamp}.yml").write_text(
+                dump_options(self.opt), encoding="utf-8"
+            )
+        log.info(
+            "training %s on %s (%s%s), seed %d",
+            name,
+            self.runtime.device_name(),
+            self.runtime.precision,
+            f", {self.runtime.world_size} processes" if self.runtime.distributed else "",
+            self.seed,
+        )
 
         self._build_data()
         self.model = build_model(self.opt, self.runtime)
@@ -314,33 +347,58 @@ class Trainer:
         log = get_logger()
         train_keys = dataset_keys(self.opt, "train")
         if len(train_keys) != 1:
-            raise ValueError(f"datasets: exactly one train* entry is needed, got "
-                             f"{train_keys or 'none'}")
+            raise ValueError(
+                f"datasets: exactly one train* entry is needed, got {train_keys or 'none'}"
+            )
         key = train_keys[0]
         ds_opt = self.opt["datasets"][key]
         dataset = build_dataset(ds_opt, f"datasets.{key}", seed=self.seed)
-        loader = build_dataloader(dataset, ds_opt, seed=self.seed,
-                                  num_replicas=self.runtime.world_size, rank=self.runtime.rank,
-                                  phase="train", key_path=f"datasets.{key}")
+        loader = build_dataloader(
+            dataset,
+            ds_opt,
+            seed=self.seed,
+            num_replicas=self.runtime.world_size,
+            rank=self.runtime.rank,
+            phase="train",
+            key_path=f"datasets.{key}",
+        )
         device = self.runtime.device
         self.stream = BatchStream(
-            loader, lambda ld: build_prefetcher(ld, ds_opt, device, f"datasets.{key}"))
+            loader, lambda ld: build_prefetcher(ld, ds_opt, device, f"datasets.{key}")
+        )
         self.batches_per_epoch = len(loader)
         epochs = math.ceil(self.total_iter / self.batches_per_epoch)
-        per_process = (f" per process x {self.runtime.world_size} processes"
-                       if self.runtime.distributed else "")
-        log.info("train set %s: %d images, batch %d%s, %d iterations per epoch, %d iterations "
-                 "= %d epochs%s", ds_opt.get("name", key), len(dataset), loader.batch_size,
-                 per_process, self.batches_per_epoch, self.total_iter, epochs,
-                 ", crops and flips on the device"
-                 if getattr(dataset, "augment_on_device", False) else "")
+        per_process = (
+            f" per process x {self.runtime.world_size} processes"
+            if self.runtime.distributed
+            else ""
+        )
+        log.info(
+            "train set %s: %d images, batch %d%s, %d iterations per epoch, %d iterations "
+            "= %d epochs%s",
+            ds_opt.get("name", key),
+            len(dataset),
+            loader.batch_size,
+            per_process,
+            self.batches_per_epoch,
+            self.total_iter,
+            epochs,
+            ", crops and flips on the device"
+            if getattr(dataset, "augment_on_device", False)
+            else "",
+        )
         for val_key in dataset_keys(self.opt, "val"):
             val_ds_opt = self.opt["datasets"][val_key]
             val_set = build_dataset(val_ds_opt, f"datasets.{val_key}", seed=self.seed)
-            val_loader = build_dataloader(val_set, val_ds_opt, seed=self.seed, phase="val",
-                                          num_replicas=self.runtime.world_size,
-                                          rank=self.runtime.rank,
-                                          key_path=f"datasets.{val_key}")
+            val_loader = build_dataloader(
+                val_set,
+                val_ds_opt,
+                seed=self.seed,
+                phase="val",
+                num_replicas=self.runtime.world_size,
+                rank=self.runtime.rank,
+                key_path=f"datasets.{val_key}",
+            )
             self.val_sets.append((val_ds_opt.get("name", val_key), val_loader))
             log.info("val set %s: %d images", val_ds_opt.get("name", val_key), len(val_set))
         if self.val_sets and not self.val_freq:
@@ -361,9 +419,14 @@ class Trainer:
         self.last_saved_iter = iteration
         # Last, so nothing done while rebuilding (network initialisation) shifts the streams.
         self._restore_rng(state, iteration)
-        get_logger().info("resumed from %s: iteration %d, epoch %d (batch %d of %d)", path,
-                          iteration, self.stream.epoch, self.stream.consumed,
-                          self.batches_per_epoch)
+        get_logger().info(
+            "resumed from %s: iteration %d, epoch %d (batch %d of %d)",
+            path,
+            iteration,
+            self.stream.epoch,
+            self.stream.consumed,
+            self.batches_per_epoch,
+        )
 
     def _restore_rng(self, state: Dict[str, Any], iteration: int) -> None:
         """Each process takes back its own random streams (``rng_ranks``, written by runs of
@@ -376,12 +439,15 @@ class Trainer:
         restore_rng_state(state["rng"], runtime.device)
         if runtime.distributed:
             set_random_seed((self.seed + 7919 * iteration + 104729 * runtime.rank) % 2**31)
-        get_logger().warning("the training state was saved by %d process(es) and is resumed "
-                             "by %d: the random streams (penalty mixing weights) are %s and the "
-                             "data shards differ, so the rest of the interrupted epoch is "
-                             "approximate and the run not bit-identical to an uninterrupted one",
-                             len(per_rank), runtime.world_size,
-                             "re-seeded" if runtime.distributed else "rank 0's")
+        get_logger().warning(
+            "the training state was saved by %d process(es) and is resumed "
+            "by %d: the random streams (penalty mixing weights) are %s and the "
+            "data shards differ, so the rest of the interrupted epoch is "
+            "approximate and the run not bit-identical to an uninterrupted one",
+            len(per_rank),
+            runtime.world_size,
+            "re-seeded" if runtime.distributed else "rank 0's",
+        )
 
     # ------------------------------------------------------------------------------- saving
     def save_checkpoint(self) -> Optional[Path]:
@@ -391,15 +457,23 @@ class Trainer:
         if self.last_saved_iter == self.iteration:
             return self.last_state
         assert self.stream is not None
-        rng_ranks = (self.runtime.all_gather(capture_rng_state(self.runtime.device))
-                     if self.runtime.distributed else None)
+        rng_ranks = (
+            self.runtime.all_gather(capture_rng_state(self.runtime.device))
+            if self.runtime.distributed
+            else None
+        )
         if self.is_main:
             self.model.save_networks(self.models_dir, self.iteration)
-            state = make_training_state(iteration=self.iteration, epoch=self.stream.epoch,
-                                        epoch_batches=self.stream.consumed, seed=self.seed,
-                                        best=self.best, nonfinite_streak=self.nonfinite_streak,
-                                        model_state=self.model.state_dict(),
-                                        device=self.runtime.device)
+            state = make_training_state(
+                iteration=self.iteration,
+                epoch=self.stream.epoch,
+                epoch_batches=self.stream.consumed,
+                seed=self.seed,
+                best=self.best,
+                nonfinite_streak=self.nonfinite_streak,
+                model_state=self.model.state_dict(),
+                device=self.runtime.device,
+            )
             if rng_ranks is not None:
                 state["rng_ranks"] = rng_ranks
             save_training_state(state, self.states_dir)
@@ -416,8 +490,11 @@ class Trainer:
         results = []
         # Decided from the options, the same on every process (rank 0 writes what they send).
         save_img = bool(self.val_opt.get("save_img", False))
-        num_tb = int(self.val_opt.get("tb_comparisons", DEFAULT_TB_COMPARISONS)) \
-            if (self.opt.get("logger") or {}).get("use_tb_logger", False) else 0
+        num_tb = (
+            int(self.val_opt.get("tb_comparisons", DEFAULT_TB_COMPARISONS))
+            if (self.opt.get("logger") or {}).get("use_tb_logger", False)
+            else 0
+        )
         metrics = self.val_opt.get("metrics") or {}
         for index, (name, loader) in enumerate(self.val_sets):
             save_dir = None
@@ -425,16 +502,30 @@ class Trainer:
                 save_dir = self.visualization_dir / str(self.iteration)
                 if len(self.val_sets) > 1:
                     save_dir = save_dir / name
-            result = validate_dataset(self.model, loader, name, self.val_opt, save_dir, num_tb,
-                                      should_stop=self._stop_requested, runtime=self.runtime)
+            result = validate_dataset(
+                self.model,
+                loader,
+                name,
+                self.val_opt,
+                save_dir,
+                num_tb,
+                should_stop=self._stop_requested,
+                runtime=self.runtime,
+            )
             results.append(result)
             if result.aborted:
-                log.warning("validation of %s stopped after %d images (signal)", name,
-                            result.num_images)
+                log.warning(
+                    "validation of %s stopped after %d images (signal)", name, result.num_images
+                )
                 break
             text = " ".join(f"{k}: {v:.4f}" for k, v in result.means.items())
-            log.info("validation %s at iteration %d (%d images): %s", name, self.iteration,
-                     result.num_images, text or "(no metrics)")
+            log.info(
+                "validation %s at iteration %d (%d images): %s",
+                name,
+                self.iteration,
+                result.num_images,
+                text or "(no metrics)",
+            )
             self.tb.add_scalars(result.means, self.iteration, prefix=f"metrics/{name}/")
             for img_name, panel in result.comparisons:
                 self.tb.add_image(f"val/{name}/{img_name}", panel, self.iteration)
@@ -452,8 +543,13 @@ class Trainer:
             self.best = {"metric": metric, "value": float(value), "iter": self.iteration}
             if self.is_main:
                 save_network(self.model.net_g, self.models_dir / "net_g_best.pth")
-            get_logger().info("new best %s %.4f at iteration %d: saved %s", metric, value,
-                              self.iteration, self.models_dir / "net_g_best.pth")
+            get_logger().info(
+                "new best %s %.4f at iteration %d: saved %s",
+                metric,
+                value,
+                self.iteration,
+                self.models_dir / "net_g_best.pth",
+            )
 
     # ------------------------------------------------------------------------------- logging
     def _log_window(self, window: _Window, bar: Any) -> None:
@@ -462,15 +558,17 @@ class Trainer:
         iter_time, data_time = window.mean_iter_time(), window.mean_data_time()
         eta = datetime.timedelta(seconds=int(iter_time * (self.total_iter - self.iteration)))
         assert self.stream is not None
-        line = (f"[{self.opt['name']}] epoch {self.stream.epoch}, iter {self.iteration:,}/"
-                f"{self.total_iter:,} | " + " ".join(f"{k} {v:.3e}" for k, v in lrs.items())
-                + f" | time {iter_time:.3f}s (data {data_time:.3f}s) | eta {eta} | "
-                + " ".join(f"{k} {v:.4e}" for k, v in losses.items()))
+        line = (
+            f"[{self.opt['name']}] epoch {self.stream.epoch}, iter {self.iteration:,}/"
+            f"{self.total_iter:,} | "
+            + " ".join(f"{k} {v:.3e}" for k, v in lrs.items())
+            + f" | time {iter_time:.3f}s (data {data_time:.3f}s) | eta {eta} | "
+            + " ".join(f"{k} {v:.4e}" for k, v in losses.items())
+        )
         get_logger().info(line)
         self.tb.add_scalars(losses, self.iteration, prefix="losses/")
         self.tb.add_scalars(lrs, self.iteration, prefix="lr/")
-        self.tb.add_scalars({"iter": iter_time, "data": data_time}, self.iteration,
-                            prefix="time/")
+        self.tb.add_scalars({"iter": iter_time, "data": data_time}, self.iteration, prefix="time/")
         bar.set_postfix({k: f"{v:.3e}" for k, v in list(losses.items())[:3]}, refresh=False)
 
     def _check_finite(self, result: Any) -> None:
@@ -479,19 +577,31 @@ class Trainer:
             return
         self.nonfinite_streak += 1
         terms = ", ".join(f"{k}={v}" for k, v in result.nonfinite_terms().items())
-        get_logger().warning("iteration %d: non-finite loss (%s): skipped the update of %s "
-                             "(%d/%d in a row)", self.iteration, terms, ", ".join(result.skipped),
-                             self.nonfinite_streak, self.max_nonfinite)
+        get_logger().warning(
+            "iteration %d: non-finite loss (%s): skipped the update of %s (%d/%d in a row)",
+            self.iteration,
+            terms,
+            ", ".join(result.skipped),
+            self.nonfinite_streak,
+            self.max_nonfinite,
+        )
         if self.nonfinite_streak >= self.max_nonfinite:
-            where = (f"the last good checkpoint is {self.last_state} (iteration "
-                     f"{self.last_saved_iter}); resume from it with --set "
-                     f"path.resume_state={self.last_state}") if self.last_state else \
-                "no checkpoint had been saved yet"
-            message = (f"training stopped at iteration {self.iteration}: "
-                       f"{self.nonfinite_streak} consecutive iterations had non-finite losses "
-                       f"({terms}); {where}. Lower the learning rate, check the training "
-                       f"images, or train in fp32/bf16 (train.max_consecutive_nonfinite sets "
-                       f"the limit)")
+            where = (
+                (
+                    f"the last good checkpoint is {self.last_state} (iteration "
+                    f"{self.last_saved_iter}); resume from it with --set "
+                    f"path.resume_state={self.last_state}"
+                )
+                if self.last_state
+                else "no checkpoint had been saved yet"
+            )
+            message = (
+                f"training stopped at iteration {self.iteration}: "
+                f"{self.nonfinite_streak} consecutive iterations had non-finite losses "
+                f"({terms}); {where}. Lower the learning rate, check the training "
+                f"images, or train in fp32/bf16 (train.max_consecutive_nonfinite sets "
+                f"the limit)"
+            )
             get_logger().error(message)
             raise NonFiniteLossError(message)
 
@@ -519,10 +629,17 @@ class Trainer:
             self.stop.install()
         try:
             with ExitStack() as stack:
-                bar = stack.enter_context(tqdm(total=self.total_iter, initial=self.iteration,
-                                               desc=self.opt["name"], unit="it",
-                                               dynamic_ncols=True, smoothing=0.05,
-                                               disable=not self.progress_bar))
+                bar = stack.enter_context(
+                    tqdm(
+                        total=self.total_iter,
+                        initial=self.iteration,
+                        desc=self.opt["name"],
+                        unit="it",
+                        dynamic_ncols=True,
+                        smoothing=0.05,
+                        disable=not self.progress_bar,
+                    )
+                )
                 if self.progress_bar:
                     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -536,8 +653,11 @@ class Trainer:
         log = get_logger()
         assert self.stream is not None
         if self.iteration >= self.total_iter:
-            log.info("nothing to do: the state is at iteration %d and train.total_iter is %d",
-                     self.iteration, self.total_iter)
+            log.info(
+                "nothing to do: the state is at iteration %d and train.total_iter is %d",
+                self.iteration,
+                self.total_iter,
+            )
         window = _Window()
         validated_at = self.iteration  # no final validation when nothing was trained
         log.info("start training from iteration %d", self.iteration + 1)
@@ -561,40 +681,71 @@ class Trainer:
             if self.checkpoint_freq and self.iteration % self.checkpoint_freq == 0:
                 if self.nonfinite_streak:
                     # Keep the last checkpoint the last good one.
-                    log.warning("iteration %d: checkpoint not saved (non-finite losses)",
-                                self.iteration)
+                    log.warning(
+                        "iteration %d: checkpoint not saved (non-finite losses)", self.iteration
+                    )
                 else:
                     self.save_checkpoint()
         outcome_args = dict(iteration=self.iteration, experiments_root=self.experiments_root)
         if self.stop_signal and self.iteration < self.total_iter:
             self.save_checkpoint()
-            log.info("stopped by %s at iteration %d; resume with --auto_resume or --set "
-                     "path.resume_state=%s", signal.Signals(self.stop_signal).name,
-                     self.iteration, self.last_state)
-            return TrainingOutcome("interrupted", signal=self.stop_signal,
-                                   last_state=self.last_state, best=dict(self.best),
-                                   **outcome_args)
+            log.info(
+                "stopped by %s at iteration %d; resume with --auto_resume or --set "
+                "path.resume_state=%s",
+                signal.Signals(self.stop_signal).name,
+                self.iteration,
+                self.last_state,
+            )
+            return TrainingOutcome(
+                "interrupted",
+                signal=self.stop_signal,
+                last_state=self.last_state,
+                best=dict(self.best),
+                **outcome_args,
+            )
         if self.val_sets and validated_at != self.iteration:
             self.validate()
         self.save_checkpoint()
         if self.is_main:
             self.model.save_networks(self.models_dir, "latest")
         self.runtime.barrier()
-        log.info("training finished at iteration %d; weights: %s", self.iteration,
-                 self.models_dir / "net_g_latest.pth")
+        log.info(
+            "training finished at iteration %d; weights: %s",
+            self.iteration,
+            self.models_dir / "net_g_latest.pth",
+        )
         if self.best.get("metric"):
-            log.info("best %s %.4f at iteration %s (%s)", self.best["metric"], self.best["value"],
-                     self.best["iter"], self.models_dir / "net_g_best.pth")
-        return TrainingOutcome("finished", signal=None, last_state=self.last_state,
-                               best=dict(self.best), **outcome_args)
+            log.info(
+                "best %s %.4f at iteration %s (%s)",
+                self.best["metric"],
+                self.best["value"],
+                self.best["iter"],
+                self.models_dir / "net_g_best.pth",
+            )
+        return TrainingOutcome(
+            "finished",
+            signal=None,
+            last_state=self.last_state,
+            best=dict(self.best),
+            **outcome_args,
+        )
 
 
-def run_training(opt: Dict[str, Any], runtime: Runtime, *, auto_resume: bool = False,
-                 handle_signals: bool = True) -> TrainingOutcome:
+def run_training(
+    opt: Dict[str, Any], runtime: Runtime, *, auto_resume: bool = False, handle_signals: bool = True
+) -> TrainingOutcome:
     """Train as the options say; see the module docstring. Raises
     :class:`NonFiniteLossError` when the losses stay non-finite."""
     return Trainer(opt, runtime, auto_resume=auto_resume, handle_signals=handle_signals).run()
 
 
-__all__ = ["NonFiniteLossError", "TrainingOutcome", "Trainer", "archive_existing",
-           "resolve_resume_state", "run_training", "tb_log_dir", "training_precision"]
+__all__ = [
+    "NonFiniteLossError",
+    "TrainingOutcome",
+    "Trainer",
+    "archive_existing",
+    "resolve_resume_state",
+    "run_training",
+    "tb_log_dir",
+    "training_precision",
+]

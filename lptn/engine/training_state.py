@@ -11,6 +11,7 @@ A state file is a dict of tensors and plain Python containers only, so it loads 
 The network weights are not inside: they are ``models/net_g_{iter}.pth`` (and ``net_d_``),
 written before the state, so an existing state always has its weights.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from lptn.engine.checkpoint import save_atomic
+from lptn.platform.checkpoint_io import save_atomic
 
 STATE_FORMAT = "lptn-training-state"
 STATE_VERSION = 1
@@ -54,8 +55,13 @@ def capture_rng_state(device: torch.device) -> Dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state: Dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": (str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos),
-                  int(has_gauss), float(cached)),
+        "numpy": (
+            str(name),
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ),
         "torch": torch.get_rng_state(),
         "device_type": device.type,
         "device": [],
@@ -72,8 +78,9 @@ def restore_rng_state(state: Dict[str, Any], device: torch.device) -> None:
     version, internal, gauss = state["python"]
     random.setstate((int(version), tuple(int(v) for v in internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss),
-                         float(cached)))
+    np.random.set_state(
+        (name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached))
+    )
     torch.set_rng_state(state["torch"])
     saved = state.get("device") or []
     module = _device_rng_module(device)
@@ -82,14 +89,27 @@ def restore_rng_state(state: Dict[str, Any], device: torch.device) -> None:
     if state.get("device_type") == device.type and len(saved) == module.device_count():
         module.set_rng_state_all(saved)
     else:
-        logger.warning("the training state's %s RNG states (%d devices) do not fit this machine "
-                       "(%s, %d devices): device random streams restart from the seed",
-                       state.get("device_type"), len(saved), device.type, module.device_count())
+        logger.warning(
+            "the training state's %s RNG states (%d devices) do not fit this machine "
+            "(%s, %d devices): device random streams restart from the seed",
+            state.get("device_type"),
+            len(saved),
+            device.type,
+            module.device_count(),
+        )
 
 
-def make_training_state(*, iteration: int, epoch: int, epoch_batches: int, seed: int,
-                        best: Dict[str, Any], nonfinite_streak: int, model_state: Dict[str, Any],
-                        device: torch.device) -> Dict[str, Any]:
+def make_training_state(
+    *,
+    iteration: int,
+    epoch: int,
+    epoch_batches: int,
+    seed: int,
+    best: Dict[str, Any],
+    nonfinite_streak: int,
+    model_state: Dict[str, Any],
+    device: torch.device,
+) -> Dict[str, Any]:
     """Assemble the state dict described in the module docstring (captures the RNGs now)."""
     return {
         "format": STATE_FORMAT,
@@ -124,14 +144,19 @@ def load_training_state(path: str | Path) -> Dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle...
-        raise TrainingStateError(f"{path}: cannot be read as an lptn training state "
-                                 f"(loaded with weights_only=True): {err}") from err
+        raise TrainingStateError(
+            f"{path}: cannot be read as an lptn training state "
+            f"(loaded with weights_only=True): {err}"
+        ) from err
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise TrainingStateError(f"{path}: not an lptn training state (no "
-                                 f"format={STATE_FORMAT!r} entry)")
+        raise TrainingStateError(
+            f"{path}: not an lptn training state (no format={STATE_FORMAT!r} entry)"
+        )
     if state.get("version") != STATE_VERSION:
-        raise TrainingStateError(f"{path}: training state version {state.get('version')!r}; "
-                                 f"this lptn reads version {STATE_VERSION}")
+        raise TrainingStateError(
+            f"{path}: training state version {state.get('version')!r}; "
+            f"this lptn reads version {STATE_VERSION}"
+        )
     return state
 
 
@@ -140,8 +165,11 @@ def list_states(states_dir: str | Path) -> List[Path]:
     folder = Path(states_dir)
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir()
-             if (m := _STATE_NAME.match(p.name)) and p.is_file()]
+    found = [
+        (int(m.group(1)), p)
+        for p in folder.iterdir()
+        if (m := _STATE_NAME.match(p.name)) and p.is_file()
+    ]
     return [p for _, p in sorted(found, reverse=True)]
 
 
@@ -158,6 +186,16 @@ def find_latest_state(states_dir: str | Path) -> Optional[Path]:
     return None
 
 
-__all__ = ["STATE_FORMAT", "STATE_VERSION", "TrainingStateError", "capture_rng_state",
-           "restore_rng_state", "make_training_state", "state_path", "save_training_state",
-           "load_training_state", "list_states", "find_latest_state"]
+__all__ = [
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "TrainingStateError",
+    "capture_rng_state",
+    "restore_rng_state",
+    "make_training_state",
+    "state_path",
+    "save_training_state",
+    "load_training_state",
+    "list_states",
+    "find_latest_state",
+]

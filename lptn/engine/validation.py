@@ -15,6 +15,7 @@ model; ``better: lower`` in a metric block flips its direction), ``save_img`` (o
 ``tb_comparisons`` (how many input | output | target panels per dataset go to TensorBoard,
 default 3).
 """
+
 from __future__ import annotations
 
 import math
@@ -52,10 +53,16 @@ def metric_is_better(metric_opt: Dict[str, Any], new: float, old: Optional[float
     return new > old if direction == "higher" else new < old
 
 
-def validate_dataset(model: Any, loader: DataLoader, dataset_name: str, val_opt: Dict[str, Any],
-                     save_dir: Optional[Path] = None, num_comparisons: int = 3,
-                     should_stop: Callable[[], bool] = lambda: False,
-                     runtime: Any = None) -> ValidationResult:
+def validate_dataset(
+    model: Any,
+    loader: DataLoader,
+    dataset_name: str,
+    val_opt: Dict[str, Any],
+    save_dir: Optional[Path] = None,
+    num_comparisons: int = 3,
+    should_stop: Callable[[], bool] = lambda: False,
+    runtime: Any = None,
+) -> ValidationResult:
     """Enhance every image of ``loader`` (batch 1) with ``model.enhance`` and measure it.
 
     Args:
@@ -96,11 +103,15 @@ def validate_dataset(model: Any, loader: DataLoader, dataset_name: str, val_opt:
                 result = enhance_and_measure(model, data, metrics)
                 records.append((index, result.scores))
                 panel = None
-                if index < num_comparisons and (result.target is None
-                                                or result.target.shape == result.output.shape):
+                if index < num_comparisons and (
+                    result.target is None or result.target.shape == result.output.shape
+                ):
                     panel = (result.name, result.comparison_panel(data["lq"][0]))
-                sent = (output_name(data["lq_path"][0], val_opt.get("suffix")),
-                        result.output if save_dir is not None else None, panel)
+                sent = (
+                    output_name(data["lq_path"][0], val_opt.get("suffix")),
+                    result.output if save_dir is not None else None,
+                    panel,
+                )
             if world == 1:
                 received: Optional[List[Any]] = [sent]
             elif save_dir is not None or step * world < num_comparisons:

@@ -14,6 +14,7 @@ Both give the module's own result (bitwise in float32 on the CPU used for the te
 parameters are read from the module at every call, so they stay shared with the network; only
 for reduced precision a converted copy is cached and refreshed when a parameter changes.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -31,9 +32,12 @@ def onednn_available() -> bool:
     """True when PyTorch was built with oneDNN's fused pointwise convolution operator."""
     ops = getattr(torch.ops, "mkldnn", None)
     try:
-        return (ops is not None and torch.backends.mkldnn.is_available()
-                and hasattr(ops, "_convolution_pointwise")
-                and hasattr(ops, "_convolution_pointwise_"))
+        return (
+            ops is not None
+            and torch.backends.mkldnn.is_available()
+            and hasattr(ops, "_convolution_pointwise")
+            and hasattr(ops, "_convolution_pointwise_")
+        )
     except (AttributeError, RuntimeError):
         return False
 
@@ -42,8 +46,14 @@ Step = Tuple[Any, ...]
 
 
 def _check_conv(conv: nn.Conv2d, where: str) -> None:
-    if (conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1)
-            or conv.dilation != (1, 1) or conv.groups != 1 or conv.bias is None):
+    if (
+        conv.kernel_size != (3, 3)
+        or conv.stride != (1, 1)
+        or conv.padding != (1, 1)
+        or conv.dilation != (1, 1)
+        or conv.groups != 1
+        or conv.bias is None
+    ):
         raise ValueError(f"{where}: ConvStack expects 3x3 convs with bias, stride 1, padding 1")
 
 
@@ -75,8 +85,7 @@ def compile_steps(stack: nn.Sequential) -> List[Step]:
         elif isinstance(layer, nn.LeakyReLU):
             steps.append(("leaky", float(layer.negative_slope)))
         else:
-            raise ValueError(f"layer {i}: unsupported layer {type(layer).__name__} in a conv "
-                             "stack")
+            raise ValueError(f"layer {i}: unsupported layer {type(layer).__name__} in a conv stack")
         i += 1
     return steps
 
@@ -95,7 +104,9 @@ class ConvStack:
         self.stack = stack
         self.steps = compile_steps(stack)
         self.backend = backend
-        self._cache: Dict[torch.dtype, Tuple[Tuple[int, ...], Dict[int, Tuple[torch.Tensor, torch.Tensor]]]] = {}
+        self._cache: Dict[
+            torch.dtype, Tuple[Tuple[int, ...], Dict[int, Tuple[torch.Tensor, torch.Tensor]]]
+        ] = {}
         self._onednn_failed = False
 
     @property
@@ -109,22 +120,30 @@ class ConvStack:
             return {id(c): (c.weight, c.bias) for c in convs}
         # Reduced precision: a converted copy, refreshed when any parameter changes.
         key = tuple(p._version for c in convs for p in (c.weight, c.bias)) + tuple(
-            p.data_ptr() for c in convs for p in (c.weight, c.bias))
+            p.data_ptr() for c in convs for p in (c.weight, c.bias)
+        )
         cached = self._cache.get(dtype)
         if cached is None or cached[0] != key:
-            cached = (key, {id(c): (c.weight.detach().to(dtype), c.bias.detach().to(dtype))
-                            for c in convs})
+            cached = (
+                key,
+                {id(c): (c.weight.detach().to(dtype), c.bias.detach().to(dtype)) for c in convs},
+            )
             self._cache[dtype] = cached
         return cached[1]
 
     def _use_onednn(self, x: torch.Tensor) -> bool:
         if self.backend == "generic" or self._onednn_failed:
             return False
-        ok = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
-              and onednn_available())
+        ok = (
+            x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.bfloat16)
+            and onednn_available()
+        )
         if self.backend == "onednn" and not ok:
-            raise RuntimeError("conv backend 'onednn' needs a CPU tensor in float32/bfloat16 and "
-                               "a PyTorch built with oneDNN")
+            raise RuntimeError(
+                "conv backend 'onednn' needs a CPU tensor in float32/bfloat16 and "
+                "a PyTorch built with oneDNN"
+            )
         return ok
 
     @property
@@ -136,11 +155,13 @@ class ConvStack:
     @property
     def strip_halo(self) -> int:
         """Rows of context a strip needs on each side: 3x3 convs after the last norm."""
-        return sum(2 if s[0] == "res" else 1 for s in self.steps[self._split:]
-                   if s[0] in ("conv", "res"))
+        return sum(
+            2 if s[0] == "res" else 1 for s in self.steps[self._split :] if s[0] in ("conv", "res")
+        )
 
-    def __call__(self, x: torch.Tensor, dtype: Optional[torch.dtype] = None,
-                 strip_rows: Optional[int] = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, dtype: Optional[torch.dtype] = None, strip_rows: Optional[int] = None
+    ) -> torch.Tensor:
         """Run the stack on (N, C, H, W) ``x`` in ``dtype`` (default: x's dtype).
 
         With ``strip_rows``, everything up to the last InstanceNorm (whose statistics are
@@ -154,22 +175,29 @@ class ConvStack:
         height = x.shape[2]
         if strip_rows is None or strip_rows >= height:
             return self._run(self.steps, x, weights)
-        head = self._run(self.steps[:self._split], x, weights) if self._split else x
-        halo, tail = self.strip_halo, self.steps[self._split:]
+        head = self._run(self.steps[: self._split], x, weights) if self._split else x
+        halo, tail = self.strip_halo, self.steps[self._split :]
         out: Optional[torch.Tensor] = None
         for start in range(0, height, strip_rows):
             stop = min(start + strip_rows, height)
             lo, hi = max(0, start - halo), min(height, stop + halo)
-            part = self._run(tail, head[:, :, lo:hi], weights)[:, :, start - lo:stop - lo]
+            part = self._run(tail, head[:, :, lo:hi], weights)[:, :, start - lo : stop - lo]
             if out is None:
-                out = torch.empty((part.shape[0], part.shape[1], height, part.shape[3]),
-                                  dtype=part.dtype, device=part.device)
+                out = torch.empty(
+                    (part.shape[0], part.shape[1], height, part.shape[3]),
+                    dtype=part.dtype,
+                    device=part.device,
+                )
             out[:, :, start:stop] = part
         assert out is not None
         return out
 
-    def _run(self, steps: List[Step], x: torch.Tensor,
-             weights: Dict[int, Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def _run(
+        self,
+        steps: List[Step],
+        x: torch.Tensor,
+        weights: Dict[int, Tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
         if self._use_onednn(x):
             try:
                 return self._run_onednn(steps, x, weights)
@@ -179,8 +207,12 @@ class ConvStack:
                 self._onednn_failed = True  # e.g. an operator signature change: stay generic
         return self._run_generic(steps, x, weights)
 
-    def _run_generic(self, steps: List[Step], x: torch.Tensor,
-                     weights: Dict[int, Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def _run_generic(
+        self,
+        steps: List[Step],
+        x: torch.Tensor,
+        weights: Dict[int, Tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
         owned = False  # whether x may be modified in place
         for step in steps:
             kind = step[0]
@@ -203,8 +235,12 @@ class ConvStack:
                 owned = True
         return x
 
-    def _run_onednn(self, steps: List[Step], x: torch.Tensor,
-                    weights: Dict[int, Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def _run_onednn(
+        self,
+        steps: List[Step],
+        x: torch.Tensor,
+        weights: Dict[int, Tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
         pointwise = torch.ops.mkldnn._convolution_pointwise
         pointwise_ = torch.ops.mkldnn._convolution_pointwise_
         pad, one = [1, 1], [1, 1]
@@ -223,9 +259,11 @@ class ConvStack:
                 w2, b2 = weights[id(step[3])]
                 t = pointwise(x, w1, b1, pad, one, one, 1, "leaky_relu", [step[2]], None)
                 if not owned:
-                    x = x.clone(memory_format=torch.channels_last
-                                if x.is_contiguous(memory_format=torch.channels_last)
-                                else torch.contiguous_format)
+                    x = x.clone(
+                        memory_format=torch.channels_last
+                        if x.is_contiguous(memory_format=torch.channels_last)
+                        else torch.contiguous_format
+                    )
                 # x += conv(t), written into x: the block's output replaces its input.
                 x = pointwise_.binary(x, t, w2, b2, pad, one, one, 1, "add", 1.0, None, [], None)
                 owned = True
@@ -248,7 +286,10 @@ def _pointwise_step(step: Step, x: torch.Tensor, owned: bool) -> torch.Tensor:
 def _instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     # Image-wide statistics in float32 even when the convs run in bf16 / fp16; keep the
     # memory format (the fused oneDNN ops need channels_last to fuse the residual add).
-    fmt = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
-           and not x.is_contiguous() else torch.contiguous_format)
+    fmt = (
+        torch.channels_last
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        else torch.contiguous_format
+    )
     y = F.instance_norm(x if x.dtype in (torch.float32, torch.float64) else x.float(), eps=eps)
     return y.to(x.dtype).contiguous(memory_format=fmt)

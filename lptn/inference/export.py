@@ -17,6 +17,7 @@ Usage::
 
     lptn-export --weights net_g.pth --format onnx|torchscript|exported [--output FILE]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ FORMAT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "exported"
 MAX_EXPORT_SIDE = 65536
 
 
-def export_onnx(net: nn.Module, path: str | Path, *, opset: int = 17,
-                example_size: Tuple[int, int] = (64, 96)) -> Path:
+def export_onnx(
+    net: nn.Module, path: str | Path, *, opset: int = 17, example_size: Tuple[int, int] = (64, 96)
+) -> Path:
     """Write ``net`` (LPTN / LPTNPaper) as ONNX with dynamic batch, height and width.
 
     Input ``input`` and output ``output``: (N, 3, H, W) float32.
@@ -50,14 +52,22 @@ def export_onnx(net: nn.Module, path: str | Path, *, opset: int = 17,
         # The TorchScript exporter (the dynamo one needs onnxscript) warns about constant
         # folding of strided slices and InstanceNorm's training flag: both harmless here.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": axes, "output": axes})
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": axes, "output": axes},
+        )
     return path
 
 
-def export_torchscript(net: nn.Module, path: str | Path,
-                       example_size: Tuple[int, int] = (64, 96)) -> Path:
+def export_torchscript(
+    net: nn.Module, path: str | Path, example_size: Tuple[int, int] = (64, 96)
+) -> Path:
     """Write ``net`` as a traced TorchScript module that runs at any batch, height and width.
 
     Input and output: (N, 3, H, W) float32.
@@ -74,8 +84,9 @@ def export_torchscript(net: nn.Module, path: str | Path,
     return path
 
 
-def export_program(net: nn.Module, path: str | Path,
-                   example_size: Tuple[int, int] = (64, 96)) -> Path:
+def export_program(
+    net: nn.Module, path: str | Path, example_size: Tuple[int, int] = (64, 96)
+) -> Path:
     """Write ``net`` as a ``torch.export`` program (``.pt2``) with symbolic N, H and W.
 
     Input and output: (N, 3, H, W) float32, 2**num_high + 1 <= H, W <= 65536.
@@ -83,10 +94,12 @@ def export_program(net: nn.Module, path: str | Path,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = GraphLPTN(net).eval()
-    min_side = 2 ** model.num_high + 1
-    dims = {0: torch.export.Dim("batch", min=1, max=1024),
-            2: torch.export.Dim("height", min=min_side, max=MAX_EXPORT_SIDE),
-            3: torch.export.Dim("width", min=min_side, max=MAX_EXPORT_SIDE)}
+    min_side = 2**model.num_high + 1
+    dims = {
+        0: torch.export.Dim("batch", min=1, max=1024),
+        2: torch.export.Dim("height", min=min_side, max=MAX_EXPORT_SIDE),
+        3: torch.export.Dim("width", min=min_side, max=MAX_EXPORT_SIDE),
+    }
     # A batch of 2 in the example: torch.export specialises sizes 0 and 1 to constants.
     example = torch.rand(2, 3, *example_size)
     with torch.no_grad():
@@ -96,7 +109,10 @@ def export_program(net: nn.Module, path: str | Path,
 
 
 EXPORTERS: Dict[str, Callable[..., Path]] = {
-    "onnx": export_onnx, "torchscript": export_torchscript, "exported": export_program}
+    "onnx": export_onnx,
+    "torchscript": export_torchscript,
+    "exported": export_program,
+}
 
 
 def load_exported(path: str | Path, fmt: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -119,11 +135,13 @@ def load_exported(path: str | Path, fmt: str) -> Callable[[torch.Tensor], torch.
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return module(x)
+
     return run
 
 
-def check_export(path: str | Path, fmt: str, net: nn.Module,
-                 inputs: Sequence[torch.Tensor]) -> List[float]:
+def check_export(
+    path: str | Path, fmt: str, net: nn.Module, inputs: Sequence[torch.Tensor]
+) -> List[float]:
     """Max abs difference between the exported file and ``net`` for each input."""
     run = load_exported(path, fmt)
     diffs = []
@@ -132,33 +150,48 @@ def check_export(path: str | Path, fmt: str, net: nn.Module,
         with torch.no_grad():
             want = net(x)
         if got.shape != want.shape:
-            raise ValueError(f"{fmt} output shape {tuple(got.shape)} != PyTorch "
-                             f"{tuple(want.shape)}")
+            raise ValueError(
+                f"{fmt} output shape {tuple(got.shape)} != PyTorch {tuple(want.shape)}"
+            )
         diffs.append(float((got - want).abs().max()))
     return diffs
 
 
 def export_main(argv: Optional[List[str]] = None) -> int:
     """``lptn-export --weights W [--format onnx|torchscript|exported] [--output FILE]``."""
-    from lptn.engine.checkpoint import CheckpointError
-    from lptn.engine.enhance import load_generator
+    from lptn.inference.generator_weights import load_generator
+    from lptn.platform.checkpoint_io import CheckpointError
 
     parser = argparse.ArgumentParser(
-        description="Export an LPTN generator with dynamic batch, height and width.")
+        description="Export an LPTN generator with dynamic batch, height and width."
+    )
     parser.add_argument("--weights", required=True, help="generator weights (.pth)")
-    parser.add_argument("--format", default="onnx", choices=list(EXPORTERS),
-                        help="onnx (default), torchscript (torch.jit) or exported (torch.export)")
-    parser.add_argument("--output", help="output file (default: the weights' name with "
-                                         ".onnx / .torchscript.pt / .pt2)")
+    parser.add_argument(
+        "--format",
+        default="onnx",
+        choices=list(EXPORTERS),
+        help="onnx (default), torchscript (torch.jit) or exported (torch.export)",
+    )
+    parser.add_argument(
+        "--output",
+        help="output file (default: the weights' name with .onnx / .torchscript.pt / .pt2)",
+    )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    parser.add_argument("--no-check", action="store_true",
-                        help="skip the comparison with PyTorch at two input sizes")
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the comparison with PyTorch at two input sizes",
+    )
     args = parser.parse_args(argv)
-    output = (Path(args.output) if args.output
-              else Path(args.weights).with_suffix(FORMAT_SUFFIXES[args.format]))
+    output = (
+        Path(args.output)
+        if args.output
+        else Path(args.weights).with_suffix(FORMAT_SUFFIXES[args.format])
+    )
     if args.format == "exported" and output.suffix != ".pt2":
-        print(f"error: --output {output}: torch.export programs must end with .pt2",
-              file=sys.stderr)
+        print(
+            f"error: --output {output}: torch.export programs must end with .pt2", file=sys.stderr
+        )
         return 2
     try:
         net = load_generator(args.weights).eval()

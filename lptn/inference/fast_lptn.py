@@ -17,6 +17,7 @@ What it changes (never the parameters, which it shares with the wrapped network)
 Fidelity: float32 output within about 1e-6 of the exact path; the per-pixel arithmetic does not
 depend on the region plan, so tiled and untiled outputs are equal.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,15 +28,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lptn.archs.fast_pyramid import (MapWindow, Span, down_needs, down_region,
-                                     nearest_index, resize_nearest_region, take_nearest,
-                                     up_resized_needs, up_resized_region_unscaled)
+from lptn.archs.fast_pyramid import (
+    MapWindow,
+    Span,
+    down_needs,
+    down_region,
+    nearest_index,
+    resize_nearest_region,
+    take_nearest,
+    up_resized_needs,
+    up_resized_region_unscaled,
+)
 from lptn.archs.laplacian_pyramid import check_input_size
 from lptn.archs.lptn_arch import LPTN, LPTNPaper
 from lptn.inference.conv_stacks import ConvStack
-from lptn.inference.tiling import (ArraySink, ArraySource, MemoryPlan, TensorSink,
-                                   TensorSource, default_memory_budget_mb, for_each_region,
-                                   level_sizes, plan_memory, split_span, tile_grid)
+from lptn.inference.tiling import (
+    ArraySink,
+    ArraySource,
+    MemoryPlan,
+    TensorSink,
+    TensorSource,
+    default_memory_budget_mb,
+    for_each_region,
+    level_sizes,
+    plan_memory,
+    split_span,
+    tile_grid,
+)
 
 PRECISION_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,8 +68,9 @@ def check_wrapped(wrapper: nn.Module, net: nn.Module, precision: str) -> None:
     if not isinstance(net, LPTN):
         raise TypeError(f"{name} wraps an LPTN or LPTNPaper, got {type(net).__name__}")
     if precision not in PRECISION_DTYPES:
-        raise ValueError(f"{name} precision: expected one of {', '.join(PRECISION_DTYPES)}, "
-                         f"got {precision!r}")
+        raise ValueError(
+            f"{name} precision: expected one of {', '.join(PRECISION_DTYPES)}, got {precision!r}"
+        )
 
 
 # GEMM kernels compute the last, partial block of columns differently (masked or scalar
@@ -64,10 +84,10 @@ class _MaskBlock:
 
     def __init__(self, block: nn.Sequential) -> None:
         first, act, second = block[0], block[1], block[2]
-        self.w1 = first.weight.flatten(1)      # (16, C)
-        self.b1 = first.bias.unsqueeze(1)      # (16, 1)
-        self.w2 = second.weight.flatten(1)     # (C, 16)
-        self.b2 = second.bias.unsqueeze(1)     # (C, 1)
+        self.w1 = first.weight.flatten(1)  # (16, C)
+        self.b1 = first.bias.unsqueeze(1)  # (16, 1)
+        self.w2 = second.weight.flatten(1)  # (C, 16)
+        self.b2 = second.bias.unsqueeze(1)  # (C, 1)
         self.channels = self.w1.shape[1]
         self.slope = float(act.negative_slope)
 
@@ -93,7 +113,7 @@ class _MaskBlock:
             F.leaky_relu(hidden, self.slope, inplace=True)
             outs.append(torch.addmm(b2, w2, hidden))
         out = outs[0].unsqueeze(0) if n == 1 else torch.stack(outs)
-        return out[:, :, :h * w].unflatten(2, (h, w))
+        return out[:, :, : h * w].unflatten(2, (h, w))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel MLP on (N, C, h, w)."""
@@ -122,10 +142,17 @@ class FastLPTN(nn.Module):
     Shape: (N, 3, H, W) float -> (N, 3, H, W) of the same dtype, H, W >= 2**num_high + 1.
     """
 
-    def __init__(self, net: nn.Module, *, precision: str = "fp32", channels_last: bool = True,
-                 tile_size: Optional[int] = None,
-                 memory_budget_mb: Optional[float] = None, conv_backend: str = "auto",
-                 workers: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        precision: str = "fp32",
+        channels_last: bool = True,
+        tile_size: Optional[int] = None,
+        memory_budget_mb: Optional[float] = None,
+        conv_backend: str = "auto",
+        workers: Optional[int] = None,
+    ) -> None:
         super().__init__()
         check_wrapped(self, net, precision)
         if tile_size is not None and tile_size < 1:
@@ -159,22 +186,35 @@ class FastLPTN(nn.Module):
         Equal to converting the whole image to float32, running the network and rounding, but
         the float32 image and output never exist whole.
         """
-        sink = ArraySink(img.shape[0], img.shape[1],
-                         img.dtype if img.dtype in (np.uint8, np.uint16) else np.uint8)
+        sink = ArraySink(
+            img.shape[0],
+            img.shape[1],
+            img.dtype if img.dtype in (np.uint8, np.uint16) else np.uint8,
+        )
         self.run(ArraySource(img, device), sink)
         return sink.out
 
-    def plan(self, batch: int, height: int, width: int,
-             device: torch.device | str = "cpu") -> MemoryPlan:
+    def plan(
+        self, batch: int, height: int, width: int, device: torch.device | str = "cpu"
+    ) -> MemoryPlan:
         """The memory plan this module uses for an input of that size."""
         device = torch.device(device)
         budget = self.memory_budget_mb or default_memory_budget_mb(device)
         conv_bytes = 2 if self.precision != "fp32" else 4
         # CPUs: cache-sized regions; accelerators: few large regions (launch overhead).
         block = 1 << 17 if device.type == "cpu" else None
-        return plan_memory(batch, height, width, self.num_high, budget_mb=budget,
-                           tile_size=self.tile_size, conv_bytes=conv_bytes, block_pixels=block,
-                           mask_halo=self.mask_halo, low_halo=self.low_stack.strip_halo)
+        return plan_memory(
+            batch,
+            height,
+            width,
+            self.num_high,
+            budget_mb=budget,
+            tile_size=self.tile_size,
+            conv_bytes=conv_bytes,
+            block_pixels=block,
+            mask_halo=self.mask_halo,
+            low_halo=self.low_stack.strip_halo,
+        )
 
     @torch.no_grad()
     def run(self, source: Source, sink: Sink) -> None:
@@ -255,8 +295,9 @@ class _Pass:
             rows, cols = region
             sink.write(rows, cols, self._rec_region(0, rows, cols, sink.view(rows, cols)))
 
-        for_each_region(output_region, tile_grid(h0, w0, *self.plan.tile), self.device,
-                        self.fast.workers)
+        for_each_region(
+            output_region, tile_grid(h0, w0, *self.plan.tile), self.device, self.fast.workers
+        )
 
     # ------------------------------------------------------------------------------------------
     # pyramid levels
@@ -281,9 +322,13 @@ class _Pass:
                 if j == 1:
                     window = src.read(need, (0, pw))
                 else:
-                    window = self.d[j - 1][:, :, need[0]:need[1]]
-                down_region(MapWindow(window, need[0], 0, ph, pw), rows, (0, out.shape[3]),
-                            out=out[:, :, rows[0]:rows[1]])
+                    window = self.d[j - 1][:, :, need[0] : need[1]]
+                down_region(
+                    MapWindow(window, need[0], 0, ph, pw),
+                    rows,
+                    (0, out.shape[3]),
+                    out=out[:, :, rows[0] : rows[1]],
+                )
 
             for_each_region(down_strip, split_span(h, strip), self.device, self.fast.workers)
             self.d[j] = out
@@ -297,14 +342,14 @@ class _Pass:
         buf = self.stored[j]
 
         def level_strip(rows: Span) -> None:
-            self._rec_region(j, rows, (0, w), out=buf[:, 0:3, rows[0]:rows[1]])
+            self._rec_region(j, rows, (0, w), out=buf[:, 0:3, rows[0] : rows[1]])
 
         for_each_region(level_strip, split_span(h, strip), self.device, self.fast.workers)
 
     def _d_region(self, j: int, rows: Span, cols: Span) -> torch.Tensor:
         if j == 0:
             return self.source.read(rows, cols)
-        return self.d[j][:, :, rows[0]:rows[1], cols[0]:cols[1]]
+        return self.d[j][:, :, rows[0] : rows[1], cols[0] : cols[1]]
 
     def _pair_window(self, j: int, rows: Span, cols: Span) -> MapWindow:
         """[rec_j, d_j] (6 channels) over at least ``rows x cols`` of level j, as a window."""
@@ -321,8 +366,9 @@ class _Pass:
         up = up_resized_region_unscaled(self.d[j + 1], size, rows, cols)
         return torch.add(self._d_region(j, rows, cols), up, alpha=-1.0 / 64.0)
 
-    def _rec_region(self, j: int, rows: Span, cols: Span,
-                    out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _rec_region(
+        self, j: int, rows: Span, cols: Span, out: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Reconstruction at level j (< L) over a region: resize(up(rec_{j+1})) + new band_j.
 
         ``out``, when given, receives the result (a region of the output or a stored level).
@@ -332,7 +378,7 @@ class _Pass:
         need_r = up_resized_needs(rows, hn, size[0])
         need_c = up_resized_needs(cols, wn, size[1])
         pair = self._pair_window(j + 1, need_r, need_c)
-        up = up_resized_region_unscaled(pair, size, rows, cols)      # 6 channels, x64
+        up = up_resized_region_unscaled(pair, size, rows, cols)  # 6 channels, x64
         band = torch.add(self._d_region(j, rows, cols), up[:, 3:6], alpha=-1.0 / 64.0)
         mask = self._mask_region(j, rows, cols)
         i = self.L - 1 - j
@@ -357,14 +403,18 @@ class _Pass:
         for rows in split_span(h, self.plan.mask_rows):
             lo, hi = max(0, rows[0] - halo), min(h, rows[1] + halo)
             full_cols = (0, w)
-            net_in = torch.cat([
-                self._band_region(k, (lo, hi), full_cols),
-                resize_nearest_region(low, (h, w), (lo, hi), full_cols),
-                resize_nearest_region(fake_low, (h, w), (lo, hi), full_cols)], 1)
-            part = self.fast.mask_net(net_in)[:, :, rows[0] - lo:rows[1] - lo]
+            net_in = torch.cat(
+                [
+                    self._band_region(k, (lo, hi), full_cols),
+                    resize_nearest_region(low, (h, w), (lo, hi), full_cols),
+                    resize_nearest_region(fake_low, (h, w), (lo, hi), full_cols),
+                ],
+                1,
+            )
+            part = self.fast.mask_net(net_in)[:, :, rows[0] - lo : rows[1] - lo]
             if mask is None:
                 mask = part.new_empty((part.shape[0], part.shape[1], h, w))
-            mask[:, :, rows[0]:rows[1]] = part
+            mask[:, :, rows[0] : rows[1]] = part
         assert mask is not None
         if self.fast.paper:
             # block_i after nearest resizing == nearest resizing after block_i (per pixel), so
@@ -390,5 +440,6 @@ class _Pass:
 
     def _mask_region(self, j: int, rows: Span, cols: Span) -> torch.Tensor:
         ri, ci = self.mask_index[j]
-        return take_nearest(self.mask_maps[j], ri[rows[0]:rows[1]], ci[cols[0]:cols[1]],
-                            rows[0], cols[0])
+        return take_nearest(
+            self.mask_maps[j], ri[rows[0] : rows[1]], ci[cols[0] : cols[1]], rows[0], cols[0]
+        )

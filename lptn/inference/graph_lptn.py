@@ -18,6 +18,7 @@ CUDA ``compile: reduce-overhead`` replays CUDA graphs), and the model that ``lpt
 writes (ONNX, TorchScript, ``torch.export``). Unlike :class:`~lptn.inference.FastLPTN` it has
 no memory plan: the whole image and its 16-channel maps are in memory at once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,8 @@ from torch import nn
 from lptn.archs.fast_pyramid import nearest_index_formula
 from lptn.archs.laplacian_pyramid import check_input_size
 from lptn.archs.lptn_arch import LPTNPaper
-from lptn.engine.compilation import COMPILE_MODES, CUDAGRAPH_MODES
 from lptn.inference.fast_lptn import PRECISION_DTYPES, check_wrapped
+from lptn.platform.compilation import COMPILE_MODES, CUDAGRAPH_MODES
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
@@ -57,7 +58,9 @@ def nearest_table(in_size: Size, out_size: Size, device: torch.device) -> torch.
     return nearest_index_formula(in_size, out_size, device)  # type: ignore[arg-type]
 
 
-def resize_nearest(x: torch.Tensor, height: Size, width: Size, traced: bool = False) -> torch.Tensor:
+def resize_nearest(
+    x: torch.Tensor, height: Size, width: Size, traced: bool = False
+) -> torch.Tensor:
     """``F.interpolate(x, size=(height, width))`` (mode nearest), exactly; (N, C, h, w) ->
     (N, C, height, width)."""
     x = x.index_select(2, nearest_table(_dim(x, 2, traced), height, x.device))
@@ -71,12 +74,13 @@ def _mask_block_unrolled(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     the image and the K-channel map is never stored; eager execution would be slow.
     """
     first, act, second = block[0], block[1], block[2]
-    w1 = first.weight.flatten(1)   # (K, C)
+    w1 = first.weight.flatten(1)  # (K, C)
     w2 = second.weight.flatten(1)  # (C, K)
     out = second.bias.view(1, -1, 1, 1)
     for k in range(w1.shape[0]):
-        hidden = F.leaky_relu((x * w1[k].view(1, -1, 1, 1)).sum(1, keepdim=True) + first.bias[k],
-                              act.negative_slope)
+        hidden = F.leaky_relu(
+            (x * w1[k].view(1, -1, 1, 1)).sum(1, keepdim=True) + first.bias[k], act.negative_slope
+        )
         out = out + hidden * w2[:, k].view(1, -1, 1, 1)
     return out
 
@@ -97,13 +101,21 @@ class GraphLPTN(nn.Module):
     Shape: (N, 3, H, W) float32 in [0, 1] -> (N, 3, H, W) float32, H, W >= 2**num_high + 1.
     """
 
-    def __init__(self, net: nn.Module, *, precision: str = "fp32", channels_last: bool = False,
-                 compile_mode: Optional[str] = None, traced_sizes: bool = False) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile_mode: Optional[str] = None,
+        traced_sizes: bool = False,
+    ) -> None:
         super().__init__()
         check_wrapped(self, net, precision)
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
-            raise ValueError(f"compile mode: expected one of {', '.join(COMPILE_MODES)}, got "
-                             f"{compile_mode!r}")
+            raise ValueError(
+                f"compile mode: expected one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}"
+            )
         self.net = net
         self.paper = isinstance(net, LPTNPaper)
         self.num_high = net.num_high
@@ -118,10 +130,12 @@ class GraphLPTN(nn.Module):
         # Polyphase taps at offsets (-1, 0, +1): even outputs (1, 6, 1) / 8, odd (0, 4, 4) / 8.
         taps = torch.tensor([[1.0, 6.0, 1.0], [0.0, 4.0, 4.0]]) / 8.0
         phases = torch.stack([torch.outer(taps[p], taps[q]) for p in (0, 1) for q in (0, 1)])
-        self.register_buffer("up_w", phases.view(4, 1, 3, 3).repeat(3, 1, 1, 1),
-                             persistent=False)
-        self._run = (self._forward if compile_mode is None
-                     else torch.compile(self._forward, mode=compile_mode))
+        self.register_buffer("up_w", phases.view(4, 1, 3, 3).repeat(3, 1, 1, 1), persistent=False)
+        self._run = (
+            self._forward
+            if compile_mode is None
+            else torch.compile(self._forward, mode=compile_mode)
+        )
 
     # ----------------------------------------------------------------------------- pyramid
     def _down(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,13 +177,19 @@ class GraphLPTN(nn.Module):
         levels: List[torch.Tensor] = [img]
         for _ in range(self.num_high):
             levels.append(self._down(levels[-1]))
-        bands = [levels[j] - self._resize_like(self._up(levels[j + 1]), levels[j])
-                 for j in range(self.num_high)]
+        bands = [
+            levels[j] - self._resize_like(self._up(levels[j + 1]), levels[j])
+            for j in range(self.num_high)
+        ]
         low = levels[-1]
         fake_low = self._conv_stack(net.trans_low, low)
         coarse = bands[-1]
-        mask = self._conv_stack(net.trans_high.model, torch.cat(
-            [coarse, self._resize_like(low, coarse), self._resize_like(fake_low, coarse)], 1))
+        mask = self._conv_stack(
+            net.trans_high.model,
+            torch.cat(
+                [coarse, self._resize_like(low, coarse), self._resize_like(fake_low, coarse)], 1
+            ),
+        )
         out = fake_low
         for i in range(self.num_high):
             band = bands[-1 - i]

@@ -17,6 +17,7 @@ The precision (fp32 / bf16 / fp16) comes from the runtime (``val.precision`` or
 (:class:`~lptn.inference.GraphLPTN`) runs the whole image as plain tensor operators, the form
 ``torch.compile`` fuses best (the candidate for GPUs, see docs/PERFORMANCE.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -25,13 +26,12 @@ from typing import Any, Dict, Optional, Union
 from torch import nn
 
 from lptn.archs.lptn_arch import LPTN
-from lptn.engine.compilation import (CompileUnavailable, check_compile_support,
-                                     compile_mode_option)
-from lptn.engine.logger import get_logger
-from lptn.engine.options import OptionError
 from lptn.inference.conv_stacks import BACKENDS
 from lptn.inference.fast_lptn import PRECISION_DTYPES, FastLPTN
 from lptn.inference.graph_lptn import GraphLPTN
+from lptn.platform.compilation import CompileUnavailable, check_compile_support, compile_mode_option
+from lptn.platform.logger import get_logger
+from lptn.platform.options import OptionError
 
 PATHS = ("fast", "exact", "graph")
 
@@ -57,8 +57,9 @@ class InferenceSettings:
         return compile_mode_option(self.compile, "inference.compile")
 
     @classmethod
-    def from_options(cls, block: Optional[Dict[str, Any]],
-                     key_path: str = "inference") -> "InferenceSettings":
+    def from_options(
+        cls, block: Optional[Dict[str, Any]], key_path: str = "inference"
+    ) -> InferenceSettings:
         """Parse the YAML block (None = defaults); unknown keys and bad values are errors
         naming ``key_path.key``."""
         if block is None:
@@ -68,74 +69,105 @@ class InferenceSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(block) - known)
         if unknown:
-            raise InferenceOptionError(f"{key_path}.{unknown[0]}: unknown key (known: "
-                                       f"{', '.join(sorted(known))})")
+            raise InferenceOptionError(
+                f"{key_path}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
+            )
         settings = cls(**block)
         settings.validate(key_path)
         return settings
 
     def validate(self, key_path: str = "inference") -> None:
         if self.path not in PATHS:
-            raise InferenceOptionError(f"{key_path}.path: expected one of {', '.join(PATHS)}, "
-                                       f"got {self.path!r}")
-        if self.tile_size is not None and (not isinstance(self.tile_size, int)
-                                           or isinstance(self.tile_size, bool)
-                                           or self.tile_size < 16):
-            raise InferenceOptionError(f"{key_path}.tile_size: expected an integer >= 16 or ~, "
-                                       f"got {self.tile_size!r}")
+            raise InferenceOptionError(
+                f"{key_path}.path: expected one of {', '.join(PATHS)}, got {self.path!r}"
+            )
+        if self.tile_size is not None and (
+            not isinstance(self.tile_size, int)
+            or isinstance(self.tile_size, bool)
+            or self.tile_size < 16
+        ):
+            raise InferenceOptionError(
+                f"{key_path}.tile_size: expected an integer >= 16 or ~, got {self.tile_size!r}"
+            )
         if self.memory_budget_mb is not None and (
-                isinstance(self.memory_budget_mb, bool)
-                or not isinstance(self.memory_budget_mb, (int, float))
-                or self.memory_budget_mb <= 0):
-            raise InferenceOptionError(f"{key_path}.memory_budget_mb: expected a positive "
-                                       f"number or ~, got {self.memory_budget_mb!r}")
+            isinstance(self.memory_budget_mb, bool)
+            or not isinstance(self.memory_budget_mb, (int, float))
+            or self.memory_budget_mb <= 0
+        ):
+            raise InferenceOptionError(
+                f"{key_path}.memory_budget_mb: expected a positive "
+                f"number or ~, got {self.memory_budget_mb!r}"
+            )
         if not isinstance(self.channels_last, bool):
-            raise InferenceOptionError(f"{key_path}.channels_last: expected true or false, got "
-                                       f"{self.channels_last!r}")
+            raise InferenceOptionError(
+                f"{key_path}.channels_last: expected true or false, got {self.channels_last!r}"
+            )
         if self.conv_backend not in BACKENDS:
-            raise InferenceOptionError(f"{key_path}.conv_backend: expected one of "
-                                       f"{', '.join(BACKENDS)}, got {self.conv_backend!r}")
+            raise InferenceOptionError(
+                f"{key_path}.conv_backend: expected one of "
+                f"{', '.join(BACKENDS)}, got {self.conv_backend!r}"
+            )
         try:
             compile_mode_option(self.compile, f"{key_path}.compile")
         except ValueError as err:
             raise InferenceOptionError(str(err)) from err
         if self.path == "graph":
-            for key, default in (("tile_size", None), ("memory_budget_mb", None),
-                                 ("conv_backend", "auto")):
+            for key, default in (
+                ("tile_size", None),
+                ("memory_budget_mb", None),
+                ("conv_backend", "auto"),
+            ):
                 if getattr(self, key) != default:
                     raise InferenceOptionError(
                         f"{key_path}.{key}: the graph path runs the whole image with PyTorch's "
-                        f"own convolutions; {key} applies to path: fast only")
+                        f"own convolutions; {key} applies to path: fast only"
+                    )
         if self.compile is not False and self.path != "graph":
-            raise InferenceOptionError(f"{key_path}.compile: only the graph path is compiled; "
-                                       f"set {key_path}.path: graph (got {self.path!r})")
+            raise InferenceOptionError(
+                f"{key_path}.compile: only the graph path is compiled; "
+                f"set {key_path}.path: graph (got {self.path!r})"
+            )
 
 
 InferencePath = Union[FastLPTN, GraphLPTN]
 
 
-def build_inference_path(net: nn.Module, settings: InferenceSettings,
-                         precision: str = "fp32") -> Optional[InferencePath]:
+def build_inference_path(
+    net: nn.Module, settings: InferenceSettings, precision: str = "fp32"
+) -> Optional[InferencePath]:
     """The :class:`FastLPTN` or :class:`GraphLPTN` for ``net`` (both apply ``precision`` to
     the conv stacks themselves), or None when ``settings.path`` is ``exact`` or the network is
     not of the LPTN family (then the network itself is the only path)."""
     if settings.path == "exact":
         return None
     if not isinstance(net, LPTN):
-        get_logger().warning("inference.path %s: %s is not an LPTN network; using it as it is",
-                             settings.path, type(net).__name__)
+        get_logger().warning(
+            "inference.path %s: %s is not an LPTN network; using it as it is",
+            settings.path,
+            type(net).__name__,
+        )
         return None
     if precision not in PRECISION_DTYPES:
-        raise InferenceOptionError(f"precision: expected one of {', '.join(PRECISION_DTYPES)}, "
-                                   f"got {precision!r}")
+        raise InferenceOptionError(
+            f"precision: expected one of {', '.join(PRECISION_DTYPES)}, got {precision!r}"
+        )
     if settings.path == "graph":
         device = next(net.parameters()).device
         try:
             check_compile_support(settings.compile_mode, device, "inference.compile")
         except CompileUnavailable as err:
             raise InferenceOptionError(str(err)) from err
-        return GraphLPTN(net, precision=precision, channels_last=settings.channels_last,
-                         compile_mode=settings.compile_mode)
-    return FastLPTN(net, precision=precision, channels_last=settings.channels_last,
-                    tile_size=settings.tile_size, memory_budget_mb=settings.memory_budget_mb,
-                    conv_backend=settings.conv_backend)
+        return GraphLPTN(
+            net,
+            precision=precision,
+            channels_last=settings.channels_last,
+            compile_mode=settings.compile_mode,
+        )
+    return FastLPTN(
+        net,
+        precision=precision,
+        channels_last=settings.channels_last,
+        tile_size=settings.tile_size,
+        memory_budget_mb=settings.memory_budget_mb,
+        conv_backend=settings.conv_backend,
+    )

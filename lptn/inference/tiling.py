@@ -6,6 +6,7 @@ float regions of the output. The tensor versions wrap (N, 3, H, W) tensors; the 
 wrap an ``H x W x 3`` uint8/uint16 numpy image, so a photo larger than memory would allow as
 float32 is converted piece by piece (what ``lptn-enhance`` does with a memory budget).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,15 +31,23 @@ def split_span(n: int, size: int) -> List[Span]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def tile_grid(height: int, width: int, tile_height: int, tile_width: int
-              ) -> List[Tuple[Span, Span]]:
+def tile_grid(
+    height: int, width: int, tile_height: int, tile_width: int
+) -> List[Tuple[Span, Span]]:
     """Row-major list of ``(rows, cols)`` tiles covering a ``height x width`` map."""
-    return [(rows, cols) for rows in split_span(height, tile_height)
-            for cols in split_span(width, tile_width)]
+    return [
+        (rows, cols)
+        for rows in split_span(height, tile_height)
+        for cols in split_span(width, tile_width)
+    ]
 
 
-def for_each_region(fn: Callable[[T], None], regions: Sequence[T], device: torch.device,
-                    workers: Optional[int] = None) -> None:
+def for_each_region(
+    fn: Callable[[T], None],
+    regions: Sequence[T],
+    device: torch.device,
+    workers: Optional[int] = None,
+) -> None:
     """Call ``fn`` on every region; on the CPU, regions run concurrently in worker threads.
 
     Each worker uses one intra-op thread: small per-region operations then never wait on a
@@ -64,8 +73,11 @@ def for_each_region(fn: Callable[[T], None], regions: Sequence[T], device: torch
             fn(region)
 
     try:
-        with ThreadPoolExecutor(max_workers=min(workers, len(regions)), initializer=init,
-                                thread_name_prefix="lptn-region") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(workers, len(regions)),
+            initializer=init,
+            thread_name_prefix="lptn-region",
+        ) as pool:
             for _ in pool.map(call, regions):
                 pass
     finally:
@@ -112,10 +124,12 @@ class MemoryPlan:
         return not self.store_level1 or self.mask_rows < mask_h or self.low_rows < low_h
 
     def describe(self) -> str:
-        return (f"tiles {self.tile[0]}x{self.tile[1]}, mask network in strips of "
-                f"{self.mask_rows} rows, low branch in strips of {self.low_rows} rows, "
-                f"half-resolution level {'kept' if self.store_level1 else 'recomputed per tile'}"
-                f"; about {self.estimate_mb:.0f} MB working memory (budget {self.budget_mb:.0f})")
+        return (
+            f"tiles {self.tile[0]}x{self.tile[1]}, mask network in strips of "
+            f"{self.mask_rows} rows, low branch in strips of {self.low_rows} rows, "
+            f"half-resolution level {'kept' if self.store_level1 else 'recomputed per tile'}"
+            f"; about {self.estimate_mb:.0f} MB working memory (budget {self.budget_mb:.0f})"
+        )
 
 
 def level_sizes(height: int, width: int, num_high: int) -> List[Tuple[int, int]]:
@@ -127,10 +141,20 @@ def level_sizes(height: int, width: int, num_high: int) -> List[Tuple[int, int]]
     return sizes
 
 
-def plan_memory(batch: int, height: int, width: int, num_high: int, *,
-                budget_mb: float, tile_size: Optional[int] = None, conv_bytes: int = 4,
-                sample_bytes: int = 4, block_pixels: Optional[int] = 1 << 17,
-                mask_halo: int = 8, low_halo: int = 13) -> MemoryPlan:
+def plan_memory(
+    batch: int,
+    height: int,
+    width: int,
+    num_high: int,
+    *,
+    budget_mb: float,
+    tile_size: Optional[int] = None,
+    conv_bytes: int = 4,
+    sample_bytes: int = 4,
+    block_pixels: Optional[int] = 1 << 17,
+    mask_halo: int = 8,
+    low_halo: int = 13,
+) -> MemoryPlan:
     """Choose region sizes so that the working memory stays within ``budget_mb``.
 
     The working memory counts what the fast path allocates besides its input and output:
@@ -170,9 +194,11 @@ def plan_memory(batch: int, height: int, width: int, num_high: int, *,
 
     # Keep the half-resolution reconstruction whole when that and everything else fit.
     level1_extra = plane(1, 3) if num_high >= 2 else 0
-    store_level1 = (tile_size is None and num_high >= 2
-                    and fixed + level1_extra + low_head + low_row * low_h
-                    + mask_row * mask_h <= budget)
+    store_level1 = (
+        tile_size is None
+        and num_high >= 2
+        and fixed + level1_extra + low_head + low_row * low_h + mask_row * mask_h <= budget
+    )
     if store_level1 or num_high == 1:
         fixed += level1_extra
     elif tile_size is None and tile[0] < 64:
@@ -184,16 +210,24 @@ def plan_memory(batch: int, height: int, width: int, num_high: int, *,
     # The two stacks run one after the other: each may use all that is left.
     low_rows = int(min(low_h, max(8 * low_halo, left // max(low_row, 1))))
     mask_rows = int(min(mask_h, max(8 * mask_halo, left // max(mask_row, 1))))
-    conv_peak = max(low_head + low_row * (low_rows + 2 * low_halo),
-                    mask_row * (mask_rows + 2 * mask_halo))
-    return MemoryPlan(tile=tile, mask_rows=mask_rows, low_rows=low_rows,
-                      store_level1=store_level1, estimate_mb=(fixed + conv_peak) / mib,
-                      stream_pixels=block_pixels, budget_mb=budget_mb,
-                      whole=((mask_h, mask_w), (low_h, low_w)))
+    conv_peak = max(
+        low_head + low_row * (low_rows + 2 * low_halo), mask_row * (mask_rows + 2 * mask_halo)
+    )
+    return MemoryPlan(
+        tile=tile,
+        mask_rows=mask_rows,
+        low_rows=low_rows,
+        store_level1=store_level1,
+        estimate_mb=(fixed + conv_peak) / mib,
+        stream_pixels=block_pixels,
+        budget_mb=budget_mb,
+        whole=((mask_h, mask_w), (low_h, low_w)),
+    )
 
 
-def untiled_memory_mb(batch: int, height: int, width: int, num_high: int,
-                      sample_bytes: int = 4) -> float:
+def untiled_memory_mb(
+    batch: int, height: int, width: int, num_high: int, sample_bytes: int = 4
+) -> float:
     """Memory of holding the whole input and output as float tensors (the untiled route)."""
     return 2 * batch * 3 * height * width * sample_bytes / float(1 << 20)
 
@@ -212,7 +246,7 @@ class TensorSource:
         self.device, self.dtype = img.device, img.dtype
 
     def read(self, rows: Span, cols: Span) -> torch.Tensor:
-        return self.img[:, :, rows[0]:rows[1], cols[0]:cols[1]]
+        return self.img[:, :, rows[0] : rows[1], cols[0] : cols[1]]
 
 
 class TensorSink:
@@ -223,10 +257,10 @@ class TensorSink:
 
     def view(self, rows: Span, cols: Span) -> Optional[torch.Tensor]:
         """The output region itself, for computing straight into it."""
-        return self.out[:, :, rows[0]:rows[1], cols[0]:cols[1]]
+        return self.out[:, :, rows[0] : rows[1], cols[0] : cols[1]]
 
     def write(self, rows: Span, cols: Span, region: torch.Tensor) -> None:
-        target = self.out[:, :, rows[0]:rows[1], cols[0]:cols[1]]
+        target = self.out[:, :, rows[0] : rows[1], cols[0] : cols[1]]
         if region.data_ptr() != target.data_ptr():
             target.copy_(region)
 
@@ -242,15 +276,14 @@ class ArraySource:
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 image array, got shape {img.shape}")
         if img.dtype not in _INT_MAX and not np.issubdtype(img.dtype, np.floating):
-            raise TypeError(f"unsupported image dtype {img.dtype}; expected uint8, uint16 or "
-                            "float")
+            raise TypeError(f"unsupported image dtype {img.dtype}; expected uint8, uint16 or float")
         self.img = img
         self.batch, self.channels = 1, 3
         self.height, self.width = img.shape[:2]
         self.device, self.dtype = torch.device(device), torch.float32
 
     def read(self, rows: Span, cols: Span) -> torch.Tensor:
-        part = self.img[rows[0]:rows[1], cols[0]:cols[1]]
+        part = self.img[rows[0] : rows[1], cols[0] : cols[1]]
         if part.dtype in _INT_MAX:
             arr = part.astype(np.float32)
             arr /= np.float32(_INT_MAX[part.dtype])
@@ -279,7 +312,7 @@ class ArraySink:
 
     def write(self, rows: Span, cols: Span, region: torch.Tensor) -> None:
         arr = region[0].detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 0).numpy()
-        self.out[rows[0]:rows[1], cols[0]:cols[1]] = np.round(arr * self._scale)
+        self.out[rows[0] : rows[1], cols[0] : cols[1]] = np.round(arr * self._scale)
 
 
 def default_memory_budget_mb(device: torch.device) -> float:

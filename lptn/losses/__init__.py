@@ -4,6 +4,7 @@ A new loss is one new ``*_loss.py`` file in this folder that registers its class
 ``gp_opt`` has no ``type`` in the released configs, so it is built by
 :func:`build_gradient_penalty`, which defaults the type to ``GradientPenaltyLoss``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -27,7 +28,10 @@ import_modules_with_suffix(__name__, __file__, "_loss")
 
 # Imported after the registry exists: it registers GradientPenaltyLoss.
 from lptn.losses.gradient_penalty import (  # noqa: E402
-    GradientPenaltyLoss, build_gradient_penalty, gradient_penalty)
+    GradientPenaltyLoss,
+    build_gradient_penalty,
+    gradient_penalty,
+)
 
 __all__ = [
     "LOSS_REGISTRY",

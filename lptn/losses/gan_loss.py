@@ -22,6 +22,7 @@ with ``r = real_label_val`` and ``f = fake_label_val`` (used by vanilla and lsga
 loss is returned unweighted, as in BasicSR: the discriminator's objective is balanced by its
 own optimiser and by ``gp_opt.loss_weight``, not by the generator's GAN weight.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict
@@ -40,14 +41,20 @@ GAN_TYPES = ("standard", "wgan", "vanilla", "lsgan", "hinge", "wgan_softplus")
 class GANLoss(nn.Module):
     """Adversarial loss of the type ``gan_type``; see the module docstring for the formulas."""
 
-    def __init__(self, gan_type: str, real_label_val: float = 1.0, fake_label_val: float = 0.0,
-                 loss_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        gan_type: str,
+        real_label_val: float = 1.0,
+        fake_label_val: float = 0.0,
+        loss_weight: float = 1.0,
+    ) -> None:
         super().__init__()
         if gan_type not in GAN_TYPES:
-            raise ValueError(f"gan_type: unsupported value {gan_type!r}; "
-                             f"valid values are {', '.join(map(repr, GAN_TYPES))}")
-        for key, value in (("real_label_val", real_label_val),
-                           ("fake_label_val", fake_label_val)):
+            raise ValueError(
+                f"gan_type: unsupported value {gan_type!r}; "
+                f"valid values are {', '.join(map(repr, GAN_TYPES))}"
+            )
+        for key, value in (("real_label_val", real_label_val), ("fake_label_val", fake_label_val)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{key}: expected a number, got {value!r}")
         self.gan_type = gan_type
@@ -89,8 +96,12 @@ class GANLoss(nn.Module):
     def _wgan_softplus(x: torch.Tensor, target_is_real: bool, is_disc: bool) -> torch.Tensor:
         return F.softplus(-x).mean() if target_is_real else F.softplus(x).mean()
 
-    def forward(self, input: torch.Tensor, target_is_real: bool,  # noqa: A002 (torch naming)
-                is_disc: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        input: torch.Tensor,
+        target_is_real: bool,
+        is_disc: bool = False,
+    ) -> torch.Tensor:
         """Scalar loss for the discriminator output ``input`` (any shape).
 
         Args:
@@ -99,13 +110,17 @@ class GANLoss(nn.Module):
             is_disc: True for the discriminator's own loss (then ``loss_weight`` is not applied).
         """
         if not isinstance(target_is_real, bool) or not isinstance(is_disc, bool):
-            raise TypeError("GANLoss: target_is_real and is_disc must be bool, got "
-                            f"{type(target_is_real).__name__} and {type(is_disc).__name__}")
+            raise TypeError(
+                "GANLoss: target_is_real and is_disc must be bool, got "
+                f"{type(target_is_real).__name__} and {type(is_disc).__name__}"
+            )
         # Low-precision scores are promoted so the mean and log terms stay accurate.
         x = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
         loss = self._loss(x, target_is_real, is_disc)
         return loss if is_disc else loss * self.loss_weight
 
     def extra_repr(self) -> str:
-        return (f"gan_type={self.gan_type!r}, real_label_val={self.real_label_val}, "
-                f"fake_label_val={self.fake_label_val}, loss_weight={self.loss_weight}")
+        return (
+            f"gan_type={self.gan_type!r}, real_label_val={self.real_label_val}, "
+            f"fake_label_val={self.fake_label_val}, loss_weight={self.loss_weight}"
+        )

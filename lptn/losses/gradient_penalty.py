@@ -21,6 +21,7 @@ Caution, seen with fp16 autocast on the CPU: the outer backward through the rele
 InstanceNorm can overflow in half precision whatever the scale (its second derivative grows
 like 1 / sigma^3 for a low-variance channel); bf16 has the float32 range and does not.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, Union
@@ -38,17 +39,22 @@ Scale = Union[float, torch.Tensor]
 def _check_scale(scale: Scale) -> None:
     if isinstance(scale, torch.Tensor):
         if scale.numel() != 1:
-            raise ValueError(f"scale: expected a single value, got a tensor of shape "
-                             f"{tuple(scale.shape)}")
+            raise ValueError(
+                f"scale: expected a single value, got a tensor of shape {tuple(scale.shape)}"
+            )
         return
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise ValueError(f"scale: expected a positive number, got {scale!r}")
 
 
-def gradient_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor],
-                     real: torch.Tensor, fake: torch.Tensor,
-                     weight: Optional[torch.Tensor] = None, scale: Scale = 1.0,
-                     alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
+def gradient_penalty(
+    discriminator: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    weight: Optional[torch.Tensor] = None,
+    scale: Scale = 1.0,
+    alpha: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """WGAN-GP penalty of ``discriminator`` between ``real`` and ``fake`` (a scalar tensor).
 
     Args:
@@ -69,19 +75,23 @@ def gradient_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor],
         parameters (``create_graph=True``) so ``penalty.backward()`` trains it.
     """
     if real.shape != fake.shape:
-        raise ValueError(f"gradient_penalty: real shape {tuple(real.shape)} differs from fake "
-                         f"shape {tuple(fake.shape)}")
+        raise ValueError(
+            f"gradient_penalty: real shape {tuple(real.shape)} differs from fake "
+            f"shape {tuple(fake.shape)}"
+        )
     if real.dim() < 2:
-        raise ValueError(f"gradient_penalty: expected batched inputs (N, ...), got shape "
-                         f"{tuple(real.shape)}")
+        raise ValueError(
+            f"gradient_penalty: expected batched inputs (N, ...), got shape {tuple(real.shape)}"
+        )
     _check_scale(scale)
     batch = real.shape[0]
     per_sample_shape = (batch,) + (1,) * (real.dim() - 1)
     if alpha is None:
         alpha = torch.rand(per_sample_shape, device=real.device, dtype=real.dtype)
     elif alpha.numel() != batch:
-        raise ValueError(f"alpha: expected one value per sample ({batch}), got shape "
-                         f"{tuple(alpha.shape)}")
+        raise ValueError(
+            f"alpha: expected one value per sample ({batch}), got shape {tuple(alpha.shape)}"
+        )
     alpha = alpha.reshape(per_sample_shape).to(device=real.device, dtype=real.dtype)
 
     with torch.enable_grad():
@@ -90,8 +100,7 @@ def gradient_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor],
         # Summing is exact per sample: score i depends on x_hat[i] only. The float32 sum keeps
         # a large scale from overflowing an fp16 score total.
         scores = discriminator(x_hat).float()
-        (grad,) = torch.autograd.grad(outputs=scores.sum() * scale, inputs=x_hat,
-                                      create_graph=True)
+        (grad,) = torch.autograd.grad(outputs=scores.sum() * scale, inputs=x_hat, create_graph=True)
         if grad.dtype in (torch.float16, torch.bfloat16):
             grad = grad.float()
         grad = grad / scale
@@ -109,13 +118,19 @@ class GradientPenaltyLoss(nn.Module):
         super().__init__()
         self.loss_weight = check_loss_weight(loss_weight)
 
-    def forward(self, discriminator: Callable[[torch.Tensor], torch.Tensor],
-                real: torch.Tensor, fake: torch.Tensor,
-                weight: Optional[torch.Tensor] = None, scale: Scale = 1.0,
-                alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        discriminator: Callable[[torch.Tensor], torch.Tensor],
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        weight: Optional[torch.Tensor] = None,
+        scale: Scale = 1.0,
+        alpha: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Weighted penalty; arguments as for :func:`gradient_penalty`."""
-        return self.loss_weight * gradient_penalty(discriminator, real, fake, weight=weight,
-                                                   scale=scale, alpha=alpha)
+        return self.loss_weight * gradient_penalty(
+            discriminator, real, fake, weight=weight, scale=scale, alpha=alpha
+        )
 
     def extra_repr(self) -> str:
         return f"loss_weight={self.loss_weight}"
@@ -124,8 +139,9 @@ class GradientPenaltyLoss(nn.Module):
 def build_gradient_penalty(opt: Dict[str, Any], key_path: str = "gp_opt") -> nn.Module:
     """Build the penalty from ``gp_opt``, e.g. ``{'loss_weight': 100}`` (type optional)."""
     if not isinstance(opt, dict):
-        raise KeyError(f"{key_path}: expected a mapping such as {{'loss_weight': 100}}, "
-                       f"got {opt!r}")
+        raise KeyError(
+            f"{key_path}: expected a mapping such as {{'loss_weight': 100}}, got {opt!r}"
+        )
     opt = dict(opt)
     opt.setdefault("type", "GradientPenaltyLoss")
     return build_from_registry(LOSS_REGISTRY, opt, key_path)

@@ -13,6 +13,7 @@ Reductions, with ``l`` the element-wise loss and ``w`` the weight expanded to ``
 Half / bfloat16 inputs are promoted to float32 before the reduction, so a mixed-precision
 step does not lose the loss to rounding; the gradient returns in the input's dtype.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -28,8 +29,10 @@ REDUCTIONS = ("none", "mean", "sum")
 def check_reduction(reduction: str) -> str:
     """Return ``reduction`` if it is one of :data:`REDUCTIONS`, else raise ``ValueError``."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: unsupported value {reduction!r}; "
-                         f"valid values are {', '.join(map(repr, REDUCTIONS))}")
+        raise ValueError(
+            f"reduction: unsupported value {reduction!r}; "
+            f"valid values are {', '.join(map(repr, REDUCTIONS))}"
+        )
     return reduction
 
 
@@ -45,15 +48,18 @@ def _promote(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def weighted_reduce(loss: torch.Tensor, weight: Optional[torch.Tensor],
-                    reduction: str) -> torch.Tensor:
+def weighted_reduce(
+    loss: torch.Tensor, weight: Optional[torch.Tensor], reduction: str
+) -> torch.Tensor:
     """Apply ``weight`` (broadcast to ``loss``) and ``reduction`` as described in the module."""
     if weight is not None:
         try:
             weight = torch.broadcast_to(_promote(weight), loss.shape)
         except RuntimeError as err:
-            raise ValueError(f"weight of shape {tuple(weight.shape)} does not broadcast to the "
-                             f"loss shape {tuple(loss.shape)}") from err
+            raise ValueError(
+                f"weight of shape {tuple(weight.shape)} does not broadcast to the "
+                f"loss shape {tuple(loss.shape)}"
+            ) from err
         loss = loss * weight
     if reduction == "none":
         return loss
@@ -76,15 +82,17 @@ class _PixelLoss(nn.Module):
     def elementwise(self, diff: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor,
-                weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """``pred``, ``target``: same shape, e.g. (N, C, H, W) in [0, 1]; returns the loss."""
         if pred.shape != target.shape:
-            raise ValueError(f"{type(self).__name__}: pred shape {tuple(pred.shape)} differs "
-                             f"from target shape {tuple(target.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: pred shape {tuple(pred.shape)} differs "
+                f"from target shape {tuple(target.shape)}"
+            )
         diff = _promote(pred) - _promote(target)
-        return self.loss_weight * weighted_reduce(self.elementwise(diff), weight,
-                                                  self.reduction)
+        return self.loss_weight * weighted_reduce(self.elementwise(diff), weight, self.reduction)
 
     def extra_repr(self) -> str:
         return f"loss_weight={self.loss_weight}, reduction={self.reduction!r}"
@@ -114,8 +122,9 @@ class CharbonnierLoss(_PixelLoss):
     prediction is ``sqrt(eps)`` and the gradient at zero error is 0 instead of undefined.
     """
 
-    def __init__(self, loss_weight: float = 1.0, reduction: str = "mean",
-                 eps: float = 1e-12) -> None:
+    def __init__(
+        self, loss_weight: float = 1.0, reduction: str = "mean", eps: float = 1e-12
+    ) -> None:
         super().__init__(loss_weight, reduction)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
             raise ValueError(f"eps: expected a positive number, got {eps!r}")

@@ -3,6 +3,7 @@
 ``calculate_psnr`` / ``calculate_ssim`` (numpy, one image pair) are registered; the batched
 torch versions ``psnr_torch`` / ``ssim_torch`` are called directly by validation code.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -18,8 +19,9 @@ METRIC_REGISTRY = Registry("metric")
 NON_METRIC_KEYS = ("better",)
 
 
-def calculate_metric(data: Dict[str, np.ndarray], opt: Dict[str, Any],
-                     key_path: str = "val.metrics") -> float:
+def calculate_metric(
+    data: Dict[str, np.ndarray], opt: Dict[str, Any], key_path: str = "val.metrics"
+) -> float:
     """Evaluate one metric option block on one image pair.
 
     Args:
@@ -41,5 +43,11 @@ def calculate_metric(data: Dict[str, np.ndarray], opt: Dict[str, Any],
 from lptn.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: E402
 from lptn.metrics.psnr_ssim_torch import psnr_torch, ssim_torch  # noqa: E402
 
-__all__ = ["METRIC_REGISTRY", "calculate_metric", "calculate_psnr", "calculate_ssim",
-           "psnr_torch", "ssim_torch"]
+__all__ = [
+    "METRIC_REGISTRY",
+    "calculate_metric",
+    "calculate_psnr",
+    "calculate_ssim",
+    "psnr_torch",
+    "ssim_torch",
+]

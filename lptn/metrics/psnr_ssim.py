@@ -3,6 +3,7 @@
 Inputs are RGB images with values in [0, 255]: uint8, or float arrays that were already
 quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
 """
+
 from __future__ import annotations
 
 from typing import Tuple, TypeVar
@@ -26,7 +27,7 @@ Y_OFFSET = 16.0
 
 
 def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
-    """Normalised 1-D Gaussian taps, shape (size,), float64; its outer product is the SSIM window."""
+    """Normalised 1-D Gaussian taps, shape (size,), float64; their outer product is the window."""
     offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     taps = np.exp(-0.5 * (offsets / sigma) ** 2)
     return taps / taps.sum()
@@ -44,8 +45,9 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return luma[..., None]
 
 
-def _prepare_pair(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str,
-                  test_y_channel: bool) -> Tuple[np.ndarray, np.ndarray]:
+def _prepare_pair(
+    img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str, test_y_channel: bool
+) -> Tuple[np.ndarray, np.ndarray]:
     """Validate, bring both images to float64 (H, W, C), crop the border, optionally take Y."""
     img = np.asarray(img)
     img2 = np.asarray(img2)
@@ -78,8 +80,13 @@ def _prepare_pair(img: np.ndarray, img2: np.ndarray, crop_border: int, input_ord
 
 
 @METRIC_REGISTRY.register
-def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0,
-                   input_order: str = "HWC", test_y_channel: bool = False) -> float:
+def calculate_psnr(
+    img: np.ndarray,
+    img2: np.ndarray,
+    crop_border: int = 0,
+    input_order: str = "HWC",
+    test_y_channel: bool = False,
+) -> float:
     """PSNR in dB, ``10 log10(255^2 / MSE)``; identical images give ``inf``.
 
     Args:
@@ -92,7 +99,7 @@ def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0,
     mse = float(np.mean((a - b) ** 2, dtype=np.float64))
     if mse == 0.0:
         return float("inf")
-    return float(10.0 * np.log10(PIXEL_MAX ** 2 / mse))
+    return float(10.0 * np.log10(PIXEL_MAX**2 / mse))
 
 
 def _gaussian_filter_valid(maps: np.ndarray, taps: np.ndarray) -> np.ndarray:
@@ -102,16 +109,18 @@ def _gaussian_filter_valid(maps: np.ndarray, taps: np.ndarray) -> np.ndarray:
     """
     k = taps.size
     out_h = maps.shape[0] - k + 1
-    rows = sum(taps[i] * maps[i:i + out_h] for i in range(k))
+    rows = sum(taps[i] * maps[i : i + out_h] for i in range(k))
     out_w = maps.shape[1] - k + 1
-    return sum(taps[i] * rows[:, i:i + out_w] for i in range(k))
+    return sum(taps[i] * rows[:, i : i + out_w] for i in range(k))
 
 
 def _ssim_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean SSIM of each channel of two (H, W, C) float64 images in [0, 255]; shape (C,)."""
     if min(a.shape[:2]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels "
-                         f"after cropping, got {a.shape[0]}x{a.shape[1]}")
+        raise ValueError(
+            f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels "
+            f"after cropping, got {a.shape[0]}x{a.shape[1]}"
+        )
     taps = gaussian_window_1d()
     # One filtering pass over the five moment maps, stacked on a trailing axis.
     moments = _gaussian_filter_valid(np.stack([a, b, a * a, b * b, a * b], axis=-1), taps)
@@ -119,8 +128,9 @@ def _ssim_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ssim_map.mean(axis=(0, 1), dtype=np.float64)
 
 
-def ssim_map_from_moments(mu_a: ArrayT, mu_b: ArrayT, e_aa: ArrayT, e_bb: ArrayT,
-                          e_ab: ArrayT) -> ArrayT:
+def ssim_map_from_moments(
+    mu_a: ArrayT, mu_b: ArrayT, e_aa: ArrayT, e_bb: ArrayT, e_ab: ArrayT
+) -> ArrayT:
     """The SSIM map from Gaussian-weighted local moments (E[a], E[b], E[a^2], E[b^2], E[ab]).
 
     Plain arithmetic, so numpy arrays and torch tensors both work; values on the [0, 255] scale.
@@ -131,13 +141,21 @@ def ssim_map_from_moments(mu_a: ArrayT, mu_b: ArrayT, e_aa: ArrayT, e_bb: ArrayT
     cov_ab = e_ab - mu_a * mu_b
     c1 = (SSIM_K1 * PIXEL_MAX) ** 2
     c2 = (SSIM_K2 * PIXEL_MAX) ** 2
-    return ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)
-            / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)))
+    return (
+        (2 * mu_a * mu_b + c1)
+        * (2 * cov_ab + c2)
+        / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2))
+    )
 
 
 @METRIC_REGISTRY.register
-def calculate_ssim(img: np.ndarray, img2: np.ndarray, crop_border: int = 0,
-                   input_order: str = "HWC", test_y_channel: bool = False) -> float:
+def calculate_ssim(
+    img: np.ndarray,
+    img2: np.ndarray,
+    crop_border: int = 0,
+    input_order: str = "HWC",
+    test_y_channel: bool = False,
+) -> float:
     """SSIM (Wang et al. 2004): Gaussian 11x11 window, sigma 1.5, K1 0.01, K2 0.03, L 255.
 
     Computed on the valid region only, per channel, then averaged over channels; equal to

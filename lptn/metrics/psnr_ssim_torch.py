@@ -4,6 +4,7 @@ Same definitions as :mod:`lptn.metrics.psnr_ssim` (REFERENCE.md section 5): the 
 inputs in [0, 1] are quantised to 8-bit levels first and everything is computed in float64 on
 the inputs' device, so one value per image agrees with the numpy functions.
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -11,8 +12,15 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from lptn.metrics.psnr_ssim import (PIXEL_MAX, SSIM_SIGMA, SSIM_WINDOW, Y_OFFSET,
-                                    Y_WEIGHTS_RGB, gaussian_window_1d, ssim_map_from_moments)
+from lptn.metrics.psnr_ssim import (
+    PIXEL_MAX,
+    SSIM_SIGMA,
+    SSIM_WINDOW,
+    Y_OFFSET,
+    Y_WEIGHTS_RGB,
+    gaussian_window_1d,
+    ssim_map_from_moments,
+)
 
 
 def quantise_to_levels(x: torch.Tensor) -> torch.Tensor:
@@ -20,12 +28,14 @@ def quantise_to_levels(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.to(torch.float64).clamp(0.0, 1.0) * PIXEL_MAX)
 
 
-def _prepare_batch(pred: torch.Tensor, target: torch.Tensor, crop_border: int,
-                   test_y_channel: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+def _prepare_batch(
+    pred: torch.Tensor, target: torch.Tensor, crop_border: int, test_y_channel: bool
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Validate, quantise, crop and optionally take BT.601 luma; returns float64 (N, C', h, w)."""
     if pred.shape != target.shape:
-        raise ValueError(f"tensor shapes differ: pred {tuple(pred.shape)} vs "
-                         f"target {tuple(target.shape)}")
+        raise ValueError(
+            f"tensor shapes differ: pred {tuple(pred.shape)} vs target {tuple(target.shape)}"
+        )
     if pred.dim() != 4:
         raise ValueError(f"expected (N, C, H, W) tensors, got shape {tuple(pred.shape)}")
     if isinstance(crop_border, bool) or int(crop_border) != crop_border or crop_border < 0:
@@ -53,14 +63,15 @@ def _rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=1, keepdim=True) / PIXEL_MAX + Y_OFFSET
 
 
-def psnr_torch(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0,
-               test_y_channel: bool = False) -> torch.Tensor:
-    """Per-image PSNR in dB of (N, C, H, W) tensors in [0, 1]; returns float64 (N,), inf if equal."""
+def psnr_torch(
+    pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, test_y_channel: bool = False
+) -> torch.Tensor:
+    """Per-image PSNR in dB of (N, C, H, W) tensors in [0, 1]; float64 (N,), inf if equal."""
     a, b = _prepare_batch(pred, target, crop_border, test_y_channel)
     mse = (a - b).pow(2).flatten(1).mean(dim=1)
     inf = torch.full_like(mse, float("inf"))
     # The clamp only keeps log10 finite on the branch torch.where discards.
-    psnr = 10.0 * torch.log10(PIXEL_MAX ** 2 / mse.clamp_min(torch.finfo(mse.dtype).tiny))
+    psnr = 10.0 * torch.log10(PIXEL_MAX**2 / mse.clamp_min(torch.finfo(mse.dtype).tiny))
     return torch.where(mse == 0, inf, psnr)
 
 
@@ -73,8 +84,9 @@ def _gaussian_filter_valid(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.conv2d(x, vertical, groups=channels), horizontal, groups=channels)
 
 
-def ssim_torch(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0,
-               test_y_channel: bool = False) -> torch.Tensor:
+def ssim_torch(
+    pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, test_y_channel: bool = False
+) -> torch.Tensor:
     """Per-image SSIM of (N, C, H, W) tensors in [0, 1]; returns float64 (N,).
 
     Gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03, L 255 on the quantised [0, 255] values, valid
@@ -82,8 +94,10 @@ def ssim_torch(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0,
     """
     a, b = _prepare_batch(pred, target, crop_border, test_y_channel)
     if min(a.shape[-2:]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels "
-                         f"after cropping, got {a.shape[-2]}x{a.shape[-1]}")
+        raise ValueError(
+            f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels "
+            f"after cropping, got {a.shape[-2]}x{a.shape[-1]}"
+        )
     channels = a.shape[1]
     # One depthwise pass over the five moment maps, stacked along the channel axis.
     moments = _gaussian_filter_valid(torch.cat([a, b, a * a, b * b, a * b], dim=1))

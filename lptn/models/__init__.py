@@ -1,5 +1,6 @@
 """Models own the networks (and, for training, optimisers and losses); resolved from
 ``model_type``. A new model is one ``*_model.py`` file that registers its class."""
+
 from __future__ import annotations
 
 from typing import Any, Dict

@@ -33,7 +33,7 @@ Several processes: the runtime wraps each network in DistributedDataParallel
 skip / step decision.
 
 Speed options (``train.channels_last``, ``train.compile``, parsed once in
-:mod:`lptn.engine.train_speed`; fused optimisers through ``train.optim_g/_d``):
+:mod:`lptn.platform.train_speed`; fused optimisers through ``train.optim_g/_d``):
 
 - ``channels_last: true``: both networks' parameters and every fed batch in
   ``torch.channels_last`` layout. Same values, float-rounding differences only; whether it is
@@ -58,6 +58,7 @@ gradients cleared, weights and optimiser state unchanged) and the step reports i
 overflow of the *scaled* penalty is not such a failure: it is handled like any AMP overflow
 (the critic step is skipped and its scale lowered).
 """
+
 from __future__ import annotations
 
 import math
@@ -69,13 +70,14 @@ import torch
 from torch import nn
 
 from lptn.archs import build_network
-from lptn.engine.checkpoint import bare_module, load_network_weights, save_network
-from lptn.engine.logger import get_logger
-from lptn.engine.train_speed import check_compile_support, train_speed_options
+from lptn.archs.weight_loading import load_network_weights
 from lptn.losses import build_gradient_penalty, build_loss
 from lptn.models import MODEL_REGISTRY
 from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
+from lptn.platform.checkpoint_io import bare_module, save_network
+from lptn.platform.logger import get_logger
+from lptn.platform.train_speed import check_compile_support, train_speed_options
 
 PIXEL_TARGETS = ("input", "gt")
 D_STEP_INPUTS = ("recompute", "reuse")
@@ -108,8 +110,12 @@ class StepResult:
 
 
 def _positive_int(value: Any, key_path: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value) \
-            or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or float(value) != int(value)
+        or value < minimum
+    ):
         raise ValueError(f"{key_path}: expected a whole number >= {minimum}, got {value!r}")
     return int(value)
 
@@ -155,8 +161,9 @@ class LPTNModel:
         self.device: torch.device = runtime.device
         train_opt = opt.get("train")
         if not isinstance(train_opt, dict):
-            raise ValueError("train: LPTNModel needs a 'train' block (use LPTNTestModel for "
-                             "inference)")
+            raise ValueError(
+                "train: LPTNModel needs a 'train' block (use LPTNTestModel for inference)"
+            )
         self.train_opt = train_opt
         # channels_last / compile: decided here once, applied by the helper's methods only.
         self.speed = train_speed_options(opt)
@@ -166,20 +173,27 @@ class LPTNModel:
         self.net_d: Optional[nn.Module] = self._build_net("d") if opt.get("network_d") else None
         self._build_losses(train_opt)
 
-        self.pixel_target = _choice(train_opt.get("pixel_target", default_pixel_target(opt)),
-                                    PIXEL_TARGETS, "train.pixel_target")
-        self.d_step_input = _choice(train_opt.get("d_step_input", "recompute"), D_STEP_INPUTS,
-                                    "train.d_step_input")
+        self.pixel_target = _choice(
+            train_opt.get("pixel_target", default_pixel_target(opt)),
+            PIXEL_TARGETS,
+            "train.pixel_target",
+        )
+        self.d_step_input = _choice(
+            train_opt.get("d_step_input", "recompute"), D_STEP_INPUTS, "train.d_step_input"
+        )
         self.net_d_iters = _positive_int(train_opt.get("net_d_iters", 1), "train.net_d_iters", 1)
-        self.net_d_init_iters = _positive_int(train_opt.get("net_d_init_iters", 0),
-                                              "train.net_d_init_iters", 0)
+        self.net_d_init_iters = _positive_int(
+            train_opt.get("net_d_init_iters", 0), "train.net_d_init_iters", 0
+        )
 
         optimizers: Dict[str, torch.optim.Optimizer] = {}
         for name, net in self.networks().items():
             key = f"optim_{name[-1]}"
             if not isinstance(train_opt.get(key), dict):
-                raise ValueError(f"train.{key}: required to train {name} (e.g. "
-                                 f"{{type: Adam, lr: 1e-4, betas: [0.9, 0.99]}})")
+                raise ValueError(
+                    f"train.{key}: required to train {name} (e.g. "
+                    f"{{type: Adam, lr: 1e-4, betas: [0.9, 0.99]}})"
+                )
             optimizers[name] = build_optimizer(net.parameters(), train_opt[key], f"train.{key}")
         # The runtime's precision backend may cast the networks and patch the optimisers;
         # then, with several processes, each network is wrapped for gradient averaging.
@@ -193,8 +207,11 @@ class LPTNModel:
         self.schedulers: Dict[str, IterationSchedule] = {}
         sched_opt = train_opt.get("scheduler")
         for name, optimizer in self.optimizers.items():
-            self.schedulers[name] = (build_scheduler(optimizer, sched_opt, "train.scheduler")
-                                     if sched_opt else FixedLR(optimizer))
+            self.schedulers[name] = (
+                build_scheduler(optimizer, sched_opt, "train.scheduler")
+                if sched_opt
+                else FixedLR(optimizer)
+            )
 
         self.lq: Optional[torch.Tensor] = None
         self.gt: Optional[torch.Tensor] = None
@@ -210,27 +227,40 @@ class LPTNModel:
         path_opt = self.opt.get("path") or {}
         weights = path_opt.get(f"pretrain_network_{which}")
         if weights:
-            load_network_weights(net, weights, strict=path_opt.get(f"strict_load_{which}", True),
-                                 param_key=path_opt.get(f"param_key_{which}"))
+            load_network_weights(
+                net,
+                weights,
+                strict=path_opt.get(f"strict_load_{which}", True),
+                param_key=path_opt.get(f"param_key_{which}"),
+            )
         return self.speed.prepare_network(net.train())
 
     def _build_losses(self, train_opt: Dict[str, Any]) -> None:
         pixel_opt, gan_opt, gp_opt = (train_opt.get(k) for k in ("pixel_opt", "gan_opt", "gp_opt"))
-        self.cri_pix = build_loss(pixel_opt, "train.pixel_opt").to(self.device) if pixel_opt else None
+        self.cri_pix = (
+            build_loss(pixel_opt, "train.pixel_opt").to(self.device) if pixel_opt else None
+        )
         if self.net_d is not None and not gan_opt:
-            raise ValueError("train.gan_opt: required when network_d is set (e.g. "
-                             "{type: GANLoss, gan_type: standard, loss_weight: 1})")
+            raise ValueError(
+                "train.gan_opt: required when network_d is set (e.g. "
+                "{type: GANLoss, gan_type: standard, loss_weight: 1})"
+            )
         if gan_opt and self.net_d is None:
-            raise ValueError("train.gan_opt is set but network_d is not: add a network_d block "
-                             "(e.g. {type: Discriminator}) or remove gan_opt for pixel training")
+            raise ValueError(
+                "train.gan_opt is set but network_d is not: add a network_d block "
+                "(e.g. {type: Discriminator}) or remove gan_opt for pixel training"
+            )
         if gp_opt and self.net_d is None:
-            raise ValueError("train.gp_opt is set but network_d is not: the gradient penalty "
-                             "trains the discriminator")
+            raise ValueError(
+                "train.gp_opt is set but network_d is not: the gradient penalty "
+                "trains the discriminator"
+            )
         self.cri_gan = build_loss(gan_opt, "train.gan_opt").to(self.device) if gan_opt else None
         self.cri_gp = build_gradient_penalty(gp_opt, "train.gp_opt") if gp_opt else None
         if self.cri_pix is None and self.cri_gan is None:
-            raise ValueError("train: no generator loss; set train.pixel_opt and/or network_d "
-                             "with train.gan_opt")
+            raise ValueError(
+                "train: no generator loss; set train.pixel_opt and/or network_d with train.gan_opt"
+            )
 
     def networks(self) -> Dict[str, nn.Module]:
         """``{'net_g': G}`` plus ``'net_d'`` when there is a critic (wrapped in
@@ -256,16 +286,20 @@ class LPTNModel:
         if self.pixel_target == "input":
             return self.lq
         if self.gt is None:
-            raise KeyError("train.pixel_target is 'gt' but the training batch has no 'gt' "
-                           "(UnPairedImageDataset gives 'lq' and 'ref'); use pixel_target: input "
-                           "or a paired dataset")
+            raise KeyError(
+                "train.pixel_target is 'gt' but the training batch has no 'gt' "
+                "(UnPairedImageDataset gives 'lq' and 'ref'); use pixel_target: input "
+                "or a paired dataset"
+            )
         return self.gt
 
     def _real_images(self) -> torch.Tensor:
         real = self.ref if self.ref is not None else self.gt
         if real is None:
-            raise KeyError("the discriminator needs target-domain images but the training batch "
-                           "has neither 'ref' nor 'gt'")
+            raise KeyError(
+                "the discriminator needs target-domain images but the training batch "
+                "has neither 'ref' nor 'gt'"
+            )
         return real
 
     # ------------------------------------------------------------------------------- step
@@ -295,8 +329,9 @@ class LPTNModel:
             self._discriminator_step(fake.detach().float(), losses, skipped, overflow)
         return StepResult(losses, tuple(skipped), tuple(overflow))
 
-    def _generator_step(self, losses: Dict[str, float], skipped: List[str],
-                        overflow: List[str]) -> torch.Tensor:
+    def _generator_step(
+        self, losses: Dict[str, float], skipped: List[str], overflow: List[str]
+    ) -> torch.Tensor:
         optimizer, scaler = self.optimizers["net_g"], self.scalers["net_g"]
         if self.net_d is not None:
             self.net_d.requires_grad_(False)  # the generator loss does not train the critic
@@ -314,7 +349,8 @@ class LPTNModel:
         # processes the values are averaged over them, so every process takes the same
         # skip / step decision below and logs the same numbers.
         values = self.runtime.mean_over_ranks(
-            torch.stack([t.detach().float() for t in terms.values()])).tolist()
+            torch.stack([t.detach().float() for t in terms.values()])
+        ).tolist()
         losses.update(zip(terms, values))
         if all(math.isfinite(v) for v in values):
             self._step(optimizer, scaler, "net_g", overflow)
@@ -324,8 +360,9 @@ class LPTNModel:
         self.output = out.detach()
         return out.detach()
 
-    def _discriminator_step(self, fake: torch.Tensor, losses: Dict[str, float],
-                            skipped: List[str], overflow: List[str]) -> None:
+    def _discriminator_step(
+        self, fake: torch.Tensor, losses: Dict[str, float], skipped: List[str], overflow: List[str]
+    ) -> None:
         assert self.net_d is not None and self.cri_gan is not None
         optimizer, scaler = self.optimizers["net_d"], self.scalers["net_d"]
         real = self._real_images()
@@ -340,20 +377,26 @@ class LPTNModel:
             if self.cri_gp is not None:
                 # The penalty's inner gradient is taken on the scaled score (fp16), see
                 # lptn.losses.gradient_penalty; the value returned is unscaled.
-                terms["l_d_gp"] = self.cri_gp(self.net_d, real, fake,
-                                              scale=scaler.gp_scale(self.device))
+                terms["l_d_gp"] = self.cri_gp(
+                    self.net_d, real, fake, scale=scaler.gp_scale(self.device)
+                )
         total = sum(terms.values())
         scaler.backward(total)
         monitors = [real_pred.detach().float().mean(), fake_pred.detach().float().mean()]
         values = self.runtime.mean_over_ranks(
-            torch.stack([t.detach().float() for t in terms.values()] + monitors)).tolist()
+            torch.stack([t.detach().float() for t in terms.values()] + monitors)
+        ).tolist()
         losses.update(zip(list(terms) + ["out_d_real", "out_d_fake"], values))
-        finite = {k: math.isfinite(v) for k, v in zip(list(terms) + ["out_d_real", "out_d_fake"],
-                                                      values)}
+        finite = {
+            k: math.isfinite(v) for k, v in zip(list(terms) + ["out_d_real", "out_d_fake"], values)
+        }
         if all(finite.values()):
             self._step(optimizer, scaler, "net_d", overflow)
-        elif scaler.is_enabled() and not finite.get("l_d_gp", True) \
-                and all(v for k, v in finite.items() if k != "l_d_gp"):
+        elif (
+            scaler.is_enabled()
+            and not finite.get("l_d_gp", True)
+            and all(v for k, v in finite.items() if k != "l_d_gp")
+        ):
             # Only the scale-dependent term overflowed: an fp16 range problem, not divergence.
             optimizer.zero_grad(set_to_none=True)
             scaler.back_off()
@@ -363,8 +406,9 @@ class LPTNModel:
             skipped.append("net_d")
 
     @staticmethod
-    def _step(optimizer: torch.optim.Optimizer, scaler: Any, name: str,
-              overflow: List[str]) -> None:
+    def _step(
+        optimizer: torch.optim.Optimizer, scaler: Any, name: str, overflow: List[str]
+    ) -> None:
         if scaler.step_optimizer(optimizer):
             overflow.append(name)
 
@@ -376,7 +420,9 @@ class LPTNModel:
 
     def get_current_learning_rate(self) -> Dict[str, float]:
         """``{'lr_g': ..., 'lr_d': ...}``: the first parameter group's rate of each optimiser."""
-        return {f"lr_{name[-1]}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+        return {
+            f"lr_{name[-1]}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()
+        }
 
     # ---------------------------------------------------------------------------- inference
     @torch.no_grad()
@@ -407,8 +453,9 @@ class LPTNModel:
     def load_networks(self, models_dir: str | Path, label: str | int) -> None:
         """Load ``net_g_{label}.pth`` (and ``net_d_{label}.pth``) strictly (resume)."""
         for name, net in self.networks().items():
-            load_network_weights(net, Path(models_dir) / f"{name}_{label}.pth", strict=True,
-                                 param_key="params")
+            load_network_weights(
+                net, Path(models_dir) / f"{name}_{label}.pth", strict=True, param_key="params"
+            )
 
     def state_dict(self) -> Dict[str, Any]:
         """Optimiser, schedule and loss-scaler states (tensors and plain containers only)."""
@@ -423,8 +470,10 @@ class LPTNModel:
         for part in ("optimizers", "schedulers"):
             have, want = set(state.get(part, {})), set(self.optimizers)
             if have != want:
-                raise ValueError(f"training state holds {part} for {sorted(have)} but this model "
-                                 f"trains {sorted(want)} (network_d added or removed?)")
+                raise ValueError(
+                    f"training state holds {part} for {sorted(have)} but this model "
+                    f"trains {sorted(want)} (network_d added or removed?)"
+                )
         for name in self.optimizers:
             self.optimizers[name].load_state_dict(state["optimizers"][name])
             self.schedulers[name].load_state_dict(state["schedulers"][name])
@@ -433,8 +482,11 @@ class LPTNModel:
             if scaler.is_enabled() and scaler_state:
                 scaler.load_state_dict(scaler_state)
             elif scaler.is_enabled():
-                get_logger().warning("the training state has no fp16 loss-scaler state for %s "
-                                     "(it was saved without fp16): starting a fresh scale", name)
+                get_logger().warning(
+                    "the training state has no fp16 loss-scaler state for %s "
+                    "(it was saved without fp16): starting a fresh scale",
+                    name,
+                )
 
     def describe(self) -> str:
         """One line per network: type and parameter count."""
@@ -447,5 +499,11 @@ class LPTNModel:
         return "\n".join(lines)
 
 
-__all__ = ["LPTNModel", "StepResult", "FixedLR", "PIXEL_TARGETS", "D_STEP_INPUTS",
-           "default_pixel_target"]
+__all__ = [
+    "LPTNModel",
+    "StepResult",
+    "FixedLR",
+    "PIXEL_TARGETS",
+    "D_STEP_INPUTS",
+    "default_pixel_target",
+]

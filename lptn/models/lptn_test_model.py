@@ -1,4 +1,5 @@
 """Inference-only model: the generator with its weights, on the runtime's device."""
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -6,10 +7,10 @@ from typing import Any, Dict
 import torch
 
 from lptn.archs import build_network
-from lptn.engine.checkpoint import load_network_weights
-from lptn.engine.logger import get_logger
+from lptn.archs.weight_loading import load_network_weights
 from lptn.inference.settings import InferenceSettings, build_inference_path
 from lptn.models import MODEL_REGISTRY
+from lptn.platform.logger import get_logger
 
 
 @MODEL_REGISTRY.register
@@ -28,8 +29,12 @@ class LPTNTestModel:
         self.net_g = build_network(opt["network_g"], "network_g")
         weights = opt["path"].get("pretrain_network_g")
         if weights:
-            load_network_weights(self.net_g, weights, strict=opt["path"].get("strict_load_g", True),
-                                 param_key=opt["path"].get("param_key_g"))
+            load_network_weights(
+                self.net_g,
+                weights,
+                strict=opt["path"].get("strict_load_g", True),
+                param_key=opt["path"].get("param_key_g"),
+            )
         else:
             get_logger().warning("path.pretrain_network_g is empty: using random weights")
         self.net_g.to(runtime.device).eval()

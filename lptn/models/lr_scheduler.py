@@ -17,6 +17,7 @@ Conventions (those of BasicSR, which trained the released LPTN):
   rate is ``base_lr * it / warmup_iter`` (linear from ``base_lr / warmup_iter``); from
   ``warmup_iter`` on the schedule above applies.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -35,8 +36,12 @@ def _positive_ints(values: Any, key_path: str, *, increasing: bool) -> List[int]
         raise ValueError(f"{key_path}: expected a non-empty list of iterations, got {values!r}")
     out = []
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
-                or float(value) != int(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value <= 0
+            or float(value) != int(value)
+        ):
             raise ValueError(f"{key_path}: entries must be positive whole numbers, got {value!r}")
         out.append(int(value))
     if increasing and any(b <= a for a, b in zip(out, out[1:])):
@@ -84,8 +89,10 @@ class IterationSchedule:
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         base_lrs = [float(v) for v in state["base_lrs"]]
         if len(base_lrs) != len(self.base_lrs):
-            raise ValueError(f"scheduler state has {len(base_lrs)} parameter groups, the "
-                             f"optimiser has {len(self.base_lrs)}")
+            raise ValueError(
+                f"scheduler state has {len(base_lrs)} parameter groups, the "
+                f"optimiser has {len(self.base_lrs)}"
+            )
         self.base_lrs = base_lrs
         for group, base in zip(self.optimizer.param_groups, base_lrs):
             group["initial_lr"] = base
@@ -97,15 +104,14 @@ class MultiStepLR(IterationSchedule):
 
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        self.milestones = _positive_ints(milestones, "train.scheduler.milestones",
-                                         increasing=True)
+        self.milestones = _positive_ints(milestones, "train.scheduler.milestones", increasing=True)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
             raise ValueError(f"train.scheduler.gamma: expected a positive number, got {gamma!r}")
         self.gamma = float(gamma)
 
     def lr_at(self, base_lr: float, it: int) -> float:
         passed = bisect.bisect_left(self.milestones, it)  # milestones m < it
-        return base_lr * self.gamma ** passed
+        return base_lr * self.gamma**passed
 
 
 @SCHEDULER_REGISTRY.register
@@ -113,17 +119,24 @@ class CosineAnnealingRestartLR(IterationSchedule):
     """Cosine annealing with restarts (see the module docstring); after the last period the
     rate stays at ``eta_min``."""
 
-    def __init__(self, optimizer: Optimizer, periods: Sequence[int],
-                 restart_weights: Sequence[float] = (1.0,), eta_min: float = 0.0) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        periods: Sequence[int],
+        restart_weights: Sequence[float] = (1.0,),
+        eta_min: float = 0.0,
+    ) -> None:
         super().__init__(optimizer)
         self.periods = _positive_ints(periods, "train.scheduler.periods", increasing=False)
         weights = list(restart_weights)
         if len(weights) != len(self.periods):
-            raise ValueError(f"train.scheduler.restart_weights: needs one weight per period "
-                             f"({len(self.periods)}), got {weights}")
+            raise ValueError(
+                f"train.scheduler.restart_weights: needs one weight per period "
+                f"({len(self.periods)}), got {weights}"
+            )
         self.restart_weights = [float(w) for w in weights]
         self.eta_min = float(eta_min)
-        self.cumulative = [sum(self.periods[:i + 1]) for i in range(len(self.periods))]
+        self.cumulative = [sum(self.periods[: i + 1]) for i in range(len(self.periods))]
 
     def lr_at(self, base_lr: float, it: int) -> float:
         done = it - 1  # completed iterations
@@ -133,16 +146,21 @@ class CosineAnnealingRestartLR(IterationSchedule):
         start = self.cumulative[cycle] - self.periods[cycle]
         progress = (done - start) / self.periods[cycle]
         weight = self.restart_weights[cycle]
-        return self.eta_min + weight * 0.5 * (base_lr - self.eta_min) * (1 + math.cos(math.pi * progress))
+        return self.eta_min + weight * 0.5 * (base_lr - self.eta_min) * (
+            1 + math.cos(math.pi * progress)
+        )
 
 
-def build_scheduler(optimizer: Optimizer, opt: Dict[str, Any],
-                    key_path: str = "train.scheduler") -> IterationSchedule:
+def build_scheduler(
+    optimizer: Optimizer, opt: Dict[str, Any], key_path: str = "train.scheduler"
+) -> IterationSchedule:
     """Schedule from its option block, e.g. ``{'type': 'MultiStepLR', 'milestones': [...],
     'gamma': 0.5}``; an unknown type names ``key_path`` and lists the known ones."""
     if not isinstance(opt, dict) or "type" not in opt:
-        raise KeyError(f"{key_path}: needs a 'type' key (one of "
-                       f"{', '.join(SCHEDULER_REGISTRY.names())}), got {opt!r}")
+        raise KeyError(
+            f"{key_path}: needs a 'type' key (one of "
+            f"{', '.join(SCHEDULER_REGISTRY.names())}), got {opt!r}"
+        )
     cls = SCHEDULER_REGISTRY.get(opt["type"], f"{key_path}.type")
     kwargs = {k: v for k, v in opt.items() if k != "type"}
     try:
@@ -151,5 +169,10 @@ def build_scheduler(optimizer: Optimizer, opt: Dict[str, Any],
         raise TypeError(f"{key_path} ({opt['type']}): {err}") from err
 
 
-__all__ = ["SCHEDULER_REGISTRY", "IterationSchedule", "MultiStepLR", "CosineAnnealingRestartLR",
-           "build_scheduler"]
+__all__ = [
+    "SCHEDULER_REGISTRY",
+    "IterationSchedule",
+    "MultiStepLR",
+    "CosineAnnealingRestartLR",
+    "build_scheduler",
+]

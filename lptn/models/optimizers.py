@@ -5,8 +5,9 @@ Every key other than ``type`` is passed to the optimiser (``lr``, ``betas``,
 list. ``fused: true`` selects torch's fused Adam/AdamW kernel (one kernel for all parameters;
 CUDA, CPU and MPS in recent torch); it cannot be combined with ``foreach: true``. The fused
 types of the precision layer (``FusedAdam``, ``NpuFusedAdam``... see
-:mod:`lptn.engine.amp_backend`) are registered too; they are imported only when used.
+:mod:`lptn.platform.amp_backend`) are registered too; they are imported only when used.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable
@@ -14,7 +15,7 @@ from typing import Any, Dict, Iterable
 import torch
 from torch.optim import Optimizer
 
-from lptn.engine.amp_backend import FUSED_OPTIMIZERS, fused_optimizer_factory
+from lptn.platform.amp_backend import FUSED_OPTIMIZERS, fused_optimizer_factory
 from lptn.registry import Registry
 
 OPTIMIZER_REGISTRY = Registry("optimizer")
@@ -24,8 +25,9 @@ for _name in FUSED_OPTIMIZERS:
     OPTIMIZER_REGISTRY.register(fused_optimizer_factory(_name), name=_name)
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], opt: Dict[str, Any],
-                    key_path: str = "train.optim_g") -> Optimizer:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], opt: Dict[str, Any], key_path: str = "train.optim_g"
+) -> Optimizer:
     """Optimiser over ``params`` from e.g. ``{'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}``.
 
     Raises:
@@ -33,8 +35,10 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], opt: Dict[str, Any],
         ValueError: a bad value (``lr`` missing or not positive, ``betas`` not two numbers...).
     """
     if not isinstance(opt, dict) or "type" not in opt:
-        raise KeyError(f"{key_path}: needs a 'type' key (one of "
-                       f"{', '.join(OPTIMIZER_REGISTRY.names())}), got {opt!r}")
+        raise KeyError(
+            f"{key_path}: needs a 'type' key (one of "
+            f"{', '.join(OPTIMIZER_REGISTRY.names())}), got {opt!r}"
+        )
     cls = OPTIMIZER_REGISTRY.get(opt["type"], f"{key_path}.type")
     kwargs = {k: v for k, v in opt.items() if k != "type"}
     lr = kwargs.get("lr")
@@ -48,8 +52,7 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], opt: Dict[str, Any],
     for flag in ("fused", "foreach"):
         # torch takes any truthy value here; a string or a number is a typo, not a choice.
         if flag in kwargs and kwargs[flag] is not None and not isinstance(kwargs[flag], bool):
-            raise ValueError(f"{key_path}.{flag}: expected true, false or ~, got "
-                             f"{kwargs[flag]!r}")
+            raise ValueError(f"{key_path}.{flag}: expected true, false or ~, got {kwargs[flag]!r}")
     try:
         return cls(list(params), **kwargs)
     except (TypeError, ValueError, RuntimeError) as err:

@@ -11,6 +11,7 @@ B = expert C) and suggests the LMDB conversion::
 
     python scripts/data_preparation/create_lmdb.py --fivek datasets/FiveK
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,14 +50,16 @@ def manual_instructions(root: Path) -> str:
 
 def layout_missing(root: Path) -> List[Path]:
     """The folders of the expected FiveK layout that are absent under ``root``."""
-    return [root / "FiveK_480p" / part for part in LAYOUT
-            if not (root / "FiveK_480p" / part).is_dir()]
+    return [
+        root / "FiveK_480p" / part for part in LAYOUT if not (root / "FiveK_480p" / part).is_dir()
+    ]
 
 
 def _drive_request(file_id: str, extra: Optional[dict] = None) -> urllib.request.Request:
     query = {"id": file_id, "export": "download", "confirm": "t", **(extra or {})}
-    return urllib.request.Request(f"{DRIVE_URL}?{urllib.parse.urlencode(query)}",
-                                  headers={"User-Agent": "lptn-download/1.0"})
+    return urllib.request.Request(
+        f"{DRIVE_URL}?{urllib.parse.urlencode(query)}", headers={"User-Agent": "lptn-download/1.0"}
+    )
 
 
 def download(file_id: str, dest: Path, timeout: float) -> Path:
@@ -72,8 +75,10 @@ def download(file_id: str, dest: Path, timeout: float) -> Path:
                     page = response.read(1 << 20).decode("utf-8", "replace")
                     token = re.search(r'name="uuid"\s+value="([^"]+)"', page)
                     if token is None:
-                        raise DownloadError("Google Drive answered with a web page instead of "
-                                            "the file (quota exceeded or the file moved)")
+                        raise DownloadError(
+                            "Google Drive answered with a web page instead of "
+                            "the file (quota exceeded or the file moved)"
+                        )
                     request = _drive_request(file_id, {"uuid": token.group(1)})
                     continue
                 total = int(response.headers.get("Content-Length") or 0)
@@ -85,8 +90,9 @@ def download(file_id: str, dest: Path, timeout: float) -> Path:
                             break
                         handle.write(chunk)
                         done += len(chunk)
-                        shown = f"{done / 2**20:.0f} MiB" + (f" / {total / 2**20:.0f} MiB"
-                                                              if total else "")
+                        shown = f"{done / 2**20:.0f} MiB" + (
+                            f" / {total / 2**20:.0f} MiB" if total else ""
+                        )
                         print(f"\rdownloading {dest.name}: {shown}", end="", file=sys.stderr)
                 print(file=sys.stderr)
                 os.replace(part, dest)
@@ -128,13 +134,16 @@ def unpack(archive: Path, root: Path) -> None:
 
 def parse_args(argv: Optional[Iterable[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default="datasets/FiveK",
-                        help="where FiveK_480p/ goes (default datasets/FiveK)")
-    parser.add_argument("--timeout", type=float, default=15.0,
-                        help="network timeout in seconds (default 15)")
+    parser.add_argument(
+        "--root", default="datasets/FiveK", help="where FiveK_480p/ goes (default datasets/FiveK)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=15.0, help="network timeout in seconds (default 15)"
+    )
     parser.add_argument("--file-id", default=FIVEK_480P_DRIVE_ID, help="Google Drive file ID")
-    parser.add_argument("--keep-archive", action="store_true",
-                        help="keep the downloaded archive after unpacking")
+    parser.add_argument(
+        "--keep-archive", action="store_true", help="keep the downloaded archive after unpacking"
+    )
     return parser.parse_args(None if argv is None else list(argv))
 
 
@@ -157,12 +166,17 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
             archive.unlink()
     missing = layout_missing(root)
     if missing:
-        print("download_datasets: error: the archive did not produce the expected layout; "
-              "missing: " + ", ".join(str(m) for m in missing) + f"\nLook inside {root} and "
-              "move the folders into place.\n\n" + manual_instructions(root), file=sys.stderr)
+        print(
+            "download_datasets: error: the archive did not produce the expected layout; "
+            "missing: " + ", ".join(str(m) for m in missing) + f"\nLook inside {root} and "
+            "move the folders into place.\n\n" + manual_instructions(root),
+            file=sys.stderr,
+        )
         return 1
-    print(f"FiveK 480p is ready in {root / 'FiveK_480p'}.\nNext: python "
-          f"scripts/data_preparation/create_lmdb.py --fivek {root}")
+    print(
+        f"FiveK 480p is ready in {root / 'FiveK_480p'}.\nNext: python "
+        f"scripts/data_preparation/create_lmdb.py --fivek {root}"
+    )
     return 0
 
 

@@ -39,6 +39,7 @@ dataset at ``--output``.
 Usage: ``python scripts/data_preparation/make_demo_dataset.py [--output datasets/demo]
 [--seed 0] [--overwrite]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,7 @@ TRAIN_FRACTION = 0.6  # of each photo's width, from the left
 CROPS_PER_PHOTO = 12  # per domain
 CROP_SIDE_RANGE = (256, 384)
 HELD_OUT_MULTIPLE = 8
-FOLDERS = ("train/source", "train/target", "val/source", "val/target", "test/source",
-           "test/target")
+FOLDERS = ("train/source", "train/target", "val/source", "val/target", "test/source", "test/target")
 
 
 def retouch(img: np.ndarray) -> np.ndarray:
@@ -81,8 +81,9 @@ def retouch(img: np.ndarray) -> np.ndarray:
         float64 RGB array (H, W, 3) in [0, 1].
     """
     if img.ndim != 3 or img.shape[-1] != 3 or not np.issubdtype(img.dtype, np.floating):
-        raise ValueError(f"retouch: expected a float (H, W, 3) RGB array, got {img.dtype} "
-                         f"of shape {img.shape}")
+        raise ValueError(
+            f"retouch: expected a float (H, W, 3) RGB array, got {img.dtype} of shape {img.shape}"
+        )
     x = np.clip(img.astype(np.float64) * WB_GAINS, 0.0, 1.0)
     y = x ** (1.0 / GAMMA)
     x = y + S_CURVE_STRENGTH * y * (1.0 - y) * (2.0 * y - 1.0)
@@ -119,11 +120,14 @@ def load_photo(name: str) -> np.ndarray:
     try:
         img = PHOTOS[name]()
     except Exception as err:  # a broken or partial scikit-image install
-        raise RuntimeError(f"could not load the bundled scikit-image photo {name!r}: {err}. "
-                           "The demo needs scikit-image's own data files (no download).") from err
+        raise RuntimeError(
+            f"could not load the bundled scikit-image photo {name!r}: {err}. "
+            "The demo needs scikit-image's own data files (no download)."
+        ) from err
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise RuntimeError(f"bundled photo {name!r}: expected uint8 RGB, got {img.dtype} "
-                           f"{img.shape}")
+        raise RuntimeError(
+            f"bundled photo {name!r}: expected uint8 RGB, got {img.dtype} {img.shape}"
+        )
     return img
 
 
@@ -140,7 +144,7 @@ def retouch_uint8(img: np.ndarray) -> np.ndarray:
 def held_out_pieces(img: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(val, test) pieces: top and bottom halves of the right 40%, sides multiples of 8."""
     height, width = img.shape[:2]
-    strip = img[:, int(width * TRAIN_FRACTION):]
+    strip = img[:, int(width * TRAIN_FRACTION) :]
     half = height // 2
     pieces = []
     for piece in (strip[:half], strip[half:]):
@@ -163,7 +167,7 @@ def random_crop(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     win_w = min(region_w, int(round(out_w / scale)))
     top = int(rng.integers(0, region_h - win_h + 1))
     left = int(rng.integers(0, region_w - win_w + 1))
-    window = region[top:top + win_h, left:left + win_w]
+    window = region[top : top + win_h, left : left + win_w]
     if (win_h, win_w) == (out_h, out_w):
         return np.ascontiguousarray(window)
     return cv2.resize(window, (out_w, out_h), interpolation=cv2.INTER_AREA)
@@ -187,10 +191,12 @@ def _build(root: Path, seed: int) -> List[str]:
 
     for name in PHOTOS:
         photo = load_photo(name)
-        train_region = photo[:, :int(photo.shape[1] * TRAIN_FRACTION)]
+        train_region = photo[:, : int(photo.shape[1] * TRAIN_FRACTION)]
         if min(train_region.shape[:2]) < CROP_SIDE_RANGE[0]:
-            raise RuntimeError(f"photo {name!r} of shape {photo.shape} is too small for "
-                               f"{CROP_SIDE_RANGE[0]} px training crops")
+            raise RuntimeError(
+                f"photo {name!r} of shape {photo.shape} is too small for "
+                f"{CROP_SIDE_RANGE[0]} px training crops"
+            )
         for k in range(CROPS_PER_PHOTO):
             save(f"train/source/src_{name}_{k:02d}.png", random_crop(train_region, rng))
         for k in range(CROPS_PER_PHOTO):
@@ -214,12 +220,16 @@ def is_complete(out_dir: Path) -> bool:
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return (manifest.get("format_version") == FORMAT_VERSION
-            and bool(files) and all((out_dir / rel).is_file() for rel in files))
+    return (
+        manifest.get("format_version") == FORMAT_VERSION
+        and bool(files)
+        and all((out_dir / rel).is_file() for rel in files)
+    )
 
 
-def make_demo_dataset(out_dir: Path | str = DEFAULT_OUTPUT, seed: int = 0,
-                      overwrite: bool = False) -> Dict[str, int]:
+def make_demo_dataset(
+    out_dir: Path | str = DEFAULT_OUTPUT, seed: int = 0, overwrite: bool = False
+) -> Dict[str, int]:
     """Build the demo dataset at ``out_dir`` (see the module docstring) and return its counts.
 
     A complete dataset already at ``out_dir`` is kept as it is unless ``overwrite``. A folder
@@ -231,8 +241,10 @@ def make_demo_dataset(out_dir: Path | str = DEFAULT_OUTPUT, seed: int = 0,
     out_dir = Path(out_dir)
     if is_complete(out_dir) and not overwrite:
         built_with = json.loads((out_dir / MANIFEST).read_text()).get("seed")
-        print(f"Demo dataset at {out_dir} is complete (seed {built_with}); nothing to do. "
-              "Pass --overwrite to rebuild it.")
+        print(
+            f"Demo dataset at {out_dir} is complete (seed {built_with}); nothing to do. "
+            "Pass --overwrite to rebuild it."
+        )
         return count_images(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -240,14 +252,19 @@ def make_demo_dataset(out_dir: Path | str = DEFAULT_OUTPUT, seed: int = 0,
         if not (out_dir / MANIFEST).exists() and any(out_dir.iterdir()):
             raise FileExistsError(
                 f"--output {out_dir} is a non-empty folder that this script did not create "
-                f"(no {MANIFEST}); remove it or choose another --output")
+                f"(no {MANIFEST}); remove it or choose another --output"
+            )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     try:
         files = _build(staging, seed)
-        manifest = {"format_version": FORMAT_VERSION, "seed": seed, "files": sorted(files),
-                    "counts": count_images(staging)}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "seed": seed,
+            "files": sorted(files),
+            "counts": count_images(staging),
+        }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
         if out_dir.exists():
             # Move the old dataset aside first, so the new one appears in one rename.
@@ -261,19 +278,29 @@ def make_demo_dataset(out_dir: Path | str = DEFAULT_OUTPUT, seed: int = 0,
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     counts = count_images(out_dir)
-    print(f"Demo dataset written to {out_dir} (seed {seed}): "
-          + ", ".join(f"{folder} {n}" for folder, n in counts.items()))
+    print(
+        f"Demo dataset written to {out_dir} (seed {seed}): "
+        + ", ".join(f"{folder} {n}" for folder, n in counts.items())
+    )
     return counts
 
 
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Build the offline demo dataset (scikit-image photos + a fixed retouch).")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"dataset folder (default: {DEFAULT_OUTPUT})")
+        description="Build the offline demo dataset (scikit-image photos + a fixed retouch)."
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"dataset folder (default: {DEFAULT_OUTPUT})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training crops")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="rebuild even when a complete dataset is already there")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="rebuild even when a complete dataset is already there",
+    )
     args = parser.parse_args(argv)
     try:
         make_demo_dataset(args.output, args.seed, args.overwrite)

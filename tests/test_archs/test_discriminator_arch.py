@@ -3,6 +3,7 @@
 The bilinear resize of the reference is written out with explicit source indices
 (align_corners=False: src = (dst + 0.5) * in / out - 0.5, clamped at 0), not F.interpolate.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -34,8 +35,11 @@ def bilinear_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., lo] * (1 - w) + x[..., hi] * w
 
 
-def reference_forward(x: torch.Tensor, convs: List[Tuple[torch.Tensor, torch.Tensor]],
-                      norm: Tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def reference_forward(
+    x: torch.Tensor,
+    convs: List[Tuple[torch.Tensor, torch.Tensor]],
+    norm: Tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
     x = bilinear_resize(x, 256)
     x = F.leaky_relu(F.conv2d(x, *convs[0], stride=2, padding=1), 0.2)
     x = F.instance_norm(x, weight=norm[0], bias=norm[1], eps=1e-5)
@@ -72,15 +76,17 @@ def test_parameter_layout(critic):
     assert all(b.shape == (w.shape[0],) for w, b in convs)
     assert [(w.shape, b.shape) for w, b in norms] == [((16,), (16,))]
     assert sum(p.numel() for p in critic.parameters()) == (
-        sum(o * i * k * k + o for o, i, k in CONV_SHAPES) + 32)
+        sum(o * i * k * k + o for o, i, k in CONV_SHAPES) + 32
+    )
     assert all(p.requires_grad for p in critic.parameters())
     # Instance norm without running statistics: nothing but parameters in the state_dict.
     assert len(critic.state_dict()) == len(list(critic.parameters()))
     assert len(set(critic.state_dict())) == len(critic.state_dict())
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 256, 256), (2, 3, 64, 96), (1, 3, 300, 517),
-                                   (3, 3, 17, 9), (1, 3, 513, 1024)])
+@pytest.mark.parametrize(
+    "shape", [(1, 3, 256, 256), (2, 3, 64, 96), (1, 3, 300, 517), (3, 3, 17, 9), (1, 3, 513, 1024)]
+)
 def test_output_is_one_score_per_image(critic, shape):
     with torch.no_grad():
         out = critic(torch.rand(*shape))
@@ -109,8 +115,11 @@ def test_float32_forward_matches_reference(critic, device):
     x = torch.rand(2, 3, 120, 200)
     convs, norms = split_parameters(critic)
     with torch.no_grad():
-        want = reference_forward(x.double(), [(w.double(), b.double()) for w, b in convs],
-                                 tuple(t.double() for t in norms[0]))
+        want = reference_forward(
+            x.double(),
+            [(w.double(), b.double()) for w, b in convs],
+            tuple(t.double() for t in norms[0]),
+        )
         out = critic.to(device)(x.to(device)).cpu()
     assert (out.double() - want).abs().max().item() <= 1e-4
 

@@ -3,6 +3,7 @@
 The reference below is written from the spec with explicit reflect padding and shifted sums
 (no convolution routine), so it shares no code path with ``lptn.archs.laplacian_pyramid``.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from lptn.archs.laplacian_pyramid import (LaplacianPyramid, binomial_kernel, blur,
-                                          check_input_size, downsample, min_input_size,
-                                          pyramid_decompose, pyramid_reconstruct, upsample)
+from lptn.archs.laplacian_pyramid import (
+    LaplacianPyramid,
+    binomial_kernel,
+    blur,
+    check_input_size,
+    downsample,
+    min_input_size,
+    pyramid_decompose,
+    pyramid_reconstruct,
+    upsample,
+)
 
 _B = np.array([1.0, 4.0, 6.0, 4.0, 1.0])
 REF_KERNEL = np.outer(_B, _B) / 256.0
@@ -22,8 +31,7 @@ REF_KERNEL = np.outer(_B, _B) / 256.0
 # Round-trip tolerance per dtype (REFERENCE.md: lossless up to float rounding).
 ROUNDTRIP_ATOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 # Constant-image tolerance for the device/dtype fixtures.
-CONST_ATOL = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 1e-3,
-              torch.bfloat16: 1e-2}
+CONST_ATOL = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 1e-2}
 
 
 # ---------------------------------------------------------------- independent numpy reference
@@ -34,7 +42,7 @@ def ref_blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     out = np.zeros_like(img)
     for dy in range(5):
         for dx in range(5):
-            out += kernel[dy, dx] * padded[:, dy:dy + h, dx:dx + w]
+            out += kernel[dy, dx] * padded[:, dy : dy + h, dx : dx + w]
     return out
 
 
@@ -84,8 +92,9 @@ def per_sample(fn, x: torch.Tensor, *args) -> np.ndarray:
     return np.stack([fn(s, *args) for s in x.numpy()])
 
 
-def random_image(h: int, w: int, n: int = 2, c: int = 3, seed: int = 0,
-                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def random_image(
+    h: int, w: int, n: int = 2, c: int = 3, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(n, c, h, w, generator=gen, dtype=torch.float64).to(dtype)
 
@@ -103,8 +112,9 @@ def test_kernel_is_normalised_binomial():
 def test_blur_down_up_match_reference(size):
     x = random_image(*size, seed=sum(size))
     kernel = binomial_kernel(3, dtype=torch.float64)
-    np.testing.assert_allclose(blur(x, kernel).numpy(), per_sample(ref_blur, x, REF_KERNEL),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        blur(x, kernel).numpy(), per_sample(ref_blur, x, REF_KERNEL), rtol=0, atol=1e-12
+    )
     down = downsample(x, kernel)
     assert down.shape[-2:] == (math.ceil(size[0] / 2), math.ceil(size[1] / 2))
     np.testing.assert_allclose(down.numpy(), per_sample(ref_down, x), rtol=0, atol=1e-12)
@@ -113,29 +123,36 @@ def test_blur_down_up_match_reference(size):
     np.testing.assert_allclose(up.numpy(), per_sample(ref_up, x), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("size,num_high", [((9, 9), 3), ((33, 47), 4), ((100, 67), 2),
-                                           ((18, 35), 1), ((341, 512), 3)])
+@pytest.mark.parametrize(
+    "size,num_high", [((9, 9), 3), ((33, 47), 4), ((100, 67), 2), ((18, 35), 1), ((341, 512), 3)]
+)
 def test_decompose_and_reconstruct_match_reference(size, num_high):
     x = random_image(*size, seed=7)
     kernel = binomial_kernel(3, dtype=torch.float64)
     pyramid = pyramid_decompose(x, kernel, num_high)
-    expected = [np.stack(levels) for levels in
-                zip(*[ref_decompose(s, num_high) for s in x.numpy()])]
+    expected = [
+        np.stack(levels) for levels in zip(*[ref_decompose(s, num_high) for s in x.numpy()])
+    ]
     assert len(pyramid) == num_high + 1
     for level, (got, want) in enumerate(zip(pyramid, expected)):
         assert got.shape[1:] == want.shape[1:], f"level {level}"
-        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12,
-                                   err_msg=f"level {level}")
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12, err_msg=f"level {level}")
     # Reconstruct a modified pyramid so the check does not reduce to the round trip.
     edited = [2.0 * p for p in pyramid]
     np.testing.assert_allclose(
         pyramid_reconstruct(edited, kernel).numpy(),
         np.stack([ref_reconstruct([2.0 * lv[i] for lv in expected]) for i in range(len(x))]),
-        rtol=0, atol=1e-12)
+        rtol=0,
+        atol=1e-12,
+    )
 
 
-ROUNDTRIP_CASES = [(size, num_high) for size in [(9, 9), (33, 47), (341, 512), (100, 67)]
-                   for num_high in range(1, 6) if min(size) >= min_input_size(num_high)]
+ROUNDTRIP_CASES = [
+    (size, num_high)
+    for size in [(9, 9), (33, 47), (341, 512), (100, 67)]
+    for num_high in range(1, 6)
+    if min(size) >= min_input_size(num_high)
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -164,7 +181,7 @@ def test_band_shapes_are_ceil_halved(size, num_high):
 @pytest.mark.parametrize("num_high", [1, 2, 3, 4, 5])
 def test_min_input_size_is_accepted_and_one_less_is_not(num_high):
     smallest = min_input_size(num_high)
-    assert smallest == 2 ** num_high + 1
+    assert smallest == 2**num_high + 1
     check_input_size(smallest, smallest, num_high)
     pyramid = LaplacianPyramid(num_high)
     x = random_image(smallest, smallest, n=1)
@@ -196,8 +213,11 @@ def test_blur_of_constant_is_constant(device, dtype):
     x = torch.full((1, 3, 13, 16), value, device=device, dtype=dtype)
     kernel = binomial_kernel(3, dtype=dtype, device=device)
     atol = CONST_ATOL[dtype]
-    for name, out in [("blur", blur(x, kernel)), ("downsample", downsample(x, kernel)),
-                      ("upsample", upsample(x, kernel))]:
+    for name, out in [
+        ("blur", blur(x, kernel)),
+        ("downsample", downsample(x, kernel)),
+        ("upsample", upsample(x, kernel)),
+    ]:
         assert (out.double() - value).abs().max().item() <= atol, name
     bands = pyramid_decompose(x, kernel, 3)
     for band in bands[:-1]:
@@ -210,5 +230,6 @@ def test_single_channel_pyramid():
     pyramid = LaplacianPyramid(2, channels=1).double()
     bands = pyramid.decompose(x)
     assert all(b.shape[1] == 1 for b in bands)
-    np.testing.assert_allclose(bands[0][0].numpy(), ref_decompose(x[0].numpy(), 2)[0],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        bands[0][0].numpy(), ref_decompose(x[0].numpy(), 2)[0], rtol=0, atol=1e-12
+    )

@@ -5,9 +5,10 @@ applies the spec step by step (its own pyramid: explicit reflect indices and shi
 it shares no code with ``lptn.archs``. The official checkpoint is read for it with a bare
 ``torch.load``, independently of the project's loader.
 """
+
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from lptn.archs import build_network
 from lptn.archs.lptn_arch import LPTN, LPTNPaper, lptn_options_from_state_dict
-from lptn.engine.checkpoint import load_network_weights
+from lptn.archs.weight_loading import load_network_weights
 
 OFFICIAL_OPTIONS = {"type": "LPTN", "nrb_low": 5, "nrb_high": 3, "num_high": 3}
 OFFICIAL_PARAMETERS = 617_567
@@ -24,8 +25,12 @@ ALIAS_KEYS = {f"trans_high.trans_mask_block.{i}.{p}" for i in (0, 2) for p in ("
 # Photos of different shapes (portrait 512x341, 340x512, 344x512, odd 343x512).
 PHOTOS = ["a0212", "a2917", "a2995", "a4532"]
 # Max abs error of a forward in each dtype against the float64 reference.
-FORWARD_ATOL = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-2,
-                torch.bfloat16: 6e-2}
+FORWARD_ATOL = {
+    torch.float64: 1e-10,
+    torch.float32: 1e-5,
+    torch.float16: 2e-2,
+    torch.bfloat16: 6e-2,
+}
 
 _BINOMIAL = [1.0, 4.0, 6.0, 4.0, 1.0]
 
@@ -45,7 +50,7 @@ def _blur(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     for dy in range(5):
         for dx in range(5):
             weight = gain * _BINOMIAL[dy] * _BINOMIAL[dx] / 256.0
-            out = out + weight * padded[..., dy:dy + h, dx:dx + w]
+            out = out + weight * padded[..., dy : dy + h, dx : dx + w]
     return out
 
 
@@ -84,8 +89,14 @@ def _reconstruct(pyramid: List[torch.Tensor]) -> torch.Tensor:
     return img
 
 
-def reference_forward(img: torch.Tensor, sd: Dict[str, torch.Tensor], num_high: int,
-                      nrb_low: int, nrb_high: int, paper: bool = False) -> torch.Tensor:
+def reference_forward(
+    img: torch.Tensor,
+    sd: Dict[str, torch.Tensor],
+    num_high: int,
+    nrb_low: int,
+    nrb_high: int,
+    paper: bool = False,
+) -> torch.Tensor:
     """REFERENCE.md section 2, step by step, from state_dict tensors. No clamp anywhere."""
     sd = {k: v.to(img) for k, v in sd.items()}
 
@@ -121,7 +132,7 @@ def reference_forward(img: torch.Tensor, sd: Dict[str, torch.Tensor], num_high: 
         mask = _nearest(mask, band.shape[-2:])
         block = f"trans_high.trans_mask_block_{i}"
 
-        def refine(x: torch.Tensor) -> torch.Tensor:
+        def refine(x: torch.Tensor, block: str = block) -> torch.Tensor:
             return conv(F.leaky_relu(conv(x, f"{block}.0", 0)), f"{block}.2", 0)
 
         if paper:
@@ -162,8 +173,9 @@ def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # ---------------------------------------------------------------------- official checkpoint
 @pytest.mark.parametrize("name", PHOTOS)
-def test_official_checkpoint_matches_reference_on_full_photos(name, photos, official_net,
-                                                              official_state):
+def test_official_checkpoint_matches_reference_on_full_photos(
+    name, photos, official_net, official_state
+):
     if name not in photos:
         pytest.skip(f"{name} not in the FiveK sample")
     x = to_tensor(photos[name])
@@ -178,15 +190,16 @@ def test_official_checkpoint_matches_reference_on_full_photos(name, photos, offi
 
 
 @pytest.mark.parametrize("size", [(97, 131), (9, 9), (10, 11), (33, 17), (131, 97)])
-def test_official_checkpoint_matches_reference_on_odd_crops(size, photos, official_net,
-                                                            official_state):
+def test_official_checkpoint_matches_reference_on_odd_crops(
+    size, photos, official_net, official_state
+):
     photo = photos[sorted(photos)[0]]
     rng = np.random.default_rng(sum(size))
     crops = []
     for _ in range(2):  # a batch of two different crops: instance norm is per sample
         top = rng.integers(0, photo.shape[0] - size[0] + 1)
         left = rng.integers(0, photo.shape[1] - size[1] + 1)
-        crops.append(to_tensor(photo[top:top + size[0], left:left + size[1]]))
+        crops.append(to_tensor(photo[top : top + size[0], left : left + size[1]]))
     x = torch.cat(crops)
     with torch.no_grad():
         out = official_net(x)
@@ -197,8 +210,9 @@ def test_official_checkpoint_matches_reference_on_odd_crops(size, photos, offici
     assert max_abs(out[1:], single) <= 1e-6
 
 
-def test_official_checkpoint_in_float64_matches_reference_tightly(photos, official_checkpoint,
-                                                                 official_state):
+def test_official_checkpoint_in_float64_matches_reference_tightly(
+    photos, official_checkpoint, official_state
+):
     net = build_network(dict(OFFICIAL_OPTIONS))
     load_network_weights(net, official_checkpoint)
     net = net.double().eval()
@@ -207,8 +221,9 @@ def test_official_checkpoint_in_float64_matches_reference_tightly(photos, offici
         assert max_abs(net(x), reference_forward(x, official_state, 3, 5, 3)) <= 1e-10
 
 
-def test_strict_load_drops_exactly_the_four_alias_keys(official_checkpoint, official_state,
-                                                       lptn_log):
+def test_strict_load_drops_exactly_the_four_alias_keys(
+    official_checkpoint, official_state, lptn_log
+):
     net = build_network(dict(OFFICIAL_OPTIONS))
     load_network_weights(net, official_checkpoint, strict=True)
     own = net.state_dict()
@@ -217,8 +232,10 @@ def test_strict_load_drops_exactly_the_four_alias_keys(official_checkpoint, offi
     for key, value in own.items():
         assert torch.equal(value, official_state[key]), key
     for key in ALIAS_KEYS:
-        assert torch.equal(official_state[key],
-                           official_state[key.replace("trans_mask_block.", "trans_mask_block_2.")])
+        assert torch.equal(
+            official_state[key],
+            official_state[key.replace("trans_mask_block.", "trans_mask_block_2.")],
+        )
     dropped = [r.getMessage() for r in lptn_log.records if "alias" in r.getMessage()]
     assert len(dropped) == 1
     assert "dropped 4 alias keys" in dropped[0] and str(official_checkpoint) in dropped[0]
@@ -227,8 +244,10 @@ def test_strict_load_drops_exactly_the_four_alias_keys(official_checkpoint, offi
 def test_parameter_count_is_the_released_one(official_state):
     net = build_network(dict(OFFICIAL_OPTIONS))
     assert sum(p.numel() for p in net.parameters()) == OFFICIAL_PARAMETERS
-    assert sum(v.numel() for k, v in official_state.items()
-               if k not in ALIAS_KEYS) == OFFICIAL_PARAMETERS
+    assert (
+        sum(v.numel() for k, v in official_state.items() if k not in ALIAS_KEYS)
+        == OFFICIAL_PARAMETERS
+    )
     assert all(name.startswith(("trans_low.", "trans_high.")) for name in net.state_dict())
 
 
@@ -245,15 +264,26 @@ CONFIGS = [(1, 0, 0), (2, 1, 2), (3, 2, 1), (4, 1, 1), (5, 1, 0)]
 @pytest.mark.parametrize("num_high,nrb_low,nrb_high", CONFIGS)
 def test_any_configuration_matches_reference(arch, num_high, nrb_low, nrb_high):
     torch.manual_seed(num_high * 10 + nrb_low)
-    net = build_network({"type": arch, "num_high": num_high, "nrb_low": nrb_low,
-                         "nrb_high": nrb_high}).double().eval()
-    x = torch.rand(2, 3, 2 ** num_high + 9, 2 ** num_high + 4, dtype=torch.float64)
+    net = (
+        build_network(
+            {"type": arch, "num_high": num_high, "nrb_low": nrb_low, "nrb_high": nrb_high}
+        )
+        .double()
+        .eval()
+    )
+    x = torch.rand(2, 3, 2**num_high + 9, 2**num_high + 4, dtype=torch.float64)
     with torch.no_grad():
         out = net(x)
-        want = reference_forward(x, net.state_dict(), num_high, nrb_low, nrb_high,
-                                 paper=arch == "LPTNPaper")
-        other = reference_forward(x, net.state_dict(), num_high, nrb_low, nrb_high,
-                                  paper=arch != "LPTNPaper") if arch == "LPTN" else None
+        want = reference_forward(
+            x, net.state_dict(), num_high, nrb_low, nrb_high, paper=arch == "LPTNPaper"
+        )
+        other = (
+            reference_forward(
+                x, net.state_dict(), num_high, nrb_low, nrb_high, paper=arch != "LPTNPaper"
+            )
+            if arch == "LPTN"
+            else None
+        )
     assert out.shape == x.shape
     assert max_abs(out, want) <= 1e-10
     if other is not None:  # the two mask rules really differ (shapes permitting)
@@ -273,15 +303,19 @@ def test_forward_on_every_device_and_dtype(device, dtype):
 
 
 @pytest.mark.parametrize("num_high,nrb_low,nrb_high", CONFIGS)
-def test_paper_variant_has_the_same_names_and_only_mask_channels_differ(num_high, nrb_low,
-                                                                        nrb_high):
+def test_paper_variant_has_the_same_names_and_only_mask_channels_differ(
+    num_high, nrb_low, nrb_high
+):
     options = {"num_high": num_high, "nrb_low": nrb_low, "nrb_high": nrb_high}
     released = build_network({"type": "LPTN", **options}).state_dict()
     paper = build_network({"type": "LPTNPaper", **options}).state_dict()
     assert list(paper) == list(released)
     mask_keys = {f"trans_high.model.{2 + nrb_high}.weight", f"trans_high.model.{2 + nrb_high}.bias"}
-    mask_keys |= {k for k in released if k.startswith("trans_high.trans_mask_block_")
-                  and not k.endswith(".0.bias")}
+    mask_keys |= {
+        k
+        for k in released
+        if k.startswith("trans_high.trans_mask_block_") and not k.endswith(".0.bias")
+    }
     differing = {k for k in released if released[k].shape != paper[k].shape}
     assert differing == mask_keys
     assert paper[f"trans_high.model.{2 + nrb_high}.weight"].shape == (1, 64, 3, 3)
@@ -290,13 +324,15 @@ def test_paper_variant_has_the_same_names_and_only_mask_channels_differ(num_high
     assert sum(k.startswith("trans_high.trans_mask_block_") for k in paper) == 4 * num_high
 
 
-@pytest.mark.parametrize("cls,num_high,size", [(LPTN, 3, (8, 8)), (LPTN, 3, (8, 40)),
-                                               (LPTNPaper, 4, (40, 16)), (LPTN, 1, (2, 5))])
+@pytest.mark.parametrize(
+    "cls,num_high,size",
+    [(LPTN, 3, (8, 8)), (LPTN, 3, (8, 40)), (LPTNPaper, 4, (40, 16)), (LPTN, 1, (2, 5))],
+)
 def test_too_small_input_is_a_clear_error(cls, num_high, size):
     net = cls(num_high=num_high)
-    with pytest.raises(ValueError, match=f"{size[0]}x{size[1]}.*at least {2 ** num_high + 1}"):
+    with pytest.raises(ValueError, match=f"{size[0]}x{size[1]}.*at least {2**num_high + 1}"):
         net(torch.rand(1, 3, *size))
-    smallest = 2 ** num_high + 1
+    smallest = 2**num_high + 1
     assert net(torch.rand(1, 3, smallest, smallest)).shape == (1, 3, smallest, smallest)
 
 

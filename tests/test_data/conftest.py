@@ -1,4 +1,5 @@
 """Helpers for the data tests: generated image folders and the data-preparation scripts."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,5 @@
 """EnlargedSampler sharding, loader options, worker seeding and the Prefetcher."""
+
 from __future__ import annotations
 
 import random
@@ -38,8 +39,7 @@ class _GlobalRandom(Dataset):
         return 8
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.tensor([random.random(), float(np.random.random()),
-                             float(torch.rand(()))])
+        return torch.tensor([random.random(), float(np.random.random()), float(torch.rand(()))])
 
 
 @pytest.mark.parametrize("n,ratio", [(10, 3), (7, 1)])
@@ -63,9 +63,16 @@ def test_two_replicas_cover_every_index_once_per_epoch(n: int, ratio: int) -> No
 
 def test_enlarged_indices_for_datasets_that_accept_them(make_pair_dirs) -> None:
     lq_dir, gt_dir, _ = make_pair_dirs(names=("a", "b", "c"))
-    ds = build_dataset({"type": "PairedImageDataset", "dataroot_lq": str(lq_dir),
-                        "dataroot_gt": str(gt_dir), "phase": "train", "gt_size": 8},
-                       "datasets.train")
+    ds = build_dataset(
+        {
+            "type": "PairedImageDataset",
+            "dataroot_lq": str(lq_dir),
+            "dataroot_gt": str(gt_dir),
+            "phase": "train",
+            "gt_size": 8,
+        },
+        "datasets.train",
+    )
     shards = [list(EnlargedSampler(ds, 2, r, ratio=4, seed=0)) for r in (0, 1)]
     assert sorted(shards[0] + shards[1]) == list(range(12))
 
@@ -89,8 +96,12 @@ def test_sampler_rejects_bad_arguments() -> None:
 
 
 def test_train_loader_options() -> None:
-    opt = {"batch_size_per_gpu": 4, "num_worker_per_gpu": 0, "use_shuffle": False,
-           "dataset_enlarge_ratio": 2}
+    opt = {
+        "batch_size_per_gpu": 4,
+        "num_worker_per_gpu": 0,
+        "use_shuffle": False,
+        "dataset_enlarge_ratio": 2,
+    }
     loader = build_dataloader(_Range(7), opt, seed=0, phase="train")
     batches = [b.tolist() for b in loader]
     assert batches == [[0, 1, 2, 3], [4, 5, 6, 0], [1, 2, 3, 4]]  # 14 samples, last dropped
@@ -104,33 +115,51 @@ def test_train_loader_options() -> None:
 
 
 def test_val_loader_is_batch_one_in_order() -> None:
-    loader = build_dataloader(_Range(5), {"batch_size_per_gpu": 8, "use_shuffle": True},
-                              seed=0, phase="val")
+    loader = build_dataloader(
+        _Range(5), {"batch_size_per_gpu": 8, "use_shuffle": True}, seed=0, phase="val"
+    )
     assert [b.tolist() for b in loader] == [[0], [1], [2], [3], [4]]
 
 
 def test_worker_seeding_is_repeatable() -> None:
     opt = {"batch_size_per_gpu": 2, "num_worker_per_gpu": 2, "use_shuffle": True}
-    runs = [torch.cat(list(build_dataloader(_GlobalRandom(), opt, seed=s, phase="train")))
-            for s in (7, 7, 8)]
+    runs = [
+        torch.cat(list(build_dataloader(_GlobalRandom(), opt, seed=s, phase="train")))
+        for s in (7, 7, 8)
+    ]
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
 
 
-def test_dataset_samples_do_not_depend_on_worker_count(make_pair_dirs, tmp_path: Path,
-                                                       create_lmdb_script) -> None:
+def test_dataset_samples_do_not_depend_on_worker_count(
+    make_pair_dirs, tmp_path: Path, create_lmdb_script
+) -> None:
     lq_dir, gt_dir, _ = make_pair_dirs(names=tuple("abcdef"), size=(24, 30))
     lq_db = create_lmdb_script.make_lmdb_from_folder(lq_dir, tmp_path / "lq.lmdb", progress=False)
     gt_db = create_lmdb_script.make_lmdb_from_folder(gt_dir, tmp_path / "gt.lmdb", progress=False)
-    ds = build_dataset({"type": "UnPairedImageDataset", "dataroot_lq": str(lq_db),
-                        "dataroot_gt": str(gt_db), "io_backend": {"type": "lmdb"},
-                        "phase": "train", "gt_size": 8, "use_flip": True, "use_rot": True},
-                       "datasets.train", seed=3)
+    ds = build_dataset(
+        {
+            "type": "UnPairedImageDataset",
+            "dataroot_lq": str(lq_db),
+            "dataroot_gt": str(gt_db),
+            "io_backend": {"type": "lmdb"},
+            "phase": "train",
+            "gt_size": 8,
+            "use_flip": True,
+            "use_rot": True,
+        },
+        "datasets.train",
+        seed=3,
+    )
     ds[0]  # the parent process opens the LMDB before the workers fork
 
     def epoch_batches(workers: int, epoch: int):
-        loader = build_dataloader(ds, {"batch_size_per_gpu": 3, "num_worker_per_gpu": workers,
-                                       "dataset_enlarge_ratio": 2}, seed=3, phase="train")
+        loader = build_dataloader(
+            ds,
+            {"batch_size_per_gpu": 3, "num_worker_per_gpu": workers, "dataset_enlarge_ratio": 2},
+            seed=3,
+            phase="train",
+        )
         loader.sampler.set_epoch(epoch)
         return [(b["lq"], b["ref"], b["ref_path"]) for b in loader]
 

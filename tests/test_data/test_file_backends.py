@@ -1,4 +1,5 @@
 """Disk and LMDB backends: keys, bytes, option errors."""
+
 from __future__ import annotations
 
 import pickle
@@ -23,8 +24,9 @@ def test_disk_backend_lists_image_files_only(tmp_path: Path, noise_image, save_r
     assert backend.keys() == ["a.jpg", "b.png"]
     assert backend.stem("b.png") == "b"
     assert backend.display_path("b.png") == str(tmp_path / "b.png")
-    np.testing.assert_array_equal(decode_image(backend.get("b.png"), "b"),
-                                  read_image(tmp_path / "b.png"))
+    np.testing.assert_array_equal(
+        decode_image(backend.get("b.png"), "b"), read_image(tmp_path / "b.png")
+    )
 
 
 def test_unknown_backend_type_lists_valid_ones(tmp_path: Path) -> None:
@@ -54,8 +56,9 @@ def test_folder_that_is_not_an_lmdb(tmp_path: Path) -> None:
         make_file_backend({"type": "lmdb"}, tmp_path, "datasets.val.dataroot_gt")
 
 
-def test_lmdb_backend_reads_keys_and_survives_pickling(tmp_path: Path, noise_image, save_rgb,
-                                                       create_lmdb_script) -> None:
+def test_lmdb_backend_reads_keys_and_survives_pickling(
+    tmp_path: Path, noise_image, save_rgb, create_lmdb_script
+) -> None:
     rng = np.random.default_rng(1)
     src = tmp_path / "src"
     images = {name: noise_image(rng, 5 + i, 4, np.uint16) for i, name in enumerate(["x", "y"])}

@@ -1,4 +1,5 @@
 """Reading, writing and converting images: formats, bit depths, channels, errors, rounding."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from lptn.data.image_io import (ImageReadError, ImageWriteError, decode_image, image_to_tensor,
-                                read_image, tensor_to_image, to_float, write_image)
+from lptn.data.image_io import (
+    ImageReadError,
+    ImageWriteError,
+    decode_image,
+    image_to_tensor,
+    read_image,
+    tensor_to_image,
+    to_float,
+    write_image,
+)
 
 
 @pytest.fixture
@@ -18,10 +27,12 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(7)
 
 
-@pytest.mark.parametrize("ext,dtype", [(".png", np.uint8), (".png", np.uint16),
-                                       (".tif", np.uint16), (".tiff", np.uint8)])
-def test_read_lossless_formats_keep_values_and_depth(tmp_path: Path, rng, noise_image, save_rgb,
-                                                     ext, dtype) -> None:
+@pytest.mark.parametrize(
+    "ext,dtype", [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint16), (".tiff", np.uint8)]
+)
+def test_read_lossless_formats_keep_values_and_depth(
+    tmp_path: Path, rng, noise_image, save_rgb, ext, dtype
+) -> None:
     img = noise_image(rng, 9, 13, dtype)
     path = save_rgb(tmp_path / f"x{ext}", img)
     out = read_image(path)
@@ -89,8 +100,10 @@ def test_decode_image_names_the_key() -> None:
         decode_image(b"\x89PNG garbage", "my_lmdb_key")
 
 
-@pytest.mark.parametrize("name,dtype", [("a.png", np.uint8), ("b.png", np.uint16),
-                                        ("c.tif", np.uint16), ("d.tiff", np.uint8)])
+@pytest.mark.parametrize(
+    "name,dtype",
+    [("a.png", np.uint8), ("b.png", np.uint16), ("c.tif", np.uint16), ("d.tiff", np.uint8)],
+)
 def test_write_read_round_trip_is_exact(tmp_path: Path, rng, noise_image, name, dtype) -> None:
     img = noise_image(rng, 11, 6, dtype)
     path = tmp_path / "new" / "sub" / name  # parents are created
@@ -109,8 +122,9 @@ def test_write_jpeg_quality(tmp_path: Path) -> None:
     assert err_hi < 2.0 < err_lo
 
 
-def test_write_uint16_jpeg_is_an_error_and_keeps_existing_file(tmp_path: Path, rng,
-                                                               noise_image) -> None:
+def test_write_uint16_jpeg_is_an_error_and_keeps_existing_file(
+    tmp_path: Path, rng, noise_image
+) -> None:
     path = tmp_path / "keep.jpg"
     path.write_bytes(b"old content")
     with pytest.raises(ImageWriteError, match="keep.jpg.*8-bit"):

@@ -1,5 +1,6 @@
 """io_backend memory: every image decoded once into shared memory, equal to disk item for item,
 and the same physical pages in every DataLoader worker (no per-worker copy)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,14 @@ from lptn.data.image_io import read_image
 
 
 def _paired(lq: Path, gt: Path, backend: str, phase: str, **extra) -> Dataset:
-    opt = {"type": "PairedImageDataset", "dataroot_lq": str(lq), "dataroot_gt": str(gt),
-           "io_backend": {"type": backend}, "phase": phase, **extra}
+    opt = {
+        "type": "PairedImageDataset",
+        "dataroot_lq": str(lq),
+        "dataroot_gt": str(gt),
+        "io_backend": {"type": backend},
+        "phase": phase,
+        **extra,
+    }
     return build_dataset(opt, f"datasets.{phase}", seed=5)
 
 
@@ -48,8 +55,9 @@ def test_memory_equals_disk_item_for_item(make_pair_dirs, phase: str) -> None:
     assert not backend.read_image("b.png").flags.writeable  # shared by all workers
 
 
-def test_memory_from_lmdb_and_16_bit(tmp_path: Path, make_pair_dirs, noise_image, save_rgb,
-                                     create_lmdb_script) -> None:
+def test_memory_from_lmdb_and_16_bit(
+    tmp_path: Path, make_pair_dirs, noise_image, save_rgb, create_lmdb_script
+) -> None:
     lq, gt, _ = make_pair_dirs(names=("a", "b"), size=(20, 24))
     lq_db = create_lmdb_script.make_lmdb_from_folder(lq, tmp_path / "lq.lmdb", progress=False)
     gt_db = create_lmdb_script.make_lmdb_from_folder(gt, tmp_path / "gt.lmdb", progress=False)
@@ -93,9 +101,14 @@ def test_workers_read_the_same_shared_pages(make_pair_dirs, start_method: str) -
     backend = make_file_backend({"type": "memory"}, lq, "datasets.train.dataroot_lq")
     assert backend.buffer.is_shared()
     original = torch.from_numpy(arrays["a"][0, 0].copy())
-    loader = DataLoader(_FirstPixel(backend, 6), batch_size=None, num_workers=1,
-                        persistent_workers=True, prefetch_factor=1,
-                        multiprocessing_context=start_method)
+    loader = DataLoader(
+        _FirstPixel(backend, 6),
+        batch_size=None,
+        num_workers=1,
+        persistent_workers=True,
+        prefetch_factor=1,
+        multiprocessing_context=start_method,
+    )
     batches = iter(loader)
     assert torch.equal(next(batches), original)  # the worker is running
     backend.buffer[:3] = 255 - backend.buffer[:3]  # the first pixel of 'a.png', in the parent

@@ -1,4 +1,5 @@
 """meta_info_file restricts a paired dataset to the listed images (the FiveK sample split)."""
+
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,14 @@ SPLIT = REPO / "options" / "train" / "LPTN" / "fivek_sample_split"
 
 
 def _opt(sample: Path, listing: Path) -> dict:
-    return {"type": "PairedImageDataset", "dataroot_lq": str(sample / "source"),
-            "dataroot_gt": str(sample / "target"), "io_backend": {"type": "disk"},
-            "phase": "val", "meta_info_file": str(listing)}
+    return {
+        "type": "PairedImageDataset",
+        "dataroot_lq": str(sample / "source"),
+        "dataroot_gt": str(sample / "target"),
+        "io_backend": {"type": "disk"},
+        "phase": "val",
+        "meta_info_file": str(listing),
+    }
 
 
 def test_fivek_sample_split_is_disjoint_and_complete(fivek_sample_dir: Path) -> None:

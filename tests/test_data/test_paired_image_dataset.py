@@ -1,4 +1,5 @@
 """PairedImageDataset: FiveK layout, pairing by name, errors, aligned training crops."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,14 @@ def _is_inverse(gt: torch.Tensor, lq: torch.Tensor) -> bool:
 
 
 def _opt(lq: Path, gt: Path, **extra) -> dict:
-    return {"type": "PairedImageDataset", "name": "t", "dataroot_lq": str(lq),
-            "dataroot_gt": str(gt), "io_backend": {"type": "disk"}, **extra}
+    return {
+        "type": "PairedImageDataset",
+        "name": "t",
+        "dataroot_lq": str(lq),
+        "dataroot_gt": str(gt),
+        "io_backend": {"type": "disk"},
+        **extra,
+    }
 
 
 def test_registered() -> None:
@@ -26,8 +33,10 @@ def test_registered() -> None:
 
 
 def test_fivek_sample_items_are_the_files(fivek_sample_dir: Path) -> None:
-    ds = build_dataset(_opt(fivek_sample_dir / "source", fivek_sample_dir / "target",
-                            phase="test"), "datasets.test")
+    ds = build_dataset(
+        _opt(fivek_sample_dir / "source", fivek_sample_dir / "target", phase="test"),
+        "datasets.test",
+    )
     assert len(ds) == 23
     for index in (0, 22):
         item = ds[index]
@@ -58,8 +67,7 @@ def test_filename_tmpl_maps_gt_names_to_lq_names(make_pair_dirs) -> None:
         (lq_dir / f"{name}.png").rename(lq_dir / f"{name}_input.png")
     with pytest.raises(ValueError, match="without a partner"):
         build_dataset(_opt(lq_dir, gt_dir, phase="val"), "datasets.val")
-    ds = build_dataset(_opt(lq_dir, gt_dir, phase="val", filename_tmpl="{}_input"),
-                       "datasets.val")
+    ds = build_dataset(_opt(lq_dir, gt_dir, phase="val", filename_tmpl="{}_input"), "datasets.val")
     item = ds[1]
     assert item["lq_path"].endswith("y_input.png") and item["gt_path"].endswith("y.png")
     assert _is_inverse(item["gt"], item["lq"])
@@ -90,14 +98,18 @@ def test_bad_options_name_their_key(make_pair_dirs, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="datasets.train.gt_size"):
         build_dataset(_opt(lq_dir, gt_dir, phase="train", gt_size=-3), "datasets.train")
     with pytest.raises(ValueError, match="datasets.train.small_image"):
-        build_dataset(_opt(lq_dir, gt_dir, phase="train", gt_size=8, small_image="crop"),
-                      "datasets.train")
+        build_dataset(
+            _opt(lq_dir, gt_dir, phase="train", gt_size=8, small_image="crop"), "datasets.train"
+        )
 
 
 def test_training_crops_stay_aligned(make_pair_dirs) -> None:
     lq_dir, gt_dir, arrays = make_pair_dirs(size=(40, 52))
-    ds = build_dataset(_opt(lq_dir, gt_dir, phase="train", gt_size=16, use_flip=True,
-                            use_rot=True), "datasets.train", seed=5)
+    ds = build_dataset(
+        _opt(lq_dir, gt_dir, phase="train", gt_size=16, use_flip=True, use_rot=True),
+        "datasets.train",
+        seed=5,
+    )
     crops = set()
     for index in range(40):
         item = ds[index]
@@ -136,8 +148,10 @@ def test_small_image_error_names_file_and_sizes(make_pair_dirs) -> None:
 @pytest.mark.parametrize("policy", ["pad", "resize"])
 def test_small_image_policies_keep_pairs_aligned(make_pair_dirs, policy: str) -> None:
     lq_dir, gt_dir, _ = make_pair_dirs(names=("tiny",), size=(10, 30))
-    ds = build_dataset(_opt(lq_dir, gt_dir, phase="train", gt_size=16, small_image=policy,
-                            use_flip=True), "datasets.train")
+    ds = build_dataset(
+        _opt(lq_dir, gt_dir, phase="train", gt_size=16, small_image=policy, use_flip=True),
+        "datasets.train",
+    )
     for index in range(4):
         item = ds[index]
         assert item["lq"].shape == (3, 16, 16)
@@ -146,8 +160,7 @@ def test_small_image_policies_keep_pairs_aligned(make_pair_dirs, policy: str) ->
 
 def test_val_phase_returns_full_images_in_order(make_pair_dirs) -> None:
     lq_dir, gt_dir, arrays = make_pair_dirs(size=(40, 52))
-    ds = build_dataset(_opt(lq_dir, gt_dir, phase="val", gt_size=16, use_flip=True),
-                       "datasets.val")
+    ds = build_dataset(_opt(lq_dir, gt_dir, phase="val", gt_size=16, use_flip=True), "datasets.val")
     for index, name in enumerate(sorted(arrays)):
         item = ds[index]
         assert item["lq"].shape == (3, 40, 52)

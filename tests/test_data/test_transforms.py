@@ -1,11 +1,17 @@
 """Crops, flips and rotations on arrays, driven by explicit generators."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lptn.data.transforms import (augment, ensure_min_size, paired_random_crop, random_crop,
-                                  sample_rng)
+from lptn.data.transforms import (
+    augment,
+    ensure_min_size,
+    paired_random_crop,
+    random_crop,
+    sample_rng,
+)
 
 
 def _coordinate_image(h: int, w: int) -> np.ndarray:
@@ -21,7 +27,7 @@ def test_random_crop_is_a_contiguous_window() -> None:
     for _ in range(50):
         crop = random_crop(img, 8, rng)
         top, left = int(crop[0, 0, 0]), int(crop[0, 0, 1])
-        np.testing.assert_array_equal(crop, img[top:top + 8, left:left + 8])
+        np.testing.assert_array_equal(crop, img[top : top + 8, left : left + 8])
         corners.add((top, left))
     assert len(corners) > 30
     with pytest.raises(ValueError, match="img.png.*30x41.*64"):
@@ -62,11 +68,9 @@ def test_augment_covers_the_eight_symmetries_and_applies_one_to_all() -> None:
 def test_augment_flags() -> None:
     img = _coordinate_image(4, 6)
     rng = np.random.default_rng(3)
-    outs = {augment([img], use_flip=False, use_rot=False, rng=rng)[0].tobytes()
-            for _ in range(20)}
+    outs = {augment([img], use_flip=False, use_rot=False, rng=rng)[0].tobytes() for _ in range(20)}
     assert outs == {img.tobytes()}
-    outs = {augment([img], use_flip=True, use_rot=False, rng=rng)[0].tobytes()
-            for _ in range(50)}
+    outs = {augment([img], use_flip=True, use_rot=False, rng=rng)[0].tobytes() for _ in range(50)}
     assert outs == {img.tobytes(), img[:, ::-1].tobytes()}
 
 

@@ -1,4 +1,5 @@
 """UnPairedImageDataset: independent, repeatable target draws and independent crops."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -24,9 +25,18 @@ def domains(tmp_path: Path, noise_image, save_rgb):
 
 
 def _opt(src: Path, tgt: Path, **extra) -> dict:
-    return {"type": "UnPairedImageDataset", "dataroot_lq": str(src), "dataroot_gt": str(tgt),
-            "io_backend": {"type": "disk"}, "phase": "train", "gt_size": 16,
-            "if_fix_size": True, "use_flip": True, "use_rot": True, **extra}
+    return {
+        "type": "UnPairedImageDataset",
+        "dataroot_lq": str(src),
+        "dataroot_gt": str(tgt),
+        "io_backend": {"type": "disk"},
+        "phase": "train",
+        "gt_size": 16,
+        "if_fix_size": True,
+        "use_flip": True,
+        "use_rot": True,
+        **extra,
+    }
 
 
 def test_items_and_length(domains) -> None:
@@ -40,8 +50,9 @@ def test_items_and_length(domains) -> None:
     assert Path(item["ref_path"]).parent == tgt
 
 
-def test_ref_is_drawn_independently_of_the_source_index(tmp_path: Path, noise_image,
-                                                        save_rgb) -> None:
+def test_ref_is_drawn_independently_of_the_source_index(
+    tmp_path: Path, noise_image, save_rgb
+) -> None:
     rng = np.random.default_rng(12)
     for side in ("src", "tgt"):
         for i in range(5):
@@ -76,8 +87,7 @@ def test_same_seed_same_sequence_and_epochs_differ(domains) -> None:
     assert seq(b) == seq(a)
 
 
-def test_crops_of_source_and_target_are_independent(tmp_path: Path, noise_image,
-                                                    save_rgb) -> None:
+def test_crops_of_source_and_target_are_independent(tmp_path: Path, noise_image, save_rgb) -> None:
     # Same image on both sides: identical crops every time would mean shared randomness.
     img = noise_image(np.random.default_rng(13), 40, 40)
     save_rgb(tmp_path / "src" / "x.png", img)
@@ -94,16 +104,16 @@ def test_non_train_phase_returns_full_images(domains) -> None:
     assert item["ref"].shape[1] == 36
 
 
-def test_small_target_image_is_an_error_naming_it(tmp_path: Path, noise_image,
-                                                  save_rgb) -> None:
+def test_small_target_image_is_an_error_naming_it(tmp_path: Path, noise_image, save_rgb) -> None:
     rng = np.random.default_rng(14)
     save_rgb(tmp_path / "src" / "big.png", noise_image(rng, 40, 40))
     save_rgb(tmp_path / "tgt" / "small.png", noise_image(rng, 12, 40))
     ds = build_dataset(_opt(tmp_path / "src", tmp_path / "tgt"), "datasets.train")
     with pytest.raises(ValueError, match=r"small\.png.*12x40"):
         ds[0]
-    ds = build_dataset(_opt(tmp_path / "src", tmp_path / "tgt", small_image="pad"),
-                       "datasets.train")
+    ds = build_dataset(
+        _opt(tmp_path / "src", tmp_path / "tgt", small_image="pad"), "datasets.train"
+    )
     assert ds[0]["ref"].shape == (3, 16, 16)
 
 
@@ -122,8 +132,9 @@ def test_lmdb_backend(domains, tmp_path: Path, create_lmdb_script) -> None:
     src_db = make(src, tmp_path / "src.lmdb", progress=False)
     tgt_db = make(tgt, tmp_path / "tgt.lmdb", progress=False)
     disk = build_dataset(_opt(src, tgt), "datasets.train", seed=9)
-    lmdb_ds = build_dataset(_opt(src_db, tgt_db, io_backend={"type": "lmdb"}), "datasets.train",
-                            seed=9)
+    lmdb_ds = build_dataset(
+        _opt(src_db, tgt_db, io_backend={"type": "lmdb"}), "datasets.train", seed=9
+    )
     for i in range(6):
         a, b = disk[i], lmdb_ds[i]
         assert b["lq_path"] == Path(a["lq_path"]).stem

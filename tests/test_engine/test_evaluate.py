@@ -1,4 +1,5 @@
 """test.py on the FiveK sample with the official checkpoint reproduces the published figures."""
+
 import csv
 import json
 from pathlib import Path
@@ -13,25 +14,36 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path: Path, fivek_sample_dir: Path, checkpoint: Path, *extra: str) -> int:
-    return evaluate_main([
-        "-opt", str(REPO / "options/test/LPTN/test_FiveK_sample.yml"), "--device", "cpu",
-        "--set", f"datasets.test.dataroot_lq={fivek_sample_dir / 'source'}",
-        f"datasets.test.dataroot_gt={fivek_sample_dir / 'target'}",
-        f"path.pretrain_network_g={checkpoint}", f"path.results_root={tmp_path}",
-        f"path.visualization={tmp_path / 'visualization'}", f"path.log={tmp_path}", *extra])
+    return evaluate_main(
+        [
+            "-opt",
+            str(REPO / "options/test/LPTN/test_FiveK_sample.yml"),
+            "--device",
+            "cpu",
+            "--set",
+            f"datasets.test.dataroot_lq={fivek_sample_dir / 'source'}",
+            f"datasets.test.dataroot_gt={fivek_sample_dir / 'target'}",
+            f"path.pretrain_network_g={checkpoint}",
+            f"path.results_root={tmp_path}",
+            f"path.visualization={tmp_path / 'visualization'}",
+            f"path.log={tmp_path}",
+            *extra,
+        ]
+    )
 
 
-def test_official_checkpoint_on_fivek_sample(tmp_path: Path, fivek_sample_dir: Path,
-                                             official_checkpoint: Path) -> None:
-    assert _run(tmp_path, fivek_sample_dir, official_checkpoint,
-                "val.save_comparison=true") == 0
+def test_official_checkpoint_on_fivek_sample(
+    tmp_path: Path, fivek_sample_dir: Path, official_checkpoint: Path
+) -> None:
+    assert _run(tmp_path, fivek_sample_dir, official_checkpoint, "val.save_comparison=true") == 0
     result = json.loads((tmp_path / "metrics.json").read_text())["fivek_sample"]
     assert result["mean"]["psnr"] == pytest.approx(22.908, abs=0.005)
     assert result["mean"]["ssim"] == pytest.approx(0.8808, abs=0.0005)
     names = sorted(p.stem for p in (fivek_sample_dir / "source").glob("*.png"))
     assert sorted(result["per_image"]) == names
     assert np.mean([v["psnr"] for v in result["per_image"].values()]) == pytest.approx(
-        result["mean"]["psnr"])
+        result["mean"]["psnr"]
+    )
     rows = list(csv.reader(open(tmp_path / "metrics.csv")))
     assert rows[0] == ["dataset", "image", "psnr", "ssim"] and len(rows) == 1 + 23 + 1
     # Outputs: full resolution, same file names, PNG; comparison panels three images wide.
@@ -43,18 +55,22 @@ def test_official_checkpoint_on_fivek_sample(tmp_path: Path, fivek_sample_dir: P
         assert panel.shape == (src.shape[0], 3 * src.shape[1], 3)
 
 
-def test_missing_dataset_folder_is_a_clear_error(tmp_path: Path, fivek_sample_dir: Path,
-                                                 official_checkpoint: Path,
-                                                 capsys: pytest.CaptureFixture) -> None:
-    code = _run(tmp_path, fivek_sample_dir, official_checkpoint,
-                f"datasets.test.dataroot_lq={tmp_path / 'nowhere'}")
+def test_missing_dataset_folder_is_a_clear_error(
+    tmp_path: Path, fivek_sample_dir: Path, official_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = _run(
+        tmp_path,
+        fivek_sample_dir,
+        official_checkpoint,
+        f"datasets.test.dataroot_lq={tmp_path / 'nowhere'}",
+    )
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
 
 
-def test_wrong_architecture_names_the_fitting_options(tmp_path: Path, fivek_sample_dir: Path,
-                                                      official_checkpoint: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_wrong_architecture_names_the_fitting_options(
+    tmp_path: Path, fivek_sample_dir: Path, official_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert _run(tmp_path, fivek_sample_dir, official_checkpoint, "network_g.num_high=4") == 2
     err = capsys.readouterr().err
     assert "trans_mask_block_3" in err and "'num_high': 3" in err

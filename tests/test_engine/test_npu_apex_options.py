@@ -6,6 +6,7 @@ that has apex's documented call signatures (``amp.initialize``, ``amp.scale_loss
 ``amp.state_dict``, ``apex.optimizers.NpuFusedAdam``): it checks how this project calls apex,
 not apex itself (which only runs on CUDA GPUs / Ascend NPUs).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,18 +17,25 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from lptn.engine import device_backend
-from lptn.engine.amp_backend import (AmpConfig, AmpUnavailable, ApexScaler, amp_config,
-                                     check_training_requirements, prepare_mixed_precision)
-from lptn.engine.cli import train_main
-from lptn.engine.runtime import DeviceError, build_training_runtime, select_device
-from lptn.models.optimizers import OPTIMIZER_REGISTRY, build_optimizer
 from train_test_utils import assert_train_py_fails_before_data
 
-pytestmark = pytest.mark.skipif(device_backend.import_npu_support(),
-                                reason="torch_npu is installed: the missing-package errors "
-                                       "cannot happen")
+from lptn.engine.cli import train_main
+from lptn.models.optimizers import OPTIMIZER_REGISTRY, build_optimizer
+from lptn.platform import device_backend
+from lptn.platform.amp_backend import (
+    AmpConfig,
+    AmpUnavailable,
+    ApexScaler,
+    amp_config,
+    check_training_requirements,
+    prepare_mixed_precision,
+)
+from lptn.platform.runtime import DeviceError, build_training_runtime, select_device
+
+pytestmark = pytest.mark.skipif(
+    device_backend.import_npu_support(),
+    reason="torch_npu is installed: the missing-package errors cannot happen",
+)
 
 
 def _amp(**amp) -> AmpConfig:
@@ -38,15 +46,16 @@ def test_amp_options() -> None:
     assert _amp(enabled=False, backend="apex") == AmpConfig()
     assert _amp(enabled=True) == AmpConfig(precision="bf16")
     assert _amp(enabled=True, backend="apex") == AmpConfig(precision="fp16", backend="apex")
-    config = _amp(enabled=True, backend="apex", opt_level="O2", loss_scale=128,
-                  combine_grad=True)
+    config = _amp(enabled=True, backend="apex", opt_level="O2", loss_scale=128, combine_grad=True)
     assert (config.opt_level, config.loss_scale, config.combine_grad) == ("O2", 128.0, True)
     assert config.uses_apex
-    for bad, key in [(dict(opt_level="O4"), "train.amp.opt_level"),
-                     (dict(loss_scale=-1), "train.amp.loss_scale"),
-                     (dict(loss_scale="auto"), "train.amp.loss_scale"),
-                     (dict(combine_grad="yes"), "train.amp.combine_grad"),
-                     (dict(dtype="bf16"), "apex AMP trains in fp16 only")]:
+    for bad, key in [
+        (dict(opt_level="O4"), "train.amp.opt_level"),
+        (dict(loss_scale=-1), "train.amp.loss_scale"),
+        (dict(loss_scale="auto"), "train.amp.loss_scale"),
+        (dict(combine_grad="yes"), "train.amp.combine_grad"),
+        (dict(dtype="bf16"), "apex AMP trains in fp16 only"),
+    ]:
         with pytest.raises(ValueError, match=key):
             _amp(enabled=True, backend="apex", **bad)
     with pytest.raises(ValueError, match="train.amp.backend: must be native or apex"):
@@ -57,8 +66,10 @@ def test_amp_options() -> None:
 
 def test_apex_keys_with_the_native_backend_warn(lptn_log) -> None:
     assert _amp(enabled=True, dtype="fp16", opt_level="O2") == AmpConfig(precision="fp16")
-    assert any("only apply to backend: apex" in r.getMessage() and r.levelno == logging.WARNING
-               for r in lptn_log.records)
+    assert any(
+        "only apply to backend: apex" in r.getMessage() and r.levelno == logging.WARNING
+        for r in lptn_log.records
+    )
 
 
 def test_npu_device_without_torch_npu_says_what_to_install() -> None:
@@ -77,8 +88,9 @@ def test_missing_apex_and_fused_optimisers_are_named() -> None:
     assert "NpuFusedAdam" in OPTIMIZER_REGISTRY and "FusedAdam" in OPTIMIZER_REGISTRY
     with pytest.raises(AmpUnavailable, match="train.amp.backend: apex needs apex.amp.*install"):
         check_training_requirements({"train": {"amp": {"enabled": True, "backend": "apex"}}})
-    with pytest.raises(AmpUnavailable,
-                       match="train.optim_d.type: NpuFusedAdam needs apex.optimizers"):
+    with pytest.raises(
+        AmpUnavailable, match="train.optim_d.type: NpuFusedAdam needs apex.optimizers"
+    ):
         check_training_requirements({"train": {"optim_d": {"type": "NpuFusedAdam", "lr": 1}}})
     with pytest.raises(AmpUnavailable, match="apex"):
         build_optimizer(torch.nn.Linear(2, 2).parameters(), {"type": "FusedAdam", "lr": 1e-3})
@@ -87,37 +99,47 @@ def test_missing_apex_and_fused_optimisers_are_named() -> None:
         build_optimizer(torch.nn.Linear(2, 2).parameters(), {"type": "Adamm", "lr": 1e-3})
 
 
-@pytest.mark.parametrize("override,expected", [
-    (["device=npu"], "torch_npu"),
-    (["train.amp.enabled=true", "train.amp.backend=apex", "train.amp.opt_level=O2"],
-     "train.amp.backend: apex needs apex.amp"),
-    (["train.optim_g.type=NpuFusedAdam"], "train.optim_g.type: NpuFusedAdam needs apex"),
-])
-def test_train_py_fails_before_reading_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture, override,
-                                            expected: str) -> None:
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        (["device=npu"], "torch_npu"),
+        (
+            ["train.amp.enabled=true", "train.amp.backend=apex", "train.amp.opt_level=O2"],
+            "train.amp.backend: apex needs apex.amp",
+        ),
+        (["train.optim_g.type=NpuFusedAdam"], "train.optim_g.type: NpuFusedAdam needs apex"),
+    ],
+)
+def test_train_py_fails_before_reading_data(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    override,
+    expected: str,
+) -> None:
     monkeypatch.chdir(tmp_path)
     option_file = assert_train_py_fails_before_data(tmp_path, capsys, override, expected)
     # The same options through the API: build_training_runtime raises the same.
-    from lptn.engine.options import parse_options
+    from lptn.platform.options import parse_options
 
     with pytest.raises(DeviceError, match=expected.split(":")[0]):
-        build_training_runtime(parse_options(option_file, override, is_train=True,
-                                             root=tmp_path))
+        build_training_runtime(parse_options(option_file, override, is_train=True, root=tmp_path))
 
 
 def test_the_shipped_npu_options_name_both_missing_packages(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)  # its datasets/FiveK/... paths do not exist here
-    option_file = Path(__file__).resolve().parents[2] / "options" / "train" / "LPTN" / \
-        "train_FiveK_npu.yml"
+    option_file = (
+        Path(__file__).resolve().parents[2] / "options" / "train" / "LPTN" / "train_FiveK_npu.yml"
+    )
     assert train_main(["-opt", str(option_file)]) == 2
     err = capsys.readouterr().err
     assert "train.amp.backend: apex needs apex.amp" in err and "device: npu" in err
     assert "torch_npu" in err and "FiveK_train" not in err
 
 
-_STAND_IN_AMP = '''
+_STAND_IN_AMP = """
 import contextlib
 calls = []
 
@@ -157,14 +179,14 @@ def state_dict():
 def load_state_dict(state):
     for i, key in enumerate(state):
         _amp_state.loss_scalers[i]._loss_scale = state[key]["loss_scale"]
-'''
+"""
 
-_STAND_IN_OPTIMIZERS = '''
+_STAND_IN_OPTIMIZERS = """
 import torch
 
 class NpuFusedAdam(torch.optim.Adam):
     pass
-'''
+"""
 
 
 @pytest.fixture
@@ -184,9 +206,18 @@ def stand_in_apex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_apex_adapter_calls(stand_in_apex) -> None:
     amp = stand_in_apex
-    opt = {"train": {"amp": {"enabled": True, "backend": "apex", "opt_level": "O2",
-                             "loss_scale": 128, "combine_grad": True},
-                     "optim_g": {"type": "NpuFusedAdam", "lr": 1e-3}}}
+    opt = {
+        "train": {
+            "amp": {
+                "enabled": True,
+                "backend": "apex",
+                "opt_level": "O2",
+                "loss_scale": 128,
+                "combine_grad": True,
+            },
+            "optim_g": {"type": "NpuFusedAdam", "lr": 1e-3},
+        }
+    }
     config = check_training_requirements(opt)
     optimizer = build_optimizer(torch.nn.Linear(3, 1).parameters(), opt["train"]["optim_g"])
     assert type(optimizer).__name__ == "NpuFusedAdam"

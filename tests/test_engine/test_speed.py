@@ -1,4 +1,5 @@
 """test_speed.py: original keys, several sizes, precision, the speed.json layout."""
+
 import json
 from pathlib import Path
 
@@ -6,21 +7,33 @@ import pytest
 
 from lptn.engine.cli import speed_main
 from lptn.engine.speed import parse_sizes
-from lptn.engine.options import OptionError
+from lptn.platform.options import OptionError
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_speed_report(tmp_path: Path, fivek_sample_dir: Path, official_checkpoint: Path) -> None:
-    code = speed_main([
-        "-opt", str(REPO / "options/test/LPTN/test_speed_FiveK.yml"), "--device", "cpu",
-        "--precision", "bf16", "--set",
-        f"datasets.test.dataroot_lq={fivek_sample_dir / 'source'}",
-        f"datasets.test.dataroot_gt={fivek_sample_dir / 'target'}",
-        "datasets.test.io_backend.type=disk",
-        f"path.pretrain_network_g={official_checkpoint}", f"path.results_root={tmp_path}",
-        f"path.log={tmp_path}", "val.num_img=2", "val.times_per_img=2", "val.warmup=1",
-        "val.fix_img_size=[[33, 47], [64, 96]]"])
+    code = speed_main(
+        [
+            "-opt",
+            str(REPO / "options/test/LPTN/test_speed_FiveK.yml"),
+            "--device",
+            "cpu",
+            "--precision",
+            "bf16",
+            "--set",
+            f"datasets.test.dataroot_lq={fivek_sample_dir / 'source'}",
+            f"datasets.test.dataroot_gt={fivek_sample_dir / 'target'}",
+            "datasets.test.io_backend.type=disk",
+            f"path.pretrain_network_g={official_checkpoint}",
+            f"path.results_root={tmp_path}",
+            f"path.log={tmp_path}",
+            "val.num_img=2",
+            "val.times_per_img=2",
+            "val.warmup=1",
+            "val.fix_img_size=[[33, 47], [64, 96]]",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "speed.json").read_text())
     assert report["precision"] == "bf16" and report["device"].startswith("CPU")
@@ -33,11 +46,17 @@ def test_speed_report(tmp_path: Path, fivek_sample_dir: Path, official_checkpoin
 
 def test_speed_without_dataset_uses_a_real_photo(tmp_path: Path) -> None:
     opt = tmp_path / "speed.yml"
-    opt.write_text("name: s\nmodel_type: LPTNTestModel\nnum_gpu: 0\n"
-                   "network_g: {type: LPTN, nrb_low: 1, nrb_high: 1, num_high: 2}\n"
-                   "val: {num_img: 1, times_per_img: 1, warmup: 0, fix_img_size: [40, 48]}\n")
-    assert speed_main(["-opt", str(opt), "--set", f"path.results_root={tmp_path}",
-                       f"path.log={tmp_path}"]) == 0
+    opt.write_text(
+        "name: s\nmodel_type: LPTNTestModel\nnum_gpu: 0\n"
+        "network_g: {type: LPTN, nrb_low: 1, nrb_high: 1, num_high: 2}\n"
+        "val: {num_img: 1, times_per_img: 1, warmup: 0, fix_img_size: [40, 48]}\n"
+    )
+    assert (
+        speed_main(
+            ["-opt", str(opt), "--set", f"path.results_root={tmp_path}", f"path.log={tmp_path}"]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "speed.json").read_text())
     assert list(report["sizes"]) == ["40x48"] and report["precision"] == "fp32"
 

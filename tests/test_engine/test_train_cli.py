@@ -1,14 +1,15 @@
 """``train.py`` / ``lptn-train``: experiment folder, archive on rerun, exit codes."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import yaml
+from train_test_utils import make_image_folders, tiny_options, write_options
 
 from lptn.engine.cli import train_main
 from lptn.engine.train_loop import archive_existing, training_precision
-from train_test_utils import make_image_folders, tiny_options, write_options
 
 
 @pytest.fixture
@@ -24,8 +25,7 @@ def test_rerun_archives_the_previous_experiment(option_file: Path, tmp_path: Pat
     assert train_main(["-opt", str(option_file), "--device", "cpu"]) == 0
     exp = tmp_path / "experiments" / "cli"
     first_log = next(exp.glob("train_cli_*.log")).name
-    assert {p.name for p in (exp / "models").iterdir()} == \
-        {"net_g_2.pth", "net_g_latest.pth"}
+    assert {p.name for p in (exp / "models").iterdir()} == {"net_g_2.pth", "net_g_latest.pth"}
     assert [p.name for p in (exp / "training_states").iterdir()] == ["2.state"]
     copy = yaml.safe_load(next(exp.glob("train_cli_*.yml")).read_text())
     assert copy["train"]["total_iter"] == 2 and copy["manual_seed"] == 7
@@ -39,8 +39,9 @@ def test_rerun_archives_the_previous_experiment(option_file: Path, tmp_path: Pat
     assert [p.name for p in (exp / "training_states").iterdir()] == ["2.state"]
 
     # --auto_resume with a longer run continues in place (no new archive).
-    assert train_main(["-opt", str(option_file), "--auto_resume",
-                       "--set", "train.total_iter=4"]) == 0
+    assert (
+        train_main(["-opt", str(option_file), "--auto_resume", "--set", "train.total_iter=4"]) == 0
+    )
     assert len(list((tmp_path / "experiments").glob("cli_archived_*"))) == 1
     assert (exp / "training_states" / "4.state").is_file()
 
@@ -48,11 +49,14 @@ def test_rerun_archives_the_previous_experiment(option_file: Path, tmp_path: Pat
 def test_cli_errors(option_file: Path, capsys: pytest.CaptureFixture) -> None:
     assert train_main(["-opt", str(option_file), "--launcher", "pytorch"]) == 2
     assert "--launcher pytorch" in capsys.readouterr().err
-    assert train_main(["-opt", str(option_file), "--set", "train.amp.dtype=fp8",
-                       "train.amp.enabled=true"]) == 2
+    assert (
+        train_main(
+            ["-opt", str(option_file), "--set", "train.amp.dtype=fp8", "train.amp.enabled=true"]
+        )
+        == 2
+    )
     assert "train.amp.dtype" in capsys.readouterr().err
-    assert train_main(["-opt", str(option_file), "--set",
-                       "path.resume_state=nowhere/7.state"]) == 2
+    assert train_main(["-opt", str(option_file), "--set", "path.resume_state=nowhere/7.state"]) == 2
     assert "nowhere/7.state" in capsys.readouterr().err
 
 

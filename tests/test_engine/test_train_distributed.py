@@ -5,6 +5,7 @@ One straight 6-iteration run (``torch.multiprocessing.spawn``) and one run of 3 
 iterations through ``python -m torch.distributed.run train.py --launcher pytorch`` (stop, then
 ``--auto_resume``) share the same options; 5 val images split 3 / 2 between the ranks.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,14 +19,14 @@ from typing import Any, Dict
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from dist_test_utils import free_port, train_worker
+from train_test_utils import make_image_folders, tiny_options, write_options
+
 from lptn.data import build_dataset
 from lptn.engine.evaluate import evaluate_dataset
-from lptn.engine.runtime import Runtime
 from lptn.engine.training_state import load_training_state
 from lptn.models import build_model
-from train_test_utils import make_image_folders, tiny_options, write_options
+from lptn.platform.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CPU = Runtime(device=torch.device("cpu"))
@@ -50,18 +51,24 @@ def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     opt_path = _options(root, "ddp")
     out = root / "records"
     out.mkdir()
-    mp.spawn(train_worker, args=(WORLD, free_port(), str(opt_path), str(root), str(out)),
-             nprocs=WORLD, join=True)
+    mp.spawn(
+        train_worker,
+        args=(WORLD, free_port(), str(opt_path), str(root), str(out)),
+        nprocs=WORLD,
+        join=True,
+    )
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
-    return {"root": root, "exp": root / "experiments" / "ddp", "ranks": ranks,
-            "opt_path": opt_path}
+    return {"root": root, "exp": root / "experiments" / "ddp", "ranks": ranks, "opt_path": opt_path}
 
 
 def test_ranks_end_with_identical_weights_and_only_rank_0_writes(straight_run) -> None:
     rank0, rank1 = straight_run["ranks"]
     exp: Path = straight_run["exp"]
-    assert rank0["wrapped"] == rank1["wrapped"] == \
-        {"net_g": "DistributedDataParallel", "net_d": "DistributedDataParallel"}
+    assert (
+        rank0["wrapped"]
+        == rank1["wrapped"]
+        == {"net_g": "DistributedDataParallel", "net_d": "DistributedDataParallel"}
+    )
     assert rank0["iteration"] == rank1["iteration"] == 6
     for net in ("net_g", "net_d"):
         a, b = rank0["weights"][net], rank1["weights"][net]
@@ -82,8 +89,9 @@ def test_ranks_end_with_identical_weights_and_only_rank_0_writes(straight_run) -
     state = load_training_state(exp / "training_states" / "6.state")
     assert len(state["rng_ranks"]) == WORLD
     # Both ranks' validation images, gathered to rank 0 and written once each.
-    assert sorted(p.name for p in (exp / "visualization" / "3").iterdir()) == \
-        [f"img_{i}.png" for i in range(5)]
+    assert sorted(p.name for p in (exp / "visualization" / "3").iterdir()) == [
+        f"img_{i}.png" for i in range(5)
+    ]
     log = next(exp.glob("train_ddp_*.log")).read_text()
     assert "2 processes" in log and log.count("validation tiny_val at iteration 3") == 1
 
@@ -91,24 +99,27 @@ def test_ranks_end_with_identical_weights_and_only_rank_0_writes(straight_run) -
 def test_distributed_validation_equals_single_process_test(straight_run) -> None:
     rank0, rank1 = straight_run["ranks"]
     exp: Path = straight_run["exp"]
-    from lptn.engine.options import parse_options
+    from lptn.platform.options import parse_options
 
     opt = parse_options(straight_run["opt_path"], is_train=True, root=straight_run["root"])
     dataset = build_dataset(opt["datasets"]["val"], "datasets.val")
     assert len(dataset) == 5  # odd: rank 0 measures 3 images, rank 1 measures 2
 
     def single_process(weights: Path) -> float:
-        test_opt = {"name": "check", "model_type": "LPTNTestModel",
-                    "network_g": opt["network_g"], "path": {"pretrain_network_g": str(weights)},
-                    "val": {"metrics": opt["val"]["metrics"]}}
-        result = evaluate_dataset(build_model(test_opt, CPU), dataset, "tiny_val",
-                                  test_opt["val"])
+        test_opt = {
+            "name": "check",
+            "model_type": "LPTNTestModel",
+            "network_g": opt["network_g"],
+            "path": {"pretrain_network_g": str(weights)},
+            "val": {"metrics": opt["val"]["metrics"]},
+        }
+        result = evaluate_dataset(build_model(test_opt, CPU), dataset, "tiny_val", test_opt["val"])
         return result["mean"]["psnr"]
 
     # The final validation (weights of iteration 6) on both ranks: all 5 images, once each.
     expected = single_process(exp / "models" / "net_g_latest.pth")
     for record in (rank0, rank1):
-        (means, count), = record["final_val"]
+        ((means, count),) = record["final_val"]
         assert count == 5
         assert means["psnr"] == expected
     # The best model tracked during training has test.py's number too.
@@ -118,11 +129,25 @@ def test_distributed_validation_equals_single_process_test(straight_run) -> None
 
 
 def _torchrun(opt_path: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}",
-           str(REPO_ROOT / "train.py"), "-opt", str(opt_path), "--launcher", "pytorch", *extra]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={WORLD}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        str(REPO_ROOT / "train.py"),
+        "-opt",
+        str(opt_path),
+        "--launcher",
+        "pytorch",
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
 
 
@@ -149,15 +174,23 @@ def test_sigterm_to_one_process_stops_all_at_the_same_iteration(tmp_path: Path) 
     opt_path = _options(tmp_path, "preempt")
     out = tmp_path / "records"
     out.mkdir()
-    overrides = ["train.total_iter=100000", "logger.save_checkpoint_freq=100000",
-                 "val.val_freq=100000"]
-    mp.spawn(train_worker, args=(WORLD, free_port(), str(opt_path), str(tmp_path), str(out),
-                                 overrides, 2.0), nprocs=WORLD, join=True)
+    overrides = [
+        "train.total_iter=100000",
+        "logger.save_checkpoint_freq=100000",
+        "val.val_freq=100000",
+    ]
+    mp.spawn(
+        train_worker,
+        args=(WORLD, free_port(), str(opt_path), str(tmp_path), str(out), overrides, 2.0),
+        nprocs=WORLD,
+        join=True,
+    )
     rank0, rank1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD))
     assert rank0["status"] == rank1["status"] == "interrupted"
     assert rank0["signal"] == rank1["signal"] == signal.SIGTERM  # only rank 1 received it
     assert 0 < rank0["iteration"] == rank1["iteration"] < 100000
     it = rank0["iteration"]
-    state = load_training_state(tmp_path / "experiments" / "preempt" / "training_states"
-                                / f"{it}.state")
+    state = load_training_state(
+        tmp_path / "experiments" / "preempt" / "training_states" / f"{it}.state"
+    )
     assert state["iter"] == it and rank0["last_state"] == rank1["last_state"]

@@ -1,4 +1,5 @@
 """Saving never loses the previous checkpoint; non-finite losses; SIGTERM pre-emption."""
+
 from __future__ import annotations
 
 import io
@@ -11,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_test_utils import make_image_folders, parsed, tiny_options, write_options
 
 from lptn.archs import build_network
-from lptn.engine.checkpoint import load_network_weights, save_network
-from lptn.engine.runtime import Runtime
+from lptn.archs.weight_loading import load_network_weights
 from lptn.engine.train_loop import NonFiniteLossError, Trainer, run_training
 from lptn.engine.training_state import load_training_state, save_training_state
-from train_test_utils import make_image_folders, parsed, tiny_options, write_options
+from lptn.platform.checkpoint_io import save_network
+from lptn.platform.runtime import Runtime
 
 CPU = Runtime(device=torch.device("cpu"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +31,13 @@ def _weights(path: Path) -> dict:
 
 def test_save_interrupted_mid_write_keeps_the_previous_files(tmp_path: Path, monkeypatch) -> None:
     data = make_image_folders(tmp_path / "data", count=4)
-    outcome = run_training(parsed(tiny_options(data, name="ckpt", gan=False, total_iter=2,
-                                               checkpoint_freq=2), tmp_path),
-                           CPU, handle_signals=False)
+    outcome = run_training(
+        parsed(
+            tiny_options(data, name="ckpt", gan=False, total_iter=2, checkpoint_freq=2), tmp_path
+        ),
+        CPU,
+        handle_signals=False,
+    )
     state_path = outcome.last_state
     models = outcome.experiments_root / "models"
     state_bytes = state_path.read_bytes()
@@ -59,16 +65,26 @@ def test_save_interrupted_mid_write_keeps_the_previous_files(tmp_path: Path, mon
     assert (models / "net_g_2.pth").read_bytes() == net_bytes
     previous = load_training_state(state_path)
     assert previous["iter"] == 2 and previous["epoch"] != 99
-    leftovers = [p.name for p in list(state_path.parent.iterdir()) + list(models.iterdir())
-                 if p.name.endswith(".tmp")]
+    leftovers = [
+        p.name
+        for p in list(state_path.parent.iterdir()) + list(models.iterdir())
+        if p.name.endswith(".tmp")
+    ]
     assert leftovers == []
 
 
-def test_non_finite_losses_skip_then_stop_keeping_the_last_good_checkpoint(
-        tmp_path: Path) -> None:
+def test_non_finite_losses_skip_then_stop_keeping_the_last_good_checkpoint(tmp_path: Path) -> None:
     data = make_image_folders(tmp_path / "data", count=4)
-    opt = parsed(tiny_options(data, name="nan", total_iter=20, checkpoint_freq=2,
-                              extra_train={"max_consecutive_nonfinite": 3}), tmp_path)
+    opt = parsed(
+        tiny_options(
+            data,
+            name="nan",
+            total_iter=20,
+            checkpoint_freq=2,
+            extra_train={"max_consecutive_nonfinite": 3},
+        ),
+        tmp_path,
+    )
     trainer = Trainer(opt, CPU, handle_signals=False)
     trainer.prepare()
 
@@ -98,15 +114,29 @@ def test_non_finite_losses_skip_then_stop_keeping_the_last_good_checkpoint(
 
 def test_sigterm_saves_a_resumable_state(tmp_path: Path) -> None:
     data = make_image_folders(tmp_path / "data", count=4)
-    opt = tiny_options(data, name="preempt", gan=False, total_iter=100000,
-                       checkpoint_freq=100000)
+    opt = tiny_options(data, name="preempt", gan=False, total_iter=100000, checkpoint_freq=100000)
     option_file = write_options(opt, tmp_path / "preempt.yml")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+        ),
+    )
     with open(tmp_path / "out.txt", "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "train.py"), "-opt",
-                                 str(option_file), "--device", "cpu"],
-                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO_ROOT / "train.py"),
+                "-opt",
+                str(option_file),
+                "--device",
+                "cpu",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 120
             while "iter 3/" not in (tmp_path / "out.txt").read_text(errors="replace"):

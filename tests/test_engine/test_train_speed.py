@@ -1,20 +1,28 @@
 """``train.channels_last`` / ``train.compile`` parsing and helpers, and the fused-optimiser /
 apex rule; the numerical checks on a real training step are in
 tests/test_models/test_lptn_model_speed.py."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import torch
+from train_test_utils import assert_train_py_fails_before_data
 
 from lptn.archs.lptn_arch import LPTN
-from lptn.engine.amp_backend import (AmpConfig, check_training_requirements,
-                                     prepare_mixed_precision)
-from lptn.engine.runtime import build_training_runtime
-from lptn.engine.train_speed import (COMPILE_MODES, TrainSpeed, check_compile_support,
-                                     train_speed_options)
-from train_test_utils import assert_train_py_fails_before_data
+from lptn.platform.amp_backend import (
+    AmpConfig,
+    check_training_requirements,
+    prepare_mixed_precision,
+)
+from lptn.platform.runtime import build_training_runtime
+from lptn.platform.train_speed import (
+    COMPILE_MODES,
+    TrainSpeed,
+    check_compile_support,
+    train_speed_options,
+)
 
 
 def _speed(**train) -> TrainSpeed:
@@ -32,12 +40,15 @@ def test_defaults_and_accepted_values() -> None:
     assert "reduce-overhead" in COMPILE_MODES and "max-autotune" in COMPILE_MODES
 
 
-@pytest.mark.parametrize("train,key", [
-    ({"channels_last": "yes"}, "train.channels_last"),
-    ({"channels_last": 1}, "train.channels_last"),
-    ({"compile": "fastest"}, "train.compile"),
-    ({"compile": 1}, "train.compile"),
-])
+@pytest.mark.parametrize(
+    "train,key",
+    [
+        ({"channels_last": "yes"}, "train.channels_last"),
+        ({"channels_last": 1}, "train.channels_last"),
+        ({"compile": "fastest"}, "train.compile"),
+        ({"compile": 1}, "train.compile"),
+    ],
+)
 def test_bad_values_name_the_key(train, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         _speed(**train)
@@ -71,37 +82,51 @@ def test_batches_and_networks_follow_the_memory_format() -> None:
     plain.begin_step()
     check_compile_support(plain, torch.device("cpu"))
     check_compile_support(TrainSpeed(compile_mode="default"), torch.device("cpu"))
-    assert TrainSpeed(True, "max-autotune").describe() == \
-        "channels_last, compiled generator (max-autotune)"
+    assert (
+        TrainSpeed(True, "max-autotune").describe()
+        == "channels_last, compiled generator (max-autotune)"
+    )
 
 
 def test_fused_torch_optimiser_with_apex_names_the_key() -> None:
     apex = {"enabled": True, "backend": "apex", "opt_level": "O2"}
     with pytest.raises(ValueError, match=r"train\.optim_d\.fused.*apex"):
-        check_training_requirements({"train": {"amp": apex, "optim_d": {"type": "Adam",
-                                                                          "lr": 1, "fused": True}}})
+        check_training_requirements(
+            {"train": {"amp": apex, "optim_d": {"type": "Adam", "lr": 1, "fused": True}}}
+        )
     net = torch.nn.Conv2d(3, 3, 3)
     fused = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     with pytest.raises(ValueError, match=r"train\.optim_g\.fused"):
-        prepare_mixed_precision(AmpConfig(precision="fp16", backend="apex"),
-                                torch.device("cpu"), {"net_g": net}, {"net_g": fused})
+        prepare_mixed_precision(
+            AmpConfig(precision="fp16", backend="apex"),
+            torch.device("cpu"),
+            {"net_g": net},
+            {"net_g": fused},
+        )
     # The native backend keeps the fused optimiser as it is.
     _, optimizers, scalers = prepare_mixed_precision(
-        AmpConfig(precision="fp16"), torch.device("cpu"), {"net_g": net}, {"net_g": fused})
+        AmpConfig(precision="fp16"), torch.device("cpu"), {"net_g": net}, {"net_g": fused}
+    )
     assert optimizers["net_g"] is fused and scalers["net_g"].is_enabled()
 
 
-@pytest.mark.parametrize("override,expected", [
-    (["train.compile=fastest"], "train.compile"),
-    (["train.channels_last=maybe"], "train.channels_last"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        (["train.compile=fastest"], "train.compile"),
+        (["train.channels_last=maybe"], "train.channels_last"),
+    ],
+)
 def test_train_py_rejects_bad_speed_options_before_reading_data(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-        override, expected: str) -> None:
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    override,
+    expected: str,
+) -> None:
     monkeypatch.chdir(tmp_path)
     option_file = assert_train_py_fails_before_data(tmp_path, capsys, override, expected)
-    from lptn.engine.options import parse_options
+    from lptn.platform.options import parse_options
 
     with pytest.raises(ValueError, match=expected):
-        build_training_runtime(parse_options(option_file, override, is_train=True,
-                                             root=tmp_path))
+        build_training_runtime(parse_options(option_file, override, is_train=True, root=tmp_path))

@@ -1,18 +1,19 @@
 """Validation during training: best model, saved images, TensorBoard, test.py's numbers."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import torch
+from train_test_utils import make_image_folders, parsed, tiny_options
 
 from lptn.data import build_dataset
 from lptn.engine.evaluate import evaluate_dataset
-from lptn.engine.runtime import Runtime
 from lptn.engine.train_loop import run_training
 from lptn.engine.training_state import load_training_state
 from lptn.models import build_model
-from train_test_utils import make_image_folders, parsed, tiny_options
+from lptn.platform.runtime import Runtime
 
 CPU = Runtime(device=torch.device("cpu"))
 
@@ -23,8 +24,16 @@ def _weights(path: Path) -> dict:
 
 def test_validation_tracks_the_best_model_like_test_py(tmp_path: Path) -> None:
     data = make_image_folders(tmp_path / "data", count=4)
-    raw = tiny_options(data, name="val", unpaired=False, gan=False, total_iter=6,
-                       checkpoint_freq=2, val=True, val_freq=2)
+    raw = tiny_options(
+        data,
+        name="val",
+        unpaired=False,
+        gan=False,
+        total_iter=6,
+        checkpoint_freq=2,
+        val=True,
+        val_freq=2,
+    )
     raw["logger"]["use_tb_logger"] = True
     opt = parsed(raw, tmp_path)
     outcome = run_training(opt, CPU, handle_signals=False)
@@ -48,9 +57,13 @@ def test_validation_tracks_the_best_model_like_test_py(tmp_path: Path) -> None:
     assert load_training_state(outcome.last_state)["best"] == outcome.best
 
     # test.py's evaluation of net_g_best.pth gives the same PSNR.
-    test_opt = {"name": "check", "model_type": "LPTNTestModel", "network_g": opt["network_g"],
-                "path": {"pretrain_network_g": str(root / "models" / "net_g_best.pth")},
-                "val": {"metrics": opt["val"]["metrics"]}}
+    test_opt = {
+        "name": "check",
+        "model_type": "LPTNTestModel",
+        "network_g": opt["network_g"],
+        "path": {"pretrain_network_g": str(root / "models" / "net_g_best.pth")},
+        "val": {"metrics": opt["val"]["metrics"]},
+    }
     dataset = build_dataset(opt["datasets"]["val"], "datasets.val")
     result = evaluate_dataset(build_model(test_opt, CPU), dataset, "tiny_val", test_opt["val"])
     assert result["mean"]["psnr"] == outcome.best["value"]
@@ -67,8 +80,9 @@ def test_validation_tracks_the_best_model_like_test_py(tmp_path: Path) -> None:
     events = EventAccumulator(str(tb_dir), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     tags = events.Tags()
-    assert {"losses/l_g_pix", "lr/lr_g", "time/iter", "metrics/tiny_val/psnr"} <= \
-        set(tags["scalars"])
+    assert {"losses/l_g_pix", "lr/lr_g", "time/iter", "metrics/tiny_val/psnr"} <= set(
+        tags["scalars"]
+    )
     assert [e.step for e in events.Scalars("metrics/tiny_val/psnr")] == [2, 4, 6]
     panels = [t for t in tags["images"] if t.startswith("val/tiny_val/")]
     assert len(panels) == 3

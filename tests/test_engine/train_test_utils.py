@@ -4,6 +4,7 @@ Images are 40x40 RGB PNGs made from smooth random fields (source) and the same f
 fixed tone change (target), so the unpaired and the paired datasets read real files; the
 network is the smallest LPTN (one residual block per branch) trained on 32x32 crops.
 """
+
 from __future__ import annotations
 
 import copy
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 import yaml
 
-from lptn.engine.options import parse_options
+from lptn.platform.options import parse_options
 
 IMAGE_SIZE = 40
 
@@ -45,49 +46,86 @@ def make_image_folders(root: Path, count: int = 5, seed: int = 0) -> Dict[str, P
     return folders
 
 
-def tiny_options(data: Dict[str, Path], *, name: str = "tiny", unpaired: bool = True,
-                 gan: bool = True, total_iter: int = 4, checkpoint_freq: int = 2,
-                 val: bool = False, val_freq: Optional[int] = None, batch_size: int = 2,
-                 extra_train: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def tiny_options(
+    data: Dict[str, Path],
+    *,
+    name: str = "tiny",
+    unpaired: bool = True,
+    gan: bool = True,
+    total_iter: int = 4,
+    checkpoint_freq: int = 2,
+    val: bool = False,
+    val_freq: Optional[int] = None,
+    batch_size: int = 2,
+    extra_train: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """A complete training option tree (before parsing) for the tiny setup."""
     train_ds: Dict[str, Any] = {
         "name": "tiny_train",
         "type": "UnPairedImageDataset" if unpaired else "PairedImageDataset",
-        "dataroot_lq": str(data["source"]), "dataroot_gt": str(data["target"]),
-        "io_backend": {"type": "disk"}, "if_fix_size": True, "gt_size": 32,
-        "use_flip": True, "use_rot": True, "use_shuffle": True, "num_worker_per_gpu": 0,
-        "batch_size_per_gpu": batch_size, "dataset_enlarge_ratio": 1, "prefetch_mode": None,
+        "dataroot_lq": str(data["source"]),
+        "dataroot_gt": str(data["target"]),
+        "io_backend": {"type": "disk"},
+        "if_fix_size": True,
+        "gt_size": 32,
+        "use_flip": True,
+        "use_rot": True,
+        "use_shuffle": True,
+        "num_worker_per_gpu": 0,
+        "batch_size_per_gpu": batch_size,
+        "dataset_enlarge_ratio": 1,
+        "prefetch_mode": None,
     }
     opt: Dict[str, Any] = {
-        "name": name, "model_type": "LPTNModel", "num_gpu": 0, "manual_seed": 7,
+        "name": name,
+        "model_type": "LPTNModel",
+        "num_gpu": 0,
+        "manual_seed": 7,
         "datasets": {"train": train_ds},
         "network_g": {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 3},
         "path": {"pretrain_network_g": None, "resume_state": None},
         "train": {
             "optim_g": {"type": "Adam", "lr": 1e-3, "weight_decay": 0, "betas": [0.9, 0.99]},
             "scheduler": {"type": "MultiStepLR", "milestones": [3], "gamma": 0.5},
-            "total_iter": total_iter, "warmup_iter": -1,
-            "pixel_opt": {"type": "MSELoss", "loss_weight": 1000 if gan else 1.0,
-                          "reduction": "mean"},
+            "total_iter": total_iter,
+            "warmup_iter": -1,
+            "pixel_opt": {
+                "type": "MSELoss",
+                "loss_weight": 1000 if gan else 1.0,
+                "reduction": "mean",
+            },
         },
-        "val": {"save_img": True, "metrics": {"psnr": {"type": "calculate_psnr",
-                                                        "crop_border": 4}}},
-        "logger": {"print_freq": 1, "save_checkpoint_freq": checkpoint_freq,
-                   "use_tb_logger": False, "progress_bar": False},
+        "val": {
+            "save_img": True,
+            "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 4}},
+        },
+        "logger": {
+            "print_freq": 1,
+            "save_checkpoint_freq": checkpoint_freq,
+            "use_tb_logger": False,
+            "progress_bar": False,
+        },
     }
     if gan:
         opt["network_d"] = {"type": "Discriminator"}
-        opt["train"]["optim_d"] = {"type": "Adam", "lr": 1e-3, "weight_decay": 0,
-                                   "betas": [0.9, 0.99]}
+        opt["train"]["optim_d"] = {
+            "type": "Adam",
+            "lr": 1e-3,
+            "weight_decay": 0,
+            "betas": [0.9, 0.99],
+        }
         opt["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "standard", "loss_weight": 1}
         opt["train"]["gp_opt"] = {"loss_weight": 10}
         opt["train"]["net_d_iters"] = 1
         opt["train"]["net_d_init_iters"] = 0
     if val:
-        opt["datasets"]["val"] = {"name": "tiny_val", "type": "PairedImageDataset",
-                                  "dataroot_lq": str(data["source"]),
-                                  "dataroot_gt": str(data["target"]),
-                                  "io_backend": {"type": "disk"}}
+        opt["datasets"]["val"] = {
+            "name": "tiny_val",
+            "type": "PairedImageDataset",
+            "dataroot_lq": str(data["source"]),
+            "dataroot_gt": str(data["target"]),
+            "io_backend": {"type": "disk"},
+        }
         if val_freq:
             opt["val"]["val_freq"] = val_freq
     opt["train"].update(extra_train or {})
@@ -114,8 +152,9 @@ def options_failing_before_data(tmp_path: Path, name: str) -> Path:
     return write_options(opt, tmp_path / f"{name}.yml")
 
 
-def assert_train_py_fails_before_data(tmp_path: Path, capsys: Any, overrides: Sequence[str],
-                                      expected: str) -> Path:
+def assert_train_py_fails_before_data(
+    tmp_path: Path, capsys: Any, overrides: Sequence[str], expected: str
+) -> Path:
     """``train.py --set overrides`` exits 2 with ``expected`` in the error, before reading data
     or creating any folder; returns the option file (cwd must be ``tmp_path``)."""
     from lptn.engine.cli import train_main

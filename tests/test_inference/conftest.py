@@ -1,4 +1,5 @@
 """Fixtures for the fast-path tests: the official network and FiveK photos as tensors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from lptn.archs import build_network
-from lptn.engine.checkpoint import load_network_weights
+from lptn.archs.weight_loading import load_network_weights
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +21,14 @@ def official_net(official_checkpoint: Path) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="session")
-def photo_tensors(fivek_pairs: List[Tuple[str, np.ndarray, np.ndarray]]
-                  ) -> List[Tuple[str, torch.Tensor]]:
+def photo_tensors(
+    fivek_pairs: List[Tuple[str, np.ndarray, np.ndarray]],
+) -> List[Tuple[str, torch.Tensor]]:
     """Every FiveK source photo as ``(name, (1, 3, H, W) float32 tensor in [0, 1])``."""
-    return [(name, torch.from_numpy(np.ascontiguousarray(src.transpose(2, 0, 1)))[None])
-            for name, src, _ in fivek_pairs]
+    return [
+        (name, torch.from_numpy(np.ascontiguousarray(src.transpose(2, 0, 1)))[None])
+        for name, src, _ in fivek_pairs
+    ]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,4 +1,5 @@
 """Helpers shared by the fast-path tests."""
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 
 The metric and reduced-precision checks run for the graph path (GraphLPTN) too.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -9,13 +10,12 @@ from typing import List, Tuple
 import numpy as np
 import pytest
 import torch
+from inference_test_utils import random_lptn
 
 from lptn.archs.lptn_arch import LPTN
 from lptn.inference import FastLPTN, GraphLPTN
 from lptn.inference.conv_stacks import ConvStack, onednn_available
 from lptn.metrics import calculate_metric
-
-from inference_test_utils import random_lptn
 
 # Photos of each shape in the sample: portrait, landscape, 340 / 343 / 344 rows.
 PHOTOS = ["a0212", "a2917", "a2995", "a4532", "a4576"]
@@ -41,7 +41,7 @@ def test_random_networks_on_odd_sizes_and_batches(arch: str, num_high: int, path
     net = random_lptn(arch, num_high, seed=num_high)
     fast = ACCELERATED_PATHS[path](net)
     gen = torch.Generator().manual_seed(7)
-    for size in [(2 ** num_high + 1, 2 ** num_high + 4), (37, 53), (64, 81)]:
+    for size in [(2**num_high + 1, 2**num_high + 4), (37, 53), (64, 81)]:
         x = torch.rand(2, 3, *size, generator=gen)
         with torch.inference_mode():
             diff = (fast(x) - net(x)).abs().max().item()
@@ -59,8 +59,9 @@ def test_large_odd_width_uses_pytorchs_index_tables() -> None:
 
 
 @pytest.mark.parametrize("path", list(ACCELERATED_PATHS))
-def test_metrics_on_the_fivek_sample_are_unchanged(official_net: LPTN, fivek_pairs,
-                                                   path: str) -> None:
+def test_metrics_on_the_fivek_sample_are_unchanged(
+    official_net: LPTN, fivek_pairs, path: str
+) -> None:
     """PSNR of every image against the exact path's; SSIM against REFERENCE.md's anchor."""
     fast = ACCELERATED_PATHS[path](official_net)
     psnr = {"type": "calculate_psnr", "crop_border": 0, "test_y_channel": False}
@@ -70,7 +71,7 @@ def test_metrics_on_the_fivek_sample_are_unchanged(official_net: LPTN, fivek_pai
         return np.round(t[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
     exact_psnr, fast_psnr, fast_ssim = [], [], []
-    for name, src, tgt in fivek_pairs:
+    for _name, src, tgt in fivek_pairs:
         x = torch.from_numpy(np.ascontiguousarray(src.transpose(2, 0, 1)))[None]
         gt = np.round(tgt * 255).astype(np.uint8)
         with torch.inference_mode():
@@ -86,8 +87,9 @@ def test_metrics_on_the_fivek_sample_are_unchanged(official_net: LPTN, fivek_pai
 
 @pytest.mark.parametrize("path", list(ACCELERATED_PATHS))
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_reduced_precision_psnr_against_float32(official_net: LPTN, photo_tensors,
-                                                precision: str, path: str) -> None:
+def test_reduced_precision_psnr_against_float32(
+    official_net: LPTN, photo_tensors, precision: str, path: str
+) -> None:
     make = ACCELERATED_PATHS[path]
     fp32, reduced = make(official_net), make(official_net, precision=precision)
     names = PHOTOS[:3] if precision == "bf16" else PHOTOS[:1]  # fp16 convs are slow on CPUs
@@ -101,7 +103,8 @@ def test_reduced_precision_psnr_against_float32(official_net: LPTN, photo_tensor
 
 
 def test_caller_autocast_does_not_lower_the_full_resolution_precision(
-        official_net: LPTN, photo_tensors) -> None:
+    official_net: LPTN, photo_tensors
+) -> None:
     name, x = photo_tensors[0]
     fast = FastLPTN(official_net)
     with torch.inference_mode():
@@ -161,10 +164,12 @@ def test_bad_arguments_are_named() -> None:
         FastLPTN(net)(torch.rand(1, 3, 4, 40))
 
 
-@pytest.mark.parametrize("channels_last,backend", [(False, "generic"), (True, "generic"),
-                                                   (False, "auto")])
-def test_layout_and_backend_options(official_net: LPTN, photo_tensors, channels_last: bool,
-                                    backend: str) -> None:
+@pytest.mark.parametrize(
+    "channels_last,backend", [(False, "generic"), (True, "generic"), (False, "auto")]
+)
+def test_layout_and_backend_options(
+    official_net: LPTN, photo_tensors, channels_last: bool, backend: str
+) -> None:
     fast = FastLPTN(official_net, channels_last=channels_last, conv_backend=backend)
     name, x = photo_tensors[1]
     with torch.inference_mode():

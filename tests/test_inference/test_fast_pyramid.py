@@ -1,4 +1,5 @@
 """Separable / polyphase pyramid operators against the exact ones, regions and windows too."""
+
 from __future__ import annotations
 
 import random
@@ -24,7 +25,7 @@ def test_down_up_match_the_exact_operators(size) -> None:
 @pytest.mark.parametrize("num_high", [1, 2, 3, 4])
 @pytest.mark.parametrize("size", [(17, 17), (33, 47), (64, 96), (101, 37)])
 def test_decompose_and_reconstruct_match(num_high: int, size) -> None:
-    if min(size) < 2 ** num_high + 1:
+    if min(size) < 2**num_high + 1:
         pytest.skip("too small for this num_high")
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(num_high))
     exact = lp.pyramid_decompose(x, KERNEL, num_high)
@@ -32,7 +33,9 @@ def test_decompose_and_reconstruct_match(num_high: int, size) -> None:
     assert [t.shape for t in fast] == [t.shape for t in exact]
     for a, b in zip(exact, fast):
         assert (a - b).abs().max() <= 1e-6
-    assert (fp.pyramid_reconstruct(fast) - lp.pyramid_reconstruct(exact, KERNEL)).abs().max() <= 1e-6
+    assert (
+        fp.pyramid_reconstruct(fast) - lp.pyramid_reconstruct(exact, KERNEL)
+    ).abs().max() <= 1e-6
     assert (fp.pyramid_reconstruct(fast) - x).abs().max() <= 1e-5  # lossless, odd sizes too
 
 
@@ -42,16 +45,20 @@ def test_regions_and_windows_equal_slices_of_the_whole_map_bitwise() -> None:
         h, w = rng.randint(9, 90), rng.randint(9, 90)
         x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(trial))
         down, up = fp.downsample(x), fp.upsample(x)
-        r0 = rng.randrange(down.shape[2]); r1 = rng.randint(r0 + 1, down.shape[2])
-        c0 = rng.randrange(down.shape[3]); c1 = rng.randint(c0 + 1, down.shape[3])
+        r0 = rng.randrange(down.shape[2])
+        r1 = rng.randint(r0 + 1, down.shape[2])
+        c0 = rng.randrange(down.shape[3])
+        c1 = rng.randint(c0 + 1, down.shape[3])
         # a window holding just what the region needs, as tiles do
         nr, nc = fp.down_needs((r0, r1), h), fp.down_needs((c0, c1), w)
-        window = fp.MapWindow(x[:, :, nr[0]:nr[1], nc[0]:nc[1]], nr[0], nc[0], h, w)
+        window = fp.MapWindow(x[:, :, nr[0] : nr[1], nc[0] : nc[1]], nr[0], nc[0], h, w)
         assert torch.equal(fp.down_region(window, (r0, r1), (c0, c1)), down[:, :, r0:r1, c0:c1])
-        r0 = rng.randrange(2 * h); r1 = rng.randint(r0 + 1, 2 * h)
-        c0 = rng.randrange(2 * w); c1 = rng.randint(c0 + 1, 2 * w)
+        r0 = rng.randrange(2 * h)
+        r1 = rng.randint(r0 + 1, 2 * h)
+        c0 = rng.randrange(2 * w)
+        c1 = rng.randint(c0 + 1, 2 * w)
         nr, nc = fp.up_needs((r0, r1), h), fp.up_needs((c0, c1), w)
-        window = fp.MapWindow(x[:, :, nr[0]:nr[1], nc[0]:nc[1]], nr[0], nc[0], h, w)
+        window = fp.MapWindow(x[:, :, nr[0] : nr[1], nc[0] : nc[1]], nr[0], nc[0], h, w)
         assert torch.equal(fp.up_region(window, (r0, r1), (c0, c1)), up[:, :, r0:r1, c0:c1])
 
 
@@ -60,9 +67,21 @@ def _interpolate_index(in_size: int, out_size: int) -> torch.Tensor:
     return F.interpolate(ramp, size=(1, out_size)).view(-1).long()
 
 
-@pytest.mark.parametrize("in_size,out_size", [
-    (342, 341), (171, 341), (4098, 4097), (4102, 4101), (4097, 8193), (4101, 8201),
-    (1920, 3840), (5, 3), (7, 20), (3840, 2160)])
+@pytest.mark.parametrize(
+    "in_size,out_size",
+    [
+        (342, 341),
+        (171, 341),
+        (4098, 4097),
+        (4102, 4101),
+        (4097, 8193),
+        (4101, 8201),
+        (1920, 3840),
+        (5, 3),
+        (7, 20),
+        (3840, 2160),
+    ],
+)
 def test_nearest_index_is_pytorchs_float32_formula(in_size: int, out_size: int) -> None:
     assert torch.equal(fp.nearest_index(in_size, out_size), _interpolate_index(in_size, out_size))
 
@@ -80,11 +99,13 @@ def test_resized_up_region_on_large_odd_widths(size) -> None:
     exact = F.interpolate(lp.upsample(x, KERNEL[:2]), size=size)
     for cols in [(0, w), (w - 37, w), (1000, 1701)]:
         got = fp.up_resized_region(x, size, (0, h), cols)
-        assert (got - exact[..., cols[0]:cols[1]]).abs().max() <= 1e-6
+        assert (got - exact[..., cols[0] : cols[1]]).abs().max() <= 1e-6
 
 
-@pytest.mark.parametrize("in_size,out_size,start,stop", [
-    (135, 540, 0, 540), (135, 540, 77, 301), (4101, 8201, 8100, 8201), (171, 341, 3, 340)])
+@pytest.mark.parametrize(
+    "in_size,out_size,start,stop",
+    [(135, 540, 0, 540), (135, 540, 77, 301), (4101, 8201, 8100, 8201), (171, 341, 3, 340)],
+)
 def test_take_nearest_equals_a_gather(in_size: int, out_size: int, start: int, stop: int) -> None:
     m = torch.rand(1, 3, 4, in_size)
     index = fp.nearest_index(in_size, out_size)[start:stop]

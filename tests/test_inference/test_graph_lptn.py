@@ -1,5 +1,6 @@
 """The whole-image graph path against the exact network: float32 fidelity, sizes, layouts,
 torch.compile, and the nearest index tables."""
+
 from __future__ import annotations
 
 import copy
@@ -8,21 +9,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from inference_test_utils import random_lptn
 
 from lptn.archs.lptn_arch import LPTN
 from lptn.data.image_io import tensor_to_image
 from lptn.engine.enhance import enhance_array
-from lptn.engine.runtime import build_runtime
 from lptn.inference import FastLPTN, GraphLPTN
 from lptn.inference.graph_lptn import _mask_block_unrolled, nearest_table, resize_nearest
-
-from inference_test_utils import random_lptn
+from lptn.platform.runtime import build_runtime
 
 PHOTOS = ["a0212", "a2917", "a4576"]  # portrait 512 wide, landscape, 343 rows (odd)
 
 
-def test_official_checkpoint_on_real_photos(official_net: LPTN, photo_tensors,
-                                            device: torch.device) -> None:
+def test_official_checkpoint_on_real_photos(
+    official_net: LPTN, photo_tensors, device: torch.device
+) -> None:
     net = copy.deepcopy(official_net).to(device)
     graph = GraphLPTN(net).to(device)
     with torch.inference_mode():
@@ -33,8 +34,9 @@ def test_official_checkpoint_on_real_photos(official_net: LPTN, photo_tensors,
                 assert diff <= 1e-4, f"{name} on {device}: max abs difference {diff}"
 
 
-@pytest.mark.parametrize("in_size,out_size", [(10, 19), (8204, 8203), (4101, 8201), (7, 7),
-                                              (5000, 4099)])
+@pytest.mark.parametrize(
+    "in_size,out_size", [(10, 19), (8204, 8203), (4101, 8201), (7, 7), (5000, 4099)]
+)
 def test_nearest_tables_equal_pytorchs_resize(in_size: int, out_size: int) -> None:
     # Above ~4096 px a float64 scale would pick other source rows than F.interpolate.
     x = torch.arange(in_size, dtype=torch.float32).view(1, 1, in_size, 1)
@@ -61,8 +63,7 @@ def test_channels_last_gives_the_same_output(official_net: LPTN, photo_tensors) 
     assert (plain - last).abs().max() <= 1e-5
 
 
-def test_graph_and_fast_paths_write_the_same_8bit_pictures(official_net: LPTN,
-                                                           fivek_pairs) -> None:
+def test_graph_and_fast_paths_write_the_same_8bit_pictures(official_net: LPTN, fivek_pairs) -> None:
     name, src, _ = fivek_pairs[2]
     img = np.round(src * 255).astype(np.uint8)
     # Through lptn-enhance's own function.
@@ -72,8 +73,9 @@ def test_graph_and_fast_paths_write_the_same_8bit_pictures(official_net: LPTN,
     # Under a bf16 runtime only the graph path's conv stacks are lowered (by itself): the
     # runtime's autocast must not also lower its pyramid.
     bf16_graph = GraphLPTN(official_net, precision="bf16")
-    via_enhance = enhance_array(official_net, img, build_runtime({"device": "cpu"}, "bf16"),
-                                bf16_graph)
+    via_enhance = enhance_array(
+        official_net, img, build_runtime({"device": "cpu"}, "bf16"), bf16_graph
+    )
     with torch.inference_mode():
         direct = bf16_graph(torch.from_numpy(src.transpose(2, 0, 1).copy())[None])
     assert np.array_equal(via_enhance, tensor_to_image(direct[0], dtype=np.uint8))

@@ -1,23 +1,30 @@
 """Tiled processing equals untiled processing; memory plans; integer-image sources/sinks."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from inference_test_utils import random_lptn
 
 from lptn.inference import FastLPTN
-from lptn.inference.tiling import (ArraySink, ArraySource, for_each_region, plan_memory,
-                                   split_span, tile_grid)
-
-from inference_test_utils import random_lptn
+from lptn.inference.tiling import (
+    ArraySink,
+    ArraySource,
+    for_each_region,
+    plan_memory,
+    split_span,
+    tile_grid,
+)
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:
     return np.round(t[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("tile,budget", [(16, None), (37, None), (100, None), (None, 1.0),
-                                         (53, 1.0)])
+@pytest.mark.parametrize(
+    "tile,budget", [(16, None), (37, None), (100, None), (None, 1.0), (53, 1.0)]
+)
 def test_official_net_tiled_equals_untiled(official_net, photo_tensors, tile, budget) -> None:
     name, x = next((n, t) for n, t in photo_tensors if n == "a4576")  # 343 x 512
     untiled = FastLPTN(official_net)
@@ -54,8 +61,9 @@ def test_integer_image_route_equals_tensor_route(official_net, fivek_pairs, dtyp
         want = FastLPTN(official_net)(x[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
     want = np.round(want * np.float32(peak)).astype(dtype)
     for tile in (None, 40):
-        got = FastLPTN(official_net, tile_size=tile, memory_budget_mb=2.0,
-                       workers=2).enhance_array(img)
+        got = FastLPTN(official_net, tile_size=tile, memory_budget_mb=2.0, workers=2).enhance_array(
+            img
+        )
         assert got.dtype == dtype and np.array_equal(got, want)
 
 
@@ -87,8 +95,12 @@ def test_plans_follow_the_budget() -> None:
 
 def test_region_helpers() -> None:
     assert split_span(10, 4) == [(0, 4), (4, 8), (8, 10)]
-    assert tile_grid(5, 3, 4, 2) == [((0, 4), (0, 2)), ((0, 4), (2, 3)),
-                                     ((4, 5), (0, 2)), ((4, 5), (2, 3))]
+    assert tile_grid(5, 3, 4, 2) == [
+        ((0, 4), (0, 2)),
+        ((0, 4), (2, 3)),
+        ((4, 5), (0, 2)),
+        ((4, 5), (2, 3)),
+    ]
     with pytest.raises(ValueError):
         split_span(10, 0)
     threads = torch.get_num_threads()

@@ -1,4 +1,5 @@
 """GANLoss: values per type against hand formulas, gradient signs, the real critic, errors."""
+
 from __future__ import annotations
 
 import math
@@ -59,9 +60,11 @@ def test_values_match_hand_formulas(gan_type, real, disc):
 def test_label_values_are_used(gan_type):
     loss = GANLoss(gan_type, real_label_val=0.9, fake_label_val=0.2)
     assert loss(_x(), True, is_disc=True).item() == pytest.approx(
-        _expected(gan_type, True, True, r=0.9, f=0.2), rel=1e-12)
+        _expected(gan_type, True, True, r=0.9, f=0.2), rel=1e-12
+    )
     assert loss(_x(), False, is_disc=True).item() == pytest.approx(
-        _expected(gan_type, False, True, r=0.9, f=0.2), rel=1e-12)
+        _expected(gan_type, False, True, r=0.9, f=0.2), rel=1e-12
+    )
 
 
 def test_standard_is_the_wgan_critic_loss_of_the_recipe():
@@ -76,9 +79,11 @@ def test_loss_weight_scales_only_the_generator_loss(gan_type):
     weighted, plain = GANLoss(gan_type, loss_weight=3.0), GANLoss(gan_type)
     for real in (True, False):
         assert weighted(_x(), real, is_disc=False).item() == pytest.approx(
-            3.0 * plain(_x(), real, is_disc=False).item())
+            3.0 * plain(_x(), real, is_disc=False).item()
+        )
         assert weighted(_x(), real, is_disc=True).item() == pytest.approx(
-            plain(_x(), real, is_disc=True).item())
+            plain(_x(), real, is_disc=True).item()
+        )
 
 
 @pytest.mark.parametrize("gan_type", GAN_TYPES)
@@ -100,8 +105,9 @@ def test_forward_backward_through_the_real_discriminator(gan_type, device):
     real_images = torch.rand(2, 3, 40, 48, device=device)
     fake_images = torch.rand(2, 3, 40, 48, device=device, requires_grad=True)
     loss = GANLoss(gan_type)
-    d_loss = (loss(net_d(real_images), True, is_disc=True)
-              + loss(net_d(fake_images.detach()), False, is_disc=True))
+    d_loss = loss(net_d(real_images), True, is_disc=True) + loss(
+        net_d(fake_images.detach()), False, is_disc=True
+    )
     d_loss.backward()
     grads = [p.grad for p in net_d.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -118,8 +124,16 @@ def test_half_precision_scores_give_a_float32_loss():
 
 
 def test_build_from_gan_opt():
-    loss = build_loss({"type": "GANLoss", "gan_type": "standard", "real_label_val": 1.0,
-                       "fake_label_val": 0.0, "loss_weight": 1}, "gan_opt")
+    loss = build_loss(
+        {
+            "type": "GANLoss",
+            "gan_type": "standard",
+            "real_label_val": 1.0,
+            "fake_label_val": 0.0,
+            "loss_weight": 1,
+        },
+        "gan_opt",
+    )
     assert isinstance(loss, GANLoss) and loss.gan_type == "standard"
 
 

@@ -1,4 +1,5 @@
 """WGAN-GP penalty against closed forms, finite differences and per-sample autograd."""
+
 from __future__ import annotations
 
 import pytest
@@ -50,7 +51,8 @@ def test_linear_critic_closed_form():
     mask[..., :2, :] = 1
     masked_norm = (w * mask).norm().item()
     assert gradient_penalty(critic, real, fake, weight=mask).item() == pytest.approx(
-        (masked_norm - 1) ** 2, rel=1e-12)
+        (masked_norm - 1) ** 2, rel=1e-12
+    )
 
 
 def test_matches_central_finite_differences():
@@ -100,8 +102,7 @@ def _d_grads(net: nn.Module, penalty: torch.Tensor):
     # A parameter the input gradient does not depend on (the last bias) gets no gradient.
     net.zero_grad(set_to_none=True)
     penalty.backward()
-    return [torch.zeros_like(p) if p.grad is None else p.grad.clone()
-            for p in net.parameters()]
+    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()]
 
 
 def test_real_discriminator_batch_equals_per_sample_and_trains_d(device):
@@ -114,14 +115,15 @@ def test_real_discriminator_batch_equals_per_sample_and_trains_d(device):
     batched = _d_grads(net_d, penalty)
     assert fake.grad is None  # the penalty never trains the generator
     assert all(torch.isfinite(g).all() for g in batched)
-    conv_weights = [g for (name, _), g in zip(net_d.named_parameters(), batched)
-                    if name.endswith("weight")]
+    conv_weights = [
+        g for (name, _), g in zip(net_d.named_parameters(), batched) if name.endswith("weight")
+    ]
     assert len(conv_weights) == 7 and all(g.abs().sum() > 0 for g in conv_weights)
 
     # Independent: each sample alone through plain double-backward autograd.
     terms = []
     for i in range(2):
-        x = (alpha[i] * real[i:i + 1] + (1 - alpha[i]) * fake[i:i + 1].detach())
+        x = alpha[i] * real[i : i + 1] + (1 - alpha[i]) * fake[i : i + 1].detach()
         x.requires_grad_(True)
         (grad,) = torch.autograd.grad(net_d(x).sum(), x, create_graph=True)
         terms.append((grad.norm() - 1) ** 2)
@@ -141,8 +143,7 @@ def test_scale_does_not_change_value_or_d_gradients(device):
         scaled = gradient_penalty(net_d, real, fake, alpha=alpha, scale=scale)
         torch.testing.assert_close(scaled, plain, rtol=1e-5, atol=1e-7)
         for got, want in zip(_d_grads(net_d, scaled), plain_grads):
-            torch.testing.assert_close(got, want, rtol=1e-4,
-                                       atol=1e-5 * want.abs().max().item())
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
 
 
 def test_bfloat16_autocast_on_cpu():
@@ -165,7 +166,7 @@ def test_fp16_autocast_with_a_grad_scaler_scale(device):
     net_d = build_network({"type": "Discriminator"}, "network_d").to(device)
     real, fake, alpha = _pair((2, 3, 16, 16), device=device)
     reference = gradient_penalty(net_d, real, fake, alpha=alpha)
-    scaler = torch.amp.GradScaler(device.type, init_scale=2.0 ** 10)
+    scaler = torch.amp.GradScaler(device.type, init_scale=2.0**10)
     with torch.autocast(device.type, dtype=torch.float16):
         penalty = gradient_penalty(net_d, real, fake, alpha=alpha, scale=scaler.get_scale())
     assert penalty.dtype == torch.float32
@@ -177,7 +178,7 @@ def test_works_inside_no_grad():
     real, fake, _ = _pair((2, 3, 2, 2))
     with torch.no_grad():
         penalty = gradient_penalty(critic, real, fake)
-    assert penalty.item() == pytest.approx(((0.5 * 12 ** 0.5) - 1) ** 2, rel=1e-6)
+    assert penalty.item() == pytest.approx(((0.5 * 12**0.5) - 1) ** 2, rel=1e-6)
 
 
 def test_gp_opt_builds_a_weighted_module():
@@ -185,10 +186,10 @@ def test_gp_opt_builds_a_weighted_module():
     real, fake, alpha = _pair((2, 3, 2, 2))
     gp = build_gradient_penalty({"loss_weight": 100})
     assert isinstance(gp, GradientPenaltyLoss) and gp.loss_weight == 100.0
-    torch.testing.assert_close(gp(critic, real, fake, alpha=alpha),
-                               100 * gradient_penalty(critic, real, fake, alpha=alpha))
-    assert isinstance(build_gradient_penalty({"type": "GradientPenaltyLoss"}),
-                      GradientPenaltyLoss)
+    torch.testing.assert_close(
+        gp(critic, real, fake, alpha=alpha), 100 * gradient_penalty(critic, real, fake, alpha=alpha)
+    )
+    assert isinstance(build_gradient_penalty({"type": "GradientPenaltyLoss"}), GradientPenaltyLoss)
 
 
 def test_errors():

@@ -1,4 +1,5 @@
 """Pixel losses against hand-computed values, every reduction, weights and option errors."""
+
 from __future__ import annotations
 
 import math
@@ -17,11 +18,14 @@ PRED = torch.tensor([[[[1.0, 0.0], [3.0, 4.5]]]])
 TARGET = torch.tensor([[[[0.0, 2.0], [3.0, 4.0]]]])
 
 
-@pytest.mark.parametrize("cls, elementwise", [
-    (MSELoss, [1.0, 4.0, 0.0, 0.25]),
-    (L1Loss, [1.0, 2.0, 0.0, 0.5]),
-    (CharbonnierLoss, [1.0, 2.0, 1e-6, 0.5]),  # sqrt(d^2 + 1e-12); at d = 0 that is 1e-6
-])
+@pytest.mark.parametrize(
+    "cls, elementwise",
+    [
+        (MSELoss, [1.0, 4.0, 0.0, 0.25]),
+        (L1Loss, [1.0, 2.0, 0.0, 0.5]),
+        (CharbonnierLoss, [1.0, 2.0, 1e-6, 0.5]),  # sqrt(d^2 + 1e-12); at d = 0 that is 1e-6
+    ],
+)
 def test_values_for_each_reduction(cls, elementwise):
     expected = torch.tensor(elementwise).reshape(1, 1, 2, 2)
     none = cls(loss_weight=2.0, reduction="none")(PRED, TARGET)
@@ -29,7 +33,8 @@ def test_values_for_each_reduction(cls, elementwise):
     torch.testing.assert_close(none, 2.0 * expected)
     assert cls(reduction="sum")(PRED, TARGET).item() == pytest.approx(sum(elementwise))
     assert cls(loss_weight=3, reduction="mean")(PRED, TARGET).item() == pytest.approx(
-        3 * sum(elementwise) / 4)
+        3 * sum(elementwise) / 4
+    )
 
 
 def test_charbonnier_eps_under_the_square_root():
@@ -42,8 +47,9 @@ def test_weight_mask_and_weighted_mean():
     # MSE elementwise [1, 4, 0, 0.25] times weight -> [1, 0, 0, 0.25]
     assert MSELoss(reduction="sum")(PRED, TARGET, weight).item() == pytest.approx(1.25)
     assert MSELoss(reduction="mean")(PRED, TARGET, weight).item() == pytest.approx(1.25 / 4)
-    torch.testing.assert_close(MSELoss(reduction="none")(PRED, TARGET, weight),
-                               torch.tensor([[[[1.0, 0.0], [0.0, 0.25]]]]))
+    torch.testing.assert_close(
+        MSELoss(reduction="none")(PRED, TARGET, weight), torch.tensor([[[[1.0, 0.0], [0.0, 0.25]]]])
+    )
 
 
 def test_single_channel_weight_broadcasts_over_channels():

@@ -1,4 +1,5 @@
 """Fixtures for the metric tests: the FiveK sample pairs as the uint8 arrays metrics receive."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,10 @@ def fivek_uint8_pairs(fivek_sample_dir: Path) -> List[Tuple[str, np.ndarray, np.
 
     ``fivek_sample_dir`` comes from ``tests/conftest.py`` (skips when ``../shared`` is absent).
     """
-    pairs = [(p.stem, _read_rgb_uint8(p), _read_rgb_uint8(fivek_sample_dir / "target" / p.name))
-             for p in sorted((fivek_sample_dir / "source").glob("*.png"))]
+    pairs = [
+        (p.stem, _read_rgb_uint8(p), _read_rgb_uint8(fivek_sample_dir / "target" / p.name))
+        for p in sorted((fivek_sample_dir / "source").glob("*.png"))
+    ]
     if not pairs:
         pytest.skip(f"no PNG files in {fivek_sample_dir / 'source'}")
     return pairs

@@ -1,4 +1,5 @@
 """Metrics resolved by ``type`` from YAML option blocks."""
+
 from __future__ import annotations
 
 import math
@@ -18,15 +19,23 @@ def test_calculate_metric_from_option_block(fivek_uint8_pairs):
     _, src, tgt = fivek_uint8_pairs[0]
     data = {"img": src, "img2": tgt}
     psnr_opt = {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": False}
-    assert calculate_metric(data, psnr_opt, "val.metrics.psnr") == \
-        calculate_psnr(src, tgt, crop_border=4)
-    ssim_opt = {"type": "calculate_ssim", "crop_border": 0, "test_y_channel": True,
-                "better": "higher"}
-    assert calculate_metric(data, ssim_opt, "val.metrics.ssim") == \
-        calculate_ssim(src, tgt, test_y_channel=True)
+    assert calculate_metric(data, psnr_opt, "val.metrics.psnr") == calculate_psnr(
+        src, tgt, crop_border=4
+    )
+    ssim_opt = {
+        "type": "calculate_ssim",
+        "crop_border": 0,
+        "test_y_channel": True,
+        "better": "higher",
+    }
+    assert calculate_metric(data, ssim_opt, "val.metrics.ssim") == calculate_ssim(
+        src, tgt, test_y_channel=True
+    )
     assert psnr_opt == {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": False}
-    assert calculate_metric({"img": src, "img2": src}, {"type": "calculate_psnr"},
-                            "val.metrics.psnr") == math.inf
+    assert (
+        calculate_metric({"img": src, "img2": src}, {"type": "calculate_psnr"}, "val.metrics.psnr")
+        == math.inf
+    )
 
 
 def test_unknown_type_names_key_and_lists_metrics():

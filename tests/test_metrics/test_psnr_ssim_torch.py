@@ -1,4 +1,5 @@
 """The batched torch PSNR / SSIM agree with the numpy ones (1e-4 dB, 1e-5)."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,12 @@ from lptn.metrics import calculate_psnr, calculate_ssim, psnr_torch, ssim_torch
 
 PSNR_TOL = 1e-4
 SSIM_TOL = 1e-5
-SETTINGS = [dict(crop_border=0, test_y_channel=False), dict(crop_border=4, test_y_channel=False),
-            dict(crop_border=0, test_y_channel=True), dict(crop_border=4, test_y_channel=True)]
+SETTINGS = [
+    dict(crop_border=0, test_y_channel=False),
+    dict(crop_border=4, test_y_channel=False),
+    dict(crop_border=0, test_y_channel=True),
+    dict(crop_border=4, test_y_channel=True),
+]
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -26,8 +31,11 @@ def to_levels(t: torch.Tensor) -> np.ndarray:
     return levels.transpose(1, 2, 0)
 
 
-@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: f"crop{s['crop_border']}"
-                         f"-{'y' if s['test_y_channel'] else 'rgb'}")
+@pytest.mark.parametrize(
+    "setting",
+    SETTINGS,
+    ids=lambda s: f"crop{s['crop_border']}-{'y' if s['test_y_channel'] else 'rgb'}",
+)
 def test_fivek_agreement(fivek_uint8_pairs, setting):
     for name, src, tgt in fivek_uint8_pairs[::4]:
         p = psnr_torch(to_tensor(src), to_tensor(tgt), **setting)
@@ -80,8 +88,9 @@ def test_crop_border_removes_border():
     changed[..., :4, :] = 0
     changed[..., :, -4:] = torch.rand(changed[..., :, -4:].shape, generator=gen)
     for metric in (psnr_torch, ssim_torch):
-        assert torch.equal(metric(changed, target, crop_border=4),
-                           metric(pred, target, crop_border=4))
+        assert torch.equal(
+            metric(changed, target, crop_border=4), metric(pred, target, crop_border=4)
+        )
         assert not torch.equal(metric(changed, target), metric(pred, target))
 
 

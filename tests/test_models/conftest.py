@@ -1,4 +1,5 @@
 """Tiny LPTN training setups for the model tests (no files: batches are made in memory)."""
+
 from __future__ import annotations
 
 import copy
@@ -57,9 +58,11 @@ def batch() -> Dict[str, torch.Tensor]:
     """Two 32x32 inputs, their 'retouched' targets (gt) and two other target-domain images."""
     gen = torch.Generator().manual_seed(3)
     lq = _smooth(gen, 2, 32)
-    retouch = lambda x: (x * 0.8 + torch.tensor([0.15, 0.1, 0.05]).view(1, 3, 1, 1)).clamp(0, 1)
-    return {"lq": lq, "gt": retouch(lq), "ref": retouch(_smooth(gen, 2, 32))}
 
+    def retouch(x):
+        return (x * 0.8 + torch.tensor([0.15, 0.1, 0.05]).view(1, 3, 1, 1)).clamp(0, 1)
+
+    return {"lq": lq, "gt": retouch(lq), "ref": retouch(_smooth(gen, 2, 32))}
 
 
 def _photo_crops(n: int, size: int, offset: int) -> torch.Tensor:
@@ -70,7 +73,7 @@ def _photo_crops(n: int, size: int, offset: int) -> torch.Tensor:
     for i in range(n):
         img = photos[i % len(photos)]
         y, x = 100 + offset + 37 * i, 150 + offset
-        crops.append(torch.from_numpy(img[y:y + size, x:x + size].copy()))
+        crops.append(torch.from_numpy(img[y : y + size, x : x + size].copy()))
     return torch.stack(crops).permute(0, 3, 1, 2).float().div(255).contiguous()
 
 

@@ -1,4 +1,5 @@
 """LPTNModel: the training step of the released recipe and its variants, on tiny networks."""
+
 from __future__ import annotations
 
 import copy
@@ -8,10 +9,10 @@ from typing import Any, Dict
 import pytest
 import torch
 
-from lptn.engine.runtime import Runtime
 from lptn.losses.gan_loss import GAN_TYPES
 from lptn.models import build_model
 from lptn.models.lptn_model import LPTNModel
+from lptn.platform.runtime import Runtime
 
 CPU = Runtime(device=torch.device("cpu"))
 
@@ -78,8 +79,15 @@ def test_unpaired_recipe_losses_match_the_formulas(make_options, batch) -> None:
 
 @pytest.mark.parametrize("gan_type", GAN_TYPES)
 def test_every_gan_type_runs_a_full_unpaired_step(make_options, batch, gan_type: str) -> None:
-    opt = make_options(gan_opt={"type": "GANLoss", "gan_type": gan_type, "loss_weight": 1,
-                                "real_label_val": 1.0, "fake_label_val": 0.0})
+    opt = make_options(
+        gan_opt={
+            "type": "GANLoss",
+            "gan_type": gan_type,
+            "loss_weight": 1,
+            "real_label_val": 1.0,
+            "fake_label_val": 0.0,
+        }
+    )
     model = _model(opt)
     g0, d0 = state_of(model.net_g), state_of(model.net_d)
     model.feed_data(batch)
@@ -97,7 +105,7 @@ def test_d_step_input_reuse_and_recompute(make_options, batch) -> None:
     g_before = models["reuse"].net_g
     with torch.no_grad():
         out_before = g_before(batch["lq"]).clone()
-    for mode, model in models.items():
+    for _mode, model in models.items():
         torch.manual_seed(1)  # same penalty interpolation weights in both
         model.feed_data(batch)
         assert model.optimize_parameters(1).finite
@@ -119,14 +127,19 @@ def test_net_d_init_iters_and_net_d_iters(make_options, batch) -> None:
         d_before = state_of(model.net_d)
         result = model.optimize_parameters(it)
         assert "l_g_pix" not in result.losses
-        assert same_weights(g0, state_of(model.net_g))      # critic-only warm-up
+        assert same_weights(g0, state_of(model.net_g))  # critic-only warm-up
         assert not same_weights(d_before, state_of(model.net_d))
     assert "l_g_pix" in model.optimize_parameters(3).losses
     assert not same_weights(g0, state_of(model.net_g))
 
     every_other = _model(make_options(net_d_iters=2))
-    assert [every_other.generator_updates_at(it) for it in range(1, 6)] == \
-        [False, True, False, True, False]
+    assert [every_other.generator_updates_at(it) for it in range(1, 6)] == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
 
 
 def test_non_finite_input_skips_both_updates(make_options, batch) -> None:
@@ -134,8 +147,10 @@ def test_non_finite_input_skips_both_updates(make_options, batch) -> None:
     model.feed_data(batch)
     assert model.optimize_parameters(1).finite  # optimiser state exists
     g0, d0 = state_of(model.net_g), state_of(model.net_d)
-    opt_state = {k: {n: s["exp_avg"].clone() for n, s in enumerate(o.state.values())}
-                 for k, o in model.optimizers.items()}
+    opt_state = {
+        k: {n: s["exp_avg"].clone() for n, s in enumerate(o.state.values())}
+        for k, o in model.optimizers.items()
+    }
     bad = dict(batch)
     bad["lq"] = batch["lq"].clone()
     bad["lq"][0, 0, 5, 5] = float("nan")
@@ -161,7 +176,7 @@ def test_bf16_autocast_training_step_on_cpu(make_options, batch) -> None:
     model.feed_data(batch)
     result = model.optimize_parameters(1)
     assert result.finite, result.losses
-    assert seen and seen[0] == torch.bfloat16           # the convolutions ran in bf16
+    assert seen and seen[0] == torch.bfloat16  # the convolutions ran in bf16
     assert not any(s.is_enabled() for s in model.scalers.values())  # no scaler for bf16
     assert not same_weights(g0, state_of(model.net_g))
     assert all(p.dtype == torch.float32 for p in model.net_g.parameters())
@@ -180,13 +195,13 @@ def test_fp16_loss_scaler_skips_overflows_then_trains(make_options, batch) -> No
     overflows = 0
     for it in range(1, 40):
         result = model.optimize_parameters(it)
-        assert result.finite, result.losses             # an overflow is not a bad loss
+        assert result.finite, result.losses  # an overflow is not a bad loss
         if not result.overflow:
             break
         overflows += 1
         assert same_weights(g0, state_of(model.net_g))  # skipped by the scaler
     assert overflows > 0 and not result.overflow
-    assert scaler.get_scale() == 2.0 ** 16 / 2 ** overflows
+    assert scaler.get_scale() == 2.0**16 / 2**overflows
     assert not same_weights(g0, state_of(model.net_g))
     assert model.state_dict()["scalers"]["net_g"]["scale"] == scaler.get_scale()
 
@@ -200,8 +215,7 @@ def test_state_dict_round_trip_continues_identically(make_options, batch) -> Non
         a.update_learning_rate(it)
         a.optimize_parameters(it)
     buf = io.BytesIO()
-    torch.save({"model": a.state_dict(), "g": a.net_g.state_dict(), "d": a.net_d.state_dict()},
-               buf)
+    torch.save({"model": a.state_dict(), "g": a.net_g.state_dict(), "d": a.net_d.state_dict()}, buf)
     buf.seek(0)
     saved = torch.load(buf, weights_only=True)
 
@@ -219,8 +233,7 @@ def test_state_dict_round_trip_continues_identically(make_options, batch) -> Non
 
 
 def test_learning_rates_follow_the_schedule(make_options) -> None:
-    model = _model(make_options(scheduler={"type": "MultiStepLR", "milestones": [2],
-                                           "gamma": 0.5}))
+    model = _model(make_options(scheduler={"type": "MultiStepLR", "milestones": [2], "gamma": 0.5}))
     model.update_learning_rate(1, warmup_iter=2)
     assert model.get_current_learning_rate() == pytest.approx({"lr_g": 5e-5, "lr_d": 5e-5})
     model.update_learning_rate(3)

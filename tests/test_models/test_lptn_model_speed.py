@@ -7,6 +7,7 @@ Adam's first step is about ``lr * sign(grad)``, so a gradient that is pure round
 (``trans_low.model.0.bias``, whose effect the InstanceNorm right after it removes) moves by a
 random +-lr in either run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +16,11 @@ from typing import Any, Dict, Tuple
 import pytest
 import torch
 
-from lptn.engine.checkpoint import bare_module, load_network_weights
-from lptn.engine.runtime import Runtime
+from lptn.archs.weight_loading import load_network_weights
 from lptn.models import build_model
 from lptn.models.lptn_model import LPTNModel
+from lptn.platform.checkpoint_io import bare_module
+from lptn.platform.runtime import Runtime
 
 CPU = Runtime(device=torch.device("cpu"))
 ADAM = {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]}
@@ -38,8 +40,9 @@ def _params(model: LPTNModel, name: str) -> Dict[str, torch.nn.Parameter]:
 Losses = Dict[str, float]
 
 
-def _step_both(a: LPTNModel, b: LPTNModel, batch: Dict[str, torch.Tensor], it: int
-               ) -> Tuple[Losses, Losses]:
+def _step_both(
+    a: LPTNModel, b: LPTNModel, batch: Dict[str, torch.Tensor], it: int
+) -> Tuple[Losses, Losses]:
     losses = []
     for model in (a, b):
         torch.manual_seed(100 + it)  # the same penalty interpolation weights in both
@@ -63,19 +66,22 @@ def assert_same_step(a: LPTNModel, b: LPTNModel, la: Losses, lb: Losses) -> None
             ga, gb = pa[key].grad, pb[key].grad
             torch.testing.assert_close(gb, ga, rtol=1e-4, atol=1e-5 * scale, msg=key)
             clear = ga.abs() > 1e-4 * scale
-            torch.testing.assert_close(pb[key].detach()[clear], pa[key].detach()[clear],
-                                       rtol=0, atol=1e-7, msg=key)
+            torch.testing.assert_close(
+                pb[key].detach()[clear], pa[key].detach()[clear], rtol=0, atol=1e-7, msg=key
+            )
 
 
 # ------------------------------------------------------------------------ channels_last
-def test_channels_last_converts_networks_batches_and_optimiser_state(make_options,
-                                                                     photo_batch) -> None:
+def test_channels_last_converts_networks_batches_and_optimiser_state(
+    make_options, photo_batch
+) -> None:
     model = _model(make_options(channels_last=True))
     nets = {name: bare_module(net) for name, net in model.networks().items()}
     for name, net in nets.items():
         four_d = [p for p in net.parameters() if p.dim() == 4]
-        assert four_d and all(p.is_contiguous(memory_format=torch.channels_last)
-                              for p in four_d), name
+        assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d), (
+            name
+        )
         # The optimiser steps the very tensors the network uses.
         opt_params = {id(p) for g in model.optimizers[name].param_groups for p in g["params"]}
         assert opt_params == {id(p) for p in net.parameters()}
@@ -92,13 +98,15 @@ def test_channels_last_converts_networks_batches_and_optimiser_state(make_option
 
 
 @pytest.mark.parametrize("d_step_input", ["reuse", "recompute"])
-def test_channels_last_step_matches_contiguous(make_options, photo_batch,
-                                               d_step_input: str) -> None:
+def test_channels_last_step_matches_contiguous(
+    make_options, photo_batch, d_step_input: str
+) -> None:
     contiguous = _model(make_options(d_step_input=d_step_input))
     nhwc = _model(make_options(d_step_input=d_step_input, channels_last=True))
     assert_same_step(contiguous, nhwc, *_step_both(contiguous, nhwc, photo_batch, 1))
-    torch.testing.assert_close(nhwc.enhance(photo_batch["lq"]),
-                               contiguous.enhance(photo_batch["lq"]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        nhwc.enhance(photo_batch["lq"]), contiguous.enhance(photo_batch["lq"]), rtol=1e-4, atol=1e-4
+    )
 
 
 # ---------------------------------------------------------------------------- fused Adam
@@ -123,21 +131,29 @@ def test_fused_adam_steps_equal_the_foreach_steps(make_options, photo_batch) -> 
     for it in (1, 2, 3):
         for name in foreach.networks():
             bare_module(fused.networks()[name]).load_state_dict(
-                bare_module(foreach.networks()[name]).state_dict())
+                bare_module(foreach.networks()[name]).state_dict()
+            )
         _step_both(foreach, fused, photo_batch, it)
         for name in foreach.networks():
             pa, pb = _params(foreach, name), _params(fused, name)
             for key in pa:
-                torch.testing.assert_close(pb[key].grad, pa[key].grad, rtol=0, atol=0,
-                                           msg=f"{name}.{key} at step {it}")
-                torch.testing.assert_close(pb[key].detach(), pa[key].detach(), rtol=1e-6,
-                                           atol=1e-8, msg=f"{name}.{key} at step {it}")
+                torch.testing.assert_close(
+                    pb[key].grad, pa[key].grad, rtol=0, atol=0, msg=f"{name}.{key} at step {it}"
+                )
+                torch.testing.assert_close(
+                    pb[key].detach(),
+                    pa[key].detach(),
+                    rtol=1e-6,
+                    atol=1e-8,
+                    msg=f"{name}.{key} at step {it}",
+                )
             sa = foreach.optimizers[name].state_dict()["state"]
             sb = fused.optimizers[name].state_dict()["state"]
             for index in sa:
                 for moment in ("exp_avg", "exp_avg_sq"):
-                    torch.testing.assert_close(sb[index][moment], sa[index][moment],
-                                               rtol=1e-5, atol=1e-12)
+                    torch.testing.assert_close(
+                        sb[index][moment], sa[index][moment], rtol=1e-5, atol=1e-12
+                    )
                 assert float(sb[index]["step"]) == float(sa[index]["step"]) == it
 
 
@@ -145,8 +161,10 @@ def test_fused_adam_with_the_fp16_grad_scaler(make_options, photo_batch) -> None
     """The fp16 scaler hands its scale to the fused kernel: overflows are skipped exactly as
     with the foreach step (same count, weights untouched) and the first real update agrees."""
     runtime = Runtime(device=torch.device("cpu"), precision="fp16")
-    models = {fused: _model(_fused_options(make_options, fused, gan=False), runtime)
-              for fused in (False, True)}
+    models = {
+        fused: _model(_fused_options(make_options, fused, gan=False), runtime)
+        for fused in (False, True)
+    }
     overflows = {}
     for fused, model in models.items():
         model.feed_data({"lq": photo_batch["lq"], "gt": photo_batch["gt"]})
@@ -165,8 +183,9 @@ def test_fused_adam_with_the_fp16_grad_scaler(make_options, photo_batch) -> None
     assert models[True].scalers["net_g"].get_scale() == models[False].scalers["net_g"].get_scale()
     pa, pb = _params(models[False], "net_g"), _params(models[True], "net_g")
     for key in pa:
-        torch.testing.assert_close(pb[key].detach(), pa[key].detach(), rtol=1e-6, atol=1e-8,
-                                   msg=key)
+        torch.testing.assert_close(
+            pb[key].detach(), pa[key].detach(), rtol=1e-6, atol=1e-8, msg=key
+        )
 
 
 def test_fused_option_errors_name_the_key(make_options) -> None:
@@ -180,7 +199,8 @@ def test_fused_option_errors_name_the_key(make_options) -> None:
 # Raised by torch's own inductor import (torch.utils.mkldnn), not by this project.
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_generator_step_matches_eager_and_saves_plain_names(
-        make_options, photo_batch, tmp_path: Path) -> None:
+    make_options, photo_batch, tmp_path: Path
+) -> None:
     """One small compiled case (inductor on the CPU compiles for about 20-30 s here)."""
     import torch._dynamo
 
@@ -189,8 +209,8 @@ def test_compiled_generator_step_matches_eager_and_saves_plain_names(
     eager = _model(make_options(d_step_input="reuse"))
     compiled = _model(make_options(d_step_input="reuse", compile=True))
     assert compiled.speed.compile_mode == "default"
-    assert bare_module(compiled.net_g) is not compiled.net_g        # compiled wrapper
-    assert bare_module(compiled.net_d) is compiled.net_d            # the critic stays eager
+    assert bare_module(compiled.net_g) is not compiled.net_g  # compiled wrapper
+    assert bare_module(compiled.net_d) is compiled.net_d  # the critic stays eager
     assert_same_step(eager, compiled, *_step_both(eager, compiled, photo_batch, 1))
     # The generator ran as one compiled graph, with no fallback to eager code.
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
@@ -209,8 +229,9 @@ def test_compiled_generator_step_matches_eager_and_saves_plain_names(
     # Validation runs the plain module: other image sizes compile nothing.
     frames_before = dict(torch._dynamo.utils.counters["frames"])
     for size in (32, 48):
-        lq = torch.nn.functional.interpolate(photo_batch["lq"], size=(size, size),
-                                             mode="bilinear", align_corners=False)
+        lq = torch.nn.functional.interpolate(
+            photo_batch["lq"], size=(size, size), mode="bilinear", align_corners=False
+        )
         with torch.no_grad():
             expected = bare_module(compiled.net_g)(lq)
         torch.testing.assert_close(compiled.enhance(lq), expected, rtol=0, atol=0)

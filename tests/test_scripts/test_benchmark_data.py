@@ -1,4 +1,5 @@
 """scripts/benchmark_data.py: every backend measured on a given dataset, table and JSON."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -10,14 +11,16 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("benchmark_data",
-                                               REPO / "scripts" / "benchmark_data.py")
+_spec = importlib.util.spec_from_file_location(
+    "benchmark_data", REPO / "scripts" / "benchmark_data.py"
+)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 
-def test_every_backend_and_augmentation_is_measured(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture) -> None:
+def test_every_backend_and_augmentation_is_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     rng = np.random.default_rng(0)
     for side in ("lq", "gt"):
         (tmp_path / side).mkdir()
@@ -25,10 +28,32 @@ def test_every_backend_and_augmentation_is_measured(tmp_path: Path,
             img = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
             assert cv2.imwrite(str(tmp_path / side / f"im{i}.png"), img)
     report_file = tmp_path / "bench.json"
-    assert bench.main(["--lq", str(tmp_path / "lq"), "--gt", str(tmp_path / "gt"),
-                       "--gt-size", "16", "--batch-size", "2", "--batches", "2", "--repeat", "1",
-                       "--workers", "0", "--augment", "cpu", "device",
-                       "--json", str(report_file)]) == 0
+    assert (
+        bench.main(
+            [
+                "--lq",
+                str(tmp_path / "lq"),
+                "--gt",
+                str(tmp_path / "gt"),
+                "--gt-size",
+                "16",
+                "--batch-size",
+                "2",
+                "--batches",
+                "2",
+                "--repeat",
+                "1",
+                "--workers",
+                "0",
+                "--augment",
+                "cpu",
+                "device",
+                "--json",
+                str(report_file),
+            ]
+        )
+        == 0
+    )
     report = json.loads(report_file.read_text())
     rows = {(r["backend"], r["augment"]): r for r in report["rows"]}
     assert set(rows) == {(b, a) for b in ("disk", "lmdb", "memory") for a in ("cpu", "device")}

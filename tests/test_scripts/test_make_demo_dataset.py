@@ -1,4 +1,5 @@
 """The offline demo dataset: layout, counts, the retouch, idempotence and the CLI."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,14 @@ _spec = importlib.util.spec_from_file_location("make_demo_dataset", SCRIPT)
 demo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo)
 
-EXPECTED_COUNTS = {"train/source": 60, "train/target": 60, "val/source": 5, "val/target": 5,
-                   "test/source": 5, "test/target": 5}
+EXPECTED_COUNTS = {
+    "train/source": 60,
+    "train/target": 60,
+    "val/source": 5,
+    "val/target": 5,
+    "test/source": 5,
+    "test/target": 5,
+}
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -31,8 +38,10 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def _digest(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*.png"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.png"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +106,7 @@ def test_identity_psnr_on_val_is_well_below_30_db(dataset: Path):
     for path in sorted((dataset / "val" / "source").glob("*.png")):
         source = _rgb(path).astype(np.float64)
         target = _rgb(dataset / "val" / "target" / path.name).astype(np.float64)
-        psnrs.append(10 * np.log10(255.0 ** 2 / np.mean((source - target) ** 2)))
+        psnrs.append(10 * np.log10(255.0**2 / np.mean((source - target) ** 2)))
     assert np.all(np.isfinite(psnrs))
     assert np.mean(psnrs) < 26.0
 
@@ -130,8 +139,9 @@ def test_complete_dataset_is_left_alone(dataset: Path, capsys):
     assert _digest(dataset) == before
 
 
-def test_same_seed_is_reproducible_and_seed_changes_only_training_crops(dataset: Path,
-                                                                         tmp_path: Path):
+def test_same_seed_is_reproducible_and_seed_changes_only_training_crops(
+    dataset: Path, tmp_path: Path
+):
     again = tmp_path / "same"
     demo.make_demo_dataset(again, seed=0)
     assert _digest(again) == _digest(dataset)
@@ -171,7 +181,10 @@ def test_command_line(tmp_path: Path):
     out = tmp_path / "cli"
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, str(SCRIPT), "--output", str(out), *args],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     first = run("--seed", "2")
     assert first.returncode == 0, first.stderr
     assert "written" in first.stdout and demo.count_images(out) == EXPECTED_COUNTS
@@ -182,6 +195,10 @@ def test_command_line(tmp_path: Path):
     assert json.loads((out / "manifest.json").read_text())["seed"] == 0
     blocked = tmp_path / "blocked"
     blocked.write_text("a file, not a folder")
-    failed = subprocess.run([sys.executable, str(SCRIPT), "--output", str(blocked)],
-                            capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--output", str(blocked)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 1 and "blocked" in failed.stderr

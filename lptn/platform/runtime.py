@@ -3,10 +3,11 @@
 Everything else receives a :class:`Runtime` and asks it (``runtime.device``,
 ``runtime.autocast()``, ``runtime.synchronize()``, ``runtime.distribute(net)``,
 ``runtime.mean_over_ranks(t)``), so no module sprinkles device checks. Three sibling modules
-hold the details: :mod:`lptn.engine.device_backend` (per device type: CUDA, Ascend NPU, MPS),
-:mod:`lptn.engine.amp_backend` (``train.amp``: torch autocast or apex, fused optimisers) and
-:mod:`lptn.engine.distributed` (launchers, process group, collectives, DDP).
+hold the details: :mod:`lptn.platform.device_backend` (per device type: CUDA, Ascend NPU, MPS),
+:mod:`lptn.platform.amp_backend` (``train.amp``: torch autocast or apex, fused optimisers) and
+:mod:`lptn.platform.distributed` (launchers, process group, collectives, DDP).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,12 +22,17 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from lptn.engine import device_backend as backend
-from lptn.engine import distributed
-from lptn.engine.amp_backend import (AmpConfig, AmpUnavailable, NativeScaler, Scaler,
-                                     check_training_requirements, prepare_mixed_precision)
-from lptn.engine.train_speed import (CompileUnavailable, check_compile_support,
-                                     train_speed_options)
+from lptn.platform import device_backend as backend
+from lptn.platform import distributed
+from lptn.platform.amp_backend import (
+    AmpConfig,
+    AmpUnavailable,
+    NativeScaler,
+    Scaler,
+    check_training_requirements,
+    prepare_mixed_precision,
+)
+from lptn.platform.train_speed import CompileUnavailable, check_compile_support, train_speed_options
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -35,7 +41,9 @@ class DeviceError(RuntimeError):
     """The requested device or precision is not available; says what to install or change."""
 
 
-def select_device(requested: str = "auto", num_gpu: Any = "auto", local_rank: int = 0) -> torch.device:
+def select_device(
+    requested: str = "auto", num_gpu: Any = "auto", local_rank: int = 0
+) -> torch.device:
     """Resolve ``device`` / ``num_gpu`` options to a :class:`torch.device`.
 
     An explicit ``requested`` other than ``auto`` wins; otherwise ``num_gpu: 0`` means CPU and
@@ -50,8 +58,10 @@ def select_device(requested: str = "auto", num_gpu: Any = "auto", local_rank: in
         return torch.device("cpu")
     if requested == "cuda":
         if not backend.is_available("cuda"):
-            raise DeviceError("device: cuda was requested but no CUDA device is available "
-                              "(install a CUDA build of PyTorch, or set device: cpu)")
+            raise DeviceError(
+                "device: cuda was requested but no CUDA device is available "
+                "(install a CUDA build of PyTorch, or set device: cpu)"
+            )
         return torch.device("cuda", local_rank % backend.device_count("cuda"))
     if requested == "npu":
         try:
@@ -59,8 +69,10 @@ def select_device(requested: str = "auto", num_gpu: Any = "auto", local_rank: in
         except backend.DeviceUnavailable as err:
             raise DeviceError(f"device: npu: {err}") from err
         if not backend.is_available("npu"):
-            raise DeviceError("device: npu was requested but the NPU adapter sees no device (check "
-                              "npu-smi info and ASCEND_RT_VISIBLE_DEVICES)")
+            raise DeviceError(
+                "device: npu was requested but the NPU adapter sees no device (check "
+                "npu-smi info and ASCEND_RT_VISIBLE_DEVICES)"
+            )
         return torch.device("npu", local_rank % backend.device_count("npu"))
     if requested == "mps":
         if not backend.is_available("mps"):
@@ -204,9 +216,9 @@ class Runtime:
         """A loss scaler for this precision: active for fp16, a pass-through otherwise."""
         return NativeScaler(self.device.type, enabled=self.precision == "fp16")
 
-    def prepare_training(self, nets: Dict[str, nn.Module], optimizers: Dict[str, Optimizer]
-                         ) -> Tuple[Dict[str, nn.Module], Dict[str, Optimizer],
-                                    Dict[str, Scaler]]:
+    def prepare_training(
+        self, nets: Dict[str, nn.Module], optimizers: Dict[str, Optimizer]
+    ) -> Tuple[Dict[str, nn.Module], Dict[str, Optimizer], Dict[str, Scaler]]:
         """Networks, optimisers and a loss scaler per network for this precision backend
         (apex initialises them together); call before :meth:`distribute`."""
         config = self.amp or AmpConfig(precision=self.precision)
@@ -265,10 +277,16 @@ class Runtime:
         return backend.device_name(self.device)
 
     def describe(self) -> Dict[str, Any]:
-        return {"device": str(self.device), "device_name": self.device_name(),
-                "precision": self.precision, "amp_backend": self.amp_backend,
-                "rank": self.rank, "world_size": self.world_size,
-                "torch": torch.__version__, "threads": torch.get_num_threads()}
+        return {
+            "device": str(self.device),
+            "device_name": self.device_name(),
+            "precision": self.precision,
+            "amp_backend": self.amp_backend,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
 
 
 def _cpu_name() -> str:
@@ -284,8 +302,14 @@ def _cpu_name() -> str:
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
-def build_runtime(opt: Dict[str, Any], precision: Optional[str] = None, *, rank: int = 0,
-                  local_rank: int = 0, world_size: int = 1) -> Runtime:
+def build_runtime(
+    opt: Dict[str, Any],
+    precision: Optional[str] = None,
+    *,
+    rank: int = 0,
+    local_rank: int = 0,
+    world_size: int = 1,
+) -> Runtime:
     """Decide the runtime from options (``device``, ``num_gpu``, ``tf32``) and an optional
     precision."""
     tf32 = tf32_option(opt)
@@ -295,12 +319,19 @@ def build_runtime(opt: Dict[str, Any], precision: Optional[str] = None, *, rank:
     configure_tf32(device, tf32)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    return Runtime(device=device, precision=precision, tf32=tf32, rank=rank,
-                   local_rank=local_rank, world_size=world_size)
+    return Runtime(
+        device=device,
+        precision=precision,
+        tf32=tf32,
+        rank=rank,
+        local_rank=local_rank,
+        world_size=world_size,
+    )
 
 
-def build_training_runtime(opt: Dict[str, Any],
-                           launch: Optional[distributed.LaunchEnv] = None) -> Runtime:
+def build_training_runtime(
+    opt: Dict[str, Any], launch: Optional[distributed.LaunchEnv] = None
+) -> Runtime:
     """The training runtime: ``train.amp`` (apex imported now when asked for), the device of
     this process's local rank and, under a launcher, the joined process group.
 
@@ -318,8 +349,9 @@ def build_training_runtime(opt: Dict[str, Any],
     except AmpUnavailable as err:
         missing.append(str(err))
     try:
-        device = select_device(opt.get("device", "auto"), opt.get("num_gpu", "auto"),
-                               launch.local_rank)
+        device = select_device(
+            opt.get("device", "auto"), opt.get("num_gpu", "auto"), launch.local_rank
+        )
     except DeviceError as err:
         missing.append(str(err))
     if missing:
@@ -330,8 +362,10 @@ def build_training_runtime(opt: Dict[str, Any],
     except CompileUnavailable as err:
         raise DeviceError(str(err)) from err
     if amp.uses_apex and device.type not in ("cuda", "npu"):
-        raise DeviceError(f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
-                          f"{device.type}; use backend: native (torch autocast) there")
+        raise DeviceError(
+            f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
+            f"{device.type}; use backend: native (torch autocast) there"
+        )
     configure_tf32(device, tf32)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -340,8 +374,15 @@ def build_training_runtime(opt: Dict[str, Any],
         dist_backend = settings["backend"] or backend.default_dist_backend(device.type)
         distributed.check_backend_fits(dist_backend, device)
         distributed.init_process_group(launch, dist_backend, settings["timeout_min"])
-    return Runtime(device=device, precision=amp.precision, tf32=tf32, rank=launch.rank,
-                   local_rank=launch.local_rank, world_size=launch.world_size, amp=amp)
+    return Runtime(
+        device=device,
+        precision=amp.precision,
+        tf32=tf32,
+        rank=launch.rank,
+        local_rank=launch.local_rank,
+        world_size=launch.world_size,
+        amp=amp,
+    )
 
 
 def set_random_seed(seed: int) -> None:

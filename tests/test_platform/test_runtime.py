@@ -1,4 +1,5 @@
 """The runtime's float32 contract on CUDA (``tf32``) and its option checks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ from typing import Iterator, Tuple
 import pytest
 import torch
 
-from lptn.engine.options import OptionError, parse_options
-from lptn.engine.runtime import DeviceError, build_runtime, configure_tf32, tf32_option
+from lptn.platform.options import OptionError, parse_options
+from lptn.platform.runtime import DeviceError, build_runtime, configure_tf32, tf32_option
 
 
 @pytest.fixture
@@ -50,7 +51,9 @@ def test_runtime_records_tf32(tf32_flags) -> None:
 
 def test_options_file_rejects_a_non_boolean_tf32(tmp_path: Path) -> None:
     path = tmp_path / "t.yml"
-    path.write_text("name: t\nmodel_type: LPTNTestModel\ntf32: sometimes\n"
-                    "network_g: {type: LPTN}\npath: {}\n", encoding="utf-8")
+    path.write_text(
+        "name: t\nmodel_type: LPTNTestModel\ntf32: sometimes\nnetwork_g: {type: LPTN}\npath: {}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(OptionError, match="tf32"):
         parse_options(path, is_train=False, root=tmp_path)

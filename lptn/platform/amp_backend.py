@@ -24,8 +24,9 @@ Optimisers from ``apex.optimizers`` (``FusedAdam``, ``FusedLAMB``, ``FusedSGD``.
 
 :func:`check_training_requirements` raises before any data is read when apex (or a fused
 optimiser) is asked for and not installed, naming what to install. This module and
-:mod:`lptn.engine.device_backend` are the only places that import apex or torch_npu.
+:mod:`lptn.platform.device_backend` are the only places that import apex or torch_npu.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -45,16 +46,30 @@ _APEX_ONLY_KEYS = ("opt_level", "loss_scale", "combine_grad")
 _AMP_KEYS = ("enabled", "dtype", "backend") + _APEX_ONLY_KEYS
 
 #: optimiser classes of ``apex.optimizers`` (NVIDIA build, then the Ascend build's NPU ones)
-FUSED_OPTIMIZERS = ("FusedAdam", "FusedAdagrad", "FusedLAMB", "FusedMixedPrecisionLamb",
-                    "FusedNovoGrad", "FusedSGD",
-                    "NpuFusedAdam", "NpuFusedAdamW", "NpuFusedAdamP", "NpuFusedAdadelta",
-                    "NpuFusedBertAdam", "NpuFusedLamb", "NpuFusedRMSprop", "NpuFusedRMSpropTF",
-                    "NpuFusedSGD")
+FUSED_OPTIMIZERS = (
+    "FusedAdam",
+    "FusedAdagrad",
+    "FusedLAMB",
+    "FusedMixedPrecisionLamb",
+    "FusedNovoGrad",
+    "FusedSGD",
+    "NpuFusedAdam",
+    "NpuFusedAdamW",
+    "NpuFusedAdamP",
+    "NpuFusedAdadelta",
+    "NpuFusedBertAdam",
+    "NpuFusedLamb",
+    "NpuFusedRMSprop",
+    "NpuFusedRMSpropTF",
+    "NpuFusedSGD",
+)
 
-APEX_INSTALL_HINT = ("install apex: on Ascend NPUs the Ascend build of apex "
-                     "(https://gitee.com/ascend/apex, built for your torch_npu and CANN), on "
-                     "NVIDIA GPUs NVIDIA apex (https://github.com/NVIDIA/apex) built with its "
-                     "CUDA extensions")
+APEX_INSTALL_HINT = (
+    "install apex: on Ascend NPUs the Ascend build of apex "
+    "(https://gitee.com/ascend/apex, built for your torch_npu and CANN), on "
+    "NVIDIA GPUs NVIDIA apex (https://github.com/NVIDIA/apex) built with its "
+    "CUDA extensions"
+)
 
 logger = logging.getLogger("lptn")
 
@@ -84,12 +99,14 @@ def amp_config(opt: Dict[str, Any]) -> AmpConfig:
     if amp is None or amp is False:
         return AmpConfig()
     if not isinstance(amp, dict):
-        raise ValueError(f"train.amp: expected a mapping such as {{enabled: true, dtype: bf16}}, "
-                         f"got {amp!r}")
+        raise ValueError(
+            f"train.amp: expected a mapping such as {{enabled: true, dtype: bf16}}, got {amp!r}"
+        )
     unknown = sorted(set(amp) - set(_AMP_KEYS))
     if unknown:
-        raise ValueError(f"train.amp: unknown key(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(_AMP_KEYS)}")
+        raise ValueError(
+            f"train.amp: unknown key(s) {', '.join(unknown)}; known: {', '.join(_AMP_KEYS)}"
+        )
     if not isinstance(amp.get("enabled", False), bool):
         raise ValueError(f"train.amp.enabled: expected true or false, got {amp['enabled']!r}")
     backend = amp.get("backend", "native")
@@ -104,28 +121,40 @@ def amp_config(opt: Dict[str, Any]) -> AmpConfig:
     if backend == "native":
         extra = [k for k in _APEX_ONLY_KEYS if k in amp]
         if extra:
-            logger.warning("train.amp: %s only apply to backend: apex; ignored with the native "
-                           "backend", ", ".join(extra))
+            logger.warning(
+                "train.amp: %s only apply to backend: apex; ignored with the native backend",
+                ", ".join(extra),
+            )
         return AmpConfig(precision=precision)
     if precision != "fp16":
-        raise ValueError("train.amp.dtype: apex AMP trains in fp16 only; use dtype: fp16 with "
-                         "backend: apex, or backend: native for bf16")
+        raise ValueError(
+            "train.amp.dtype: apex AMP trains in fp16 only; use dtype: fp16 with "
+            "backend: apex, or backend: native for bf16"
+        )
     opt_level = amp.get("opt_level", "O1")
     if opt_level not in APEX_OPT_LEVELS:
-        raise ValueError(f"train.amp.opt_level: must be one of {', '.join(APEX_OPT_LEVELS)}, "
-                         f"got {opt_level!r}")
+        raise ValueError(
+            f"train.amp.opt_level: must be one of {', '.join(APEX_OPT_LEVELS)}, got {opt_level!r}"
+        )
     loss_scale = amp.get("loss_scale", "dynamic")
-    if loss_scale != "dynamic" and (isinstance(loss_scale, bool)
-                                    or not isinstance(loss_scale, (int, float))
-                                    or not loss_scale > 0):
-        raise ValueError(f"train.amp.loss_scale: 'dynamic' or a positive number, "
-                         f"got {loss_scale!r}")
+    if loss_scale != "dynamic" and (
+        isinstance(loss_scale, bool)
+        or not isinstance(loss_scale, (int, float))
+        or not loss_scale > 0
+    ):
+        raise ValueError(
+            f"train.amp.loss_scale: 'dynamic' or a positive number, got {loss_scale!r}"
+        )
     combine_grad = amp.get("combine_grad")
     if combine_grad is not None and not isinstance(combine_grad, bool):
         raise ValueError(f"train.amp.combine_grad: expected true or false, got {combine_grad!r}")
-    return AmpConfig(precision="fp16", backend="apex", opt_level=opt_level,
-                     loss_scale=loss_scale if loss_scale == "dynamic" else float(loss_scale),
-                     combine_grad=combine_grad)
+    return AmpConfig(
+        precision="fp16",
+        backend="apex",
+        opt_level=opt_level,
+        loss_scale=loss_scale if loss_scale == "dynamic" else float(loss_scale),
+        combine_grad=combine_grad,
+    )
 
 
 # -------------------------------------------------------------------------------- apex
@@ -135,8 +164,9 @@ def import_apex(part: str, needed_for: str) -> ModuleType:
     try:
         return importlib.import_module(f"apex.{part}")
     except ImportError as err:
-        raise AmpUnavailable(f"{needed_for} needs apex.{part}, which cannot be imported "
-                             f"({err}); {APEX_INSTALL_HINT}") from err
+        raise AmpUnavailable(
+            f"{needed_for} needs apex.{part}, which cannot be imported ({err}); {APEX_INSTALL_HINT}"
+        ) from err
 
 
 def apex_optimizer_class(name: str, key_path: str) -> type:
@@ -145,9 +175,15 @@ def apex_optimizer_class(name: str, key_path: str) -> type:
     cls = getattr(module, name, None)
     if cls is None:
         npu = name.startswith("Npu")
-        raise AmpUnavailable(f"{key_path}: the installed apex has no optimizers.{name}"
-                             + ("; the NpuFused* optimisers come with the Ascend build of apex "
-                                "(https://gitee.com/ascend/apex)" if npu else ""))
+        raise AmpUnavailable(
+            f"{key_path}: the installed apex has no optimizers.{name}"
+            + (
+                "; the NpuFused* optimisers come with the Ascend build of apex "
+                "(https://gitee.com/ascend/apex)"
+                if npu
+                else ""
+            )
+        )
     return cls
 
 
@@ -165,9 +201,11 @@ def fused_optimizer_factory(name: str) -> Callable[..., Optimizer]:
 
 
 def _fused_with_apex_error(key_path: str) -> ValueError:
-    return ValueError(f"{key_path}: torch's fused optimiser step does not combine with "
-                      f"train.amp.backend: apex; remove 'fused' (or use type: FusedAdam from "
-                      f"apex.optimizers), or use backend: native")
+    return ValueError(
+        f"{key_path}: torch's fused optimiser step does not combine with "
+        f"train.amp.backend: apex; remove 'fused' (or use type: FusedAdam from "
+        f"apex.optimizers), or use backend: native"
+    )
 
 
 def check_training_requirements(opt: Dict[str, Any]) -> AmpConfig:
@@ -269,10 +307,12 @@ class ApexScaler:
 Scaler = Union[NativeScaler, ApexScaler]
 
 
-def prepare_mixed_precision(config: AmpConfig, device: torch.device,
-                            nets: Dict[str, nn.Module], optimizers: Dict[str, Optimizer]
-                            ) -> Tuple[Dict[str, nn.Module], Dict[str, Optimizer],
-                                       Dict[str, Scaler]]:
+def prepare_mixed_precision(
+    config: AmpConfig,
+    device: torch.device,
+    nets: Dict[str, nn.Module],
+    optimizers: Dict[str, Optimizer],
+) -> Tuple[Dict[str, nn.Module], Dict[str, Optimizer], Dict[str, Scaler]]:
     """Networks, optimisers and one loss scaler per network, ready to train.
 
     Native: the same networks and optimisers, a :class:`NativeScaler` each. apex:
@@ -281,44 +321,71 @@ def prepare_mixed_precision(config: AmpConfig, device: torch.device,
     """
     names = list(nets)
     if not config.uses_apex:
-        return nets, optimizers, {n: NativeScaler(device.type,
-                                                  enabled=config.precision == "fp16")
-                                  for n in names}
+        return (
+            nets,
+            optimizers,
+            {n: NativeScaler(device.type, enabled=config.precision == "fp16") for n in names},
+        )
     for name in names:
         optimizer = optimizers[name]
         # torch's own optimisers only: apex's fused classes are what apex expects.
-        if type(optimizer).__module__.startswith("torch.optim") \
-                and optimizer.defaults.get("fused"):
+        if type(optimizer).__module__.startswith("torch.optim") and optimizer.defaults.get("fused"):
             # Names follow the model's 'net_g' / 'net_d' -> 'train.optim_g' / 'optim_d'.
             raise _fused_with_apex_error(f"train.optim_{name.rsplit('_', 1)[-1]}.fused")
     if device.type not in ("cuda", "npu"):
-        raise AmpUnavailable(f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
-                             f"{device.type}; use backend: native there")
+        raise AmpUnavailable(
+            f"train.amp.backend: apex runs on CUDA GPUs or Ascend NPUs, not on "
+            f"{device.type}; use backend: native there"
+        )
     amp = import_apex("amp", "train.amp.backend: apex")
-    kwargs: Dict[str, Any] = {"opt_level": config.opt_level, "loss_scale": config.loss_scale,
-                              "num_losses": len(names), "verbosity": 0}
+    kwargs: Dict[str, Any] = {
+        "opt_level": config.opt_level,
+        "loss_scale": config.loss_scale,
+        "num_losses": len(names),
+        "verbosity": 0,
+    }
     if config.combine_grad is not None:
         kwargs["combine_grad"] = config.combine_grad
     try:
-        models, opts = amp.initialize([nets[n] for n in names],
-                                      [optimizers[n] for n in names], **kwargs)
+        models, opts = amp.initialize(
+            [nets[n] for n in names], [optimizers[n] for n in names], **kwargs
+        )
     except TypeError as err:
         if "combine_grad" in str(err):
-            raise AmpUnavailable("train.amp.combine_grad: the installed apex does not accept "
-                                 "it; only the Ascend build of apex has combine_grad "
-                                 "(https://gitee.com/ascend/apex). Remove the key for NVIDIA "
-                                 "apex") from err
+            raise AmpUnavailable(
+                "train.amp.combine_grad: the installed apex does not accept "
+                "it; only the Ascend build of apex has combine_grad "
+                "(https://gitee.com/ascend/apex). Remove the key for NVIDIA "
+                "apex"
+            ) from err
         raise
     if not isinstance(models, (list, tuple)):
         models, opts = [models], [opts]
     scalers = {n: ApexScaler(amp, i, opts[i]) for i, n in enumerate(names)}
-    logger.info("apex AMP %s, loss scale %s%s", config.opt_level, config.loss_scale,
-                ", combine_grad" if config.combine_grad else "")
+    logger.info(
+        "apex AMP %s, loss scale %s%s",
+        config.opt_level,
+        config.loss_scale,
+        ", combine_grad" if config.combine_grad else "",
+    )
     return dict(zip(names, models)), dict(zip(names, opts)), scalers
 
 
-__all__ = ["AMP_BACKENDS", "AMP_DTYPES", "APEX_INSTALL_HINT",
-           "APEX_OPT_LEVELS", "AmpConfig", "AmpUnavailable", "ApexScaler", "FUSED_OPTIMIZERS",
-           "NativeScaler", "Scaler", "amp_config", "apex_optimizer_class",
-           "fused_optimizer_factory",
-           "check_training_requirements", "import_apex", "prepare_mixed_precision"]
+__all__ = [
+    "AMP_BACKENDS",
+    "AMP_DTYPES",
+    "APEX_INSTALL_HINT",
+    "APEX_OPT_LEVELS",
+    "AmpConfig",
+    "AmpUnavailable",
+    "ApexScaler",
+    "FUSED_OPTIMIZERS",
+    "NativeScaler",
+    "Scaler",
+    "amp_config",
+    "apex_optimizer_class",
+    "fused_optimizer_factory",
+    "check_training_requirements",
+    "import_apex",
+    "prepare_mixed_precision",
+]

@@ -1,4 +1,5 @@
 """Checkpoint I/O: every accepted weights layout, clear errors, no code execution, atomic save."""
+
 from __future__ import annotations
 
 import collections
@@ -12,8 +13,8 @@ import torch
 from torch import nn
 
 from lptn.archs import build_network
-from lptn.engine.checkpoint import (CheckpointError, load_network_weights, read_state_dict,
-                                    save_atomic, save_network)
+from lptn.archs.weight_loading import load_network_weights
+from lptn.platform.checkpoint_io import CheckpointError, read_state_dict, save_atomic, save_network
 
 SMALL = {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 2}
 OFFICIAL_HINT = "{'type': 'LPTN', 'nrb_low': 5, 'nrb_high': 3, 'num_high': 3}"
@@ -41,13 +42,19 @@ class WritesMarkerWhenUnpickled:
         return open, (str(self.marker), "w")
 
 
-@pytest.mark.parametrize("layout", ["plain", "params", "params_ema", "dataparallel",
-                                    "dataparallel_params"])
+@pytest.mark.parametrize(
+    "layout", ["plain", "params", "params_ema", "dataparallel", "dataparallel_params"]
+)
 def test_loader_accepts_every_weights_layout(tmp_path, layout):
     state = small_net(1).state_dict()
     prefixed = collections.OrderedDict((f"module.{k}", v) for k, v in state.items())
-    payload = {"plain": state, "params": {"params": state}, "params_ema": {"params_ema": state},
-               "dataparallel": prefixed, "dataparallel_params": {"params": prefixed}}[layout]
+    payload = {
+        "plain": state,
+        "params": {"params": state},
+        "params_ema": {"params_ema": state},
+        "dataparallel": prefixed,
+        "dataparallel_params": {"params": prefixed},
+    }[layout]
     path = tmp_path / f"{layout}.pth"
     torch.save(payload, path)
     target = small_net(2)
@@ -88,12 +95,16 @@ def test_save_network_round_trip_is_weights_only(tmp_path):
     assert_same_weights(load_network_weights(small_net(2), path), source.state_dict())
 
 
-@pytest.mark.parametrize("num_high,missing,unexpected", [
-    (4, "trans_high.trans_mask_block_3.0.weight", None),
-    (2, None, "trans_high.trans_mask_block_2.0.weight"),
-])
-def test_mismatch_lists_keys_and_suggests_the_fitting_options(official_checkpoint, num_high,
-                                                             missing, unexpected):
+@pytest.mark.parametrize(
+    "num_high,missing,unexpected",
+    [
+        (4, "trans_high.trans_mask_block_3.0.weight", None),
+        (2, None, "trans_high.trans_mask_block_2.0.weight"),
+    ],
+)
+def test_mismatch_lists_keys_and_suggests_the_fitting_options(
+    official_checkpoint, num_high, missing, unexpected
+):
     net = build_network({"type": "LPTN", "num_high": num_high})
     before = {k: v.clone() for k, v in net.state_dict().items()}
     with pytest.raises(CheckpointError) as info:
@@ -114,8 +125,11 @@ def test_mismatch_lists_keys_and_suggests_the_fitting_options(official_checkpoin
 
 def test_shape_mismatch_is_reported(official_checkpoint):
     net = build_network({"type": "LPTNPaper"})
-    with pytest.raises(CheckpointError, match=r"shape mismatches: .*trans_high\.model\.5\.weight"
-                                              r": file \(3, 64, 3, 3\) vs network \(1, 64, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"shape mismatches: .*trans_high\.model\.5\.weight"
+        r": file \(3, 64, 3, 3\) vs network \(1, 64, 3, 3\)",
+    ):
         load_network_weights(net, official_checkpoint)
 
 
@@ -123,10 +137,12 @@ def test_non_strict_load_takes_the_keys_that_fit(official_checkpoint, lptn_log):
     net = build_network({"type": "LPTN", "num_high": 4})
     load_network_weights(net, official_checkpoint, strict=False)
     official = torch.load(official_checkpoint, weights_only=True)
-    assert torch.equal(net.state_dict()["trans_low.model.0.weight"],
-                       official["trans_low.model.0.weight"])
-    assert any(r.levelname == "WARNING" and "non-strictly" in r.getMessage()
-               for r in lptn_log.records)
+    assert torch.equal(
+        net.state_dict()["trans_low.model.0.weight"], official["trans_low.model.0.weight"]
+    )
+    assert any(
+        r.levelname == "WARNING" and "non-strictly" in r.getMessage() for r in lptn_log.records
+    )
 
 
 def test_arbitrary_pickle_is_refused_and_never_executed(tmp_path):

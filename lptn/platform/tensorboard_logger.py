@@ -4,6 +4,7 @@
 ``torch.utils.tensorboard.SummaryWriter``; :class:`NullTensorBoardLogger` has the same methods
 and writes nothing, so the loop never asks whether TensorBoard is on.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,10 @@ class TensorBoardLogger(NullTensorBoardLogger):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:  # tensorboard is a dependency, but may be missing
-            raise ImportError("logger.use_tb_logger: true needs the 'tensorboard' package "
-                              "(pip install tensorboard), or set use_tb_logger: false") from err
+            raise ImportError(
+                "logger.use_tb_logger: true needs the 'tensorboard' package "
+                "(pip install tensorboard), or set use_tb_logger: false"
+            ) from err
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(log_dir=str(self.log_dir))

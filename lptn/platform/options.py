@@ -4,6 +4,7 @@ The result is one plain ``dict``; nothing below the engine reads files or the co
 Relative paths in an option file are taken relative to the current working directory, as in
 the original code (run the scripts from the repository root).
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,16 +27,20 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                     |\.[0-9_]+(?:[eE][-+][0-9]+)?
                     |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                    |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def parse_yaml_scalar(text: str) -> Any:
-    """Type a command-line value by YAML scalar rules: ``1e-4`` float, ``false`` bool, ``~`` None."""
+    """Type a command-line value by YAML scalar rules: ``1e-4`` float, ``false`` bool, ``~``."""
     return yaml.load(text, Loader=_Loader)
 
 
@@ -67,23 +72,35 @@ def apply_overrides(opt: Dict[str, Any], overrides: Iterable[str], source: str) 
             if child is None:
                 child = node[key] = {}
             elif not isinstance(child, dict):
-                raise OptionError(f"--set {key_path}: {'.'.join(keys[:depth + 1])} is a "
-                                  f"{type(child).__name__}, not a mapping ({source})")
+                raise OptionError(
+                    f"--set {key_path}: {'.'.join(keys[: depth + 1])} is a "
+                    f"{type(child).__name__}, not a mapping ({source})"
+                )
             node = child
         node[keys[-1]] = parse_yaml_scalar(text)
 
 
 # Top-level keys of the schema. 'scale' and 'is_train' appear in BasicSR files and are ignored.
 TOP_LEVEL_KEYS = {
-    "name": "experiment name (str)", "model_type": "model class (str)",
-    "num_gpu": "0 = CPU, or the number of devices", "manual_seed": "int or ~",
-    "device": "auto | cuda | npu | mps | cpu", "datasets": "mapping of dataset blocks",
+    "name": "experiment name (str)",
+    "model_type": "model class (str)",
+    "num_gpu": "0 = CPU, or the number of devices",
+    "manual_seed": "int or ~",
+    "device": "auto | cuda | npu | mps | cpu",
+    "datasets": "mapping of dataset blocks",
     "tf32": "float32 convs/matmuls may use TF32 on CUDA (default false)",
-    "network_g": "generator arch block", "network_d": "discriminator arch block",
-    "path": "paths", "train": "training settings", "val": "validation / speed settings",
-    "logger": "logging settings", "dist_params": "distributed settings",
-    "scale": "ignored (BasicSR)", "is_train": "set by the runner", "dist": "set by the runner",
-    "rank": "set by the runner", "world_size": "set by the runner",
+    "network_g": "generator arch block",
+    "network_d": "discriminator arch block",
+    "path": "paths",
+    "train": "training settings",
+    "val": "validation / speed settings",
+    "logger": "logging settings",
+    "dist_params": "distributed settings",
+    "scale": "ignored (BasicSR)",
+    "is_train": "set by the runner",
+    "dist": "set by the runner",
+    "rank": "set by the runner",
+    "world_size": "set by the runner",
     "inference": "fast / graph / exact path settings for test/speed/enhance",
     "find_unused_parameters": "DDP setting",
     "opt_path": "set by the runner",
@@ -130,8 +147,13 @@ _TYPES: Dict[str, Tuple[tuple, str]] = {
 }
 
 # Integer-valued options often written as floats (!!float 5e3).
-_INTEGRAL = ("val.val_freq", "logger.print_freq", "logger.save_checkpoint_freq",
-             "train.total_iter", "train.warmup_iter")
+_INTEGRAL = (
+    "val.val_freq",
+    "logger.print_freq",
+    "logger.save_checkpoint_freq",
+    "train.total_iter",
+    "train.warmup_iter",
+)
 
 
 def _get(opt: Dict[str, Any], key_path: str) -> Tuple[bool, Any]:
@@ -157,8 +179,10 @@ def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> None:
         if key not in TOP_LEVEL_KEYS:
             close = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise OptionError(f"{source}: unknown top-level key {key!r}{hint}. Known keys: "
-                              f"{', '.join(sorted(TOP_LEVEL_KEYS))}")
+            raise OptionError(
+                f"{source}: unknown top-level key {key!r}{hint}. Known keys: "
+                f"{', '.join(sorted(TOP_LEVEL_KEYS))}"
+            )
     required = ["name", "model_type", "network_g"]
     if is_train:
         required += ["datasets", "train"]
@@ -172,8 +196,9 @@ def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> None:
         # bool is an int subclass; do not let `true` pass as a number or vice versa.
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if not ok:
-            raise OptionError(f"{source}: {key_path} must be {what}, got {value!r} "
-                              f"({type(value).__name__})")
+            raise OptionError(
+                f"{source}: {key_path} must be {what}, got {value!r} ({type(value).__name__})"
+            )
     for key_path in _INTEGRAL:
         present, value = _get(opt, key_path)
         if present and isinstance(value, float):
@@ -181,8 +206,9 @@ def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> None:
                 raise OptionError(f"{source}: {key_path} must be a whole number, got {value}")
             _set(opt, key_path, int(value))
     if opt.get("device", "auto") not in DEVICES:
-        raise OptionError(f"{source}: device must be one of {', '.join(DEVICES)}, "
-                          f"got {opt['device']!r}")
+        raise OptionError(
+            f"{source}: device must be one of {', '.join(DEVICES)}, got {opt['device']!r}"
+        )
     for name in ("network_g", "network_d"):
         block = opt.get(name)
         if isinstance(block, dict) and not isinstance(block.get("type"), str):
@@ -193,8 +219,9 @@ def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> None:
         if not isinstance(ds.get("type"), str):
             raise OptionError(f"{source}: datasets.{ds_key}.type is required (a string)")
         if not (ds_key.startswith(("train", "val", "test"))):
-            raise OptionError(f"{source}: datasets.{ds_key}: dataset keys must start with "
-                              "train, val or test")
+            raise OptionError(
+                f"{source}: datasets.{ds_key}: dataset keys must start with train, val or test"
+            )
     for metric_key, metric in ((opt.get("val") or {}).get("metrics") or {}).items():
         if not isinstance(metric, dict) or not isinstance(metric.get("type"), str):
             raise OptionError(f"{source}: val.metrics.{metric_key}.type is required")
@@ -233,8 +260,13 @@ def _fill_defaults(opt: Dict[str, Any], *, is_train: bool, root: Path) -> None:
         path.setdefault("visualization", str(res / "visualization"))
 
 
-def parse_options(path: str | Path, overrides: Sequence[str] = (), *, is_train: bool,
-                  root: Optional[str | Path] = None) -> Dict[str, Any]:
+def parse_options(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    is_train: bool,
+    root: Optional[str | Path] = None,
+) -> Dict[str, Any]:
     """Load ``path``, apply ``--set`` overrides, validate and fill defaults.
 
     Args:

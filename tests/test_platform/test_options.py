@@ -1,9 +1,10 @@
 """Option files: the original LPTN files parse, overrides are typed, errors name key and file."""
+
 from pathlib import Path
 
 import pytest
 
-from lptn.engine.options import OptionError, apply_overrides, parse_options, parse_yaml_scalar
+from lptn.platform.options import OptionError, apply_overrides, parse_options, parse_yaml_scalar
 
 REPO = Path(__file__).resolve().parents[2]
 OPTION_FILES = sorted((REPO / "options").rglob("*.yml"))
@@ -80,11 +81,19 @@ def test_float_tags_and_plain_scientific_notation(tmp_path: Path) -> None:
 
 
 def test_overrides_are_typed_by_yaml_rules(tmp_path: Path) -> None:
-    opt = parse_options(_write(tmp_path, ORIGINAL_TEST_FILE),
-                        ["datasets.test.dataroot_lq=/x/y", "val.save_img=false",
-                         "network_g.num_high=4", "val.metrics.psnr.crop_border=4",
-                         "path.pretrain_network_g=~", "val.fix_img_size=[480, 720]"],
-                        is_train=False, root=tmp_path)
+    opt = parse_options(
+        _write(tmp_path, ORIGINAL_TEST_FILE),
+        [
+            "datasets.test.dataroot_lq=/x/y",
+            "val.save_img=false",
+            "network_g.num_high=4",
+            "val.metrics.psnr.crop_border=4",
+            "path.pretrain_network_g=~",
+            "val.fix_img_size=[480, 720]",
+        ],
+        is_train=False,
+        root=tmp_path,
+    )
     assert opt["datasets"]["test"]["dataroot_lq"] == "/x/y"
     assert opt["val"]["save_img"] is False
     assert opt["network_g"]["num_high"] == 4
@@ -108,13 +117,16 @@ def test_override_through_a_scalar_names_the_key() -> None:
         apply_overrides({"name": "a"}, ["name.sub=1"], "x.yml")
 
 
-@pytest.mark.parametrize("override, message", [
-    ("val.save_img=3", "val.save_img must be true or false"),
-    ("manual_seed=abc", "manual_seed must be an integer"),
-    ("network_g=5", "network_g must be a mapping"),
-    ("device=tpu", "device must be one of"),
-    ("val.num_img=1.5", "val.num_img must be an integer"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("val.save_img=3", "val.save_img must be true or false"),
+        ("manual_seed=abc", "manual_seed must be an integer"),
+        ("network_g=5", "network_g must be a mapping"),
+        ("device=tpu", "device must be one of"),
+        ("val.num_img=1.5", "val.num_img must be an integer"),
+    ],
+)
 def test_wrong_type_names_key_and_file(tmp_path: Path, override: str, message: str) -> None:
     path = _write(tmp_path, ORIGINAL_TEST_FILE)
     with pytest.raises(OptionError, match=message) as info:
@@ -141,8 +153,12 @@ def test_training_needs_train_dataset(tmp_path: Path) -> None:
 
 def test_fractional_frequency_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="logger.print_freq must be a whole number"):
-        parse_options(_write(tmp_path, ORIGINAL_TEST_FILE), ["logger.print_freq=2.5"],
-                      is_train=False, root=tmp_path)
+        parse_options(
+            _write(tmp_path, ORIGINAL_TEST_FILE),
+            ["logger.print_freq=2.5"],
+            is_train=False,
+            root=tmp_path,
+        )
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """``torch.compile`` choices shared by training (``train.compile``) and inference
 (``inference.compile``): the accepted modes, parsing the option, and whether compiling can run.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -26,8 +27,9 @@ def compile_mode_option(value: Any, key_path: str) -> Optional[str]:
         return "default"
     if isinstance(value, str) and value in COMPILE_MODES:
         return value
-    raise ValueError(f"{key_path}: expected false, true or a mode ({', '.join(COMPILE_MODES)}), "
-                     f"got {value!r}")
+    raise ValueError(
+        f"{key_path}: expected false, true or a mode ({', '.join(COMPILE_MODES)}), got {value!r}"
+    )
 
 
 def check_compile_support(mode: Optional[str], device: torch.device, key_path: str) -> None:
@@ -38,11 +40,15 @@ def check_compile_support(mode: Optional[str], device: torch.device, key_path: s
     import torch._dynamo
 
     if not torch._dynamo.is_dynamo_supported():
-        raise CompileUnavailable(f"{key_path}: torch.compile is not supported by this Python / "
-                                 "PyTorch build; set it to false")
+        raise CompileUnavailable(
+            f"{key_path}: torch.compile is not supported by this Python / "
+            "PyTorch build; set it to false"
+        )
     if device.type == "cuda":
         from torch.utils._triton import has_triton
 
         if not has_triton():
-            raise CompileUnavailable(f"{key_path}: compiling for CUDA needs Triton (pip install "
-                                     "triton, matching your PyTorch); set it to false")
+            raise CompileUnavailable(
+                f"{key_path}: compiling for CUDA needs Triton (pip install "
+                "triton, matching your PyTorch); set it to false"
+            )

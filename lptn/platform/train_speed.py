@@ -17,9 +17,10 @@ the runtime has wrapped the network for several processes.
   graphs (AOTAutograd) do not support double backward, so the critic stays eager. The
   compiled module wraps the (DistributedDataParallel-wrapped) network, in the order torch
   recommends (DDP first, then compile); checkpoints and validation use the module inside
-  (:func:`lptn.engine.checkpoint.bare_module`), so saved names carry no ``_orig_mod.`` prefix
+  (:func:`lptn.platform.checkpoint_io.bare_module`), so saved names carry no ``_orig_mod.`` prefix
   and validation at any image size never triggers a recompile.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,10 +29,15 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from lptn.engine.amp_backend import amp_config
-from lptn.engine.compilation import (COMPILE_MODES, CUDAGRAPH_MODES, CompileUnavailable,
-                                     compile_mode_option)
-from lptn.engine.compilation import check_compile_support as _check_support
+from lptn.platform.amp_backend import amp_config
+from lptn.platform.compilation import (
+    COMPILE_MODES,
+    CUDAGRAPH_MODES,
+    CompileUnavailable,
+    compile_mode_option,
+)
+from lptn.platform.compilation import check_compile_support as _check_support
+
 
 @dataclass(frozen=True)
 class TrainSpeed:
@@ -91,8 +97,10 @@ def train_speed_options(opt: Dict[str, Any]) -> TrainSpeed:
     if mode is not None and amp_config(opt).uses_apex:
         # apex O1 patches torch functions at run time and O2 keeps fp32 master copies outside
         # the module: neither is something dynamo can trace; native autocast works with it.
-        raise ValueError("train.compile: not supported with train.amp.backend: apex; use "
-                         "backend: native (torch autocast) or compile: false")
+        raise ValueError(
+            "train.compile: not supported with train.amp.backend: apex; use "
+            "backend: native (torch autocast) or compile: false"
+        )
     return TrainSpeed(channels_last=channels_last, compile_mode=mode)
 
 
@@ -102,5 +110,10 @@ def check_compile_support(speed: TrainSpeed, device: torch.device) -> None:
     _check_support(speed.compile_mode, device, "train.compile")
 
 
-__all__ = ["COMPILE_MODES", "CompileUnavailable", "TrainSpeed", "check_compile_support",
-           "train_speed_options"]
+__all__ = [
+    "COMPILE_MODES",
+    "CompileUnavailable",
+    "TrainSpeed",
+    "check_compile_support",
+    "train_speed_options",
+]

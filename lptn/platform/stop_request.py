@@ -1,4 +1,5 @@
 """SIGINT / SIGTERM as a request to stop after the current iteration (and save first)."""
+
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ import signal
 import threading
 from typing import Any, Dict, Optional
 
-from lptn.engine.logger import get_logger
+from lptn.platform.logger import get_logger
 
 
 class StopRequest:
@@ -30,9 +31,11 @@ class StopRequest:
             self.restore()
             raise KeyboardInterrupt(f"second signal {signal.Signals(signum).name}")
         self.signum = signum
-        get_logger().warning("received %s: finishing the current iteration, then saving a "
-                             "resumable state (send it again to stop at once)",
-                             signal.Signals(signum).name)
+        get_logger().warning(
+            "received %s: finishing the current iteration, then saving a "
+            "resumable state (send it again to stop at once)",
+            signal.Signals(signum).name,
+        )
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():

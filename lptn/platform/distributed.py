@@ -11,12 +11,13 @@ Launchers (``train.py --launcher``):
   port is ``MASTER_PORT``, else ``dist_params.port``, else 29500.
 
 The backend is ``dist_params.backend`` (``nccl``, ``gloo``, ``hccl``), by default the one that
-suits the device (:func:`lptn.engine.device_backend.default_dist_backend`). Each process takes
+suits the device (:func:`lptn.platform.device_backend.default_dist_backend`). Each process takes
 the device of its local rank.
 
 The collectives below take the runtime's device, so NCCL/HCCL get device tensors and gloo CPU
 ones; with one process they return their input.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -58,8 +59,9 @@ class LaunchEnv:
 def _int_var(env: Mapping[str, str], name: str, launcher: str, hint: str) -> int:
     value = env.get(name)
     if value is None or value == "":
-        raise LaunchError(f"--launcher {launcher}: the environment variable {name} is not set; "
-                          f"{hint}")
+        raise LaunchError(
+            f"--launcher {launcher}: the environment variable {name} is not set; {hint}"
+        )
     try:
         return int(value)
     except ValueError as err:
@@ -68,8 +70,9 @@ def _int_var(env: Mapping[str, str], name: str, launcher: str, hint: str) -> int
 
 def _check_ranks(env: LaunchEnv) -> LaunchEnv:
     if env.world_size < 1 or not 0 <= env.rank < env.world_size:
-        raise LaunchError(f"--launcher {env.launcher}: rank {env.rank} is not within world size "
-                          f"{env.world_size}")
+        raise LaunchError(
+            f"--launcher {env.launcher}: rank {env.rank} is not within world size {env.world_size}"
+        )
     if env.local_rank < 0:
         raise LaunchError(f"--launcher {env.launcher}: negative local rank {env.local_rank}")
     return env
@@ -77,14 +80,19 @@ def _check_ranks(env: LaunchEnv) -> LaunchEnv:
 
 def parse_torchrun_env(env: Mapping[str, str]) -> LaunchEnv:
     """The variables torchrun (``python -m torch.distributed.run``) sets for each process."""
-    hint = ("start the job with `python -m torch.distributed.run --nproc_per_node=N train.py "
-            "-opt FILE --launcher pytorch`")
+    hint = (
+        "start the job with `python -m torch.distributed.run --nproc_per_node=N train.py "
+        "-opt FILE --launcher pytorch`"
+    )
     rank = _int_var(env, "RANK", "pytorch", hint)
     world = _int_var(env, "WORLD_SIZE", "pytorch", hint)
     local = int(env.get("LOCAL_RANK", rank))
     port = env.get("MASTER_PORT")
-    return _check_ranks(LaunchEnv("pytorch", rank, world, local, env.get("MASTER_ADDR"),
-                                  int(port) if port else None))
+    return _check_ranks(
+        LaunchEnv(
+            "pytorch", rank, world, local, env.get("MASTER_ADDR"), int(port) if port else None
+        )
+    )
 
 
 def first_slurm_host(nodelist: str) -> str:
@@ -106,7 +114,7 @@ def first_slurm_host(nodelist: str) -> str:
     if not first or depth != 0:
         raise LaunchError(f"--launcher slurm: cannot read the node list {nodelist!r}")
 
-    def first_of_range(match: "re.Match[str]") -> str:
+    def first_of_range(match: re.Match[str]) -> str:
         return match.group(1).split(",")[0].split("-")[0]
 
     return re.sub(r"\[([^\]]*)\]", first_of_range, first)
@@ -123,18 +131,24 @@ def parse_slurm_env(env: Mapping[str, str], port: Optional[int] = None) -> Launc
     local = _int_var(env, "SLURM_LOCALID", "slurm", hint)
     addr = env.get("MASTER_ADDR")
     if not addr:
-        nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") \
+        nodelist = (
+            env.get("SLURM_STEP_NODELIST")
+            or env.get("SLURM_JOB_NODELIST")
             or env.get("SLURM_NODELIST")
+        )
         if not nodelist:
-            raise LaunchError("--launcher slurm: neither MASTER_ADDR nor SLURM_STEP_NODELIST / "
-                              "SLURM_JOB_NODELIST is set, so the master host is unknown")
+            raise LaunchError(
+                "--launcher slurm: neither MASTER_ADDR nor SLURM_STEP_NODELIST / "
+                "SLURM_JOB_NODELIST is set, so the master host is unknown"
+            )
         addr = first_slurm_host(nodelist)
     master_port = int(env["MASTER_PORT"]) if env.get("MASTER_PORT") else (port or DEFAULT_PORT)
     return _check_ranks(LaunchEnv("slurm", rank, world, local, addr, master_port))
 
 
-def launch_environment(launcher: str, env: Optional[Mapping[str, str]] = None,
-                       port: Optional[int] = None) -> LaunchEnv:
+def launch_environment(
+    launcher: str, env: Optional[Mapping[str, str]] = None, port: Optional[int] = None
+) -> LaunchEnv:
     """Read this process's place in the job for ``--launcher none|pytorch|slurm``."""
     env = os.environ if env is None else env
     if launcher == "none":
@@ -143,8 +157,9 @@ def launch_environment(launcher: str, env: Optional[Mapping[str, str]] = None,
         return parse_torchrun_env(env)
     if launcher == "slurm":
         return parse_slurm_env(env, port)
-    raise LaunchError(f"--launcher: unknown launcher {launcher!r}; use one of "
-                      f"{', '.join(LAUNCHERS)}")
+    raise LaunchError(
+        f"--launcher: unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}"
+    )
 
 
 def dist_settings(opt: Dict[str, Any]) -> Dict[str, Any]:
@@ -152,16 +167,19 @@ def dist_settings(opt: Dict[str, Any]) -> Dict[str, Any]:
     params = opt.get("dist_params") or {}
     backend = params.get("backend")
     if backend is not None and backend not in DIST_BACKENDS:
-        raise ValueError(f"dist_params.backend: must be one of {', '.join(DIST_BACKENDS)}, "
-                         f"got {backend!r}")
+        raise ValueError(
+            f"dist_params.backend: must be one of {', '.join(DIST_BACKENDS)}, got {backend!r}"
+        )
     port = params.get("port")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
-                             or not 0 < port < 65536):
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+    ):
         raise ValueError(f"dist_params.port: expected a TCP port number, got {port!r}")
     timeout = params.get("timeout_min", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f"dist_params.timeout_min: expected a positive number of minutes, "
-                         f"got {timeout!r}")
+        raise ValueError(
+            f"dist_params.timeout_min: expected a positive number of minutes, got {timeout!r}"
+        )
     return {"backend": backend, "port": port, "timeout_min": float(timeout)}
 
 
@@ -169,9 +187,11 @@ def check_backend_fits(backend: str, device: torch.device) -> None:
     """NCCL needs CUDA tensors and HCCL NPU tensors (gloo takes CPU and CUDA tensors)."""
     needs = {"nccl": "cuda", "hccl": "npu"}.get(backend)
     if needs is not None and needs != device.type:
-        raise ValueError(f"dist_params.backend: {backend} needs {needs} devices but this run "
-                         f"trains on {device.type}; leave dist_params.backend unset to get the "
-                         f"backend that suits the device")
+        raise ValueError(
+            f"dist_params.backend: {backend} needs {needs} devices but this run "
+            f"trains on {device.type}; leave dist_params.backend unset to get the "
+            f"backend that suits the device"
+        )
 
 
 def init_process_group(launch: LaunchEnv, backend: str, timeout_min: float = 30.0) -> None:
@@ -186,9 +206,13 @@ def init_process_group(launch: LaunchEnv, backend: str, timeout_min: float = 30.
         os.environ["MASTER_PORT"] = str(launch.master_port)
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(DEFAULT_PORT))
-    dist.init_process_group(backend=backend, init_method="env://", rank=launch.rank,
-                            world_size=launch.world_size,
-                            timeout=datetime.timedelta(minutes=timeout_min))
+    dist.init_process_group(
+        backend=backend,
+        init_method="env://",
+        rank=launch.rank,
+        world_size=launch.world_size,
+        timeout=datetime.timedelta(minutes=timeout_min),
+    )
 
 
 def shutdown() -> None:
@@ -215,8 +239,11 @@ def max_over_ranks(value: float, device: torch.device) -> float:
     """The largest of every rank's ``value``, on every rank."""
     if not active():
         return value
-    tensor = torch.tensor([float(value)], dtype=torch.float64 if device.type == "cpu"
-                          else torch.float32, device=device)
+    tensor = torch.tensor(
+        [float(value)],
+        dtype=torch.float64 if device.type == "cpu" else torch.float32,
+        device=device,
+    )
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return float(tensor.item())
 
@@ -257,8 +284,9 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wrap_ddp(module: nn.Module, device: torch.device,
-             find_unused_parameters: bool = False) -> nn.Module:
+def wrap_ddp(
+    module: nn.Module, device: torch.device, find_unused_parameters: bool = False
+) -> nn.Module:
     """``DistributedDataParallel`` around ``module`` (already on ``device``) when running in a
     process group of more than one process; ``module`` itself otherwise.
 
@@ -279,8 +307,26 @@ def wrap_ddp(module: nn.Module, device: torch.device,
     return nn.parallel.DistributedDataParallel(module, **kwargs)
 
 
-__all__ = ["DEFAULT_PORT", "DIST_BACKENDS", "LAUNCHERS", "LaunchEnv", "LaunchError", "active",
-           "all_gather_objects", "barrier", "broadcast_object", "check_backend_fits",
-           "dist_settings", "first_slurm_host", "gather_to_main", "init_process_group",
-           "launch_environment", "max_over_ranks", "mean_over_ranks", "parse_slurm_env",
-           "parse_torchrun_env", "shutdown", "wrap_ddp"]
+__all__ = [
+    "DEFAULT_PORT",
+    "DIST_BACKENDS",
+    "LAUNCHERS",
+    "LaunchEnv",
+    "LaunchError",
+    "active",
+    "all_gather_objects",
+    "barrier",
+    "broadcast_object",
+    "check_backend_fits",
+    "dist_settings",
+    "first_slurm_host",
+    "gather_to_main",
+    "init_process_group",
+    "launch_environment",
+    "max_over_ranks",
+    "mean_over_ranks",
+    "parse_slurm_env",
+    "parse_torchrun_env",
+    "shutdown",
+    "wrap_ddp",
+]

@@ -1,4 +1,5 @@
 """Console and file logging for the ``lptn`` logger (rank 0 only writes files)."""
+
 from __future__ import annotations
 
 import logging
@@ -10,8 +11,9 @@ LOGGER_NAME = "lptn"
 _FORMAT = "%(asctime)s %(levelname)s: %(message)s"
 
 
-def setup_logger(log_file: Optional[str | Path] = None, rank: int = 0,
-                 level: int = logging.INFO) -> logging.Logger:
+def setup_logger(
+    log_file: Optional[str | Path] = None, rank: int = 0, level: int = logging.INFO
+) -> logging.Logger:
     """Configure the ``lptn`` logger: console on every rank (warnings only off rank 0), plus
     ``log_file`` on rank 0. Calling it again replaces the handlers."""
     log = logging.getLogger(LOGGER_NAME)

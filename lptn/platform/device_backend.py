@@ -1,4 +1,4 @@
-"""Accelerator specifics behind :mod:`lptn.engine.runtime`: the only module that imports
+"""Accelerator specifics behind :mod:`lptn.platform.runtime`: the only module that imports
 ``torch_npu`` or names a vendor's device module.
 
 Everything here answers a question about one ``torch.device`` type (``cuda``, ``npu``, ``mps``,
@@ -10,6 +10,7 @@ Ascend NPUs: ``torch_npu`` (Huawei's PyTorch adapter, installed with the CANN to
 the ``npu`` device type and the ``torch.npu`` module when imported; it is imported once, here,
 the first time an NPU is asked about.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,9 +22,11 @@ import torch
 #: process-group backend per device type (``dist_params.backend`` overrides it)
 DEFAULT_DIST_BACKENDS = {"cuda": "nccl", "npu": "hccl", "cpu": "gloo", "mps": "gloo"}
 
-NPU_INSTALL_HINT = ("install the Ascend CANN toolkit and the torch_npu package that matches "
-                    "your PyTorch version (https://gitee.com/ascend/pytorch), then "
-                    "`source /usr/local/Ascend/ascend-toolkit/set_env.sh`")
+NPU_INSTALL_HINT = (
+    "install the Ascend CANN toolkit and the torch_npu package that matches "
+    "your PyTorch version (https://gitee.com/ascend/pytorch), then "
+    "`source /usr/local/Ascend/ascend-toolkit/set_env.sh`"
+)
 
 _npu_import_error: Optional[BaseException] = None
 _npu_imported = False
@@ -52,8 +55,10 @@ def import_npu_support() -> bool:
 def require_npu_support() -> None:
     """Raise :class:`DeviceUnavailable` naming what to install when ``torch_npu`` is missing."""
     if not import_npu_support():
-        raise DeviceUnavailable(f"the NPU needs the torch_npu package, which could not be "
-                                f"imported ({_npu_import_error}); {NPU_INSTALL_HINT}")
+        raise DeviceUnavailable(
+            f"the NPU needs the torch_npu package, which could not be "
+            f"imported ({_npu_import_error}); {NPU_INSTALL_HINT}"
+        )
 
 
 def device_module(device_type: str) -> Optional[ModuleType]:
@@ -157,8 +162,24 @@ def bf16_supported(device: torch.device) -> bool:
     return True if check is None else bool(check())
 
 
-__all__ = ["DEFAULT_DIST_BACKENDS", "DeviceUnavailable", "NPU_INSTALL_HINT", "bf16_supported",
-           "current_stream", "default_dist_backend", "device_count", "device_module",
-           "device_name", "import_npu_support", "is_available", "new_stream", "peak_memory_mb",
-           "require_npu_support", "reset_peak_memory", "set_current_device", "stream_context",
-           "supports_streams", "synchronize"]
+__all__ = [
+    "DEFAULT_DIST_BACKENDS",
+    "DeviceUnavailable",
+    "NPU_INSTALL_HINT",
+    "bf16_supported",
+    "current_stream",
+    "default_dist_backend",
+    "device_count",
+    "device_module",
+    "device_name",
+    "import_npu_support",
+    "is_available",
+    "new_stream",
+    "peak_memory_mb",
+    "require_npu_support",
+    "reset_peak_memory",
+    "set_current_device",
+    "stream_context",
+    "supports_streams",
+    "synchronize",
+]
