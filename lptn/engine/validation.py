@@ -10,7 +10,8 @@ With several processes the val set is split between them (no image twice), the p
 values are gathered, and the means equal one process's; only rank 0 writes images.
 
 Options (under ``val``): ``metrics`` (the first metric of the first val set decides the best
-model; ``better: lower`` in a metric block flips its direction), ``save_img`` (outputs to
+model; ``better: lower`` in a metric block flips its direction, and a metric that declares
+itself lower-is-better, as ``calculate_deltae``, needs no such key), ``save_img`` (outputs to
 ``visualization/{iter}/``, in a sub-folder per dataset when there are several), ``suffix``,
 ``tb_comparisons`` (how many input | output | target panels per dataset go to TensorBoard,
 default 3).
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from lptn.data.image_io import write_image
 from lptn.engine.evaluate import enhance_and_measure, mean_metric, output_name
+from lptn.metrics import metric_direction
 
 
 @dataclass
@@ -44,12 +46,11 @@ class ValidationResult:
 
 
 def metric_is_better(metric_opt: Dict[str, Any], new: float, old: Optional[float]) -> bool:
-    """Whether ``new`` beats ``old`` for a metric block (``better: higher`` by default)."""
+    """Whether ``new`` beats ``old`` for a metric block: its ``better`` key, else the metric's
+    own direction (``calculate_deltae`` is lower-is-better), else higher."""
+    direction = metric_direction(metric_opt)
     if old is None or (isinstance(old, float) and math.isnan(old)):
         return not math.isnan(new)
-    direction = metric_opt.get("better", "higher")
-    if direction not in ("higher", "lower"):
-        raise ValueError(f"val.metrics: 'better' must be higher or lower, got {direction!r}")
     return new > old if direction == "higher" else new < old
 
 
