@@ -2,8 +2,9 @@
 
 Writes ``{results_root}/metrics.json`` as
 ``{dataset_name: {"mean": {metric: value}, "per_image": {file_name: {metric: value}}}}``,
-``metrics.csv`` (one row per image) and, with ``val.save_img``, the outputs as full-resolution
-PNG files named like the inputs in ``visualization/{dataset_name}/``.
+``metrics.csv`` (one row per image), ``report.html`` (:mod:`lptn.engine.report`) and, with
+``val.save_img``, the outputs as full-resolution PNG files named like the inputs in
+``visualization/{dataset_name}/``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lptn.data import build_dataset
 from lptn.data.image_io import tensor_to_image, write_image
+from lptn.engine.report import TestReport, report_details
 from lptn.metrics import calculate_metric
 from lptn.models import build_model
 from lptn.platform.logger import get_logger
@@ -83,11 +85,12 @@ def evaluate_dataset(
     val_opt: Dict[str, Any],
     visualization_dir: Path | None = None,
     comparison_dir: Path | None = None,
+    on_image: Optional[Callable[[ImageResult, Dict[str, Any]], None]] = None,
 ) -> Dict[str, Any]:
     """Run one dataset; return ``{"mean": {...}, "per_image": {...}}``.
 
     Outputs go to ``visualization_dir`` and input|output|target panels to ``comparison_dir``
-    when they are given.
+    when they are given; ``on_image(result, loader_item)`` sees every image (the report).
     """
     metrics = val_opt.get("metrics") or {}
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0)
@@ -97,6 +100,8 @@ def evaluate_dataset(
         for data in tqdm(loader, desc=dataset_name, unit="img", leave=False):
             result = enhance_and_measure(model, data, metrics)
             per_image[result.name] = result.scores
+            if on_image is not None:
+                on_image(result, data)
             if visualization_dir is not None:
                 write_image(
                     visualization_dir / output_name(data["lq_path"][0], val_opt.get("suffix")),
@@ -141,6 +146,7 @@ def run_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
     val_opt = opt.get("val") or {}
     save_img = bool(val_opt.get("save_img", False))
     results: Dict[str, Any] = {}
+    report = TestReport(results_root, opt["name"], report_details(opt, runtime))
     for key in keys:
         ds_opt = opt["datasets"][key]
         dataset = build_dataset(ds_opt, f"datasets.{key}")
@@ -155,10 +161,16 @@ def run_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
             runtime.precision,
         )
         with torch.inference_mode():
-            results[name] = evaluate_dataset(model, dataset, name, val_opt, vis_dir, cmp_dir)
+            on_image = report.collector(
+                name, vis_dir, lambda p: output_name(p, val_opt.get("suffix"))
+            )
+            results[name] = evaluate_dataset(
+                model, dataset, name, val_opt, vis_dir, cmp_dir, on_image
+            )
         log.info(
             "%s mean: %s", name, " ".join(f"{k}: {v:.4f}" for k, v in results[name]["mean"].items())
         )
     write_metric_files(results, results_root)
     log.info("metrics written to %s", results_root / "metrics.json")
+    log.info("report: %s", report.write(results, val_opt.get("metrics") or {}))
     return results

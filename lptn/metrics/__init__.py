@@ -35,7 +35,7 @@ def metric_direction(opt: Dict[str, Any], key_path: str = "val.metrics") -> str:
     (:func:`lower_is_better`), else ``'higher'``."""
     direction = opt.get("better")
     if direction is None:
-        metric_type = opt.get("type")
+        metric_type = str(opt.get("type"))
         metric = METRIC_REGISTRY.get(metric_type) if metric_type in METRIC_REGISTRY else None
         direction = getattr(metric, "better", "higher")
     if direction not in METRIC_DIRECTIONS:

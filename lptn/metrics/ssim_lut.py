@@ -57,8 +57,13 @@ def box_filter_symmetric(channel: np.ndarray, f: int) -> np.ndarray:
     after = f - 1 - before
     padded = np.pad(channel, ((before, after), (before, after)), mode="symmetric")
     height, width = channel.shape
-    rows = sum(padded[i : i + height] for i in range(f))
-    return sum(rows[:, j : j + width] for j in range(f)) / float(f * f)
+    rows = np.zeros((height, padded.shape[1]))
+    for i in range(f):
+        rows += padded[i : i + height]
+    out = np.zeros((height, width))
+    for j in range(f):
+        out += rows[:, j : j + width]
+    return out / float(f * f)
 
 
 def fold_channels(img: np.ndarray) -> np.ndarray:

@@ -45,7 +45,20 @@ def test_official_checkpoint_on_fivek_sample(
         result["mean"]["psnr"]
     )
     rows = list(csv.reader(open(tmp_path / "metrics.csv")))
-    assert rows[0] == ["dataset", "image", "psnr", "ssim"] and len(rows) == 1 + 23 + 1
+    assert rows[0] == ["dataset", "image", "deltae", "deltae2000", "psnr", "ssim", "ssim_lut"]
+    assert len(rows) == 1 + 23 + 1
+    # The LUT papers' protocol (README, Measured fidelity).
+    assert result["mean"]["ssim_lut"] == pytest.approx(0.8824, abs=0.0005)
+    assert result["mean"]["deltae"] == pytest.approx(10.982, abs=0.005)
+    assert result["mean"]["deltae2000"] == pytest.approx(8.290, abs=0.005)
+    # The report: one row per image, worst PSNR first, thumbnails beside it.
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    worst_first = sorted(names, key=lambda n: result["per_image"][n]["psnr"])
+    positions = [report.index(f'<td class="name">{name}</td>') for name in worst_first]
+    assert positions == sorted(positions)
+    assert f'href="visualization/fivek_sample/{worst_first[0]}.png"' in report
+    thumb = read_image(tmp_path / "report_files" / "fivek_sample" / f"{names[0]}_output.jpg")
+    assert max(thumb.shape[:2]) == 160
     # Outputs: full resolution, same file names, PNG; comparison panels three images wide.
     for name in names[:3]:
         out = read_image(tmp_path / "visualization" / "fivek_sample" / f"{name}.png")
