@@ -52,7 +52,9 @@ def reference_ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     cp_mean = (c1p + c2p) / 2
     h_sum = h1p + h2p
     h_mean = np.where(
-        np.abs(h1p - h2p) <= 180, h_sum / 2, np.where(h_sum < 360, (h_sum + 360) / 2, (h_sum - 360) / 2)
+        np.abs(h1p - h2p) <= 180,
+        h_sum / 2,
+        np.where(h_sum < 360, (h_sum + 360) / 2, (h_sum - 360) / 2),
     )
     h_mean = np.where(c1p * c2p == 0, h_sum, h_mean)
     t = (
