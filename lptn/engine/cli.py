@@ -160,6 +160,11 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         "name, format and bit depth; inputs are never overwritten."
     )
     parser.add_argument("--weights", required=True, help="generator weights (.pth)")
+    parser.add_argument(
+        "--param-key",
+        help="entry of a file that holds several: params or params_ema (the moving average "
+        "of train.ema_decay); default params",
+    )
     parser.add_argument("--input", required=True, help="an image, a folder or a glob pattern")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
@@ -228,7 +233,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     try:
         runtime: Runtime = build_runtime({"device": args.device, "tf32": args.tf32}, args.precision)
         inputs = collect_inputs(args.input)
-        net = load_generator(args.weights)
+        net = load_generator(args.weights, param_key=args.param_key)
     except USER_ERRORS as err:
         return _fail(err)
     summary = enhance_files(

@@ -77,7 +77,6 @@ from lptn.engine.training_state import (
 from lptn.engine.validation import ValidationResult, metric_is_better, validate_dataset
 from lptn.models import build_model
 from lptn.platform.amp_backend import amp_config, check_training_requirements
-from lptn.platform.checkpoint_io import save_network
 from lptn.platform.logger import get_logger, setup_logger
 from lptn.platform.options import dataset_keys, dump_options
 from lptn.platform.runtime import Runtime, set_random_seed
@@ -542,7 +541,7 @@ class Trainer:
         if metric_is_better(metrics[metric], value, old):
             self.best = {"metric": metric, "value": float(value), "iter": self.iteration}
             if self.is_main:
-                save_network(self.model.net_g, self.models_dir / "net_g_best.pth")
+                self.model.save_network("net_g", self.models_dir / "net_g_best.pth")
             get_logger().info(
                 "new best %s %.4f at iteration %d: saved %s",
                 metric,

@@ -52,6 +52,14 @@ Speed options (``train.channels_last``, ``train.compile``, parsed once in
   its scale to the fused kernel); not with ``amp.backend: apex`` (an error naming the key:
   use apex's ``FusedAdam`` type there).
 
+EMA (``train.ema_decay``, BasicSR's key; 0 or absent = off): a copy of the generator whose
+weights follow ``ema = decay * ema + (1 - decay) * weights`` after every step
+(``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn``; buffers are copied, not
+averaged), starting from the generator's initial weights as BasicSR's ``model_ema(0)`` does.
+Validation (:meth:`LPTNModel.enhance`) runs the average; the ``net_g`` files hold it as
+``params_ema`` beside ``params`` (test.py / lptn-enhance choose it with ``path.param_key_g:
+params_ema`` / ``--param-key params_ema``), and a resumed run takes it back bit for bit.
+
 Non-finite losses: if a network's loss is NaN/inf its update is skipped (no optimiser step,
 gradients cleared, weights and optimiser state unchanged) and the step reports it in
 :attr:`StepResult.skipped`; the loop decides when too many in a row end the run. An fp16
@@ -62,12 +70,14 @@ overflow of the *scaled* penalty is not such a failure: it is handled like any A
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lptn.archs import build_network
 from lptn.archs.weight_loading import load_network_weights
@@ -75,7 +85,7 @@ from lptn.losses import build_gradient_penalty, build_loss
 from lptn.models import MODEL_REGISTRY
 from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
-from lptn.platform.checkpoint_io import bare_module, save_network
+from lptn.platform.checkpoint_io import bare_module, save_atomic
 from lptn.platform.logger import get_logger
 from lptn.platform.train_speed import check_compile_support, train_speed_options
 
@@ -126,6 +136,20 @@ def _choice(value: Any, choices: Tuple[str, ...], key_path: str) -> str:
     return value
 
 
+def ema_decay_option(value: Any) -> float:
+    """``train.ema_decay``: 0 / absent (off) or a number in (0, 1)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"train.ema_decay: a number in [0, 1) (0 = off), got {value!r}")
+    return float(value)
+
+
+def _cpu_state(net: nn.Module) -> Dict[str, torch.Tensor]:
+    """The network's state dict (unwrapped) as detached CPU tensors, for saving."""
+    return OrderedDict((k, v.detach().cpu()) for k, v in bare_module(net).state_dict().items())
+
+
 def default_pixel_target(opt: Dict[str, Any]) -> str:
     """``input`` when the training set is unpaired (``UnPairedImageDataset``), else ``gt``."""
     ds_type = ((opt.get("datasets") or {}).get("train") or {}).get("type")
@@ -151,7 +175,8 @@ class LPTNModel:
     ``pixel_opt``, ``gan_opt``, ``gp_opt``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
     ``pixel_target`` (``input`` for unpaired data, else ``gt``), ``d_step_input``
     (``recompute``), ``channels_last`` (false), ``compile`` (false; true or a torch.compile
-    mode); ``optim_*.fused`` passes to torch (see the module docstring). Under ``path``:
+    mode), ``ema_decay`` (0 = off); ``optim_*.fused`` passes to torch (see the module
+    docstring). Under ``path``:
     ``pretrain_network_g``/``_d``, ``strict_load_g``/``_d``, ``param_key_g``/``_d``.
     """
 
@@ -204,6 +229,16 @@ class LPTNModel:
             self.net_d = runtime.distribute(nets["net_d"], find_unused)
         # Compile after DDP (torch's order); the critic stays eager (double backward of the GP).
         self.net_g = self.speed.compile(self.net_g)
+        self.ema_decay = ema_decay_option(train_opt.get("ema_decay"))
+        self.net_g_ema: Optional[AveragedModel] = None
+        if self.ema_decay > 0:
+            generator = bare_module(self.net_g)
+            self.net_g_ema = AveragedModel(
+                generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay)
+            )
+            self.net_g_ema.requires_grad_(False).eval()
+            # The first update copies: the average starts at the initial weights.
+            self.net_g_ema.update_parameters(generator)
         self.schedulers: Dict[str, IterationSchedule] = {}
         sched_opt = train_opt.get("scheduler")
         for name, optimizer in self.optimizers.items():
@@ -327,6 +362,10 @@ class LPTNModel:
                 self.output = fake.detach()
             self.d_fake = fake.detach()
             self._discriminator_step(fake.detach().float(), losses, skipped, overflow)
+        if self.net_g_ema is not None:
+            # Every step, as BasicSR's model_ema (a skipped update leaves the weights as they
+            # were, and the average moves towards them).
+            self.net_g_ema.update_parameters(bare_module(self.net_g))
         return StepResult(losses, tuple(skipped), tuple(overflow))
 
     def _generator_step(
@@ -428,10 +467,11 @@ class LPTNModel:
     @torch.no_grad()
     def enhance(self, lq: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] on any device -> float32 output on the runtime's device, not
-        clamped. Runs in float32 (no autocast), so validation measures what test.py measures."""
+        clamped. Runs in float32 (no autocast), so validation measures what test.py measures.
+        With ``train.ema_decay`` the moving average runs, as in BasicSR."""
         # The bare network: no DDP hooks, so processes may validate different numbers of images;
         # not compiled, so validation images of any size never trigger a recompile.
-        net = bare_module(self.net_g)
+        net = self.net_g_ema.module if self.net_g_ema is not None else bare_module(self.net_g)
         was_training = net.training
         net.eval()
         try:
@@ -441,29 +481,54 @@ class LPTNModel:
 
     # ------------------------------------------------------------------------ checkpoints
     def save_networks(self, models_dir: str | Path, label: str | int) -> List[Path]:
-        """Write ``net_g_{label}.pth`` (and ``net_d_{label}.pth``) as ``{'params': sd}``,
-        atomically; returns the paths."""
+        """Write ``net_g_{label}.pth`` (and ``net_d_{label}.pth``) as ``{'params': sd}``
+        (plus ``'params_ema'`` in the generator's file with EMA), atomically; returns the
+        paths."""
         paths = []
-        for name, net in self.networks().items():
+        for name in self.networks():
             path = Path(models_dir) / f"{name}_{label}.pth"
-            save_network(net, path)
+            self.save_network(name, path)
             paths.append(path)
         return paths
 
+    def save_network(self, name: str, path: str | Path) -> None:
+        """Write one network's file (``net_g`` or ``net_d``) as :meth:`save_networks` does."""
+        entries = {"params": _cpu_state(self.networks()[name])}
+        if name == "net_g" and self.net_g_ema is not None:
+            entries["params_ema"] = _cpu_state(self.net_g_ema.module)
+        save_atomic(entries, path)
+
     def load_networks(self, models_dir: str | Path, label: str | int) -> None:
-        """Load ``net_g_{label}.pth`` (and ``net_d_{label}.pth``) strictly (resume)."""
+        """Load ``net_g_{label}.pth`` (and ``net_d_{label}.pth``) strictly (resume), and the
+        generator's ``params_ema`` when EMA is on."""
         for name, net in self.networks().items():
             load_network_weights(
                 net, Path(models_dir) / f"{name}_{label}.pth", strict=True, param_key="params"
             )
+        if self.net_g_ema is not None:
+            path = Path(models_dir) / f"net_g_{label}.pth"
+            entries = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(entries, dict) and isinstance(entries.get("params_ema"), dict):
+                self.net_g_ema.module.load_state_dict(entries["params_ema"], strict=True)
+            else:
+                get_logger().warning(
+                    "%s has no params_ema (saved without train.ema_decay): the moving "
+                    "average starts from its params",
+                    path,
+                )
+                self.net_g_ema.module.load_state_dict(bare_module(self.net_g).state_dict())
 
     def state_dict(self) -> Dict[str, Any]:
-        """Optimiser, schedule and loss-scaler states (tensors and plain containers only)."""
-        return {
+        """Optimiser, schedule and loss-scaler states (tensors and plain containers only), and
+        with EMA its update count (its weights are in the ``net_g`` file)."""
+        state: Dict[str, Any] = {
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
         }
+        if self.net_g_ema is not None:
+            state["ema"] = {"n_averaged": self.net_g_ema.n_averaged.detach().cpu().clone()}
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (networks are loaded separately)."""
@@ -487,6 +552,9 @@ class LPTNModel:
                     "(it was saved without fp16): starting a fresh scale",
                     name,
                 )
+        ema_state = state.get("ema")
+        if self.net_g_ema is not None and ema_state:
+            self.net_g_ema.n_averaged.copy_(ema_state["n_averaged"])
 
     def describe(self) -> str:
         """One line per network: type and parameter count."""
@@ -496,6 +564,8 @@ class LPTNModel:
             lines.append(f"{name}: {type(bare_module(net)).__name__}, {count:,} parameters")
         if self.speed.channels_last or self.speed.compile_mode is not None:
             lines.append(f"speed options: {self.speed.describe()}")
+        if self.net_g_ema is not None:
+            lines.append(f"EMA of net_g: decay {self.ema_decay} (validation runs the average)")
         return "\n".join(lines)
 
 
