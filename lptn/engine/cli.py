@@ -61,13 +61,14 @@ def train_main(argv: Optional[List[str]] = None) -> int:
 
     Exit status: 0 finished; 130 / 143 stopped by SIGINT / SIGTERM after saving a resumable
     state; 1 stopped by non-finite losses; 2 bad options, data, state files or launcher
-    environment, or a missing package (NPU support, mixed-precision packages).
+    environment, or a missing package (NPU support, mixed-precision packages, wandb).
     """
     from lptn.engine.train_loop import NonFiniteLossError, run_training
     from lptn.engine.training_state import TrainingStateError
     from lptn.platform import distributed
     from lptn.platform.amp_backend import AmpUnavailable
     from lptn.platform.runtime import build_training_runtime
+    from lptn.platform.wandb_logger import WandbUnavailable
 
     parser = _option_parser("Train an LPTN model (options/train/LPTN/*.yml).")
     parser.add_argument(
@@ -105,7 +106,12 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except USER_ERRORS + (TrainingStateError, AmpUnavailable, distributed.LaunchError) as err:
+    except USER_ERRORS + (
+        TrainingStateError,
+        AmpUnavailable,
+        WandbUnavailable,
+        distributed.LaunchError,
+    ) as err:
         return _fail(err)
     finally:
         distributed.shutdown()

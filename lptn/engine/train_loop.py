@@ -81,7 +81,8 @@ from lptn.platform.logger import get_logger, setup_logger
 from lptn.platform.options import dataset_keys, dump_options
 from lptn.platform.runtime import Runtime, set_random_seed
 from lptn.platform.stop_request import StopRequest
-from lptn.platform.tensorboard_logger import NullTensorBoardLogger, TensorBoardLogger
+from lptn.platform.tensorboard_logger import LoggerGroup, NullTensorBoardLogger, TensorBoardLogger
+from lptn.platform.wandb_logger import WandbLogger, check_wandb_requirements, wandb_settings
 
 DEFAULT_PRINT_FREQ = 100
 DEFAULT_CHECKPOINT_FREQ = 5000
@@ -293,6 +294,7 @@ class Trainer:
         # A missing precision package or fused optimiser is reported before any folder or data
         # is touched.
         check_training_requirements(self.opt)
+        check_wandb_requirements(self.opt)
         # Every process reads the state itself (each must be able to resume from it).
         resume_path = resolve_resume_state(self.opt, self.auto_resume)
         # Read the state before touching any folder: a bad path must not archive anything.
@@ -341,6 +343,10 @@ class Trainer:
         if self.is_main and (self.opt.get("logger") or {}).get("use_tb_logger", False):
             self.tb = TensorBoardLogger(tb_log_dir(self.opt))
             log.info("TensorBoard logs: %s", self.tb.log_dir)
+        if self.is_main and wandb_settings(self.opt) is not None:
+            wandb_logger = WandbLogger(self.opt)
+            self.tb = LoggerGroup(self.tb, wandb_logger)
+            log.info("W&B run %s: %s", wandb_logger.run_id, wandb_logger.log_dir)
 
     def _build_data(self) -> None:
         log = get_logger()
@@ -492,6 +498,7 @@ class Trainer:
         num_tb = (
             int(self.val_opt.get("tb_comparisons", DEFAULT_TB_COMPARISONS))
             if (self.opt.get("logger") or {}).get("use_tb_logger", False)
+            or wandb_settings(self.opt) is not None
             else 0
         )
         metrics = self.val_opt.get("metrics") or {}

@@ -62,4 +62,28 @@ class TensorBoardLogger(NullTensorBoardLogger):
         self._writer.close()
 
 
-__all__ = ["NullTensorBoardLogger", "TensorBoardLogger"]
+class LoggerGroup(NullTensorBoardLogger):
+    """Several loggers behind one (TensorBoard and W&B): every call goes to each in turn."""
+
+    def __init__(self, *loggers: NullTensorBoardLogger) -> None:
+        self.loggers = loggers
+        self.log_dir = next((lg.log_dir for lg in loggers if lg.log_dir is not None), None)
+
+    def add_scalars(self, values: Dict[str, float], step: int, prefix: str = "") -> None:
+        for logger in self.loggers:
+            logger.add_scalars(values, step, prefix)
+
+    def add_image(self, tag: str, image: np.ndarray, step: int) -> None:
+        for logger in self.loggers:
+            logger.add_image(tag, image, step)
+
+    def flush(self) -> None:
+        for logger in self.loggers:
+            logger.flush()
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+
+
+__all__ = ["LoggerGroup", "NullTensorBoardLogger", "TensorBoardLogger"]
