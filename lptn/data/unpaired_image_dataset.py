@@ -55,6 +55,9 @@ class UnPairedImageDataset(SeededImageDataset):
     def __len__(self) -> int:
         return len(self.lq_keys)
 
+    def input_path(self, index: int) -> str:
+        return self.lq_backend.display_path(self.lq_keys[index % len(self.lq_keys)])
+
     def ref_index(self, index: int) -> int:
         """Which target image sample ``index`` of the current epoch uses."""
         return int(self.rng_for(index).integers(len(self.ref_keys)))
