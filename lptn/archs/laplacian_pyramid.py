@@ -1,4 +1,4 @@
-"""Laplacian pyramid with the 5x5 binomial kernel (REFERENCE.md section 1).
+"""Laplacian pyramid with the 5x5 binomial kernel (docs/REFERENCE.md section 1).
 
 This is the exact, straightforward computation the released network was trained with. All
 functions take and return NCHW float tensors; values are not clamped.

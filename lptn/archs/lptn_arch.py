@@ -1,4 +1,4 @@
-"""The LPTN generator (REFERENCE.md section 2): ``LPTN`` (released) and ``LPTNPaper``.
+"""The LPTN generator (docs/REFERENCE.md section 2): ``LPTN`` (released) and ``LPTNPaper``.
 
 Sequential indices follow the official checkpoint's key layout
 (``trans_low.model.{0,3,5..}``, ``trans_high.model.*``, ``trans_high.trans_mask_block_{i}``), so

@@ -1,4 +1,4 @@
-"""PSNR and SSIM on numpy images (REFERENCE.md section 5, BasicSR conventions).
+"""PSNR and SSIM on numpy images (docs/REFERENCE.md section 5, BasicSR conventions).
 
 Inputs are RGB images with values in [0, 255]: uint8, or float arrays that were already
 quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
