@@ -100,6 +100,8 @@ class LaplacianPyramid(nn.Module):
     file's key layout is unchanged.
     """
 
+    kernel: torch.Tensor  # the registered buffer, declared for the type checker
+
     def __init__(self, num_high: int = 3, channels: int = 3) -> None:
         super().__init__()
         self.num_high = num_high

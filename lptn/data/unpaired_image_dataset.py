@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
 
 import numpy as np
 
@@ -64,8 +64,9 @@ class UnPairedImageDataset(SeededImageDataset):
 
     def _train_view(self, img: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
         if self.crop:
-            img = ensure_min_size(img, self.gt_size, self.small_image, name)
-            img = random_crop(img, self.gt_size, rng, name)
+            size = cast(int, self.gt_size)  # __init__ requires gt_size when cropping
+            img = ensure_min_size(img, size, self.small_image, name)
+            img = random_crop(img, size, rng, name)
         return augment([img], self.use_flip, self.use_rot, rng)[0]
 
     def __getitem__(self, index: int) -> Dict[str, Any]:

@@ -124,7 +124,7 @@ def validate_dataset(
                     continue
                 file_name, output, panel = item
                 if output is not None:
-                    write_image(save_dir / file_name, output)  # type: ignore[operator]
+                    write_image(save_dir / file_name, output)
                 if panel is not None:
                     comparisons.append(panel)
     if world > 1:

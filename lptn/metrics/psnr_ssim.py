@@ -6,13 +6,18 @@ quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
 
 from __future__ import annotations
 
-from typing import Tuple, TypeVar
+from typing import TYPE_CHECKING, Tuple, TypeVar
 
 import numpy as np
 
 from lptn.metrics import METRIC_REGISTRY
 
-ArrayT = TypeVar("ArrayT")
+if TYPE_CHECKING:
+    import torch
+
+# numpy arrays or torch tensors (the batched metrics share the SSIM formula); torch is only
+# named for the type checker, so this module does not import it.
+ArrayT = TypeVar("ArrayT", "np.ndarray", "torch.Tensor")
 
 PIXEL_MAX = 255.0
 SSIM_WINDOW = 11
