@@ -142,7 +142,11 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
 
 
 def speed_main(argv: Optional[List[str]] = None) -> int:
-    """``python test_speed.py -opt FILE``: latency and memory at the requested sizes."""
+    """``python test_speed.py -opt FILE``: latency and memory at the requested sizes.
+
+    Exit status: 0 done; 1 some images could not be read (listed under ``failed`` in
+    speed.json, the others are timed); 2 bad options or data.
+    """
     from lptn.engine.speed import run_speed_test
 
     parser = _option_parser("Measure LPTN inference speed.")
@@ -155,9 +159,16 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
         setup_logger(Path(opt["path"]["log"]) / f"speed_{opt['name']}.log")
         precision = args.precision or (opt.get("val") or {}).get("precision") or "fp32"
         runtime = build_runtime(opt, precision)
-        run_speed_test(opt, runtime)
+        report = run_speed_test(opt, runtime)
     except USER_ERRORS as err:
         return _fail(err)
+    if report["failed"]:
+        print(
+            f"error: {len(report['failed'])} image(s) could not be read; see 'failed' in "
+            f"{Path(opt['path']['results_root']) / 'speed.json'}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

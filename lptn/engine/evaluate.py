@@ -102,7 +102,7 @@ def enhance_and_measure(
 IMAGE_ERRORS = (OSError, ValueError, torch.cuda.OutOfMemoryError)
 
 
-def _input_name(dataset: Dataset, index: int) -> str:
+def input_file_name(dataset: Dataset, index: int) -> str:
     """File name of item ``index``'s input, for the report of an item that failed."""
     input_path = getattr(dataset, "input_path", None)
     if input_path is None:
@@ -142,7 +142,7 @@ def evaluate_dataset(
                 data = default_collate([dataset[index]])
                 output = model.enhance(data["lq"])
             except IMAGE_ERRORS as err:
-                name = _input_name(dataset, index)
+                name = input_file_name(dataset, index)
                 failed[name] = str(err)
                 log.error("%s %s: not evaluated: %s", dataset_name, name, err)
                 continue

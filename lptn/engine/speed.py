@@ -5,8 +5,10 @@ that scikit-image ships) resized to each requested size, or at their own sizes w
 ``val.fix_img_size`` is ``~``.
 
 ``{results_root}/speed.json`` holds the conditions (device, precision, path, threads), one
-entry per timed image and size under ``images``, and under ``sizes`` one summary per size
-over all the images timed at that size (with the peak memory of that size).
+entry per timed image and size under ``images``, under ``sizes`` one summary per size over
+all the images timed at that size (with the peak memory of that size), and under ``failed``
+the images that could not be read (``{file name: reason}``; they are left out, the others
+are timed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from lptn.data import build_dataset
 from lptn.data.image_io import image_to_tensor
+from lptn.engine.evaluate import IMAGE_ERRORS, input_file_name
 from lptn.models import build_model
 from lptn.models.model_protocol import EnhancementModel
 from lptn.platform.checkpoint_io import write_text_atomic
@@ -53,17 +56,33 @@ def parse_sizes(value: Any, key_path: str = "val.fix_img_size") -> List[Tuple[in
     return sizes
 
 
-def _source_images(opt: Dict[str, Any], count: int) -> List[Tuple[str, np.ndarray]]:
-    """Up to ``count`` ``(file name, float32 HxWx3 image in [0, 1])`` of the first test
-    dataset (else the first val dataset, else scikit-image's astronaut photo)."""
+def _source_images(
+    opt: Dict[str, Any], count: int, failed: Dict[str, str]
+) -> List[Tuple[str, np.ndarray]]:
+    """``(file name, float32 HxWx3 image in [0, 1])`` of the first ``count`` items of the
+    first test dataset (else the first val dataset, else scikit-image's astronaut photo).
+
+    Items that cannot be read are logged and left out, with the reason, in ``failed``.
+
+    Raises:
+        ValueError: the dataset has items but none of them could be read.
+    """
     keys = dataset_keys(opt, "test") or dataset_keys(opt, "val")
     images: List[Tuple[str, np.ndarray]] = []
     if keys:
         key = keys[0]
         dataset = build_dataset(opt["datasets"][key], f"datasets.{key}")
         for i in range(min(count, len(cast(Sized, dataset)))):
-            item = dataset[i]
+            try:
+                item = dataset[i]
+            except IMAGE_ERRORS as err:
+                name = input_file_name(dataset, i)
+                failed[name] = str(err)
+                get_logger().error("%s: not timed: %s", name, err)
+                continue
             images.append((Path(item["lq_path"]).name, item["lq"].permute(1, 2, 0).numpy()))
+        if failed and not images:
+            raise ValueError(f"datasets.{key}: none of the first {count} images could be read")
     if not images:
         from skimage import data as skdata  # a real photo shipped with scikit-image
 
@@ -145,7 +164,8 @@ def run_speed_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
     warmup = int(val_opt.get("warmup", 3))
     sizes = parse_sizes(val_opt.get("fix_img_size"))
     model: EnhancementModel = build_model(opt, runtime)
-    images = _source_images(opt, num_img)
+    failed: Dict[str, str] = {}
+    images = _source_images(opt, num_img, failed)
     report: Dict[str, Any] = {
         "device": runtime.device_name(),
         "precision": runtime.precision,
@@ -154,6 +174,7 @@ def run_speed_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
         "threads": torch.get_num_threads(),
         "sizes": {},
         "images": [],
+        "failed": failed,
     }
     groups = _size_groups(images, sizes)
     for (h, w), group in tqdm(groups.items(), desc="speed", unit="size", leave=False):

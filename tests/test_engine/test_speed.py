@@ -63,11 +63,15 @@ def test_speed_without_dataset_uses_a_real_photo(tmp_path: Path) -> None:
 
 
 def test_every_image_is_kept_when_sizes_repeat(
-    tmp_path: Path, fivek_sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    fivek_sample_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
-    """Original sizes (fix_img_size ~) with two images of one size and one of another: each
-    image gets its entry and each size a summary over its images. Only path.results_root is
-    set: the log and speed.json must land under it."""
+    """Original sizes (fix_img_size ~) with two images of one size, one of another and one
+    corrupt file: each readable image gets its entry, each size a summary over its images,
+    the corrupt one is reported (exit 1). Only path.results_root is set: the log and
+    speed.json must land under it."""
     data, results = tmp_path / "data", tmp_path / "results"
     crops = {"a0212": (40, 48), "a0481": (40, 48), "a0535": (36, 52)}
     for side in ("source", "target"):
@@ -75,19 +79,22 @@ def test_every_image_is_kept_when_sizes_repeat(
         for name, (h, w) in crops.items():
             img = cv2.imread(str(fivek_sample_dir / side / f"{name}.png"))
             cv2.imwrite(str(data / side / f"{name}.png"), img[:h, :w])
+        (data / side / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     opt = tmp_path / "speed.yml"
     opt.write_text(
         "name: s\nmodel_type: LPTNTestModel\nnum_gpu: 0\n"
         "network_g: {type: LPTN, nrb_low: 1, nrb_high: 1, num_high: 2}\n"
         f"datasets: {{test: {{type: PairedImageDataset, dataroot_lq: {data / 'source'}, "
         f"dataroot_gt: {data / 'target'}}}}}\n"
-        "val: {num_img: 3, times_per_img: 2, warmup: 0, fix_img_size: ~}\n"
+        "val: {num_img: 4, times_per_img: 2, warmup: 0, fix_img_size: ~}\n"
     )
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    assert speed_main(["-opt", str(opt), "--set", f"path.results_root={results}"]) == 0
+    assert speed_main(["-opt", str(opt), "--set", f"path.results_root={results}"]) == 1
+    assert "1 image(s) could not be read" in capsys.readouterr().err
     report = json.loads((results / "speed.json").read_text())
+    assert list(report["failed"]) == ["broken.png"]
     assert sorted((e["image"], e["size"]) for e in report["images"]) == [
         ("a0212.png", "40x48"),
         ("a0481.png", "40x48"),
