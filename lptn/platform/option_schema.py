@@ -659,7 +659,9 @@ VAL = Section(
         "save_comparison": Key(_BOOL, "test: save input|output|target panels", default=False),
         "suffix": Key(optional(Text()), "appended to saved image names", default=None),
         "metrics": Key(
-            OptionalSection(SectionMap(METRIC, key_doc="metric name (psnr, ssim...)")),
+            OptionalSection(
+                SectionMap(METRIC, doc="Metrics", key_doc="metric name (psnr, ssim...)")
+            ),
             "metrics by name",
             default=None,
         ),
@@ -762,6 +764,7 @@ OPTIONS = Section(
             SectionMap(
                 DATASET,
                 key_rule=_dataset_key_rule,
+                doc="Datasets",
                 key_doc="train, val*, test* (the phase is the prefix)",
             ),
             "datasets by phase",
