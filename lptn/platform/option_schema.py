@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lptn.platform.compilation import COMPILE_MODES
 from lptn.platform.distributed import DIST_BACKENDS
+from lptn.platform.runtime import PRECISIONS
 
 
 class SchemaViolation(ValueError):
@@ -369,7 +370,7 @@ def check_option_tree(
 
 # --------------------------------------------------------------------------- the schema
 DEVICES = ("auto", "cuda", "npu", "mps", "cpu")
-PRECISION_NAMES = ("fp32", "fp16", "bf16")
+PRECISION_NAMES = tuple(PRECISIONS)
 #: must equal lptn.data's own tables (a test compares them)
 IO_BACKENDS = ("disk", "lmdb", "memory")
 SMALL_IMAGE_POLICIES = ("error", "pad", "resize")

@@ -146,3 +146,96 @@ def test_whole_number_is_the_one_integer_check() -> None:
     for bad in (0, 2.5, True, "3", float("inf")):
         with pytest.raises(option_schema.SchemaViolation, match=r"^x must be an integer >= 1"):
             option_schema.whole_number(bad, "x", 1)
+
+
+# A training file in the BasicSR style, with keys lptn implements, keys it ignores (with a
+# warning) and keys the runner sets (written for this test).
+BASICSR_STYLE_TRAIN = """\
+name: basicsr_style
+model_type: LPTNModel
+scale: 1
+num_gpu: auto
+manual_seed: 0
+is_train: true
+dist: false
+datasets:
+  train:
+    name: pairs
+    type: PairedImageDataset
+    dataroot_gt: a/gt
+    dataroot_lq: a/lq
+    filename_tmpl: '{}'
+    io_backend:
+      type: disk
+    gt_size: 128
+    use_flip: true
+    use_rot: true
+    use_shuffle: true
+    num_worker_per_gpu: 4
+    batch_size_per_gpu: 8
+    dataset_enlarge_ratio: 10
+    prefetch_mode: cuda
+    pin_memory: true
+    num_prefetch_queue: 4
+network_g:
+  type: LPTN
+  nrb_low: 5
+  nrb_high: 3
+  num_high: 3
+network_d:
+  type: Discriminator
+path:
+  pretrain_network_g: ~
+  strict_load_g: true
+  pretrain_network_d: ~
+  strict_load_d: false
+  param_key_g: params_ema
+  resume_state: ~
+train:
+  ema_decay: 0.999
+  optim_g: {type: Adam, lr: !!float 2e-4, weight_decay: 0, betas: [0.9, 0.99]}
+  optim_d: {type: Adam, lr: !!float 2e-4, weight_decay: 0, betas: [0.9, 0.99]}
+  scheduler:
+    type: CosineAnnealingRestartLR
+    periods: [250000, 250000]
+    restart_weights: [1, 0.5]
+    eta_min: !!float 1e-7
+  total_iter: 500000
+  warmup_iter: -1
+  pixel_opt: {type: L1Loss, loss_weight: 1.0, reduction: mean}
+  gan_opt: {type: GANLoss, gan_type: vanilla, real_label_val: 1.0, fake_label_val: 0.0,
+            loss_weight: !!float 5e-3}
+  net_d_iters: 1
+  net_d_init_iters: 0
+val:
+  val_freq: !!float 5e3
+  save_img: false
+  pbar: true
+  metrics:
+    psnr: {type: calculate_psnr, crop_border: 4, test_y_channel: false, better: higher}
+logger:
+  print_freq: 100
+  save_checkpoint_freq: !!float 5e3
+  use_tb_logger: true
+  wandb:
+    project: ~
+    resume_id: ~
+dist_params:
+  backend: nccl
+  port: 29500
+"""
+
+
+def test_basicsr_style_file_parses_with_warnings_by_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "basicsr.yml"
+    path.write_text(BASICSR_STYLE_TRAIN)
+    with caplog.at_level(logging.WARNING, logger="lptn"):
+        opt = parse_options(path, is_train=True, root=tmp_path)
+    assert opt["logger"]["save_checkpoint_freq"] == 5000
+    assert opt["path"]["strict_load_d"] is False
+    warned = [r.getMessage() for r in caplog.records]
+    for key in ("scale", "is_train", "dist", "datasets.train.num_prefetch_queue", "val.pbar"):
+        assert any(f"{path}: {key}: " in m for m in warned), key
+    assert len(warned) == 5
