@@ -38,7 +38,7 @@ from lptn.platform.options import OptionError
 from lptn.registry import Registry
 
 
-def _registries() -> Dict[str, Tuple[Registry, Tuple[str, ...], int]]:
+def registries() -> Dict[str, Tuple[Registry, Tuple[str, ...], int]]:
     """kind -> (registry, argument names the framework passes, leading positionals it fills)."""
     from lptn.archs import ARCH_REGISTRY
     from lptn.data import DATASET_REGISTRY
@@ -58,7 +58,7 @@ def _registries() -> Dict[str, Tuple[Registry, Tuple[str, ...], int]]:
 
 
 #: keys of a block that the framework reads and does not pass to the registered object
-_FRAMEWORK_KEYS = {"metric": ("type", "better"), "dataset": ()}
+FRAMEWORK_KEYS = {"metric": ("type", "better"), "dataset": ()}
 #: the type a block gets when it names none
 _DEFAULT_TYPES = {"train.gp_opt": "GradientPenaltyLoss"}
 
@@ -79,7 +79,7 @@ def _blocks(opt: Dict[str, Any], pattern: str) -> Iterator[Tuple[str, Dict[str, 
             yield path, node
 
 
-def _kind_of(annotation: Any) -> Optional[Kind]:
+def annotation_kind(annotation: Any) -> Optional[Kind]:
     """The schema kind of a plain annotation, or None when it cannot be checked here."""
     if annotation is bool:
         return Boolean()
@@ -98,12 +98,16 @@ def _kind_of(annotation: Any) -> Optional[Kind]:
             return Text(tuple(args))
         return None
     if origin is typing.Union:
-        kinds = [_kind_of(a) for a in args]
+        kinds = [annotation_kind(a) for a in args]
         if any(k is None for k in kinds):
             return None
         return AnyOf(tuple(k for k in kinds if k is not None))
     if origin in (list, tuple, collections.abc.Sequence):
-        item = _kind_of(args[0]) if len(args) == 1 or (len(args) == 2 and args[1] is ...) else None
+        item = (
+            annotation_kind(args[0])
+            if len(args) == 1 or (len(args) == 2 and args[1] is ...)
+            else None
+        )
         # an item type that cannot be checked here still makes it a list
         return ListOf(item if item is not None else _AnyItem())
     return None
@@ -117,7 +121,7 @@ class _AnyItem(Kind):
         return True
 
 
-def _signature(obj: Any) -> Tuple[List[inspect.Parameter], Dict[str, Any]]:
+def signature_of(obj: Any) -> Tuple[List[inspect.Parameter], Dict[str, Any]]:
     """The parameters of ``obj`` (a class: its ``__init__`` without ``self``) and the type
     hints that resolve (empty when they do not)."""
     target = obj.__init__ if inspect.isclass(obj) else obj
@@ -155,7 +159,7 @@ def check_block_arguments(
     Raises:
         SchemaViolation: naming ``key_path.argument``.
     """
-    params, hints = _signature(obj)
+    params, hints = signature_of(obj)
     params = params[leading:]
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     by_name = {
@@ -175,7 +179,7 @@ def check_block_arguments(
             if takes_any:
                 continue
             raise SchemaViolation(path, f": unknown argument of {name}{_nearest(arg, accepted)}")
-        kind = _kind_of(hints[arg]) if arg in hints else None
+        kind = annotation_kind(hints[arg]) if arg in hints else None
         if kind is not None:
             block[arg] = kind.check(value, path)
     for arg in accepted:
@@ -190,12 +194,12 @@ def check_registered_blocks(opt: Dict[str, Any]) -> None:
     the key path."""
     from lptn.models import MODEL_REGISTRY
 
-    registries = _registries()
+    tables = registries()
     model_type = opt.get("model_type")
     if model_type is not None and model_type not in MODEL_REGISTRY:
         raise ValueError(MODEL_REGISTRY.unknown_message(model_type, "model_type"))
     for pattern, kind in REGISTRY_BLOCKS:
-        registry, passed, leading = registries[kind]
+        registry, passed, leading = tables[kind]
         for key_path, block in _blocks(opt, pattern):
             type_name = block.get("type", _DEFAULT_TYPES.get(key_path))
             if not isinstance(type_name, str) or type_name not in registry:
@@ -208,7 +212,7 @@ def check_registered_blocks(opt: Dict[str, Any]) -> None:
                 key_path,
                 passed=passed,
                 leading=leading,
-                framework_keys=_FRAMEWORK_KEYS.get(kind, ("type",)),
+                framework_keys=FRAMEWORK_KEYS.get(kind, ("type",)),
             )
 
 
@@ -244,6 +248,10 @@ ENGINE_CHECKS: Tuple[Callable[[Dict[str, Any], str], None], ...] = (check_engine
 
 __all__ = [
     "ENGINE_CHECKS",
+    "FRAMEWORK_KEYS",
+    "annotation_kind",
+    "registries",
+    "signature_of",
     "check_block_arguments",
     "check_engine_options",
     "check_registered_blocks",

@@ -239,3 +239,27 @@ def test_basicsr_style_file_parses_with_warnings_by_name(
     for key in ("scale", "is_train", "dist", "datasets.train.num_prefetch_queue", "val.pbar"):
         assert any(f"{path}: {key}: " in m for m in warned), key
     assert len(warned) == 5
+
+
+def test_documented_defaults_are_the_code_defaults() -> None:
+    """The schema documents defaults; the code that reads each block applies them. They must
+    agree."""
+    from lptn.engine import train_loop
+    from lptn.inference.settings import InferenceSettings
+    from lptn.platform.distributed import DEFAULT_PORT, dist_settings
+
+    assert option_schema.LOGGER.keys["print_freq"].default == train_loop.DEFAULT_PRINT_FREQ
+    assert (
+        option_schema.LOGGER.keys["save_checkpoint_freq"].default
+        == train_loop.DEFAULT_CHECKPOINT_FREQ
+    )
+    assert (
+        option_schema.TRAIN.keys["max_consecutive_nonfinite"].default
+        == train_loop.DEFAULT_MAX_NONFINITE
+    )
+    assert option_schema.VAL.keys["tb_comparisons"].default == train_loop.DEFAULT_TB_COMPARISONS
+    defaults = InferenceSettings()
+    for name, key in option_schema.INFERENCE.keys.items():
+        assert key.default == getattr(defaults, name), name
+    assert option_schema.DIST_PARAMS.keys["port"].default == DEFAULT_PORT
+    assert option_schema.DIST_PARAMS.keys["timeout_min"].default == dist_settings({})["timeout_min"]

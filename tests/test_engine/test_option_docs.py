@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lptn.platform.option_docs import render
+from lptn.engine.option_docs import render
 from lptn.platform.option_schema import OPTIONS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "OPTIONS.md"
@@ -12,7 +12,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "OPTIONS.md"
 
 def test_options_doc_is_up_to_date() -> None:
     assert DOC.read_text(encoding="utf-8") == render(), (
-        "docs/OPTIONS.md is out of date: python -m lptn.platform.option_docs > docs/OPTIONS.md"
+        "docs/OPTIONS.md is out of date: python -m lptn.engine.option_docs > docs/OPTIONS.md"
     )
 
 

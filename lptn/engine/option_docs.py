@@ -1,11 +1,14 @@
-"""docs/OPTIONS.md, written from the declared schema: ``python -m lptn.platform.option_docs >
-docs/OPTIONS.md`` (tests/test_platform/test_option_docs.py fails when the file is stale)."""
+"""docs/OPTIONS.md, written from the declared schema: ``python -m lptn.engine.option_docs >
+docs/OPTIONS.md`` (tests/test_engine/test_option_docs.py fails when the file is stale). It
+lives in the engine because it also lists the registered types and their arguments."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any, List, Optional
 
+from lptn.engine.option_check import FRAMEWORK_KEYS, annotation_kind, registries, signature_of
 from lptn.platform.option_schema import (
     NO_DEFAULT,
     OPTIONS,
@@ -19,7 +22,7 @@ from lptn.platform.option_schema import (
 INTRODUCTION = """\
 # Option files
 
-Generated from `lptn/platform/option_schema.py` by `python -m lptn.platform.option_docs >
+Generated from `lptn/platform/option_schema.py` by `python -m lptn.engine.option_docs >
 docs/OPTIONS.md`; do not edit by hand (a test compares the two).
 
 `train.py`, `test.py` and `test_speed.py` read one YAML file (`-opt FILE`, with
@@ -52,9 +55,10 @@ Why plain dataclasses and no schema library: the schema has to (1) leave the YAM
 YAML typed them (pydantic's lax mode turns `"1"` into `1` and `1` into `true`, its strict mode
 refuses `5e3` for an integer), (2) report one line in the project's form with a did-you-mean
 hint, (3) treat the arguments of registry-resolved blocks as open, to be checked against the
-signature of whatever class is registered, and (4) write this page. A table of about sixty
-declared keys with seven value kinds does all four in one small module without a dependency;
-pydantic or msgspec would need a custom type or error translation for most of them.
+signature of whatever class is registered, and (4) write this page. A table of about 140
+declared keys built from eight value kinds does all four in one small module without a
+dependency; pydantic or msgspec would need a custom type or an error translation for most of
+them.
 
 Defaults are what lptn does when a key is absent. Types: *int* keys take whole numbers;
 *number* keys take ints or floats; `~` is YAML's null.
@@ -129,6 +133,65 @@ def _section(section: Section, path: str, lines: List[str], nested: List[Any]) -
     lines.append("")
 
 
+_REGISTRY_TITLES = (
+    ("arch", "Networks (`network_g`, `network_d`)"),
+    ("loss", "Losses (`train.pixel_opt`, `train.gan_opt`, `train.gp_opt`)"),
+    ("metric", "Metrics (`val.metrics.*`)"),
+    ("optimizer", "Optimisers (`train.optim_g`, `train.optim_d`)"),
+    ("scheduler", "Schedules (`train.scheduler`)"),
+    ("dataset", "Datasets (`datasets.*`)"),
+)
+
+
+def _argument_text(param: inspect.Parameter, hints: dict) -> str:
+    kind = annotation_kind(hints[param.name]) if param.name in hints else None
+    text = f"`{param.name}`"
+    if kind is not None:
+        text += f" ({kind.describe()})"
+    if param.default is inspect.Parameter.empty:
+        return text + ", required"
+    return text + f" = `{param.default!r}`"
+
+
+def _registered_types(lines: List[str]) -> None:
+    """The registered types of each registry and the arguments their blocks take."""
+    lines.append("## Registered types and their arguments")
+    lines.append("")
+    lines.append(
+        "Read from the registries and the signatures (the checks use the same). Objects "
+        "from other packages (torch's optimisers, apex's) are named only: their arguments "
+        "depend on the installed version."
+    )
+    lines.append("")
+    for kind, title in _REGISTRY_TITLES:
+        registry, passed, leading = registries()[kind]
+        lines.append(f"### {title}")
+        lines.append("")
+        lines.append("| type | arguments |")
+        lines.append("| --- | --- |")
+        for name in registry.names():
+            obj = registry.get(name)
+            if kind == "dataset":
+                args = "the keys of `datasets.*` above"
+            elif not getattr(obj, "__module__", "").startswith("lptn."):
+                args = f"see `{obj.__module__}.{obj.__qualname__}`"
+            elif getattr(obj, "__doc__", "") and "needs apex" in (obj.__doc__ or ""):
+                args = "apex's own (any keyword arguments are passed on)"
+            else:
+                params, hints = signature_of(obj)
+                skip = set(passed) | set(FRAMEWORK_KEYS.get(kind, ("type",)))
+                shown = [
+                    _argument_text(p, hints)
+                    for p in params[leading:]
+                    if p.name not in skip
+                    and p.kind
+                    in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+                ]
+                args = "; ".join(shown) or "none"
+            lines.append(f"| `{name}` | {_cell(args)} |")
+        lines.append("")
+
+
 def render() -> str:
     """The Markdown text of docs/OPTIONS.md."""
     lines = [INTRODUCTION]
@@ -148,6 +211,7 @@ def render() -> str:
             continue
         _section(item, path, lines, nested)
         queue[0:0] = nested
+    _registered_types(lines)
     return "\n".join(lines).rstrip() + "\n"
 
 
