@@ -43,8 +43,9 @@ line naming the file and the key path, and the exit status is 2:
 Keys of the original LPTN / BasicSR files that lptn does not implement are never dropped
 silently: those whose absence does not change the results are accepted with a warning naming
 them (*ignored* below), those that would change the results are refused with the reason
-(*refused*), and the keys that the runner sets itself (`is_train`, `dist`, `datasets.*.phase`...)
-are replaced with a warning (*runner*).
+(*refused*), a BasicSR spelling of an lptn key is read as that key (*alias*: `use_hflip` is
+`use_flip`), and the keys that the runner sets itself (`is_train`, `dist`,
+`datasets.*.phase`...) are replaced with a warning (*runner*).
 
 The parsed options stay one plain `dict`, as in BasicSR; whole numbers written as floats
 (`!!float 5e3`) become `int` for integer keys. Blocks with their own settings objects are

@@ -226,9 +226,10 @@ class Anything(Kind):
 
 # ---------------------------------------------------------------------------- structure
 #: ``status`` of a key: used by lptn; set by the runner (a value in the file is replaced); a
-#: BasicSR/LPTN key lptn does not implement (warned about, ignored); a BasicSR spelling lptn
-#: refuses because ignoring it would change the results.
-STATUSES = ("used", "runner", "ignored", "refused")
+#: BasicSR/LPTN key lptn does not implement (warned about, ignored); a BasicSR key lptn
+#: refuses because ignoring it would change the results; a BasicSR spelling of an lptn key
+#: (``alias``: the value moves to that key).
+STATUSES = ("used", "runner", "ignored", "refused", "alias")
 
 NO_DEFAULT = object()
 
@@ -243,6 +244,7 @@ class Key:
     default: Any = NO_DEFAULT
     required: bool = False
     status: str = "used"
+    alias_of: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +313,13 @@ def _check_section(
             warnings.append(f"{path}: ignored ({key.doc})")
         elif key.status == "runner":
             warnings.append(f"{path}: {key.doc}; the value in the file is not used")
+        elif key.alias_of is not None:
+            target = key.alias_of
+            checked = _check_value(section.keys[target].kind, item, path, warnings)
+            if target in value and value[target] != item:
+                raise SchemaViolation(path, f": contradicts {target} (the same option)")
+            out[target] = checked
+            continue
         out[name] = _check_value(key.kind, item, path, warnings)
     for name, key in section.keys.items():
         if key.required and value.get(name) is None:
@@ -468,9 +477,11 @@ DATASET = Section(
             status="ignored",
         ),
         "use_hflip": Key(
-            Anything(),
-            "BasicSR's name for horizontal flips; lptn calls it use_flip (rename the key)",
-            status="refused",
+            _BOOL,
+            "BasicSR's name for use_flip (random horizontal flips); read as use_flip",
+            default=False,
+            status="alias",
+            alias_of="use_flip",
         ),
         "color": Key(
             Anything(),

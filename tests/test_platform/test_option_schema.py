@@ -43,7 +43,8 @@ def _error(path: Path, overrides: list, *, is_train: bool, tmp_path: Path) -> st
         ("val.precision=fp8", "val.precision must be one of fp32, fp16, bf16"),
         ("dist_params.port=70000", "dist_params.port must be an integer in 1..65535"),
         ("datasets.test.io_backend.type=s3", "datasets.test.io_backend.type must be one of"),
-        ("datasets.test.use_hflip=true", "datasets.test.use_hflip: BasicSR's name"),
+        ("datasets.test.use_hflip=1", "datasets.test.use_hflip must be true or false"),
+        ("datasets.test.color=y", "datasets.test.color: BasicSR's y-channel loading"),
         ("datasets.extra.type=PairedImageDataset", "datasets.extra: dataset keys must start"),
         ("inference.memory_budget_mb=0", "inference.memory_budget_mb must be a positive number"),
         ("val.metrics.psnr.better=up", "val.metrics.psnr.better must be one of higher, lower"),
@@ -107,6 +108,19 @@ def test_ignored_and_runner_keys_are_warned_about_by_name(
         assert key in text
     assert "datasets.test.phase: set by the runner" in text
     assert opt["is_train"] is False and opt["datasets"]["test"]["phase"] == "test"
+
+
+def test_basicsr_use_hflip_is_use_flip(tmp_path: Path) -> None:
+    text = TRAIN_FILE.read_text().replace("use_flip: true", "use_hflip: false", 1)
+    path = tmp_path / "hflip.yml"
+    path.write_text(text)
+    opt = parse_options(path, is_train=True, root=tmp_path)
+    assert opt["datasets"]["train"]["use_flip"] is False
+    assert "use_hflip" not in opt["datasets"]["train"]
+    both = text.replace("use_hflip: false", "use_hflip: false\n    use_flip: true", 1)
+    path.write_text(both)
+    with pytest.raises(OptionError, match="datasets.train.use_hflip: contradicts use_flip"):
+        parse_options(path, is_train=True, root=tmp_path)
 
 
 def test_integer_keys_written_as_floats_become_ints(tmp_path: Path) -> None:
