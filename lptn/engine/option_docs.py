@@ -48,9 +48,10 @@ them (*ignored* below), those that would change the results are refused with the
 `datasets.*.phase`...) are replaced with a warning (*runner*).
 
 The parsed options stay one plain `dict`, as in BasicSR; whole numbers written as floats
-(`!!float 5e3`) become `int` for integer keys. Blocks with their own settings objects are
-parsed once: `inference` (`InferenceSettings`), `train.amp` (`AmpConfig`),
-`train.channels_last` / `train.compile` (`TrainSpeed`), `dist_params`.
+(`!!float 5e3`) become `int` for integer keys. Blocks with their own settings objects
+(`inference`: `InferenceSettings`, `train.amp`: `AmpConfig`, `train.channels_last` /
+`train.compile`: `TrainSpeed`, `dist_params`) are also run through their parsers in this
+check, so that their errors come before anything runs too.
 
 Why plain dataclasses and no schema library: the schema has to (1) leave the YAML values as
 YAML typed them (pydantic's lax mode turns `"1"` into `1` and `1` into `true`, its strict mode
