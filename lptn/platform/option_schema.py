@@ -496,11 +496,14 @@ DATASET = Section(
         ),
     },
     doc="one dataset and its loader",
-    registry=None,
 )
 
 NETWORK = Section(
-    {"type": Key(Text(what="a registered arch type"), "LPTN, LPTNPaper or Discriminator")},
+    {
+        "type": Key(
+            Text(what="a registered arch type"), "LPTN, LPTNPaper or Discriminator", required=True
+        )
+    },
     doc="a network: `type` plus the arguments of that class",
     registry="arch",
 )
@@ -538,7 +541,9 @@ PATH = Section(
 OPTIMIZER = Section(
     {
         "type": Key(
-            Text(what="a registered optimizer type"), "Adam, AdamW or an apex FusedAdam..."
+            Text(what="a registered optimizer type"),
+            "Adam, AdamW or an apex FusedAdam...",
+            required=True,
         ),
         "lr": Key(Number(0, None, low_open=True), "learning rate", required=True),
         "betas": Key(ListOf(Number(0, 1, high_open=True), length=2), "Adam: moment decays"),
@@ -553,7 +558,9 @@ OPTIMIZER = Section(
 SCHEDULER = Section(
     {
         "type": Key(
-            Text(what="a registered scheduler type"), "MultiStepLR or CosineAnnealingRestartLR"
+            Text(what="a registered scheduler type"),
+            "MultiStepLR or CosineAnnealingRestartLR",
+            required=True,
         )
     },
     doc="learning-rate schedule: `type` plus its arguments (per iteration)",
@@ -561,7 +568,11 @@ SCHEDULER = Section(
 )
 
 LOSS = Section(
-    {"type": Key(Text(what="a registered loss type"), "MSELoss, L1Loss, GANLoss...")},
+    {
+        "type": Key(
+            Text(what="a registered loss type"), "MSELoss, L1Loss, GANLoss...", required=True
+        )
+    },
     doc="a loss: `type` plus its arguments",
     registry="loss",
 )
@@ -756,7 +767,7 @@ INFERENCE = Section(
 OPTIONS = Section(
     {
         "name": Key(
-            Text(), "experiment name: the folder under experiments/ or results/", None, True
+            Text(), "experiment name: the folder under experiments/ or results/", required=True
         ),
         "model_type": Key(
             Text(what="a registered model type"),
