@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from lptn.engine.option_check import ENGINE_CHECKS
 from lptn.platform.checkpoint_io import CheckpointError
 from lptn.platform.logger import setup_logger
 from lptn.platform.options import OptionError, parse_options
@@ -40,7 +41,7 @@ def _load(args: argparse.Namespace, *, is_train: bool) -> dict:
     overrides = list(args.set)
     if args.device:
         overrides.append(f"device={args.device}")
-    return parse_options(args.opt, overrides, is_train=is_train)
+    return parse_options(args.opt, overrides, is_train=is_train, checks=ENGINE_CHECKS)
 
 
 # Errors caused by the user's files or options: reported in one line, exit status 2.

@@ -79,6 +79,7 @@ from lptn.models import build_model
 from lptn.platform.amp_backend import amp_config, check_training_requirements
 from lptn.platform.checkpoint_io import save_network
 from lptn.platform.logger import get_logger, setup_logger
+from lptn.platform.option_schema import whole_number
 from lptn.platform.options import dataset_keys, dump_options
 from lptn.platform.runtime import Runtime, set_random_seed
 from lptn.platform.stop_request import StopRequest
@@ -190,16 +191,7 @@ class _Window:
 
 def _positive_int_option(section: Dict[str, Any], key: str, key_path: str, default: Any) -> Any:
     value = section.get(key, default)
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value != int(value)
-        or value < 1
-    ):
-        raise ValueError(f"{key_path}: expected a positive whole number, got {value!r}")
-    return int(value)
+    return None if value is None else whole_number(value, key_path, 1)
 
 
 # -------------------------------------------------------------------------------- trainer

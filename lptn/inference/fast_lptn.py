@@ -55,8 +55,7 @@ from lptn.inference.tiling import (
     split_span,
     tile_grid,
 )
-
-PRECISION_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from lptn.platform.runtime import PRECISIONS
 
 Source = Union[TensorSource, ArraySource]
 Sink = Union[TensorSink, ArraySink]
@@ -68,9 +67,9 @@ def check_wrapped(wrapper: nn.Module, net: nn.Module, precision: str) -> LPTN:
     name = type(wrapper).__name__
     if not isinstance(net, LPTN):
         raise TypeError(f"{name} wraps an LPTN or LPTNPaper, got {type(net).__name__}")
-    if precision not in PRECISION_DTYPES:
+    if precision not in PRECISIONS:
         raise ValueError(
-            f"{name} precision: expected one of {', '.join(PRECISION_DTYPES)}, got {precision!r}"
+            f"{name} precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
     return net
 
@@ -239,7 +238,7 @@ class FastLPTN(nn.Module):
     # conv stacks
     # ------------------------------------------------------------------------------------------
     def _conv_dtype(self) -> torch.dtype:
-        return PRECISION_DTYPES[self.precision] or next(self.net.parameters()).dtype
+        return PRECISIONS[self.precision] or next(self.net.parameters()).dtype
 
     def _conv_input(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self._conv_dtype())

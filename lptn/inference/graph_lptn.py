@@ -31,8 +31,9 @@ from torch import nn
 from lptn.archs.fast_pyramid import nearest_index_formula
 from lptn.archs.laplacian_pyramid import check_input_size
 from lptn.archs.lptn_arch import LPTNPaper
-from lptn.inference.fast_lptn import PRECISION_DTYPES, check_wrapped, mask_block_weights
+from lptn.inference.fast_lptn import check_wrapped, mask_block_weights
 from lptn.platform.compilation import COMPILE_MODES, CUDAGRAPH_MODES
+from lptn.platform.runtime import PRECISIONS
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
@@ -158,7 +159,7 @@ class GraphLPTN(nn.Module):
 
     # ------------------------------------------------------------------------- conv stacks
     def _reduced_precision(self, device: torch.device) -> ContextManager[Any]:
-        dtype = PRECISION_DTYPES[self.precision]
+        dtype = PRECISIONS[self.precision]
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=dtype)

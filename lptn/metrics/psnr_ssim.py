@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Tuple, TypeVar
 import numpy as np
 
 from lptn.metrics import METRIC_REGISTRY
+from lptn.platform.option_schema import whole_number
 
 if TYPE_CHECKING:
     import torch
@@ -67,9 +68,7 @@ def _prepare_pair(
             img, img2 = img.transpose(1, 2, 0), img2.transpose(1, 2, 0)
     else:
         raise ValueError(f"expected a 2-D or 3-D image, got shape {img.shape}")
-    if isinstance(crop_border, bool) or int(crop_border) != crop_border or crop_border < 0:
-        raise ValueError(f"crop_border must be a non-negative integer, got {crop_border!r}")
-    crop_border = int(crop_border)
+    crop_border = whole_number(crop_border, "crop_border", 0)
     height, width = img.shape[:2]
     if 2 * crop_border >= min(height, width):
         raise ValueError(f"crop_border {crop_border} leaves nothing of a {height}x{width} image")

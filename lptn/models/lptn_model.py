@@ -77,6 +77,7 @@ from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
 from lptn.platform.checkpoint_io import bare_module, save_network
 from lptn.platform.logger import get_logger
+from lptn.platform.option_schema import whole_number
 from lptn.platform.train_speed import check_compile_support, train_speed_options
 
 PIXEL_TARGETS = ("input", "gt")
@@ -107,17 +108,6 @@ class StepResult:
 
     def nonfinite_terms(self) -> Dict[str, float]:
         return {k: v for k, v in self.losses.items() if not math.isfinite(v)}
-
-
-def _positive_int(value: Any, key_path: str, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or float(value) != int(value)
-        or value < minimum
-    ):
-        raise ValueError(f"{key_path}: expected a whole number >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _choice(value: Any, choices: Tuple[str, ...], key_path: str) -> str:
@@ -181,8 +171,8 @@ class LPTNModel:
         self.d_step_input = _choice(
             train_opt.get("d_step_input", "recompute"), D_STEP_INPUTS, "train.d_step_input"
         )
-        self.net_d_iters = _positive_int(train_opt.get("net_d_iters", 1), "train.net_d_iters", 1)
-        self.net_d_init_iters = _positive_int(
+        self.net_d_iters = whole_number(train_opt.get("net_d_iters", 1), "train.net_d_iters", 1)
+        self.net_d_init_iters = whole_number(
             train_opt.get("net_d_init_iters", 0), "train.net_d_init_iters", 0
         )
 
