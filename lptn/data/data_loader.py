@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lptn.data.device_augment import apply_on_device, is_deferred
 from lptn.platform import device_backend
+from lptn.platform.option_schema import whole_number
 
 LOADER_PHASES = ("train", "val", "test")
 #: ``cuda`` and ``npu`` both mean: copies on a side stream of the training accelerator
@@ -49,8 +50,7 @@ class EnlargedSampler(Sampler):
     ) -> None:
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"EnlargedSampler: rank {rank} is not in 0..{num_replicas - 1}")
-        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
-            raise ValueError(f"dataset_enlarge_ratio: must be a positive integer, got {ratio!r}")
+        ratio = whole_number(ratio, "dataset_enlarge_ratio", 1)
         self.dataset = dataset
         self.dataset_size = len(dataset)  # type: ignore[arg-type]
         if self.dataset_size == 0:
@@ -122,9 +122,7 @@ def _positive_int(opt: Dict[str, Any], name: str, key_path: str, default: Any = 
     value = opt.get(name, default)
     if value is None:
         raise ValueError(f"{key_path}.{name}: required for the {key_path} loader")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{key_path}.{name}: must be a non-negative integer, got {value!r}")
-    return value
+    return whole_number(value, f"{key_path}.{name}", 0)
 
 
 def build_dataloader(

@@ -30,6 +30,7 @@ from lptn.data.device_augment import (
 )
 from lptn.data.file_backends import FileBackend
 from lptn.data.transforms import SMALL_IMAGE_POLICIES, ensure_min_size, sample_rng
+from lptn.platform.option_schema import whole_number
 
 PHASES = ("train", "val", "test")
 
@@ -71,11 +72,9 @@ class SeededImageDataset(Dataset):
         self.use_flip = bool(self.opt.get("use_flip", False))
         self.use_rot = bool(self.opt.get("use_rot", False))
         gt_size = self.opt.get("gt_size")
-        if gt_size is not None and (
-            isinstance(gt_size, bool) or not isinstance(gt_size, int) or gt_size <= 0
-        ):
-            raise ValueError(f"{key_path}.gt_size: must be a positive integer, got {gt_size!r}")
-        self.gt_size: Optional[int] = gt_size
+        self.gt_size: Optional[int] = (
+            None if gt_size is None else whole_number(gt_size, f"{key_path}.gt_size", 1)
+        )
         self.small_image = self.opt.get("small_image", "error")
         if self.small_image not in SMALL_IMAGE_POLICIES:
             raise ValueError(
@@ -95,6 +94,11 @@ class SeededImageDataset(Dataset):
         self.collate_fn = collate_deferred if self.augment_on_device else None
         #: set by subclasses: whether training items are cropped to ``gt_size``
         self.crop = False
+
+    def input_path(self, index: int) -> str:
+        """The input (``lq``) path of item ``index`` (an LMDB key for LMDB), found without
+        reading the file: what a report names when the item cannot be loaded."""
+        raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random draws ``__getitem__`` makes."""

@@ -15,7 +15,6 @@ import datetime
 import html
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -25,6 +24,7 @@ import numpy as np
 
 from lptn.data.image_io import tensor_to_image, write_image
 from lptn.metrics import metric_direction
+from lptn.platform.checkpoint_io import write_text_atomic
 
 #: longest side of a thumbnail, in pixels
 THUMBNAIL_SIZE = 160
@@ -155,7 +155,7 @@ class TestReport:
             parts += self._dataset_section(dataset_name, result, metric_opts)
         parts.append("</body></html>")
         path = self.root / REPORT_NAME
-        _write_text_atomic(path, "\n".join(parts) + "\n")
+        write_text_atomic("\n".join(parts) + "\n", path)
         return path
 
     def _dataset_section(
@@ -196,6 +196,11 @@ class TestReport:
             out += [f'<td class="num">{_fmt(per_image[name].get(m))}</td>' for m in names]
             out.append("</tr>")
         out.append("</table>")
+        failed: Dict[str, str] = result.get("failed") or {}
+        if failed:
+            out.append(f"<h3>not evaluated: {len(failed)} image(s)</h3><ul>")
+            out += [f"<li>{_e(name)}: {_e(reason)}</li>" for name, reason in failed.items()]
+            out.append("</ul>")
         return out
 
 
@@ -251,20 +256,6 @@ def _e(text: Any) -> str:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["REPORT_NAME", "TestReport", "report_details", "thumbnail"]

@@ -78,6 +78,7 @@ from lptn.engine.validation import ValidationResult, metric_is_better, validate_
 from lptn.models import build_model
 from lptn.platform.amp_backend import amp_config, check_training_requirements
 from lptn.platform.logger import get_logger, setup_logger
+from lptn.platform.option_schema import whole_number
 from lptn.platform.options import dataset_keys, dump_options
 from lptn.platform.runtime import Runtime, set_random_seed
 from lptn.platform.stop_request import StopRequest
@@ -190,16 +191,7 @@ class _Window:
 
 def _positive_int_option(section: Dict[str, Any], key: str, key_path: str, default: Any) -> Any:
     value = section.get(key, default)
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value != int(value)
-        or value < 1
-    ):
-        raise ValueError(f"{key_path}: expected a positive whole number, got {value!r}")
-    return int(value)
+    return None if value is None else whole_number(value, key_path, 1)
 
 
 # -------------------------------------------------------------------------------- trainer
@@ -382,7 +374,8 @@ class Trainer:
             "train set %s: %d images, batch %d%s, %d iterations per epoch, %d iterations "
             "= %d epochs%s",
             ds_opt.get("name", key),
-            len(dataset),
+            # torch's Dataset declares no __len__; the image datasets have one.
+            len(dataset),  # type: ignore[arg-type]
             loader.batch_size,
             per_process,
             self.batches_per_epoch,
@@ -405,7 +398,9 @@ class Trainer:
                 key_path=f"datasets.{val_key}",
             )
             self.val_sets.append((val_ds_opt.get("name", val_key), val_loader))
-            log.info("val set %s: %d images", val_ds_opt.get("name", val_key), len(val_set))
+            # torch's Dataset declares no __len__; the image datasets have one.
+            val_size = len(val_set)  # type: ignore[arg-type]
+            log.info("val set %s: %d images", val_ds_opt.get("name", val_key), val_size)
         if self.val_sets and not self.val_freq:
             log.info("val.val_freq is not set: validating only at the end")
 
@@ -692,7 +687,9 @@ class Trainer:
                     )
                 else:
                     self.save_checkpoint()
-        outcome_args = dict(iteration=self.iteration, experiments_root=self.experiments_root)
+        outcome_args: Dict[str, Any] = dict(
+            iteration=self.iteration, experiments_root=self.experiments_root
+        )
         if self.stop_signal and self.iteration < self.total_iter:
             self.save_checkpoint()
             log.info(

@@ -27,11 +27,13 @@ from torch import nn
 
 from lptn.archs.lptn_arch import LPTN
 from lptn.inference.conv_stacks import BACKENDS
-from lptn.inference.fast_lptn import PRECISION_DTYPES, FastLPTN
+from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.graph_lptn import GraphLPTN
 from lptn.platform.compilation import CompileUnavailable, check_compile_support, compile_mode_option
 from lptn.platform.logger import get_logger
+from lptn.platform.option_schema import whole_number
 from lptn.platform.options import OptionError
+from lptn.platform.runtime import PRECISIONS
 
 PATHS = ("fast", "exact", "graph")
 
@@ -81,14 +83,11 @@ class InferenceSettings:
             raise InferenceOptionError(
                 f"{key_path}.path: expected one of {', '.join(PATHS)}, got {self.path!r}"
             )
-        if self.tile_size is not None and (
-            not isinstance(self.tile_size, int)
-            or isinstance(self.tile_size, bool)
-            or self.tile_size < 16
-        ):
-            raise InferenceOptionError(
-                f"{key_path}.tile_size: expected an integer >= 16 or ~, got {self.tile_size!r}"
-            )
+        if self.tile_size is not None:
+            try:
+                whole_number(self.tile_size, f"{key_path}.tile_size", 16)
+            except ValueError as err:
+                raise InferenceOptionError(str(err)) from None
         if self.memory_budget_mb is not None and (
             isinstance(self.memory_budget_mb, bool)
             or not isinstance(self.memory_budget_mb, (int, float))
@@ -147,9 +146,9 @@ def build_inference_path(
             type(net).__name__,
         )
         return None
-    if precision not in PRECISION_DTYPES:
+    if precision not in PRECISIONS:
         raise InferenceOptionError(
-            f"precision: expected one of {', '.join(PRECISION_DTYPES)}, got {precision!r}"
+            f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
     if settings.path == "graph":
         device = next(net.parameters()).device

@@ -16,7 +16,7 @@ wgan_softplus  ``mean(softplus(-x))``       ``mean(softplus(x))``        same as
 
 with ``r = real_label_val`` and ``f = fake_label_val`` (used by vanilla and lsgan only).
 ``standard`` is the name the released LPTN config gives to the WGAN critic loss
-(REFERENCE.md section 4); ``wgan`` is an alias.
+(docs/REFERENCE.md section 4); ``wgan`` is an alias.
 
 ``loss_weight`` scales the generator-side loss only (``is_disc=False``). The discriminator
 loss is returned unweighted, as in BasicSR: the discriminator's objective is balanced by its
@@ -25,7 +25,7 @@ own optimiser and by ``gp_opt.loss_weight``, not by the generator's GAN weight.
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,9 @@ from torch import nn
 from lptn.losses import LOSS_REGISTRY
 from lptn.losses.pixel_loss import check_loss_weight
 
-GAN_TYPES = ("standard", "wgan", "vanilla", "lsgan", "hinge", "wgan_softplus")
+# A Literal, so that the option check (lptn.engine.option_check) refuses other values early.
+GanType = Literal["standard", "wgan", "vanilla", "lsgan", "hinge", "wgan_softplus"]
+GAN_TYPES = get_args(GanType)
 
 
 @LOSS_REGISTRY.register
@@ -43,7 +45,7 @@ class GANLoss(nn.Module):
 
     def __init__(
         self,
-        gan_type: str,
+        gan_type: GanType,
         real_label_val: float = 1.0,
         fake_label_val: float = 0.0,
         loss_weight: float = 1.0,

@@ -16,14 +16,16 @@ step does not lose the loss to rounding; the gradient returns in the input's dty
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional, get_args
 
 import torch
 from torch import nn
 
 from lptn.losses import LOSS_REGISTRY
 
-REDUCTIONS = ("none", "mean", "sum")
+# A Literal, so that the option check (lptn.engine.option_check) refuses other values early.
+Reduction = Literal["none", "mean", "sum"]
+REDUCTIONS = get_args(Reduction)
 
 
 def check_reduction(reduction: str) -> str:
@@ -74,7 +76,7 @@ def weighted_reduce(
 class _PixelLoss(nn.Module):
     """Shared option handling; subclasses implement :meth:`elementwise`."""
 
-    def __init__(self, loss_weight: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(self, loss_weight: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__()
         self.loss_weight = check_loss_weight(loss_weight)
         self.reduction = check_reduction(reduction)
@@ -123,7 +125,7 @@ class CharbonnierLoss(_PixelLoss):
     """
 
     def __init__(
-        self, loss_weight: float = 1.0, reduction: str = "mean", eps: float = 1e-12
+        self, loss_weight: float = 1.0, reduction: Reduction = "mean", eps: float = 1e-12
     ) -> None:
         super().__init__(loss_weight, reduction)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:

@@ -8,7 +8,7 @@ distance formulas; nothing here does colour maths itself.
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Literal
 
 import numpy as np
 from skimage import color
@@ -35,7 +35,7 @@ def calculate_deltae(
     img2: np.ndarray,
     crop_border: int = 0,
     input_order: str = "HWC",
-    formula: str = "cie76",
+    formula: Literal["cie76", "ciede2000"] = "cie76",
 ) -> float:
     """Mean colour difference in CIELAB units over all pixels; 0 for identical images.
 

@@ -1,4 +1,4 @@
-"""PSNR and SSIM on numpy images (REFERENCE.md section 5, BasicSR conventions).
+"""PSNR and SSIM on numpy images (docs/REFERENCE.md section 5, BasicSR conventions).
 
 Inputs are RGB images with values in [0, 255]: uint8, or float arrays that were already
 quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
@@ -6,13 +6,19 @@ quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
 
 from __future__ import annotations
 
-from typing import Tuple, TypeVar
+from typing import TYPE_CHECKING, Tuple, TypeVar
 
 import numpy as np
 
 from lptn.metrics import METRIC_REGISTRY
+from lptn.platform.option_schema import whole_number
 
-ArrayT = TypeVar("ArrayT")
+if TYPE_CHECKING:
+    import torch
+
+# numpy arrays or torch tensors (the batched metrics share the SSIM formula); torch is only
+# named for the type checker, so this module does not import it.
+ArrayT = TypeVar("ArrayT", "np.ndarray", "torch.Tensor")
 
 PIXEL_MAX = 255.0
 SSIM_WINDOW = 11
@@ -62,9 +68,7 @@ def _prepare_pair(
             img, img2 = img.transpose(1, 2, 0), img2.transpose(1, 2, 0)
     else:
         raise ValueError(f"expected a 2-D or 3-D image, got shape {img.shape}")
-    if isinstance(crop_border, bool) or int(crop_border) != crop_border or crop_border < 0:
-        raise ValueError(f"crop_border must be a non-negative integer, got {crop_border!r}")
-    crop_border = int(crop_border)
+    crop_border = whole_number(crop_border, "crop_border", 0)
     height, width = img.shape[:2]
     if 2 * crop_border >= min(height, width):
         raise ValueError(f"crop_border {crop_border} leaves nothing of a {height}x{width} image")

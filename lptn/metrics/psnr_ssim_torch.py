@@ -1,6 +1,6 @@
 """Batched PSNR and SSIM on torch tensors, for validation during training.
 
-Same definitions as :mod:`lptn.metrics.psnr_ssim` (REFERENCE.md section 5): the (N, C, H, W)
+Same definitions as :mod:`lptn.metrics.psnr_ssim` (docs/REFERENCE.md section 5): the (N, C, H, W)
 inputs in [0, 1] are quantised to 8-bit levels first and everything is computed in float64 on
 the inputs' device, so one value per image agrees with the numpy functions.
 """
@@ -21,6 +21,7 @@ from lptn.metrics.psnr_ssim import (
     gaussian_window_1d,
     ssim_map_from_moments,
 )
+from lptn.platform.option_schema import whole_number
 
 
 def quantise_to_levels(x: torch.Tensor) -> torch.Tensor:
@@ -38,9 +39,7 @@ def _prepare_batch(
         )
     if pred.dim() != 4:
         raise ValueError(f"expected (N, C, H, W) tensors, got shape {tuple(pred.shape)}")
-    if isinstance(crop_border, bool) or int(crop_border) != crop_border or crop_border < 0:
-        raise ValueError(f"crop_border must be a non-negative integer, got {crop_border!r}")
-    crop_border = int(crop_border)
+    crop_border = whole_number(crop_border, "crop_border", 0)
     height, width = pred.shape[-2:]
     if 2 * crop_border >= min(height, width):
         raise ValueError(f"crop_border {crop_border} leaves nothing of a {height}x{width} image")

@@ -87,6 +87,7 @@ from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
 from lptn.platform.checkpoint_io import bare_module, save_atomic
 from lptn.platform.logger import get_logger
+from lptn.platform.option_schema import whole_number
 from lptn.platform.train_speed import check_compile_support, train_speed_options
 
 PIXEL_TARGETS = ("input", "gt")
@@ -117,17 +118,6 @@ class StepResult:
 
     def nonfinite_terms(self) -> Dict[str, float]:
         return {k: v for k, v in self.losses.items() if not math.isfinite(v)}
-
-
-def _positive_int(value: Any, key_path: str, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or float(value) != int(value)
-        or value < minimum
-    ):
-        raise ValueError(f"{key_path}: expected a whole number >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _choice(value: Any, choices: Tuple[str, ...], key_path: str) -> str:
@@ -206,8 +196,8 @@ class LPTNModel:
         self.d_step_input = _choice(
             train_opt.get("d_step_input", "recompute"), D_STEP_INPUTS, "train.d_step_input"
         )
-        self.net_d_iters = _positive_int(train_opt.get("net_d_iters", 1), "train.net_d_iters", 1)
-        self.net_d_init_iters = _positive_int(
+        self.net_d_iters = whole_number(train_opt.get("net_d_iters", 1), "train.net_d_iters", 1)
+        self.net_d_init_iters = whole_number(
             train_opt.get("net_d_init_iters", 0), "train.net_d_init_iters", 0
         )
 
@@ -319,6 +309,7 @@ class LPTNModel:
 
     def _pixel_target(self) -> torch.Tensor:
         if self.pixel_target == "input":
+            assert self.lq is not None  # feed_data always sets it
             return self.lq
         if self.gt is None:
             raise KeyError(
@@ -381,6 +372,7 @@ class LPTNModel:
             if self.cri_pix is not None:
                 terms["l_g_pix"] = self.cri_pix(out, self._pixel_target())
             if self.cri_gan is not None:
+                assert self.net_d is not None  # _build_losses: gan_opt needs network_d
                 terms["l_g_gan"] = self.cri_gan(self.net_d(out), True, is_disc=False)
         total = sum(terms.values())
         scaler.backward(total)

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Sequence
 
 from torch.optim import Optimizer
 
+from lptn.platform.option_schema import whole_number
 from lptn.registry import Registry
 
 SCHEDULER_REGISTRY = Registry("scheduler")
@@ -34,16 +35,7 @@ SCHEDULER_REGISTRY = Registry("scheduler")
 def _positive_ints(values: Any, key_path: str, *, increasing: bool) -> List[int]:
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"{key_path}: expected a non-empty list of iterations, got {values!r}")
-    out = []
-    for value in values:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or value <= 0
-            or float(value) != int(value)
-        ):
-            raise ValueError(f"{key_path}: entries must be positive whole numbers, got {value!r}")
-        out.append(int(value))
+    out = [whole_number(value, f"{key_path}[{i}]", 1) for i, value in enumerate(values)]
     if increasing and any(b <= a for a, b in zip(out, out[1:])):
         raise ValueError(f"{key_path}: must be strictly increasing, got {out}")
     return out

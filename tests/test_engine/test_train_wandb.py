@@ -79,7 +79,12 @@ def _run(tmp_path: Path, data: Dict[str, Path], total_iter: int, wandb: Dict[str
         val_freq=2,
     )
     opt["logger"]["wandb"] = wandb
-    return run_training(parsed(opt, tmp_path), CPU, handle_signals=False)
+    outcome = run_training(parsed(opt, tmp_path), CPU, handle_signals=False)
+    # The run file is written by wandb's service process; wait until it has written all.
+    import wandb as wandb_module
+
+    wandb_module.teardown()
+    return outcome
 
 
 def test_training_logs_to_an_offline_wandb_run(tmp_path: Path, offline_wandb: Path) -> None:
@@ -121,5 +126,5 @@ def test_bad_wandb_block_is_a_clear_error(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert_train_py_fails_before_data(
-        tmp_path, capsys, ["logger.wandb=lptn-test"], "logger.wandb: a mapping"
+        tmp_path, capsys, ["logger.wandb.project=7"], "logger.wandb.project"
     )
