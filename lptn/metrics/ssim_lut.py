@@ -18,8 +18,8 @@ What that script does to a colour image, step by step:
    0.03), L = 255, ``filter2(..., 'valid')``, and the mean of the map. Windows near the seams
    mix two channels, as in MATLAB.
 
-With ``f = 1`` MATLAB's ``filter2`` would be handed the 3-D array itself, which its ``conv2``
-refuses; the LUT papers' 480p images always give ``f >= 2``. Here ``f = 1`` measures the same
+With ``f = 1`` ``ssim.m`` would hand the 3-D array itself to ``filter2``, which takes 2-D
+input only; the LUT papers' 480p images always give ``f >= 2``. Here ``f = 1`` measures the same
 H x 3W fold without the box filter, the continuation of the steps above.
 """
 
