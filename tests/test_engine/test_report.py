@@ -61,6 +61,7 @@ def test_report_renders_offline_in_chromium(
         (tmp_path / part).mkdir()
         for name in PAIRS:
             (tmp_path / part / f"{name}.png").symlink_to(fivek_sample_dir / part / f"{name}.png")
+        (tmp_path / part / "broken.png").write_bytes(b"not a PNG")  # listed, not measured
     results = tmp_path / "results"
     code = evaluate_main(
         [
@@ -77,9 +78,10 @@ def test_report_renders_offline_in_chromium(
             f"path.log={tmp_path}",
         ]
     )
-    assert code == 0
+    assert code == 1  # one image failed
     report = results / "report.html"
     text = report.read_text(encoding="utf-8")
+    assert "not evaluated: 1 image(s)" in text and "<li>broken.png: " in text
     # Offline: nothing is fetched from anywhere but the results folder and the dataset.
     assert not re.search(r"(src|href)=\"(https?:)?//", text)
     assert "deltae &darr;" in text and "psnr &uarr;" in text
