@@ -23,6 +23,7 @@ INTEROP_IFD = 0xA005
 COLOR_SPACE = 0xA001  # 1 = sRGB, 0xFFFF = uncalibrated (how cameras mark Adobe RGB)
 PIXEL_X_DIMENSION = 0xA002
 PIXEL_Y_DIMENSION = 0xA003
+SUB_IFDS = (EXIF_IFD, GPS_IFD)
 
 # IFD0 tags that describe the photo rather than how its pixels are stored: a TIFF input's
 # IFD0 also holds strip offsets, sample formats... which must not be copied to an output.
@@ -87,22 +88,28 @@ def portable_exif(exif: Image.Exif) -> Optional[Image.Exif]:
     for tag in DESCRIPTIVE_IFD0_TAGS:
         if tag in exif:
             out[tag] = exif[tag]
-    for tag in (EXIF_IFD, GPS_IFD):
-        sub: Dict[int, object] = dict(exif.get_ifd(tag)) if tag in exif else {}
+    for tag in SUB_IFDS:
+        sub: Dict[int, Any] = dict(exif.get_ifd(tag)) if tag in exif else {}
         # The interoperability pointer is an offset into the source file: meaningless here.
         sub.pop(INTEROP_IFD, None)
         if sub:
-            out[tag] = sub
-    if not len(out):
+            out.get_ifd(tag).update(sub)
+    if not len(out) and not any(out.get_ifd(tag) for tag in SUB_IFDS):
         return None
     out[ORIENTATION] = 1
     return out
 
 
-def _copy_exif(exif: Image.Exif) -> Image.Exif:
+def copy_exif(exif: Image.Exif) -> Image.Exif:
+    """An independent copy of ``exif`` (IFD0 and the Exif / GPS sub-IFDs)."""
     out = Image.Exif()
     for tag, value in exif.items():
-        out[tag] = dict(value) if isinstance(value, dict) else value
+        if tag not in SUB_IFDS:
+            out[tag] = value
+    for tag in SUB_IFDS:
+        sub = exif.get_ifd(tag)
+        if sub:
+            out.get_ifd(tag).update(sub)
     return out
 
 
@@ -110,13 +117,12 @@ def exif_for_output(exif: Optional[Image.Exif], width: int, height: int) -> Opti
     """A copy of ``exif`` whose pixel-dimension tags give the output's (upright) size."""
     if exif is None:
         return None
-    out = _copy_exif(exif)
-    sub = out.get(EXIF_IFD)
-    if isinstance(sub, dict):
-        if PIXEL_X_DIMENSION in sub:
-            sub[PIXEL_X_DIMENSION] = width
-        if PIXEL_Y_DIMENSION in sub:
-            sub[PIXEL_Y_DIMENSION] = height
+    out = copy_exif(exif)
+    sub = out.get_ifd(EXIF_IFD)
+    if PIXEL_X_DIMENSION in sub:
+        sub[PIXEL_X_DIMENSION] = width
+    if PIXEL_Y_DIMENSION in sub:
+        sub[PIXEL_Y_DIMENSION] = height
     return out
 
 
@@ -125,9 +131,9 @@ def mark_srgb(exif: Optional[Image.Exif]) -> Optional[Image.Exif]:
     'uncalibrated'), for outputs converted to sRGB."""
     if exif is None:
         return None
-    out = _copy_exif(exif)
-    sub = out.get(EXIF_IFD)
-    if isinstance(sub, dict) and COLOR_SPACE in sub:
+    out = copy_exif(exif)
+    sub = out.get_ifd(EXIF_IFD)
+    if COLOR_SPACE in sub:
         sub[COLOR_SPACE] = 1
     return out
 

@@ -21,6 +21,7 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from lptn.photo.errors import PhotoError
 from lptn.photo.metadata import (
+    SUB_IFDS,
     apply_orientation,
     exif_for_output,
     insert_png_chunks,
@@ -164,28 +165,7 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
     """
     if not data:
         raise PhotoError(f"{name}: the file is empty")
-    if _looks_like_heif(data) and not _register_heif():
-        raise PhotoError(f"{name}: {HEIF_EXTRA}")
-    try:
-        im = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as err:
-        raise PhotoError(
-            f"{name}: not a photo this tool reads (JPEG, PNG, TIFF, WebP, BMP, HEIC)"
-        ) from err
-    except (OSError, ValueError, SyntaxError) as err:
-        raise PhotoError(f"{name}: cannot be read: {err}") from err
-    fmt = _FORMAT_NAMES.get(str(im.format), str(im.format))
-    if fmt not in READ_FORMATS:
-        raise PhotoError(f"{name}: {im.format} files are not supported")
-    width, height = im.size
-    if max_pixels is not None and width * height > max_pixels:
-        raise PhotoError(
-            f"{name}: {width}x{height} is larger than the limit of {max_pixels} pixels"
-        )
-    if im.mode not in _GREY_MODES + ("P", "PA", "RGB", "RGBA", "RGBa", "RGBX"):
-        raise PhotoError(
-            f"{name}: {im.mode} images are not supported (RGB or grey, 8 or 16 bits per sample)"
-        )
+    im, fmt = _open_checked(io.BytesIO(data), data[:16], name, max_pixels)
     try:
         if _is_16bit(im, data, fmt):
             pixels, alpha = _decode_16bit(data, name, grey=im.mode in _GREY_MODES)
@@ -211,6 +191,60 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
         jpeg_subsampling=_jpeg_subsampling(im) if fmt == "JPEG" else None,
         webp_lossless=fmt == "WEBP" and b"VP8L" in data[12:40],
     )
+
+
+def _open_checked(
+    source: Any, head: bytes, name: str, max_pixels: Optional[int]
+) -> Tuple[Image.Image, str]:
+    """Open (header only) and check what the pixels will need: format, mode, size, extras."""
+    if _looks_like_heif(head) and not _register_heif():
+        raise PhotoError(f"{name}: {HEIF_EXTRA}")
+    try:
+        im = Image.open(source)
+    except UnidentifiedImageError as err:
+        raise PhotoError(
+            f"{name}: not a photo this tool reads (JPEG, PNG, TIFF, WebP, BMP, HEIC)"
+        ) from err
+    except (OSError, ValueError, SyntaxError) as err:
+        raise PhotoError(
+            f"{name}: cannot be read, the data is truncated or corrupt ({err})"
+        ) from err
+    fmt = _FORMAT_NAMES.get(str(im.format), str(im.format))
+    if fmt not in READ_FORMATS:
+        raise PhotoError(f"{name}: {im.format} files are not supported")
+    width, height = im.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise PhotoError(
+            f"{name}: {width}x{height} is larger than the limit of {max_pixels} pixels"
+        )
+    if im.mode not in _GREY_MODES + ("P", "PA", "RGB", "RGBA", "RGBa", "RGBX"):
+        raise PhotoError(
+            f"{name}: {im.mode} images are not supported (RGB or grey, 8 or 16 bits per sample)"
+        )
+    return im, fmt
+
+
+def probe_photo(path: PathLike) -> Tuple[int, int]:
+    """Check from its header that ``path`` is a photo this module reads; (height, width).
+
+    Cheap (no pixels are decoded): a truncated file is only found when it is read.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+            if not head:
+                raise PhotoError(f"{path}: the file is empty")
+            handle.seek(0)
+            im, _ = _open_checked(handle, head, str(path), None)
+            width, height = im.size
+    except PhotoError:
+        raise
+    except IsADirectoryError as err:
+        raise PhotoError(f"{path}: is a folder, not a photo") from err
+    except OSError as err:
+        raise PhotoError(f"{path}: cannot be read ({err.strerror or err})") from err
+    return height, width
 
 
 def _is_16bit(im: Image.Image, data: bytes, fmt: str) -> bool:
@@ -296,6 +330,8 @@ def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int =
         alpha = None if alpha is None else _to_8bit(alpha)
     height, width = pixels.shape[:2]
     exif = exif_for_output(photo.exif, width, height)
+    # A Photo's pixels are upright: an XMP orientation would turn them again in some viewers.
+    photo = replace(photo, xmp=upright_xmp(photo.xmp))
     if pixels.dtype == np.uint16:
         if fmt == "PNG":
             return _encode_png16(pixels, alpha, photo.icc, exif, photo.xmp)
@@ -342,6 +378,7 @@ def _encode_with_pillow(
     elif fmt == "WEBP":
         kwargs["quality"] = int(jpeg_quality)
         kwargs["lossless"] = photo.webp_lossless
+        kwargs["exact"] = True  # keep the colour under fully transparent pixels
     elif fmt == "PNG":
         return insert_png_chunks(_png_bytes(im), png_metadata_chunks(photo.icc, exif, photo.xmp))
     elif fmt == "TIFF":
@@ -360,8 +397,11 @@ def _png_bytes(im: Image.Image) -> bytes:
 def _tiff_tags(exif: Optional[Image.Exif], xmp: Optional[bytes]) -> Dict[int, Any]:
     tags: Dict[int, Any] = {}
     if exif is not None:
-        for tag, value in exif.items():
-            tags[tag] = dict(value) if isinstance(value, dict) else value
+        tags.update(exif.items())
+        for tag in SUB_IFDS:
+            sub = exif.get_ifd(tag)
+            if sub:
+                tags[tag] = dict(sub)
     if xmp:
         tags[700] = xmp
     return tags

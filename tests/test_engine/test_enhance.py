@@ -106,7 +106,7 @@ def test_enhance_skips_bad_files_and_reports(
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
     printed = capsys.readouterr()
     text = printed.out + printed.err
-    assert "broken.png" in text and "tiny.png" in text and "1 written, 2 failed" in text
+    assert "broken.png" in text and "tiny.png" in text and "1 written, 0 skipped, 2 failed" in text
 
 
 def test_enhance_never_overwrites_its_input(
