@@ -89,7 +89,7 @@ def from_srgb(rgb: np.ndarray, icc: Optional[bytes]) -> np.ndarray:
 
 
 def _convert_rgb16(rgb: np.ndarray, src_icc: bytes, dst_icc: bytes) -> np.ndarray:
-    src, dst = MatrixShaper.from_icc(src_icc), MatrixShaper.from_icc(dst_icc)
+    src, dst = _matrix_shaper(src_icc), _matrix_shaper(dst_icc)
     to_linear = src.decode_table()  # 65536 entries: each 16-bit code's linear RGB
     matrix = np.linalg.inv(dst.matrix) @ src.matrix  # linear source RGB -> linear dest RGB
     out = np.empty_like(rgb)
@@ -151,6 +151,12 @@ class MatrixShaper:
         i = np.minimum(pos.astype(np.int64), len(table) - 2)
         frac = pos - i
         return table[i] + frac * (table[i + 1] - table[i])
+
+
+@functools.lru_cache(maxsize=8)
+def _matrix_shaper(icc: bytes) -> MatrixShaper:
+    # building the inverse tables takes a moment; a photo library reuses a few profiles
+    return MatrixShaper.from_icc(icc)
 
 
 Curve = Callable[[np.ndarray], np.ndarray]
