@@ -26,6 +26,11 @@ def builtin_weights_path() -> Path:
     """The built-in FiveK checkpoint (nrb_low 5, nrb_high 3, num_high 3), after checking its
     sha256; raises :class:`CheckpointError` when it is missing or altered."""
     path = Path(__file__).resolve().parents[1] / "weights" / BUILTIN_WEIGHTS_NAME
+    return verify_weights_file(path, BUILTIN_WEIGHTS_SHA256)
+
+
+def verify_weights_file(path: Path, sha256: str) -> Path:
+    """``path`` if its sha256 is ``sha256``; :class:`CheckpointError` naming it otherwise."""
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as err:
@@ -33,10 +38,10 @@ def builtin_weights_path() -> Path:
             f"{path}: the built-in weights are missing ({err.strerror or err}); reinstall lptn "
             "or pass --weights"
         ) from err
-    if digest != BUILTIN_WEIGHTS_SHA256:
+    if digest != sha256:
         raise CheckpointError(
-            f"{path}: the built-in weights are damaged (sha256 {digest}, expected "
-            f"{BUILTIN_WEIGHTS_SHA256}); reinstall lptn or pass --weights"
+            f"{path}: the built-in weights are damaged (sha256 {digest}, expected {sha256}); "
+            "reinstall lptn or pass --weights"
         )
     return path
 
