@@ -276,6 +276,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         if report is not None and report.is_dir():
             raise OutputFolderError(f"--report {report} is a folder; it must name a file")
         jobs = collect_inputs(args.input, output_dir)
+        if report is not None and any(report.resolve() == j.source.resolve() for j in jobs):
+            raise OutputFolderError(f"--report {report} is one of the inputs")
         runtime: Runtime = build_runtime(
             {"device": args.device, "tf32": args.tf32},
             args.precision,

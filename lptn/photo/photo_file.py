@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from lptn.photo.metadata import (
     read_orientation,
     upright_xmp,
 )
+from lptn.platform.logger import get_logger
 
 PathLike = Union[str, Path]
 
@@ -175,7 +177,12 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
         raise PhotoError(
             f"{name}: cannot be decoded, the data is truncated or corrupt ({err})"
         ) from err
-    exif = im.getexif()
+    try:
+        exif = im.getexif()
+        kept = portable_exif(exif)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error):
+        # damaged EXIF: the pixels are still a photo; nothing of the EXIF can be trusted
+        exif, kept = Image.Exif(), None
     # libheif has already applied the HEIF container's rotation; the EXIF tag is informative.
     orientation = 1 if fmt == "HEIF" else read_orientation(exif)
     pixels = apply_orientation(pixels, orientation)
@@ -185,7 +192,7 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
         pixels=pixels,
         alpha=alpha,
         icc=im.info.get("icc_profile") or None,
-        exif=portable_exif(exif),
+        exif=kept,
         xmp=upright_xmp(_xmp_of(im, fmt)),
         format=fmt,
         jpeg_subsampling=_jpeg_subsampling(im) if fmt == "JPEG" else None,
@@ -384,7 +391,17 @@ def _encode_with_pillow(
     elif fmt == "TIFF":
         kwargs["tiffinfo"] = _tiff_tags(exif, photo.xmp)
     buf = io.BytesIO()
-    im.save(buf, fmt, **kwargs)
+    try:
+        im.save(buf, fmt, **kwargs)
+    except (ValueError, TypeError, struct.error) as err:
+        if exif is None:
+            raise PhotoError(f"cannot encode the photo as {fmt}: {err}") from err
+        # an EXIF value Pillow cannot write (an odd maker note...): keep the rest
+        get_logger().warning("EXIF left out of a %s output: cannot be written (%s)", fmt, err)
+        kwargs.pop("exif", None)
+        kwargs.pop("tiffinfo", None)
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kwargs)
     return buf.getvalue()
 
 

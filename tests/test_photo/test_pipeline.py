@@ -99,6 +99,14 @@ def test_adobe_rgb_is_enhanced_in_srgb(
     assert np.abs(to_srgb(back.pixels, adobe).astype(int) - out.pixels).max() <= 2
     name = ImageCms.ImageCmsProfile(io.BytesIO(adobe)).profile.profile_description
     assert "Adobe" in str(name)
+    # a camera's Adobe RGB JPEG says 'uncalibrated' in EXIF; the sRGB output says sRGB
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF
+    camera = pillow_bytes(adobe8, "JPEG", icc_profile=adobe, exif=exif, quality=95)
+    srgb_out = Image.open(io.BytesIO(enhance_photo_bytes(camera, enhancer)[0]))
+    assert srgb_out.getexif().get_ifd(0x8769)[0xA001] == 1
+    kept = Image.open(io.BytesIO(enhance_photo_bytes(camera, enhancer, output_colour="input")[0]))
+    assert kept.getexif().get_ifd(0x8769)[0xA001] == 0xFFFF
 
 
 def test_adobe_rgb_16bit_stays_16bit(
