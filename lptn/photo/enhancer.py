@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 from torch import nn
@@ -106,29 +106,26 @@ class PhotoEnhancer:
             block = fine[r : r + _BLEND_ROWS].astype(np.float32)
             luma[r : r + _BLEND_ROWS] = block @ LUMA_WEIGHTS / np.float32(65535.0)
         del fine
-        return _blend_float(img, luma, strength)
+        return _blend_float(img, lambda r: luma[r], strength)
 
 
 def blend(img: np.ndarray, enhanced16: np.ndarray, strength: float) -> np.ndarray:
     """``img + strength * (enhanced - img)`` with ``enhanced16`` uint16 (1/65535 steps), in
     ``img``'s dtype, rounded once (half to even)."""
+    scale = np.float32(65535.0)
+    return _blend_float(img, lambda r: enhanced16[r].astype(np.float32) / scale, strength)
+
+
+def _blend_float(
+    img: np.ndarray, enhanced: Callable[[slice], np.ndarray], strength: float
+) -> np.ndarray:
+    """The blend row block by row block; ``enhanced(rows)`` gives float32 values in [0, 1]."""
     peak = np.float32(_PEAK[img.dtype])
     out = np.empty_like(img)
     s = np.float32(strength)
     for r in range(0, img.shape[0], _BLEND_ROWS):
-        x = img[r : r + _BLEND_ROWS].astype(np.float32) / peak
-        e = enhanced16[r : r + _BLEND_ROWS].astype(np.float32) / np.float32(65535.0)
-        y = np.clip(x + s * (e - x), 0.0, 1.0)
-        out[r : r + _BLEND_ROWS] = np.round(y * peak).astype(img.dtype)
-    return out
-
-
-def _blend_float(img: np.ndarray, enhanced: np.ndarray, strength: float) -> np.ndarray:
-    peak = np.float32(_PEAK[img.dtype])
-    out = np.empty_like(img)
-    s = np.float32(strength)
-    for r in range(0, img.shape[0], _BLEND_ROWS):
-        x = img[r : r + _BLEND_ROWS].astype(np.float32) / peak
-        y = np.clip(x + s * (enhanced[r : r + _BLEND_ROWS] - x), 0.0, 1.0)
-        out[r : r + _BLEND_ROWS] = np.round(y * peak).astype(img.dtype)
+        rows = slice(r, r + _BLEND_ROWS)
+        x = img[rows].astype(np.float32) / peak
+        y = np.clip(x + s * (enhanced(rows) - x), 0.0, 1.0)
+        out[rows] = np.round(y * peak).astype(img.dtype)
     return out

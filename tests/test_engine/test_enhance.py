@@ -394,3 +394,14 @@ def test_torchrun_splits_the_photos_between_processes(tmp_path: Path, photo: np.
     assert sorted(Path(line["input"]).name for line in lines) == [f"p{i}.png" for i in range(4)]
     assert sorted(line["rank"] for line in lines) == [0, 0, 1, 1]
     assert "process 0 of 2" in run.stdout and "process 1 of 2" in run.stdout
+
+
+def test_heic_photos_become_jpeg(tmp_path: Path, photo: np.ndarray) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    src = tmp_path / "in"
+    src.mkdir()
+    pillow_heif.from_pillow(Image.fromarray(photo)).save(src / "IMG_0001.HEIC", quality=90)
+    out = tmp_path / "out"
+    assert enhance_main(["--input", str(src), "--output", str(out), "--no-progress"]) == 0
+    assert [p.name for p in out.iterdir()] == ["IMG_0001.jpg"]
+    assert Image.open(out / "IMG_0001.jpg").size == (photo.shape[1], photo.shape[0])
