@@ -48,7 +48,10 @@ def enhance_photo(
     check_output_colour(output_colour)
     strength = check_strength(strength)
     if photo.is_grey:
-        return photo.with_pixels(enhancer.enhance_grey(photo.pixels, strength))
+        out = enhancer.enhance_grey(photo.pixels, strength)
+        # a grey file may only carry a grey profile (PNG and JPEG readers reject others)
+        keep = photo.icc if photo.icc and profile_space(photo.icc) == "GRAY" else None
+        return photo.with_pixels(out, icc=keep)
     icc = photo.icc
     if icc and profile_space(icc) != "RGB":
         raise PhotoError(f"the embedded colour profile is for {profile_space(icc)} data, not RGB")
