@@ -196,8 +196,20 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
         xmp=upright_xmp(_xmp_of(im, fmt)),
         format=fmt,
         jpeg_subsampling=_jpeg_subsampling(im) if fmt == "JPEG" else None,
-        webp_lossless=fmt == "WEBP" and b"VP8L" in data[12:40],
+        webp_lossless=fmt == "WEBP" and _webp_is_lossless(data),
     )
+
+
+def _webp_is_lossless(data: bytes) -> bool:
+    """True when the first image chunk of a RIFF WebP file is ``VP8L`` (lossless)."""
+    pos = 12  # after "RIFF", the size and "WEBP"
+    while pos + 8 <= len(data):
+        fourcc = data[pos : pos + 4]
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        if fourcc in (b"VP8L", b"VP8 "):
+            return fourcc == b"VP8L"
+        pos += 8 + size + (size & 1)  # chunks are padded to an even size
+    return False
 
 
 def _open_checked(

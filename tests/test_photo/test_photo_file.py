@@ -109,6 +109,10 @@ def test_grey_stays_grey_and_alpha_passes_through(crop: np.ndarray) -> None:
         if photo.alpha is not None:
             np.testing.assert_array_equal(back.alpha, photo.alpha, err_msg=name)
     assert decode_photo(cases["rgba.webp"][0], "x").webp_lossless
+    # lossless with an ICC chunk before the image data (extended WebP) is still lossless
+    tagged = pillow_bytes(crop, "WEBP", lossless=True, icc_profile=b"\0" * 3000)
+    assert decode_photo(tagged, "x").webp_lossless
+    assert not decode_photo(pillow_bytes(crop, "WEBP", quality=80), "x").webp_lossless
 
 
 def test_bmp_and_webp_read_and_written(crop: np.ndarray) -> None:
