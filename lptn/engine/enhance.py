@@ -151,6 +151,7 @@ def collect_inputs(spec: str, output_dir: Optional[Path] = None) -> List[PhotoJo
         if inside_out and os.path.realpath(source).startswith(str(out_real) + os.sep):
             continue
         jobs.append(PhotoJob(source, Path(*rel)))
+    jobs.sort(key=lambda job: job.relative.parts)
     if not jobs:
         known = ", ".join(sorted(PHOTO_EXTENSIONS))
         raise FileNotFoundError(f"--input {spec}: no photos found (extensions: {known})")
