@@ -129,6 +129,9 @@ class PairedImageDataset(SeededImageDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def image_groups(self) -> List[Tuple[Tuple[FileBackend, str], ...]]:
+        return [((self.gt_backend, gt), (self.lq_backend, lq)) for gt, lq in self.pairs]
+
     def __getitem__(self, index: int) -> Dict[str, Any]:
         gt_key, lq_key = self.pairs[index % len(self.pairs)]
         gt_name, lq_name = self.gt_backend.describe(gt_key), self.lq_backend.describe(lq_key)
