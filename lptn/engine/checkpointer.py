@@ -172,6 +172,10 @@ class Checkpointer:
         self._apply_changed_options(model, configured, state.get("settings") or {}, iteration)
         self.last_state = point.path
         self.last_saved_iter = iteration
+        # Its validation did not complete: once the resumed run has done it, the state is
+        # rewritten as it was saved, with the validation marked done.
+        own = point.path.resolve().parent == self.states_dir.resolve()
+        self._pending = state if own and state.get("validation_pending") else None
 
     def _apply_changed_options(
         self,
