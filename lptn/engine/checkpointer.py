@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import torch
+
 from lptn.engine.training_state import (
     TrainingStateError,
     capture_rng_state,
@@ -193,7 +195,7 @@ class Checkpointer:
                 for hyper, value in wanted.items():
                     if hyper in ("lr", "initial_lr"):
                         continue
-                    if group.get(hyper) != value:
+                    if not _same(group.get(hyper), value):
                         logger.warning(
                             "%s.%s changed on resume: %r in the state, %r in the options: "
                             "the options apply %s",
@@ -340,6 +342,18 @@ class Checkpointer:
             f"no space left on device in {folder}: {what} was not written; {previous}. "
             "Free some space, then resume with --auto_resume"
         )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of optimiser settings: lists and tuples alike, tensors by value."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        try:
+            return bool(torch.equal(torch.as_tensor(a), torch.as_tensor(b)))
+        except (TypeError, RuntimeError):
+            return False
+    return bool(a == b)
 
 
 def _optimizer_settings(model: Any) -> Dict[str, List[Dict[str, Any]]]:

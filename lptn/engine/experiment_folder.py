@@ -150,8 +150,10 @@ class ExperimentFolder:
                 target = archive_existing(folder)
                 if target is not None:
                     archived.append((folder, target))
+            # The new folder is locked before the archived one is let go.
+            fresh = self._lock_current()
             fh.close()
-            fh = self._lock_current()
+            fh = fresh
         elif archive_old:
             target = archive_existing(self.tb_dir)
             if target is not None:

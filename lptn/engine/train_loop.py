@@ -742,10 +742,14 @@ class Trainer:
             # Not a checkpoint (those raise DiskFullError themselves): a log, image or event
             # file. The last checkpoint is complete.
             folder = Path(err.filename).parent if err.filename else self.experiments_root
+            kept = (
+                f"the last checkpoint {self.last_state} is intact"
+                if self.last_state is not None
+                else "no checkpoint was written yet"
+            )
             message = (
                 f"no space left on device in {folder}: training stopped at iteration "
-                f"{self.iteration}; the last checkpoint {self.last_state} is intact. Free "
-                "some space, then resume with --auto_resume"
+                f"{self.iteration}; {kept}. Free some space, then resume with --auto_resume"
             )
             get_logger().error(message)
             raise DiskFullError(message) from err
@@ -780,7 +784,9 @@ class Trainer:
         log = get_logger()
         for text in faults:
             log.error("training data: %s", text)
-        if self.nonfinite_streak:
+        if self.iteration == 0:
+            saved = "nothing was trained yet"
+        elif self.nonfinite_streak:
             saved = f"the last good checkpoint is {self.last_state}"
         else:
             self.save_checkpoint()
