@@ -56,9 +56,10 @@ class UnPairedImageDataset(SeededImageDataset):
         return len(self.lq_keys)
 
     def image_groups(self) -> List[Tuple[Tuple[FileBackend, str], ...]]:
-        return [((self.lq_backend, k),) for k in self.lq_keys] + [
-            ((self.ref_backend, k),) for k in self.ref_keys
+        groups: List[Tuple[Tuple[FileBackend, str], ...]] = [
+            ((self.lq_backend, k),) for k in self.lq_keys
         ]
+        return groups + [((self.ref_backend, k),) for k in self.ref_keys]
 
     def ref_index(self, index: int) -> int:
         """Which target image sample ``index`` of the current epoch uses."""

@@ -329,7 +329,8 @@ class Trainer:
         if failure is not None:
             raise failure
         if message:
-            raise RuntimeError(f"rank 0 could not start: {message}")
+            # A ValueError: the command line reports it in one line with exit 2, like rank 0.
+            raise ValueError(f"rank 0 could not start: {message}")
 
     def _resume_point(self) -> Optional[ResumePoint]:
         explicit = self.opt["path"].get("resume_state")
@@ -370,14 +371,14 @@ class Trainer:
                 self._restore(point)
             # Every check passed: from here on the experiment folder is locked and written.
             self._on_main(lambda: self._open_folder(resuming=point is not None))
+            if self.is_main and (self.opt.get("logger") or {}).get("use_tb_logger", False):
+                self.tb = TensorBoardLogger(tb_log_dir(self.opt))
+                log.info("TensorBoard logs: %s", self.tb.log_dir)
         except BaseException:
             self.folder.release()
             raise
         finally:
             log.removeHandler(self._startup)
-        if self.is_main and (self.opt.get("logger") or {}).get("use_tb_logger", False):
-            self.tb = TensorBoardLogger(tb_log_dir(self.opt))
-            log.info("TensorBoard logs: %s", self.tb.log_dir)
 
     def _choose_seed(self, point: Optional[ResumePoint]) -> None:
         log = get_logger()
@@ -854,7 +855,9 @@ class Trainer:
             self.validation_due = self.iteration
             self.save_checkpoint()
             self._run_validation()
-        outcome_args = dict(iteration=self.iteration, experiments_root=self.experiments_root)
+        outcome_args: Dict[str, Any] = dict(
+            iteration=self.iteration, experiments_root=self.experiments_root
+        )
         if self.stop_signal and (interrupted or self.validation_due is not None):
             self.save_checkpoint()
             during = (
