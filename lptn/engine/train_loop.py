@@ -429,12 +429,19 @@ class Trainer:
 
     def _check_val_images(self) -> None:
         """Read every validation image once: unreadable ones, pairs of two sizes and images
-        below the generator's minimum size are named now, not at the first validation."""
-        if not self.val_sets:
-            return
+        below the generator's minimum size are named now, not at the first validation. The
+        training crop is checked against that minimum too."""
         net = bare_module(self.model.net_g)
         min_size = int(getattr(net, "min_size", 1))
         why = f"network_g.num_high={getattr(net, 'num_high', '?')}"
+        assert self.stream is not None
+        train_set = self.stream.loader.dataset
+        crop = getattr(train_set, "gt_size", None) if getattr(train_set, "crop", False) else None
+        if crop is not None and crop < min_size:
+            raise ValueError(
+                f"{getattr(train_set, 'key_path', 'datasets.train')}.gt_size: {crop} is smaller "
+                f"than {min_size}, the smallest input of {why}"
+            )
         for name, loader in self.val_sets:
             dataset = loader.dataset
             if hasattr(dataset, "check_images"):

@@ -145,6 +145,19 @@ def test_validation_images_are_checked_before_anything_is_written(
     assert not (tmp_path / "experiments").exists()
 
 
+def test_a_training_crop_below_the_pyramid_minimum_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = make_image_folders(tmp_path / "data", count=4)
+    opt = tiny_options(data, name="crop", gan=False, total_iter=2)
+    option_file = write_options(opt, tmp_path / "crop.yml")
+    assert train_main(["-opt", str(option_file), "--set", "datasets.train.gt_size=8"]) == 2
+    err = capsys.readouterr().err
+    assert "datasets.train.gt_size: 8 is smaller than 9" in err and "num_high=3" in err
+    assert not (tmp_path / "experiments").exists()
+
+
 def test_checkpoint_precedes_validation_and_an_interrupted_validation_runs_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
