@@ -272,15 +272,15 @@ class Checkpointer:
             state["validation_pending"] = bool(validation_pending)
             if rng_ranks is not None:
                 state["rng_ranks"] = rng_ranks
-            written: List[Path] = []
             try:
-                written.extend(model.save_networks(self.models_dir, iteration))
+                model.save_networks(self.models_dir, iteration)
                 save_training_state(state, self.states_dir)
             except OSError as err:
                 if not is_disk_full(err):
                     raise
-                for path in written:
-                    path.unlink(missing_ok=True)
+                # Weights without their state are no checkpoint: give their space back.
+                for name in model.networks():
+                    (self.models_dir / f"{name}_{iteration}.pth").unlink(missing_ok=True)
                 failure = self._disk_full_message(err, iteration)
             self._pending = state if validation_pending and not failure else None
         if runtime.distributed:
