@@ -16,9 +16,25 @@ import fcntl
 import itertools
 import os
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, List, Optional, Set, Tuple
 
 LOCK_NAME = ".lock"
+
+# Lock files held by this process. A forked child (a DataLoader worker) shares the open file
+# and with it the flock, which would outlive this process's release; children close them.
+_HELD: Set[IO[Any]] = set()
+
+
+def _close_held_in_child() -> None:
+    for fh in list(_HELD):
+        try:
+            fh.close()
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class ExperimentBusyError(RuntimeError):
@@ -163,6 +179,7 @@ class ExperimentFolder:
         fh.write(f"{os.getpid()}\n".encode("ascii"))
         fh.flush()
         self._lock = fh
+        _HELD.add(fh)
         for folder in (self.root, self.models_dir, self.states_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         return archived
@@ -170,6 +187,7 @@ class ExperimentFolder:
     def release(self) -> None:
         """Drop the lock (also dropped by the kernel when the process ends)."""
         if self._lock is not None:
+            _HELD.discard(self._lock)
             self._lock.close()
             self._lock = None
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from train_test_utils import make_image_folders, tiny_options, write_options
@@ -87,6 +89,29 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     folder.acquire(archive_old=False)
     assert folder.locked
     folder.release()
+
+
+def _wait_then_sleep(ready: Any) -> None:
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_forked_child_does_not_keep_the_lock(tmp_path: Path) -> None:
+    """DataLoader workers are forked from the training process: once the run releases the
+    folder, a worker still alive must not hold the lock."""
+    folder = ExperimentFolder(_folder_options(tmp_path))
+    folder.acquire(archive_old=False)
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    child = context.Process(target=_wait_then_sleep, args=(ready,))
+    child.start()
+    try:
+        assert ready.wait(60)
+        folder.release()
+        ExperimentFolder(_folder_options(tmp_path)).check_free()
+    finally:
+        child.terminate()
+        child.join(30)
 
 
 def test_second_run_with_the_same_name_is_refused_while_the_first_is_alive(
