@@ -62,9 +62,18 @@ def train_main(argv: Optional[List[str]] = None) -> int:
 
     Exit status: 0 finished; 130 / 143 stopped by SIGINT / SIGTERM after saving a resumable
     state; 1 stopped by non-finite losses; 2 bad options, data, state files or launcher
-    environment, or a missing package (NPU support, mixed-precision packages).
+    environment, a missing package (NPU support, mixed-precision packages), another live run
+    in the same experiment folder, an unreadable training image (state saved first) or no
+    space left on the device (the previous checkpoint intact).
     """
-    from lptn.engine.train_loop import NonFiniteLossError, run_training
+    from lptn.data.image_io import ImageReadError
+    from lptn.engine.train_loop import (
+        DiskFullError,
+        ExperimentBusyError,
+        NonFiniteLossError,
+        TrainingDataError,
+        run_training,
+    )
     from lptn.engine.training_state import TrainingStateError
     from lptn.platform import distributed
     from lptn.platform.amp_backend import AmpUnavailable
@@ -84,6 +93,11 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         "torch.distributed.run; slurm: started by srun",
     )
     args = parser.parse_args(argv)
+    try:
+        # Log lines reach a file or a pipe (cluster job logs) as they are written.
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        pass
     try:
         opt = _load(args, is_train=True)
         launch = distributed.launch_environment(
@@ -106,7 +120,15 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except USER_ERRORS + (TrainingStateError, AmpUnavailable, distributed.LaunchError) as err:
+    except USER_ERRORS + (
+        TrainingStateError,
+        AmpUnavailable,
+        distributed.LaunchError,
+        ExperimentBusyError,
+        DiskFullError,
+        TrainingDataError,
+        ImageReadError,
+    ) as err:
         return _fail(err)
     finally:
         distributed.shutdown()
