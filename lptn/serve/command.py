@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 def serve_main(argv: Optional[List[str]] = None) -> int:
     """Parse the arguments, load the model once and serve until interrupted.
 
-    Exit status: 0 after Ctrl-C / SIGTERM; 2 bad arguments, weights or device, or the
-    ``serve`` extra missing.
+    Ctrl-C or SIGTERM shut the server down gracefully (requests in progress finish), after
+    which uvicorn ends the process by that signal. Exit status 2: bad arguments, weights or
+    device, the ``serve`` extra missing, or the port cannot be bound.
     """
     args = build_parser().parse_args(argv)
     if not 1 <= args.jpeg_quality <= 100:
