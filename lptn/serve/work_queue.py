@@ -44,7 +44,7 @@ class QueueClosed(RuntimeError):
     """The server is shutting down."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity: jobs are removed from the deque by ``is``, not by value
 class _Job:
     img: np.ndarray
     strength: float
@@ -174,7 +174,13 @@ class EnhanceQueue:
     def _run(self) -> None:
         log = get_logger()
         while True:
-            batch = self._next_batch()
+            try:
+                batch = self._next_batch()
+            except Exception as err:
+                # A failure here must not leave requests waiting forever on a dead thread.
+                log.exception("model thread: cannot form the next batch")
+                self._fail_waiting(err)
+                continue
             if batch is None:
                 return
             started = time.perf_counter()
@@ -195,6 +201,12 @@ class EnhanceQueue:
             for job, out in zip(batch, results):
                 job.future.set_result(out)
             self._record(len(batch), time.perf_counter() - started)
+
+    def _fail_waiting(self, err: Exception) -> None:
+        with self._lock:
+            jobs, self._jobs = list(self._jobs), deque()
+        for job in jobs:
+            job.future.set_exception(err)
 
     def _run_singly(self, batch: List[_Job]) -> None:
         for job in batch:
