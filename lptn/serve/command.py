@@ -140,10 +140,15 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     server = uvicorn.Server(config)
     try:
         server.run()
+    except SystemExit:
+        # uvicorn exits this way when it cannot listen (it has logged why, e.g. port in use).
+        if server.started:
+            raise
     finally:
         queue.close()
-    # uvicorn returns after a failed start (port in use) without raising.
-    return 0 if server.started else 2
+    if not server.started:
+        return _fail(f"cannot listen on {args.host}:{args.port} (see the message above)")
+    return 0
 
 
 def _fail(err: BaseException | str) -> int:

@@ -34,7 +34,9 @@ from lptn.inference.settings import InferencePath, InferenceSettings, build_infe
 from lptn.platform.runtime import Runtime, build_runtime
 
 # Weights used when none are given, until the package ships built-in weights (lptn.photo).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared/models/net_g_FiveK_numhigh3.pth"
+DEFAULT_WEIGHTS = (
+    Path(__file__).resolve().parents[2].parent / "shared/models/net_g_FiveK_numhigh3.pth"
+)
 
 # Output formats: the ``format`` query value -> (OpenCV extension, media type).
 FORMATS = {
@@ -154,10 +156,7 @@ def enhance_batch(
         out = (enhancer.path or enhancer.net)(x)
     top = 65535.0 if imgs[0].dtype == np.uint16 else 255.0
     arrays = (out.float().clamp(0, 1) * top).round().permute(0, 2, 3, 1).cpu().numpy()
-    return [
-        blend(img, arr.astype(img.dtype), s)
-        for img, arr, s in zip(imgs, arrays, strengths)
-    ]
+    return [blend(img, arr.astype(img.dtype), s) for img, arr, s in zip(imgs, arrays, strengths)]
 
 
 def batch_fits(enhancer: PhotoEnhancer, batch: int, height: int, width: int) -> bool:

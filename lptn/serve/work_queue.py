@@ -48,7 +48,7 @@ class QueueClosed(RuntimeError):
 class _Job:
     img: np.ndarray
     strength: float
-    future: "Future[np.ndarray]" = field(default_factory=Future)
+    future: Future[np.ndarray] = field(default_factory=Future)
 
     @property
     def key(self) -> Tuple[int, int, str]:
@@ -106,7 +106,7 @@ class EnhanceQueue:
             work = self._seconds_per_image * max(1, self._admitted) / self.max_batch
         return max(1, math.ceil(work))
 
-    def admit(self) -> "_Ticket":
+    def admit(self) -> _Ticket:
         """A slot for one request (use as a context manager); QueueFull when there is none."""
         with self._lock:
             if self._closed:

@@ -18,9 +18,7 @@ def serve_args(official_checkpoint: Path) -> List[str]:
 
 
 @pytest.fixture(scope="session")
-def server(
-    serve_args: List[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+def server(serve_args: List[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the API tests: queue of 16, 1 MB uploads, 0.5 megapixels."""
     for module in ("starlette", "uvicorn", "multipart", "PIL"):
         pytest.importorskip(module, reason=SERVE_EXTRA)

@@ -21,6 +21,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+
 def subprocess_env() -> Dict[str, str]:
     """This checkout first on the path; one intra-op thread (the machine is shared)."""
     env = dict(os.environ)
@@ -117,7 +118,7 @@ def multipart(field: str, filename: str, data: bytes, content_type: str) -> Tupl
     """A multipart/form-data body with one file field: (body, Content-Type header)."""
     boundary = "lptn-test-boundary-7d1e"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
         f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
     ).encode()
     body = head + data + f"\r\n--{boundary}--\r\n".encode()

@@ -8,6 +8,7 @@ README's picture)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import time
@@ -120,6 +121,24 @@ def test_upload_preview_error_and_download(
     before = cards[0].find_element(By.CSS_SELECTOR, ".compare img.before")
     clip = driver.execute_script("return getComputedStyle(arguments[0]).clipPath", before)
     assert clip == "inset(0px 65% 0px 0px)", clip  # 65% hidden on the right
+
+    # Dropping a photo on the drop zone works like choosing it.
+    driver.execute_script(
+        """
+        const [zone, base64, name] = arguments;
+        const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], name, { type: "image/png" }));
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true }));
+        """,
+        driver.find_element(By.ID, "drop-zone"),
+        base64.b64encode(photo_paths[2].read_bytes()).decode(),
+        "dropped.png",
+    )
+    wait.until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card")) == 4
+        and d.find_elements(By.CSS_SELECTOR, ".card")[3].get_attribute("data-state") == "done"
+    )
 
     shot = os.environ.get("LPTN_SERVE_SCREENSHOT")
     if shot:

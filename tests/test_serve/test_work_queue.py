@@ -78,9 +78,7 @@ def test_equal_size_photos_are_batched_and_equal_one_by_one(
     np.testing.assert_array_equal(results[3], crops[3])  # strength 0 is the input
 
 
-def test_different_sizes_are_not_batched(
-    enhancer: PhotoEnhancer, crops: List[np.ndarray]
-) -> None:
+def test_different_sizes_are_not_batched(enhancer: PhotoEnhancer, crops: List[np.ndarray]) -> None:
     queue = EnhanceQueue(enhancer, queue_size=8, max_batch=4, batch_wait_s=0.5)
     try:
         jobs = [(crops[0], 1.0), (crops[1][:120], 1.0), (crops[2], 1.0)]
@@ -129,9 +127,7 @@ def test_admission_is_bounded(enhancer: PhotoEnhancer) -> None:
         queue.close()
 
 
-def test_errors_go_back_to_their_request(
-    enhancer: PhotoEnhancer, crops: List[np.ndarray]
-) -> None:
+def test_errors_go_back_to_their_request(enhancer: PhotoEnhancer, crops: List[np.ndarray]) -> None:
     queue = EnhanceQueue(enhancer, queue_size=4)
     try:
         with pytest.raises(PhotoError, match="at least 9 pixels"):
