@@ -96,6 +96,20 @@ def upscaled_jpeg(data: bytes, megapixels: float) -> Tuple[bytes, str]:
     return cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), "image/jpeg"
 
 
+def server_peak_mb(process: Optional[subprocess.Popen]) -> Optional[float]:
+    """Peak resident memory of the server we started (Linux /proc), in MB."""
+    if process is None:
+        return None
+    try:
+        with open(f"/proc/{process.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def percentile(values: List[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -159,6 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 future.result()
         wall = time.perf_counter() - started
     finally:
+        peak_mb = server_peak_mb(process)
         if process is not None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -181,6 +196,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"p90 {percentile(ok, 90):.3f} s, p99 {percentile(ok, 99):.3f} s, "
             f"mean {statistics.mean(ok):.3f} s, max {max(ok):.3f} s"
         )
+    if peak_mb is not None:
+        print(f"server peak resident memory {peak_mb:.0f} MB (VmHWM)")
     return 0 if ok and not failed else 1
 
 
