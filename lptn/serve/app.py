@@ -83,22 +83,34 @@ def parse_query(request: Request) -> Tuple[float, Optional[str]]:
     return strength, FORMAT_ALIASES[fmt.lower()]
 
 
+# After refusing an upload as too large, up to this many more bytes are read and dropped so
+# that the client, still sending, receives the 413 instead of a reset connection.
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) as soon as it passes ``limit`` bytes."""
     too_large = RequestError(
         413, f"the upload is larger than the server's limit of {limit / 1024 / 1024:g} MB"
     )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    stream = request.stream()
+    if declared is None or not declared.isdigit() or int(declared) <= limit:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                break
+            chunks.append(chunk)
+        else:
+            return b"".join(chunks)
+    dropped = 0
+    async for chunk in stream:
+        dropped += len(chunk)
+        if dropped > DRAIN_BYTES:
+            break
+    raise too_large
 
 
 async def image_from_multipart(request: Request, body: bytes) -> bytes:
@@ -143,8 +155,11 @@ async def upload_bytes(request: Request, limits: Limits) -> bytes:
     )
 
 
-def create_app(queue: EnhanceQueue, limits: Limits, model_name: str = "LPTN") -> Starlette:
-    """The ASGI application around one :class:`EnhanceQueue`."""
+def create_app(
+    queue: EnhanceQueue, limits: Limits, model_name: str = "LPTN", weights: str = "built-in"
+) -> Starlette:
+    """The ASGI application around one :class:`EnhanceQueue`; ``model_name`` and ``weights``
+    (a file name) are reported by /healthz."""
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -155,7 +170,7 @@ def create_app(queue: EnhanceQueue, limits: Limits, model_name: str = "LPTN") ->
         info: Dict[str, Any] = {
             "status": "ok",
             "model": model_name,
-            "weights": enhancer.weights_name,
+            "weights": weights,
             "device": str(runtime.device),
             "precision": runtime.precision,
             "queue_length": queue.length,

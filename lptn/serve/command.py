@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from lptn.platform.runtime import PRECISIONS
@@ -13,7 +14,7 @@ from lptn.platform.runtime import PRECISIONS
 SERVE_MODULES = (
     ("starlette", "starlette"),
     ("uvicorn", "uvicorn"),
-    ("multipart", "python-multipart"),
+    ("python_multipart", "python-multipart"),
     ("PIL", "Pillow"),
 )
 
@@ -128,9 +129,11 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     max_batch = args.max_batch or (1 if enhancer.runtime.device.type == "cpu" else 8)
     queue = EnhanceQueue(enhancer, queue_size=args.queue_size, max_batch=max_batch)
     limits = Limits(args.max_upload_mb, args.max_megapixels, args.jpeg_quality)
-    app = create_app(queue, limits, model_name=type(enhancer.net).__name__)
+    weights = Path(args.weights).name if args.weights else "built-in"
+    model = type(enhancer.net).__name__
+    app = create_app(queue, limits, model_name=model, weights=weights)
     print(
-        f"lptn-serve: {type(enhancer.net).__name__} ({enhancer.weights_name}) on "
+        f"lptn-serve: {model} ({weights}) on "
         f"{enhancer.runtime.device} {enhancer.runtime.precision}; "
         f"open http://{args.host}:{args.port}/",
         file=sys.stderr,

@@ -19,7 +19,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Protocol, Sequence, Tuple
+from typing import Any, List, Optional, Protocol, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -71,7 +71,8 @@ class RgbEnhancer(Protocol):
 
 
 class PhotoEnhancer:
-    """One generator on one device, ready to enhance RGB arrays.
+    """One generator on one device, ready to enhance RGB arrays (stand-in for
+    ``lptn.photo.pipeline.PhotoEnhancer``).
 
     Args:
         net: the loaded generator (moved to ``runtime.device``, eval mode).
@@ -85,11 +86,7 @@ class PhotoEnhancer:
         self.net = net.to(runtime.device).eval()
         self.runtime = runtime
         self.inference = inference or InferenceSettings()
-        self.path: Optional[InferencePath] = build_inference_path(
-            self.net, self.inference, runtime.precision
-        )
-        self.min_size = min_input_size(int(getattr(net, "num_high", 0)))
-        self.weights_name = "?"
+        self._batches = BatchRunner(self)
 
     @classmethod
     def from_weights(
@@ -102,31 +99,25 @@ class PhotoEnhancer:
                 f"no built-in weights yet and the default {path} is absent; pass --weights"
             )
         runtime = build_runtime({"device": device}, precision)
-        enhancer = cls(load_generator(path), runtime)
-        enhancer.weights_name = path.name
-        return enhancer
-
-    def check_size(self, height: int, width: int) -> None:
-        """PhotoError when the network cannot take an image this small."""
-        if height < self.min_size or width < self.min_size:
-            raise PhotoError(
-                f"the image is {width}x{height} pixels; it must be at least "
-                f"{self.min_size} pixels on each side"
-            )
+        return cls(load_generator(path), runtime)
 
     def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """``H x W x 3`` uint8/uint16 RGB -> enhanced array of the same shape and dtype.
 
         ``strength`` in [0, 1] blends the input (0) with the full enhancement (1).
         """
-        self.check_size(img.shape[0], img.shape[1])
-        if isinstance(self.path, FastLPTN):
+        path = self._batches.path
+        if isinstance(path, FastLPTN):
+            self._batches.check_size(img.shape[0], img.shape[1])
             with torch.inference_mode():
-                out = self.path.enhance_array(img, self.runtime.device)
+                out = path.enhance_array(img, self.runtime.device)
             return blend(img, out, strength)
-        return enhance_batch(self, [img], [strength])[0]
+        return self._batches([img], [strength])[0]
 
 
+# ----------------------------------------------------------------------------------------------
+# The server's own helpers (they stay after the switch to lptn.photo).
+# ----------------------------------------------------------------------------------------------
 def blend(img: np.ndarray, enhanced: np.ndarray, strength: float) -> np.ndarray:
     """``img + strength * (enhanced - img)``, rounded to the dtype of ``img``."""
     if strength >= 1.0:
@@ -137,35 +128,51 @@ def blend(img: np.ndarray, enhanced: np.ndarray, strength: float) -> np.ndarray:
     return np.round(mixed).astype(img.dtype)
 
 
-def enhance_batch(
-    enhancer: PhotoEnhancer, imgs: Sequence[np.ndarray], strengths: Sequence[float]
-) -> List[np.ndarray]:
-    """Enhance equal-size ``H x W x 3`` arrays of one dtype in one network call.
-
-    The whole batch is one (N, 3, H, W) float32 tensor on the device: callers batch only what
-    fits the memory budget (see :func:`batch_fits`).
+class BatchRunner:
+    """Runs several equal-size images through an enhancer's network in one call (the server's
+    batching on accelerators). Uses only ``enhancer.net``, ``.runtime`` and ``.inference``;
+    the network's parameters are shared, not copied.
     """
-    for img in imgs:
-        enhancer.check_size(img.shape[0], img.shape[1])
-    runtime = enhancer.runtime
-    x = torch.from_numpy(np.stack([to_float(img) for img in imgs]).transpose(0, 3, 1, 2))
-    x = x.contiguous().to(runtime.device)
-    # The fast and graph paths set the conv stacks' precision themselves.
-    precision = contextlib.nullcontext() if enhancer.path is not None else runtime.autocast()
-    with torch.inference_mode(), precision:
-        out = (enhancer.path or enhancer.net)(x)
-    top = 65535.0 if imgs[0].dtype == np.uint16 else 255.0
-    arrays = (out.float().clamp(0, 1) * top).round().permute(0, 2, 3, 1).cpu().numpy()
-    return [blend(img, arr.astype(img.dtype), s) for img, arr, s in zip(imgs, arrays, strengths)]
 
+    def __init__(self, enhancer: Any) -> None:
+        self.net: nn.Module = enhancer.net
+        self.runtime: Runtime = enhancer.runtime
+        settings = getattr(enhancer, "inference", None) or InferenceSettings()
+        self.path: Optional[InferencePath] = build_inference_path(
+            self.net, settings, self.runtime.precision
+        )
+        self.min_size = min_input_size(int(getattr(self.net, "num_high", 0)))
 
-def batch_fits(enhancer: PhotoEnhancer, batch: int, height: int, width: int) -> bool:
-    """True when ``batch`` images of this size run whole within the fast path's memory budget
-    (otherwise they are enhanced one by one, tiled as needed)."""
-    path = enhancer.path
-    if not isinstance(path, FastLPTN):
-        return batch == 1
-    return not path.plan(batch, height, width, enhancer.runtime.device).tiled
+    def check_size(self, height: int, width: int) -> None:
+        """PhotoError when the network cannot take an image this small."""
+        if height < self.min_size or width < self.min_size:
+            raise PhotoError(
+                f"the image is {width}x{height} pixels; it must be at least "
+                f"{self.min_size} pixels on each side"
+            )
+
+    def fits(self, batch: int, height: int, width: int) -> bool:
+        """True when ``batch`` images of this size run whole within the fast path's memory
+        budget (otherwise they are enhanced one by one, tiled as needed)."""
+        if not isinstance(self.path, FastLPTN):
+            return batch == 1
+        return not self.path.plan(batch, height, width, self.runtime.device).tiled
+
+    def __call__(self, imgs: Sequence[np.ndarray], strengths: Sequence[float]) -> List[np.ndarray]:
+        """Equal-size ``H x W x 3`` arrays of one dtype -> enhanced arrays, each blended with
+        its strength. The batch is one (N, 3, H, W) float32 tensor on the device: callers
+        batch only what :meth:`fits`."""
+        for img in imgs:
+            self.check_size(img.shape[0], img.shape[1])
+        x = torch.from_numpy(np.stack([to_float(img) for img in imgs]).transpose(0, 3, 1, 2))
+        x = x.contiguous().to(self.runtime.device)
+        # The fast and graph paths set the conv stacks' precision themselves.
+        precision = contextlib.nullcontext() if self.path is not None else self.runtime.autocast()
+        with torch.inference_mode(), precision:
+            out = (self.path or self.net)(x)
+        top = 65535.0 if imgs[0].dtype == np.uint16 else 255.0
+        arrays = (out.float().clamp(0, 1) * top).round().permute(0, 2, 3, 1).cpu().numpy()
+        return [blend(img, a.astype(img.dtype), s) for img, a, s in zip(imgs, arrays, strengths)]
 
 
 @dataclass(frozen=True)

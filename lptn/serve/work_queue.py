@@ -26,7 +26,7 @@ from typing import Deque, List, Optional, Tuple
 import numpy as np
 
 from lptn.platform.logger import get_logger
-from lptn.serve.photo_adapter import PhotoEnhancer, batch_fits, enhance_batch
+from lptn.serve.photo_adapter import BatchRunner, PhotoEnhancer
 
 
 class QueueFull(RuntimeError):
@@ -79,6 +79,8 @@ class EnhanceQueue:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.enhancer = enhancer
+        # Only batching needs the network itself; single images go through enhance_rgb.
+        self._batches = BatchRunner(enhancer) if max_batch > 1 else None
         self.queue_size = queue_size
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
@@ -153,23 +155,31 @@ class EnhanceQueue:
                 self._lock.wait()
             first = self._jobs.popleft()
             batch = [first]
-            if self.max_batch == 1:
+            if self._batches is None:
                 return batch
-            deadline = time.monotonic() + self.batch_wait_s
-            while True:
-                for job in list(self._jobs):
-                    if len(batch) >= self.max_batch:
-                        break
-                    if job.key == first.key and batch_fits(
-                        self.enhancer, len(batch) + 1, first.key[0], first.key[1]
-                    ):
-                        self._jobs.remove(job)
-                        batch.append(job)
-                left = deadline - time.monotonic()
-                # Wait for more only while other admitted requests may still bring images.
-                if len(batch) >= self.max_batch or left <= 0 or self._admitted <= len(batch):
-                    return batch
-                self._lock.wait(left)
+            try:
+                self._gather(batch, self._batches)
+            except Exception:
+                # The jobs taken so far are in ``batch``: they run; nothing is lost.
+                get_logger().exception("model thread: batching failed; running what was taken")
+            return batch
+
+    def _gather(self, batch: List[_Job], runner: BatchRunner) -> None:
+        """Move waiting jobs of the first job's size into ``batch`` (lock held), waiting up
+        to ``batch_wait_s`` while other admitted requests may still bring images."""
+        first = batch[0]
+        deadline = time.monotonic() + self.batch_wait_s
+        while True:
+            for job in list(self._jobs):
+                if len(batch) >= self.max_batch:
+                    break
+                if job.key == first.key and runner.fits(len(batch) + 1, *first.key[:2]):
+                    self._jobs.remove(job)
+                    batch.append(job)
+            left = deadline - time.monotonic()
+            if len(batch) >= self.max_batch or left <= 0 or self._admitted <= len(batch):
+                return
+            self._lock.wait(left)
 
     def _run(self) -> None:
         log = get_logger()
@@ -185,12 +195,10 @@ class EnhanceQueue:
                 return
             started = time.perf_counter()
             try:
-                if len(batch) == 1:
+                if len(batch) == 1 or self._batches is None:
                     results = [self.enhancer.enhance_rgb(batch[0].img, batch[0].strength)]
                 else:
-                    results = enhance_batch(
-                        self.enhancer, [j.img for j in batch], [j.strength for j in batch]
-                    )
+                    results = self._batches([j.img for j in batch], [j.strength for j in batch])
             except Exception as err:  # every failure goes back to its own request
                 if len(batch) > 1:
                     log.warning("batch of %d failed (%s); running one by one", len(batch), err)

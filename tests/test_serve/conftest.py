@@ -20,7 +20,7 @@ def serve_args(official_checkpoint: Path) -> List[str]:
 @pytest.fixture(scope="session")
 def server(serve_args: List[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the API tests: queue of 16, 1 MB uploads, 0.5 megapixels."""
-    for module in ("starlette", "uvicorn", "multipart", "PIL"):
+    for module in ("starlette", "uvicorn", "python_multipart", "PIL"):
         pytest.importorskip(module, reason=SERVE_EXTRA)
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
     args = [*serve_args, "--queue-size", "16", "--max-upload-mb", "1", "--max-megapixels", "0.5"]

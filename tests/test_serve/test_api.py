@@ -252,3 +252,22 @@ def test_bad_weights_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert str(missing) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_chunked_upload_over_the_limit_is_refused_while_reading(server: Server) -> None:
+    """No Content-Length: the limit is enforced on the bytes as they arrive."""
+    port = int(server.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    chunks = [b"\x89PNG\r\n\x1a\n"] + [bytes(64 * 1024)] * 20  # about 1.3 MB
+    conn.request(
+        "POST",
+        "/v1/enhance",
+        body=iter(chunks),
+        headers={"Content-Type": "image/png"},
+        encode_chunked=True,
+    )
+    answer = conn.getresponse()
+    payload = json.loads(answer.read())
+    conn.close()
+    assert answer.status == 413 and "1 MB" in payload["error"]
+    assert get_json(server.url + "/healthz")["queue_length"] == 0

@@ -136,8 +136,10 @@ def test_upload_preview_error_and_download(
         "dropped.png",
     )
     wait.until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card")) == 4
-        and d.find_elements(By.CSS_SELECTOR, ".card")[3].get_attribute("data-state") == "done"
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, ".card")) == 4
+            and d.find_elements(By.CSS_SELECTOR, ".card")[3].get_attribute("data-state") == "done"
+        )
     )
 
     shot = os.environ.get("LPTN_SERVE_SCREENSHOT")

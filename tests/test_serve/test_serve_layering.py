@@ -10,7 +10,7 @@ from typing import Iterator, Tuple
 SERVE = Path(__file__).resolve().parents[2] / "lptn" / "serve"
 ALLOWED = {"platform", "registry", "archs", "data", "losses", "metrics", "models", "inference"}
 ALLOWED |= {"photo", "serve"}
-FRAMEWORK = ("starlette", "uvicorn", "multipart")
+FRAMEWORK = ("starlette", "uvicorn", "multipart", "python_multipart")
 
 
 def imports(path: Path) -> Iterator[Tuple[int, str, bool]]:

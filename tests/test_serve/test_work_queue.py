@@ -16,7 +16,7 @@ import torch
 from lptn.inference.generator_weights import load_generator
 from lptn.inference.settings import InferenceSettings
 from lptn.platform.runtime import build_runtime
-from lptn.serve.photo_adapter import PhotoEnhancer, PhotoError, batch_fits
+from lptn.serve.photo_adapter import BatchRunner, PhotoEnhancer, PhotoError
 from lptn.serve.work_queue import EnhanceQueue, QueueFull
 
 
@@ -97,7 +97,7 @@ def test_no_batch_beyond_the_memory_budget(
         build_runtime({"device": "cpu"}),
         InferenceSettings(memory_budget_mb=1.0),
     )
-    assert not batch_fits(tight, 2, 160, 200)
+    assert not BatchRunner(tight).fits(2, 160, 200)
     queue = EnhanceQueue(tight, queue_size=8, max_batch=4, batch_wait_s=0.5)
     try:
         results = run_together(queue, [(c, 1.0) for c in crops[:3]])
