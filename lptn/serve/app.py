@@ -216,7 +216,7 @@ def create_app(
             return error_response(415, str(err))
         except PhotoError as err:
             return error_response(400, str(err))
-        ext = next(e for e, (_, m) in FORMATS.items() if m == media_type)
+        ext = {m: e for e, (_, m) in FORMATS.items()}.get(media_type, "img")
         return Response(
             content,
             media_type=media_type,

@@ -1,15 +1,28 @@
 """The one place where lptn-serve decodes, enhances and encodes photos.
 
-Everything the web service does with image data goes through this module, so that it can be
-moved onto :mod:`lptn.photo.pipeline` (orientation, colour profiles, metadata) by replacing the
-bodies below with that module's functions of the same names and signatures:
-``enhance_photo_bytes``, ``PhotoError`` and ``PhotoEnhancer`` (``from_weights``,
-``enhance_rgb``). Until then it implements them with what the package has: OpenCV decoding
-and encoding (:mod:`lptn.data.image_io`) and the fast inference path.
+Everything the web service does with image data goes through this module. Three names follow
+the contract of :mod:`lptn.photo.pipeline` (orientation, colour profiles, metadata, bit depth),
+which is being built in parallel: ``PhotoError``, ``PhotoEnhancer`` (``from_weights``,
+``enhance_rgb``) and ``enhance_photo_bytes``. Until that module is merged, the definitions
+marked STAND-IN below implement them with what the package has: OpenCV decoding and encoding
+(:mod:`lptn.data.image_io`, no colour management or metadata) and the fast inference path.
 
-Two helpers are the server's own and stay here after the switch: :func:`probe_photo` (format
-and pixel count from the header, before any decoding, for the size limits) and
-:func:`enhance_batch` (several equal-size images through the network at once).
+Switching to lptn.photo (a few lines, this file only):
+
+1. ``from lptn.photo.pipeline import PhotoEnhancer, PhotoError, enhance_photo_bytes``;
+2. delete the STAND-IN definitions (``DEFAULT_WEIGHTS``, ``class PhotoError``,
+   ``class PhotoEnhancer``, ``def enhance_photo_bytes``) and the imports only they use
+   (``cv2``, ``decode_image``, ``encode_image``, ``ImageReadError``, ``load_generator``,
+   ``build_runtime``, ``_EIGHT_BIT_ONLY``);
+3. run ``pytest tests/test_serve``: the batching test compares :class:`BatchRunner` with
+   ``PhotoEnhancer.enhance_rgb``; should lptn.photo blend ``strength`` differently, make
+   :func:`blend` call its blend.
+
+The rest is the server's own and stays: :func:`probe_photo` (format and pixel count from the
+header, before decoding, for 413/415), ``UnsupportedPhoto`` / ``PhotoTooLarge`` (subclasses of
+whichever ``PhotoError`` is in use), :class:`BatchRunner` (equal-size photos through the
+network at once, on accelerators) and the format table. The server passes its queue as the
+``enhancer`` of ``enhance_photo_bytes``: any object with ``enhance_rgb(img, strength)``.
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ from lptn.inference.generator_weights import load_generator
 from lptn.inference.settings import InferencePath, InferenceSettings, build_inference_path
 from lptn.platform.runtime import Runtime, build_runtime
 
-# Weights used when none are given, until the package ships built-in weights (lptn.photo).
+# STAND-IN: weights used when none are given, until lptn.photo ships built-in weights.
 DEFAULT_WEIGHTS = (
     Path(__file__).resolve().parents[2].parent / "shared/models/net_g_FiveK_numhigh3.pth"
 )
@@ -51,7 +64,7 @@ _PIL_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff", "WE
 _EIGHT_BIT_ONLY = ("jpeg", "webp")
 
 
-class PhotoError(ValueError):
+class PhotoError(ValueError):  # STAND-IN
     """The data is empty, truncated, not an image or not supported; the message says which in
     plain words."""
 
@@ -70,7 +83,7 @@ class RgbEnhancer(Protocol):
     def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray: ...
 
 
-class PhotoEnhancer:
+class PhotoEnhancer:  # STAND-IN
     """One generator on one device, ready to enhance RGB arrays (stand-in for
     ``lptn.photo.pipeline.PhotoEnhancer``).
 
@@ -219,7 +232,7 @@ def media_type(fmt: str) -> str:
     return FORMATS[fmt][1]
 
 
-def enhance_photo_bytes(
+def enhance_photo_bytes(  # STAND-IN
     data: bytes,
     enhancer: RgbEnhancer,
     *,
