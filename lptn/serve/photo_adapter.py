@@ -58,8 +58,10 @@ FORMATS = {
     "tiff": (".tif", "image/tiff"),
     "webp": (".webp", "image/webp"),
 }
-# Pillow's name of a decoded format -> ours; other readable formats are answered in PNG.
+# Pillow's name of a decoded format -> ours; BMP and PPM/PGM are read and answered in PNG;
+# other formats Pillow knows (GIF, ...) are refused with their name.
 _PIL_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp"}
+_READ_AS_PNG = ("BMP", "PPM")
 # Formats that hold 8-bit samples only: 16-bit results are rounded to 8 bits for them.
 _EIGHT_BIT_ONLY = ("jpeg", "webp")
 
@@ -225,6 +227,10 @@ def probe_photo(data: bytes) -> PhotoInfo:
         ) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise PhotoError(f"the image header cannot be read: {err}") from err
+    if fmt not in _PIL_FORMATS and fmt not in _READ_AS_PNG:
+        raise UnsupportedPhoto(
+            f"{fmt or 'this'} images are not supported; send JPEG, PNG, TIFF or WebP"
+        )
     return PhotoInfo(_PIL_FORMATS.get(fmt or ""), width, height)
 
 

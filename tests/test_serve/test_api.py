@@ -4,6 +4,7 @@ files, every refused request gets its status and a JSON error, and the server ke
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import subprocess
 import sys
@@ -168,6 +169,13 @@ def test_bad_requests_get_plain_json_errors(server: Server, inputs: Dict[str, Pa
     big = np.zeros((800, 700, 3), np.uint8)
     response = post(server.url, cv2.imencode(".png", big)[1].tobytes(), "image/png")
     assert response[0] == 413 and "megapixels" in error_of(response)
+    # An image format the server does not take is named.
+    from PIL import Image
+
+    gif = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(gif, format="GIF")
+    response = post(server.url, gif.getvalue(), "image/gif")
+    assert response[0] == 415 and "GIF images are not supported" in error_of(response)
     # Too small for the pyramid: a plain 400, not a server error.
     tiny = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes()
     response = post(server.url, tiny, "image/png")
