@@ -76,6 +76,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from lptn.archs.laplacian_pyramid import min_input_size
 from lptn.data import build_dataloader, build_dataset
 from lptn.data.data_loader import build_prefetcher
 from lptn.engine.batch_stream import BatchStream
@@ -424,7 +425,7 @@ class Trainer:
         below the generator's minimum size are named now, not at the first validation. The
         training crop is checked against that minimum too."""
         net = bare_module(self.model.net_g)
-        min_size = int(getattr(net, "min_size", 1))
+        min_size = min_input_size(int(getattr(net, "num_high", 0)))
         why = f"network_g.num_high={getattr(net, 'num_high', '?')}"
         assert self.stream is not None
         train_set = self.stream.loader.dataset
