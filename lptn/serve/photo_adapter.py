@@ -55,8 +55,9 @@ _READ_FORMATS = {
     "HEIF": "HEIF",
 }
 READABLE = "JPEG, PNG, TIFF, WebP, BMP or HEIC"
-# HEIF files start with a box of type ``ftyp`` at byte 4 (ISO base media file format).
-_HEIF_BOX = b"ftyp"
+# HEIF files start with a box of type ``ftyp`` (byte 4) whose major brand (byte 8) is one of
+# these (ISO/IEC 23008-12); MP4 and other ISO media files have other brands.
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 
 
 class UnsupportedPhoto(PhotoError):
@@ -106,7 +107,7 @@ def probe_photo(data: bytes) -> PhotoInfo:
 
     if not data:
         raise PhotoError("the upload is empty: no image data was received")
-    if data[4:8] == _HEIF_BOX and not _heif_opener():
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not _heif_opener():
         raise UnsupportedPhoto(f"this server cannot read HEIC/HEIF photos: {HEIF_EXTRA}")
     try:
         with warnings.catch_warnings():
