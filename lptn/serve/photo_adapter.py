@@ -108,7 +108,7 @@ def probe_photo(data: bytes) -> PhotoInfo:
     if not data:
         raise PhotoError("the upload is empty: no image data was received")
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not _heif_opener():
-        raise UnsupportedPhoto(f"this server cannot read HEIC/HEIF photos: {HEIF_EXTRA}")
+        raise UnsupportedPhoto(f"this server cannot read the upload: {HEIF_EXTRA}")
     try:
         with warnings.catch_warnings():
             # Huge sizes are the caller's to judge (413), not Pillow's decompression warning.
