@@ -5,7 +5,7 @@ Usage (from the repository root)::
     python benchmarks/load_test_serve.py [--requests 48] [--concurrency 4] [--max-seconds 120]
         [--photo PATH] [--url http://127.0.0.1:8000] [-- extra lptn-serve options]
 
-Without ``--url`` it starts its own ``python -m lptn.serve`` (official FiveK weights, CPU) on a
+Without ``--url`` it starts its own ``python -m lptn.serve`` (built-in FiveK weights, CPU) on a
 free port and stops it afterwards. Only localhost is accepted. ``--concurrency`` client threads
 send the same photo (by default a 512x341 FiveK PNG) as ``POST /v1/enhance`` until
 ``--requests`` have been sent or ``--max-seconds`` have passed, whichever comes first. A 503
@@ -34,7 +34,6 @@ from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LPTN_SHARED_DIR") or REPO.parent / "shared")
-WEIGHTS = SHARED / "models" / "net_g_FiveK_numhigh3.pth"
 PHOTO = SHARED / "data" / "fivek_sample" / "source" / "a0212.png"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -54,7 +53,7 @@ def start_server(extra: List[str]) -> Tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "lptn.serve", "--port", str(port), "--log-level", "warning"]
-    cmd += ["--weights", str(WEIGHTS), "--device", "cpu", *extra]
+    cmd += ["--device", "cpu", *extra]
     process = subprocess.Popen(cmd, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

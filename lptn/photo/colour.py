@@ -24,10 +24,20 @@ from lptn.photo.errors import PhotoError
 INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
 
 
+# littleCMS stamps a profile it builds with the current time (ICC header bytes 24-35). A fixed
+# date makes outputs identical byte for byte across runs and processes (lptn-enhance and
+# lptn-serve); the profile ID (bytes 84-99) is zero, so no checksum covers the date.
+SRGB_PROFILE_DATE = (2000, 1, 1, 0, 0, 0)
+
+
 @functools.cache
 def srgb_profile_bytes() -> bytes:
-    """The sRGB ICC profile that littleCMS builds, as embedded in converted outputs."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """The sRGB ICC profile that littleCMS builds, as embedded in converted outputs, dated
+    :data:`SRGB_PROFILE_DATE`."""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    if any(icc[84:100]):  # an MD5 profile ID would cover the date: keep the profile as built
+        return icc
+    return icc[:24] + struct.pack(">6H", *SRGB_PROFILE_DATE) + icc[36:]
 
 
 def _profile(icc: bytes) -> ImageCms.ImageCmsProfile:

@@ -6,10 +6,12 @@ Both ``lptn-enhance`` (files) and :func:`enhance_photo_bytes` (bytes, for servic
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Protocol, Tuple
+
+import numpy as np
 
 from lptn.photo.colour import from_srgb, is_srgb, profile_space, srgb_profile_bytes, to_srgb
-from lptn.photo.enhancer import PhotoEnhancer, check_strength
+from lptn.photo.enhancer import check_strength
 from lptn.photo.errors import PhotoError
 from lptn.photo.metadata import mark_srgb
 from lptn.photo.photo_file import (
@@ -27,6 +29,15 @@ OUTPUT_COLOURS = ("srgb", "input")
 MAX_BYTES_PIXELS = 250_000_000
 
 
+class ArrayEnhancer(Protocol):
+    """What :func:`enhance_photo` calls: a :class:`~lptn.photo.enhancer.PhotoEnhancer`, or an
+    object with the same results such as lptn-serve's queue in front of one."""
+
+    def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray: ...
+
+    def enhance_grey(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray: ...
+
+
 def check_output_colour(output_colour: str) -> str:
     if output_colour not in OUTPUT_COLOURS:
         raise PhotoError(
@@ -36,7 +47,7 @@ def check_output_colour(output_colour: str) -> str:
 
 
 def enhance_photo(
-    photo: Photo, enhancer: PhotoEnhancer, *, strength: float = 1.0, output_colour: str = "srgb"
+    photo: Photo, enhancer: ArrayEnhancer, *, strength: float = 1.0, output_colour: str = "srgb"
 ) -> Photo:
     """The enhanced photo, with the input's metadata and alpha.
 
@@ -73,7 +84,7 @@ def check_writable(photo: Photo, fmt: str) -> None:
 
 def enhance_photo_bytes(
     data: bytes,
-    enhancer: PhotoEnhancer,
+    enhancer: ArrayEnhancer,
     *,
     strength: float = 1.0,
     out_format: Optional[str] = None,

@@ -8,10 +8,11 @@ the server itself (logged with its traceback; the response carries only the mess
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message
 
+from lptn.photo.photo_file import FORMAT_EXTENSIONS, MEDIA_TYPES
 from lptn.serve.photo_adapter import (
     FORMATS,
     PhotoError,
@@ -35,6 +37,8 @@ from lptn.serve.work_queue import EnhanceQueue, QueueClosed, QueueFull
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # ``format`` query values: ours plus the usual file-extension spellings.
 FORMAT_ALIASES = {**{f: f for f in FORMATS}, "jpg": "jpeg", "tif": "tiff"}
+# Media type of a result -> the extension of its suggested file name.
+RESULT_EXTENSIONS = {MEDIA_TYPES[name]: FORMAT_EXTENSIONS[name][1:] for name in FORMATS.values()}
 log = logging.getLogger("lptn.serve")
 
 
@@ -155,6 +159,14 @@ async def upload_bytes(request: Request, limits: Limits) -> bytes:
     )
 
 
+def input_formats() -> List[str]:
+    """The formats the pipeline reads here; HEIC only with the ``heif`` extra installed."""
+    formats = ["jpeg", "png", "tiff", "webp", "bmp"]
+    if importlib.util.find_spec("pillow_heif") is not None:
+        formats.append("heic")
+    return formats
+
+
 def create_app(
     queue: EnhanceQueue, limits: Limits, model_name: str = "LPTN", weights: str = "built-in"
 ) -> Starlette:
@@ -179,6 +191,7 @@ def create_app(
             "max_upload_mb": limits.max_upload_mb,
             "max_megapixels": limits.max_megapixels,
             "formats": list(FORMATS),
+            "input_formats": input_formats(),
             "images_done": queue.images_done,
         }
         return JSONResponse(info)
@@ -216,7 +229,7 @@ def create_app(
             return error_response(415, str(err))
         except PhotoError as err:
             return error_response(400, str(err))
-        ext = {m: e for e, (_, m) in FORMATS.items()}.get(media_type, "img")
+        ext = RESULT_EXTENSIONS.get(media_type, "img")
         return Response(
             content,
             media_type=media_type,

@@ -113,12 +113,12 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
 
     import uvicorn
 
+    from lptn.photo import PhotoEnhancer
     from lptn.platform.checkpoint_io import CheckpointError
     from lptn.platform.logger import setup_logger
     from lptn.platform.options import OptionError
     from lptn.platform.runtime import DeviceError
     from lptn.serve.app import Limits, create_app
-    from lptn.serve.photo_adapter import PhotoEnhancer
     from lptn.serve.work_queue import EnhanceQueue
 
     setup_logger()

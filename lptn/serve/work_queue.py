@@ -5,12 +5,14 @@ uploaded, decoded, waiting for the model, being enhanced or encoded); one more i
 with :class:`QueueFull`, which the web layer answers with 503 and ``Retry-After``. This bounds
 the memory the service can hold to about ``queue_size`` photos.
 
-One thread owns the network. Request threads hand it decoded arrays through
-:meth:`EnhanceQueue.enhance_rgb` (the same call as ``PhotoEnhancer.enhance_rgb``, so the photo
-pipeline can use the queue as its enhancer) and block until their result is ready. With
-``max_batch > 1`` (accelerators), waiting images of the same size and depth are run through
-the network together when the batch fits the fast path's memory budget; others run alone, tiled
-as the budget needs.
+One thread owns the network. Request threads hand it decoded arrays through the queue's
+:meth:`~EnhanceQueue.enhance_rgb`, :meth:`~EnhanceQueue.enhance_grey` and
+:meth:`~EnhanceQueue.enhance_fine` (the calls of :class:`lptn.photo.PhotoEnhancer`, with the
+same results, so the photo pipeline uses the queue as its enhancer) and block until their
+result is ready. With ``max_batch > 1`` (accelerators), waiting RGB images of the same size and
+depth are run through the network together when the batch fits the fast path's memory budget;
+everything else (grey photos, images that need tiling, a lone image) runs alone through the
+real :class:`~lptn.photo.PhotoEnhancer`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Deque, List, Optional, Tuple
+from typing import Callable, Deque, List, Optional, Tuple
 
 import numpy as np
 
+from lptn.photo import PhotoEnhancer
 from lptn.platform.logger import get_logger
-from lptn.serve.photo_adapter import BatchRunner, PhotoEnhancer
+from lptn.serve.photo_adapter import BatchRunner
 
 
 class QueueFull(RuntimeError):
@@ -46,9 +49,17 @@ class QueueClosed(RuntimeError):
 
 @dataclass(eq=False)  # identity: jobs are removed from the deque by ``is``, not by value
 class _Job:
+    """One image for the model thread: RGB ``enhance_rgb`` work (batchable) unless ``task``
+    is given, which the model thread then runs alone."""
+
     img: np.ndarray
     strength: float
+    task: Optional[Callable[[], np.ndarray]] = None
     future: Future[np.ndarray] = field(default_factory=Future)
+
+    @property
+    def batchable(self) -> bool:
+        return self.task is None and self.img.ndim == 3
 
     @property
     def key(self) -> Tuple[int, int, str]:
@@ -128,11 +139,20 @@ class EnhanceQueue:
 
     # -- the model thread ------------------------------------------------------------------
     def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """Enhance ``H x W x 3`` uint8/uint16 RGB on the model thread; blocks until done.
+        """:meth:`PhotoEnhancer.enhance_rgb` on the model thread (batched with equal-size
+        images when batching is on); blocks until done. Called from request threads."""
+        return self._submit(_Job(img, float(strength)))
 
-        Called from request threads (the photo pipeline's enhancer slot).
-        """
-        job = _Job(img, float(strength))
+    def enhance_grey(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """:meth:`PhotoEnhancer.enhance_grey` (``HxW`` grey) on the model thread, alone."""
+        value = float(strength)
+        return self._submit(_Job(img, value, lambda: self.enhancer.enhance_grey(img, value)))
+
+    def enhance_fine(self, img: np.ndarray) -> np.ndarray:
+        """:meth:`PhotoEnhancer.enhance_fine` (uint16 result) on the model thread, alone."""
+        return self._submit(_Job(img, 1.0, lambda: self.enhancer.enhance_fine(img)))
+
+    def _submit(self, job: _Job) -> np.ndarray:
         with self._lock:
             if self._closed:
                 raise QueueClosed("the server is shutting down")
@@ -155,7 +175,7 @@ class EnhanceQueue:
                 self._lock.wait()
             first = self._jobs.popleft()
             batch = [first]
-            if self._batches is None:
+            if self._batches is None or not first.batchable:
                 return batch
             try:
                 self._gather(batch, self._batches)
@@ -173,7 +193,11 @@ class EnhanceQueue:
             for job in list(self._jobs):
                 if len(batch) >= self.max_batch:
                     break
-                if job.key == first.key and runner.fits(len(batch) + 1, *first.key[:2]):
+                if (
+                    job.batchable
+                    and job.key == first.key
+                    and runner.fits(len(batch) + 1, *first.key[:2])
+                ):
                     self._jobs.remove(job)
                     batch.append(job)
             left = deadline - time.monotonic()
@@ -196,7 +220,7 @@ class EnhanceQueue:
             started = time.perf_counter()
             try:
                 if len(batch) == 1 or self._batches is None:
-                    results = [self.enhancer.enhance_rgb(batch[0].img, batch[0].strength)]
+                    results = [self._run_alone(batch[0])]
                 else:
                     results = self._batches([j.img for j in batch], [j.strength for j in batch])
             except Exception as err:  # every failure goes back to its own request
@@ -210,6 +234,11 @@ class EnhanceQueue:
                 job.future.set_result(out)
             self._record(len(batch), time.perf_counter() - started)
 
+    def _run_alone(self, job: _Job) -> np.ndarray:
+        if job.task is not None:
+            return job.task()
+        return self.enhancer.enhance_rgb(job.img, job.strength)
+
     def _fail_waiting(self, err: Exception) -> None:
         with self._lock:
             jobs, self._jobs = list(self._jobs), deque()
@@ -220,7 +249,7 @@ class EnhanceQueue:
         for job in batch:
             started = time.perf_counter()
             try:
-                job.future.set_result(self.enhancer.enhance_rgb(job.img, job.strength))
+                job.future.set_result(self._run_alone(job))
             except Exception as err:
                 job.future.set_exception(err)
                 continue

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import io
+
 import numpy as np
 import pytest
 from photo_samples import srgb_to_adobe, to16
@@ -45,6 +48,15 @@ def test_profiles_are_recognised(adobe: bytes) -> None:
     assert is_srgb(None) and is_srgb(srgb_profile_bytes())
     assert not is_srgb(adobe)
     assert profile_space(adobe) == "RGB"
+
+
+def test_srgb_profile_is_the_same_in_every_process() -> None:
+    """littleCMS dates the profile it builds; the embedded one has a fixed date, so outputs
+    do not depend on when the process started."""
+    icc = srgb_profile_bytes()
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
+    assert profile.profile.creation_date == datetime.datetime(2000, 1, 1, 0, 0, 0)
 
 
 def test_adobe_8bit_to_srgb_matches_the_published_formula(crop: np.ndarray, adobe: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 from typing import Iterator, List
 
@@ -10,11 +11,16 @@ import pytest
 from serve_test_utils import Server, start_server, stop_server
 
 SERVE_EXTRA = "lptn-serve needs the 'serve' extra (pip install -e '.[serve]')"
+# The photo tests' helpers (photo_samples) make the phone JPEGs, Adobe RGB and grey files.
+PHOTO_TESTS = str(Path(__file__).resolve().parents[1] / "test_photo")
+if PHOTO_TESTS not in sys.path:
+    sys.path.append(PHOTO_TESTS)
 
 
 @pytest.fixture(scope="session")
-def serve_args(official_checkpoint: Path) -> List[str]:
-    return ["--weights", str(official_checkpoint), "--device", "cpu"]
+def serve_args() -> List[str]:
+    """The default model (the built-in weights) on the CPU."""
+    return ["--device", "cpu"]
 
 
 @pytest.fixture(scope="session")

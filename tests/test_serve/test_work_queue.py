@@ -15,8 +15,9 @@ import torch
 
 from lptn.inference.generator_weights import load_generator
 from lptn.inference.settings import InferenceSettings
+from lptn.photo import PhotoEnhancer, PhotoError
 from lptn.platform.runtime import build_runtime
-from lptn.serve.photo_adapter import BatchRunner, PhotoEnhancer, PhotoError
+from lptn.serve.photo_adapter import BatchRunner
 from lptn.serve.work_queue import EnhanceQueue, QueueFull
 
 
@@ -29,8 +30,9 @@ def one_intra_op_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def enhancer(official_checkpoint: Path) -> PhotoEnhancer:
-    return PhotoEnhancer(load_generator(official_checkpoint), build_runtime({"device": "cpu"}))
+def enhancer() -> PhotoEnhancer:
+    """The built-in weights (the server's default) on the CPU."""
+    return PhotoEnhancer.from_weights(device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +132,46 @@ def test_admission_is_bounded(enhancer: PhotoEnhancer) -> None:
 def test_errors_go_back_to_their_request(enhancer: PhotoEnhancer, crops: List[np.ndarray]) -> None:
     queue = EnhanceQueue(enhancer, queue_size=4)
     try:
-        with pytest.raises(PhotoError, match="at least 9 pixels"):
+        with pytest.raises(PhotoError, match="at least 9x9 pixels"):
             queue.enhance_rgb(np.zeros((5, 40, 3), np.uint8))
         out = queue.enhance_rgb(crops[0])
     finally:
         queue.close()
     np.testing.assert_array_equal(out, enhancer.enhance_rgb(crops[0]))
+
+
+def test_batches_of_16_bit_photos_blend_like_enhance_rgb(
+    enhancer: PhotoEnhancer, crops: List[np.ndarray]
+) -> None:
+    """Partial strengths blend the 16-bit enhanced image before rounding (lptn.photo's blend)."""
+    deep = [c.astype(np.uint16) * np.uint16(257) + np.uint16(77) for c in crops[:3]]
+    strengths = [0.3, 1.0, 0.7]
+    results = BatchRunner(enhancer)(deep, strengths)
+    for img, strength, got in zip(deep, strengths, results):
+        want = enhancer.enhance_rgb(img, strength)
+        assert got.dtype == np.uint16
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+        assert (got != want).mean() < 0.01  # summation order only, on a few values
+
+
+def test_grey_and_rgb_photos_share_the_queue(
+    enhancer: PhotoEnhancer, crops: List[np.ndarray]
+) -> None:
+    """Grey photos (which the pipeline sends to enhance_grey) run alone, beside a batch."""
+    grey = np.ascontiguousarray(crops[2][:, :, 1])
+    queue = EnhanceQueue(enhancer, queue_size=8, max_batch=4, batch_wait_s=0.5)
+    tickets = [queue.admit() for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            rgb = [pool.submit(queue.enhance_rgb, c, 0.5) for c in crops[:2]]
+            got_grey = pool.submit(queue.enhance_grey, grey, 0.5).result()
+            got_rgb = [f.result() for f in rgb]
+        assert queue.images_done == 3
+    finally:
+        for ticket in tickets:
+            ticket.release()
+        queue.close()
+    np.testing.assert_array_equal(got_grey, enhancer.enhance_grey(grey, 0.5))
+    assert got_grey.shape == grey.shape
+    for img, got in zip(crops, got_rgb):
+        assert np.abs(got.astype(int) - enhancer.enhance_rgb(img, 0.5).astype(int)).max() <= 1

@@ -2,7 +2,7 @@
 // result for download. No external scripts: everything here runs offline.
 "use strict";
 
-const MEDIA_EXT = { "image/jpeg": "jpg", "image/png": "png", "image/tiff": "tif", "image/webp": "webp" };
+const MEDIA_EXT = { "image/jpeg": "jpg", "image/png": "png", "image/tiff": "tif", "image/webp": "webp", "image/bmp": "bmp" };
 const PARALLEL = 2; // photos in flight at once; the server queues the rest
 const MAX_RETRIES = 5; // for 503 (queue full), after the server's Retry-After
 
