@@ -27,7 +27,10 @@ import numpy as np
 import pytest
 import torch
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+# LPTN_SHARED_DIR points elsewhere (a git worktree has no ``shared`` folder beside it).
+SHARED_DIR = Path(
+    os.environ.get("LPTN_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared"
+)
 
 _DTYPES = {
     "float32": torch.float32,

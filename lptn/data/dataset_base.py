@@ -15,7 +15,7 @@ same generator in the same order; the prefetcher applies them on the device.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -136,6 +136,41 @@ class SeededImageDataset(Dataset):
             self.use_rot,
             rng,
         )
+
+    def image_groups(self) -> List[Tuple[Tuple[FileBackend, str], ...]]:
+        """Every image the set reads, grouped: the images of a group must have one size (the
+        two sides of a pair). Subclasses list theirs; used by :meth:`check_images`."""
+        raise NotImplementedError
+
+    def check_images(self, min_size: int, why: str) -> int:
+        """Decode every image once and check it: readable, at least ``min_size`` pixels high
+        and wide (``why`` says where the minimum comes from), pairs of one size. Returns the
+        number of images read.
+
+        Raises:
+            ImageReadError: an unreadable image (named).
+            ValueError: an image too small or a pair of two sizes (named), with the option key.
+        """
+        count = 0
+        for group in self.image_groups():
+            shapes = []
+            for backend, key in group:
+                img = backend.read_image(key)
+                count += 1
+                h, w = img.shape[:2]
+                if h < min_size or w < min_size:
+                    raise ValueError(
+                        f"{backend.describe(key)}: image is {h}x{w} (HxW), smaller than "
+                        f"{min_size}x{min_size}, the minimum of {why} ({self.key_path})"
+                    )
+                shapes.append((h, w, backend.describe(key)))
+            if len({s[:2] for s in shapes}) > 1:
+                raise ValueError(
+                    "paired images differ in size: "
+                    + ", ".join(f"{name} is {h}x{w}" for h, w, name in shapes)
+                    + f" (HxW) ({self.key_path})"
+                )
+        return count
 
     @staticmethod
     def load(backend: FileBackend, key: str) -> np.ndarray:

@@ -132,6 +132,9 @@ class PairedImageDataset(SeededImageDataset):
     def input_path(self, index: int) -> str:
         return self.lq_backend.display_path(self.pairs[index % len(self.pairs)][1])
 
+    def image_groups(self) -> List[Tuple[Tuple[FileBackend, str], ...]]:
+        return [((self.gt_backend, gt), (self.lq_backend, lq)) for gt, lq in self.pairs]
+
     def __getitem__(self, index: int) -> Dict[str, Any]:
         gt_key, lq_key = self.pairs[index % len(self.pairs)]
         gt_name, lq_name = self.gt_backend.describe(gt_key), self.lq_backend.describe(lq_key)

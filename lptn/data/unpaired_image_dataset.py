@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, cast
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import numpy as np
 
 from lptn.data import DATASET_REGISTRY
 from lptn.data.dataset_base import SeededImageDataset
-from lptn.data.file_backends import make_file_backend
+from lptn.data.file_backends import FileBackend, make_file_backend
 from lptn.data.image_io import image_to_tensor, to_float
 from lptn.data.transforms import augment, ensure_min_size, random_crop
 
@@ -57,6 +57,12 @@ class UnPairedImageDataset(SeededImageDataset):
 
     def input_path(self, index: int) -> str:
         return self.lq_backend.display_path(self.lq_keys[index % len(self.lq_keys)])
+
+    def image_groups(self) -> List[Tuple[Tuple[FileBackend, str], ...]]:
+        groups: List[Tuple[Tuple[FileBackend, str], ...]] = [
+            ((self.lq_backend, k),) for k in self.lq_keys
+        ]
+        return groups + [((self.ref_backend, k),) for k in self.ref_keys]
 
     def ref_index(self, index: int) -> int:
         """Which target image sample ``index`` of the current epoch uses."""

@@ -62,9 +62,18 @@ def train_main(argv: Optional[List[str]] = None) -> int:
 
     Exit status: 0 finished; 130 / 143 stopped by SIGINT / SIGTERM after saving a resumable
     state; 1 stopped by non-finite losses; 2 bad options, data, state files or launcher
-    environment, or a missing package (NPU support, mixed-precision packages, wandb).
+    environment, a missing package (NPU support, mixed-precision packages, wandb), another live run
+    in the same experiment folder, an unreadable training image (state saved first) or no
+    space left on the device (the previous checkpoint intact).
     """
-    from lptn.engine.train_loop import NonFiniteLossError, run_training
+    from lptn.data.image_io import ImageReadError
+    from lptn.engine.train_loop import (
+        DiskFullError,
+        ExperimentBusyError,
+        NonFiniteLossError,
+        TrainingDataError,
+        run_training,
+    )
     from lptn.engine.training_state import TrainingStateError
     from lptn.platform import distributed
     from lptn.platform.amp_backend import AmpUnavailable
@@ -85,6 +94,11 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         "torch.distributed.run; slurm: started by srun",
     )
     args = parser.parse_args(argv)
+    try:
+        # Log lines reach a file or a pipe (cluster job logs) as they are written.
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        pass
     try:
         opt = _load(args, is_train=True)
         launch = distributed.launch_environment(
@@ -112,6 +126,10 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         AmpUnavailable,
         WandbUnavailable,
         distributed.LaunchError,
+        ExperimentBusyError,
+        DiskFullError,
+        TrainingDataError,
+        ImageReadError,
     ) as err:
         return _fail(err)
     finally:
@@ -180,23 +198,59 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
 
 
 def enhance_main(argv: Optional[List[str]] = None) -> int:
-    """``lptn-enhance --weights W --input X --output DIR``; exit 1 when any file failed."""
-    from lptn.engine.enhance import collect_inputs, enhance_files
+    """``lptn-enhance --input X --output DIR [--weights W]``: exit 1 when any photo failed,
+    2 for bad arguments, weights or an unusable ``--output``; under ``torchrun`` each process
+    takes its share of the photos on its own device."""
+    import os
+
+    from lptn.engine.enhance import (
+        OutputFolderError,
+        check_output_folder,
+        collect_inputs,
+        enhance_files,
+    )
     from lptn.inference.generator_weights import load_generator
+    from lptn.photo import PhotoEnhancer
+    from lptn.photo.pipeline import OUTPUT_COLOURS
+    from lptn.platform import distributed
     from lptn.platform.compilation import COMPILE_MODES
 
     parser = argparse.ArgumentParser(
-        description="Enhance photos of any size with an LPTN generator. Outputs keep the file "
-        "name, format and bit depth; inputs are never overwritten."
+        description="Enhance photos of any size with an LPTN generator (built-in: the LPTN "
+        "authors' FiveK model). Outputs keep the file name, format, bit depth, grey or colour, "
+        "transparency, EXIF, XMP and colour profile, and are written upright; inputs are never "
+        "overwritten."
     )
-    parser.add_argument("--weights", required=True, help="generator weights (.pth)")
+    parser.add_argument(
+        "--weights", help="generator weights (.pth); default: the built-in FiveK model"
+    )
+    parser.add_argument(
+        "--input", required=True, help="a photo, a folder or a glob pattern ('lib/**/*.jpg')"
+    )
     parser.add_argument(
         "--param-key",
-        help="entry of a file that holds several: params or params_ema (the moving average "
-        "of train.ema_decay); default params",
+        help="entry of a weights file that holds several: params or params_ema (the moving "
+        "average of train.ema_decay); default params",
     )
-    parser.add_argument("--input", required=True, help="an image, a folder or a glob pattern")
     parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="0..1: output = input + S * (enhanced - input) (default 1)",
+    )
+    parser.add_argument(
+        "--output-colour",
+        default="srgb",
+        choices=list(OUTPUT_COLOURS),
+        help="photos in another RGB space (Adobe RGB...): write sRGB with an sRGB profile "
+        "(default) or convert back to the input's profile",
+    )
+    parser.add_argument(
+        "--skip-existing", action="store_true", help="leave outputs that already exist"
+    )
+    parser.add_argument("--report", metavar="FILE", help="append one JSON line per photo to FILE")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
     parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
     parser.add_argument(
@@ -205,7 +259,10 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         help="let float32 convolutions use TF32 on CUDA (faster, ~1e-3 error)",
     )
     parser.add_argument(
-        "--jpeg-quality", type=int, default=95, help="quality of JPEG outputs, 1-100 (default 95)"
+        "--jpeg-quality",
+        type=int,
+        default=95,
+        help="quality of JPEG and lossy WebP outputs, 1-100 (default 95)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
@@ -241,6 +298,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.jpeg_quality <= 100:
         return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
+    if not 0.0 <= args.strength <= 1.0:
+        return _fail(f"--strength must be within 0..1, got {args.strength}")
     if args.tile is not None and args.tile < 16:
         return _fail(f"--tile must be at least 16 pixels, got {args.tile}")
     if args.memory_budget is not None and args.memory_budget <= 0:
@@ -260,25 +319,45 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         compile=args.compile if args.compile is not None else False,
     )
     setup_logger()
+    output_dir = Path(args.output)
+    report = Path(args.report) if args.report else None
     try:
-        runtime: Runtime = build_runtime({"device": args.device, "tf32": args.tf32}, args.precision)
-        inputs = collect_inputs(args.input)
-        net = load_generator(args.weights, param_key=args.param_key)
-    except USER_ERRORS as err:
+        # Started by torchrun: a static split of the files, no process group needed.
+        launcher = "pytorch" if "WORLD_SIZE" in os.environ else "none"
+        launch = distributed.launch_environment(launcher)
+        check_output_folder(output_dir)
+        if report is not None and report.is_dir():
+            raise OutputFolderError(f"--report {report} is a folder; it must name a file")
+        jobs = collect_inputs(args.input, output_dir)
+        if report is not None and any(report.resolve() == j.source.resolve() for j in jobs):
+            raise OutputFolderError(f"--report {report} is one of the inputs")
+        runtime: Runtime = build_runtime(
+            {"device": args.device, "tf32": args.tf32},
+            args.precision,
+            rank=launch.rank,
+            local_rank=launch.local_rank,
+            world_size=launch.world_size,
+        )
+        enhancer = PhotoEnhancer(
+            load_generator(args.weights, param_key=args.param_key), runtime, inference
+        )
+    except USER_ERRORS + (distributed.LaunchError,) as err:
         return _fail(err)
     summary = enhance_files(
-        net,
-        inputs,
-        Path(args.output),
-        runtime,
+        enhancer,
+        jobs,
+        output_dir,
+        strength=args.strength,
+        output_colour=args.output_colour,
         jpeg_quality=args.jpeg_quality,
-        show_progress=not args.no_progress,
-        inference=inference,
+        skip_existing=args.skip_existing,
+        report=report,
+        show_progress=not args.no_progress and launch.rank == 0,
+        rank=launch.rank,
+        world_size=launch.world_size,
     )
-    print(
-        f"{len(summary.written)} written, {len(summary.failed)} failed "
-        f"(output folder: {args.output})"
-    )
+    who = f"process {launch.rank} of {launch.world_size}: " if launch.world_size > 1 else ""
+    print(f"{who}{summary.line()} (output folder: {args.output})")
     return 0 if summary.ok else 1
 
 

@@ -1,155 +1,320 @@
-"""Enhance photos of any size: files, folders or glob patterns in, same names out.
+"""Enhance photo libraries: files, folders or glob patterns in, the same names out.
 
-The output keeps the file name, format and bit depth (8 or 16 bit) of each input. Inputs are
-never overwritten. A file that cannot be read or written is reported and skipped; the run goes
-on and ends with a summary (and a non-zero exit status from the command line).
+Every input is checked before any is processed: unreadable or unsupported files, outputs that
+would overwrite an input and two inputs that would share an output are reported first. Each
+output is written atomically (temporary file, then rename) in the output folder, under the
+input's path relative to the folder or to the fixed part of the glob pattern, so that a
+recursive glob keeps the library's folder structure. ``skip_existing`` leaves outputs that are
+already there. Under ``torchrun`` each process takes every N-th file on its own device.
 """
 
 from __future__ import annotations
 
-import contextlib
+import fnmatch
 import glob
+import json
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-import numpy as np
-import torch
-from torch import nn
 from tqdm import tqdm
 
-from lptn.data.image_io import (
-    ImageReadError,
-    image_to_tensor,
-    is_image_file,
-    read_image,
-    tensor_to_image,
-    to_float,
-    write_image,
-)
-from lptn.inference.fast_lptn import FastLPTN
+from lptn.inference.array_enhance import enhance_array
 from lptn.inference.graph_lptn import GraphLPTN
-from lptn.inference.settings import InferencePath, InferenceSettings, build_inference_path
 from lptn.inference.tiling import default_memory_budget_mb
+from lptn.photo.enhancer import PhotoEnhancer
+from lptn.photo.errors import PhotoError
+from lptn.photo.photo_file import (
+    FORMAT_EXTENSIONS,
+    PHOTO_EXTENSIONS,
+    encode_photo,
+    is_photo_file,
+    output_format_for,
+    probe_photo,
+    read_photo,
+    write_bytes_atomic,
+)
+from lptn.photo.pipeline import check_writable, enhance_photo
 from lptn.platform.logger import get_logger
-from lptn.platform.runtime import Runtime
+
+__all__ = [
+    "EnhanceSummary",
+    "OutputFolderError",
+    "PhotoJob",
+    "check_output_folder",
+    "collect_inputs",
+    "enhance_array",
+    "enhance_files",
+]
+
+
+class OutputFolderError(ValueError):
+    """``--output`` is not a folder that can be written; the message says why."""
+
+
+@dataclass(frozen=True)
+class PhotoJob:
+    """One input photo and its output path relative to the output folder."""
+
+    source: Path
+    relative: Path
 
 
 @dataclass
 class EnhanceSummary:
     written: List[Path] = field(default_factory=list)
+    skipped: List[Path] = field(default_factory=list)
     failed: List[Tuple[Path, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
-
-def collect_inputs(spec: str) -> List[Path]:
-    """A file, a folder (its image files, sorted) or a glob pattern -> list of image files."""
-    path = Path(spec)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
-    elif path.is_file():
-        files = [path]
-    else:
-        files = sorted(
-            Path(p)
-            for p in glob.glob(spec, recursive=True)
-            if Path(p).is_file() and is_image_file(p)
+    def line(self) -> str:
+        return (
+            f"{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} failed"
         )
-    if not files:
-        raise FileNotFoundError(f"--input {spec}: no image files found")
-    return files
 
 
-def enhance_array(
-    net: nn.Module, img: np.ndarray, runtime: Runtime, fast: Optional[InferencePath] = None
-) -> np.ndarray:
-    """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype.
+def _fixed_prefix(parts: Sequence[str]) -> int:
+    """How many leading path parts hold no wildcard."""
+    for i, part in enumerate(parts):
+        if glob.has_magic(part):
+            return i
+    return len(parts)
 
-    With ``fast`` a :class:`FastLPTN` (the fast path), the image is processed region by region
-    from the integer array within its memory budget; with a :class:`GraphLPTN`, or with
-    ``net`` alone (the exact path), on the whole image.
+
+def _match(parts: Sequence[str], pattern: Sequence[str]) -> bool:
+    """Glob matching of path parts, ``**`` standing for any number of folders; like glob,
+    wildcards do not match names that start with a dot."""
+    if not pattern:
+        return not parts
+    head = pattern[0]
+    if head == "**":
+        if _match(parts, pattern[1:]):
+            return True
+        return bool(parts) and not parts[0].startswith(".") and _match(parts[1:], pattern)
+    if not parts:
+        return False
+    if parts[0].startswith(".") and not head.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and _match(parts[1:], pattern[1:])
+
+
+def _walk_files(base: Path, max_depth: Optional[int]) -> Iterator[Tuple[str, ...]]:
+    """Relative parts of every file under ``base``; symlinked folders are followed once each
+    (a link back up the tree is not followed again, so loops end)."""
+    seen: Set[str] = set()
+    for root, dirs, files in os.walk(base, followlinks=True):
+        real = os.path.realpath(root)
+        rel = Path(root).relative_to(base).parts
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        if max_depth is not None and len(rel) + 1 >= max_depth:
+            dirs[:] = []
+        dirs.sort()
+        for name in sorted(files):
+            yield rel + (name,)
+
+
+def collect_inputs(spec: str, output_dir: Optional[Path] = None) -> List[PhotoJob]:
+    """A photo file, a folder (its photos, not its subfolders) or a glob pattern (``**``
+    for any depth) -> the photos, sorted, each with its relative output path.
+
+    Files inside ``output_dir`` are left out when it lies within the searched folder (the
+    outputs of an earlier run are not inputs).
     """
-    if isinstance(fast, FastLPTN):
-        with torch.inference_mode():
-            return fast.enhance_array(img, runtime.device)
-    x = image_to_tensor(to_float(img)).unsqueeze(0).to(runtime.device)
-    # GraphLPTN lowers the precision of its conv stacks itself; the pyramid stays float32.
-    precision = contextlib.nullcontext() if fast is not None else runtime.autocast()
-    with torch.inference_mode(), precision:
-        out = (fast or net)(x)
-    return tensor_to_image(out.float()[0].cpu(), dtype=img.dtype)
+    path = Path(spec)
+    if path.is_file():
+        return [PhotoJob(path, Path(path.name))]
+    if path.is_dir():
+        base, pattern = path, ["*"]
+    else:
+        parts = Path(spec).parts
+        fixed = _fixed_prefix(parts)
+        base = Path(*parts[:fixed]) if fixed else Path(".")
+        pattern = list(parts[fixed:])
+    if not pattern or not base.is_dir():
+        raise FileNotFoundError(f"--input {spec}: no photos found (no such file or folder)")
+    out_real = os.path.realpath(output_dir) if output_dir is not None else None
+    inside_out = out_real is not None and out_real != os.path.realpath(base)
+    max_depth = None if "**" in pattern else len(pattern)
+    jobs = []
+    for rel in _walk_files(base, max_depth):
+        if not _match(rel, pattern) or not is_photo_file(rel[-1]):
+            continue
+        source = base.joinpath(*rel)
+        if inside_out and os.path.realpath(source).startswith(str(out_real) + os.sep):
+            continue
+        jobs.append(PhotoJob(source, Path(*rel)))
+    jobs.sort(key=lambda job: job.relative.parts)
+    if not jobs:
+        known = ", ".join(sorted(PHOTO_EXTENSIONS))
+        raise FileNotFoundError(f"--input {spec}: no photos found (extensions: {known})")
+    return jobs
+
+
+def check_output_folder(output_dir: Path) -> None:
+    """Create ``output_dir`` if needed and check that files can be made in it.
+
+    Raises:
+        OutputFolderError: it is a file, or it cannot be created or written.
+    """
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputFolderError(f"--output {output_dir} is a file; it must name a folder")
+    if not output_dir.exists() and output_dir.suffix.lower() in PHOTO_EXTENSIONS:
+        raise OutputFolderError(
+            f"--output {output_dir} looks like a file name; it must name a folder"
+        )
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / f".lptn-write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OutputFolderError(
+            f"--output {output_dir} cannot be written: {err.strerror or err}"
+        ) from err
+
+
+def output_relative(job: PhotoJob) -> Path:
+    """Where ``job``'s output goes: its relative path, with ``.jpg`` for HEIC inputs."""
+    fmt = PHOTO_EXTENSIONS[job.relative.suffix.lower()]
+    if output_format_for(fmt) != fmt:
+        return job.relative.with_suffix(FORMAT_EXTENSIONS[output_format_for(fmt)])
+    return job.relative
+
+
+def plan_outputs(
+    jobs: Sequence[PhotoJob], output_dir: Path
+) -> Tuple[List[Tuple[PhotoJob, Path]], List[Tuple[Path, str]]]:
+    """(job, output path) pairs, and the refused inputs with the reason: an output that would
+    overwrite an input, or a second input with the same output."""
+    inputs = {os.path.realpath(j.source) for j in jobs}
+    taken: Dict[str, Path] = {}
+    planned, refused = [], []
+    for job in jobs:
+        dst = output_dir / output_relative(job)
+        real = os.path.realpath(dst)
+        if real in inputs:
+            refused.append(
+                (job.source, f"output {dst} would overwrite an input; choose another --output")
+            )
+        elif real in taken:
+            refused.append((job.source, f"same output {dst} as {taken[real]}; not processed"))
+        else:
+            taken[real] = job.source
+            planned.append((job, dst))
+    return planned, refused
+
+
+def _report_line(handle: Optional[IO[str]], record: Dict[str, Any]) -> None:
+    if handle is not None:
+        # One write per line: lines from several processes appending do not interleave.
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
 
 
 def enhance_files(
-    net: nn.Module,
-    inputs: Sequence[Path],
+    enhancer: PhotoEnhancer,
+    jobs: Sequence[PhotoJob],
     output_dir: Path,
-    runtime: Runtime,
+    *,
+    strength: float = 1.0,
+    output_colour: str = "srgb",
     jpeg_quality: int = 95,
+    skip_existing: bool = False,
+    report: Optional[Path] = None,
     show_progress: bool = True,
-    inference: Optional[InferenceSettings] = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> EnhanceSummary:
-    """Enhance each input into ``output_dir`` (same file name); never overwrites an input.
+    """Enhance this process's share of ``jobs`` (every ``world_size``-th from ``rank``) into
+    ``output_dir``; inputs are never overwritten.
 
-    ``inference`` picks the fast (default), graph or exact path, tile size and memory budget.
+    ``report``: a JSON-lines file to which one line per photo is appended (``input``,
+    ``output``, ``status`` written / skipped / failed, ``error``, ``seconds``, ``rank``).
     """
     log = get_logger()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    planned, refused = plan_outputs(jobs, output_dir)
+    mine = planned[rank::world_size]
     summary = EnhanceSummary()
-    input_set = {p.resolve() for p in inputs}
-    seen: Dict[str, Path] = {}
-    net = net.to(runtime.device).eval()
-    fast = build_inference_path(net, inference or InferenceSettings(), runtime.precision)
-    for src in tqdm(inputs, desc="enhance", unit="img", disable=not show_progress):
-        dst = output_dir / src.name
-        if dst.resolve() in input_set:
-            summary.failed.append(
-                (src, f"output {dst} would overwrite an input; choose another --output folder")
-            )
-            continue
-        if src.name in seen:
-            summary.failed.append((src, f"same file name as {seen[src.name]}; output skipped"))
-            continue
-        seen[src.name] = src
+    summary.failed.extend(refused[rank::world_size])
+    todo: List[Tuple[PhotoJob, Path]] = []
+    for job, dst in mine:
         try:
-            img = read_image(src)
-            if isinstance(fast, FastLPTN):
-                plan = fast.plan(1, img.shape[0], img.shape[1], runtime.device)
-                if plan.tiled:
-                    log.info(
-                        "%s (%dx%d): tiled to fit the memory budget: %s",
-                        src.name,
-                        img.shape[0],
-                        img.shape[1],
-                        plan.describe(),
-                    )
-            elif isinstance(fast, GraphLPTN):
-                need = fast.working_memory_mb(img.shape[0], img.shape[1])
-                budget = default_memory_budget_mb(runtime.device)
-                if need > budget:
-                    log.warning(
-                        "%s (%dx%d): the graph path needs about %.0f MB for the whole "
-                        "image (default budget %.0f MB); --path fast tiles within a "
-                        "budget",
-                        src.name,
-                        img.shape[0],
-                        img.shape[1],
-                        need,
-                        budget,
-                    )
-            out = enhance_array(net, img, runtime, fast)
-            del img  # the input's memory is free again before encoding the output
-            write_image(dst, out, jpeg_quality=jpeg_quality)
-            del out
-        except (ImageReadError, OSError, ValueError, RuntimeError) as err:
-            summary.failed.append((src, str(err)))
-            log.error("skipped %s: %s", src, err)
+            probe_photo(job.source)
+        except PhotoError as err:
+            summary.failed.append((job.source, str(err)))
             continue
-        summary.written.append(dst)
-    log.info("enhanced %d of %d images into %s", len(summary.written), len(inputs), output_dir)
+        todo.append((job, dst))
     for src, reason in summary.failed:
-        log.error("FAILED %s: %s", src, reason)
+        log.error("not processed: %s", reason if str(src) in reason else f"{src}: {reason}")
+    handle = open(report, "a", encoding="utf-8") if report is not None else None
+    try:
+        for src, reason in summary.failed:
+            record = {"input": str(src), "status": "failed", "error": reason, "rank": rank}
+            _report_line(handle, record)
+        for job, dst in tqdm(todo, desc="enhance", unit="photo", disable=not show_progress):
+            record = {"input": str(job.source), "output": str(dst), "rank": rank}
+            if skip_existing and dst.exists():
+                summary.skipped.append(dst)
+                _report_line(handle, {**record, "status": "skipped"})
+                continue
+            start = time.perf_counter()
+            try:
+                _enhance_one(enhancer, job.source, dst, strength, output_colour, jpeg_quality)
+            except (PhotoError, OSError, ValueError, RuntimeError, MemoryError) as err:
+                reason = str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
+                summary.failed.append((job.source, reason))
+                log.error("FAILED %s", reason)
+                _report_line(handle, {**record, "status": "failed", "error": reason})
+                continue
+            summary.written.append(dst)
+            seconds = round(time.perf_counter() - start, 3)
+            _report_line(handle, {**record, "status": "written", "seconds": seconds})
+    finally:
+        if handle is not None:
+            handle.close()
+    log.info("%s (output folder: %s)", summary.line(), output_dir)
     return summary
+
+
+def _enhance_one(
+    enhancer: PhotoEnhancer,
+    src: Path,
+    dst: Path,
+    strength: float,
+    output_colour: str,
+    jpeg_quality: int,
+) -> None:
+    log = get_logger()
+    photo = read_photo(src)
+    fmt = output_format_for(photo.format)
+    check_writable(photo, fmt)
+    height, width = photo.size
+    note = enhancer.tiling_note(height, width)
+    if note:
+        log.info("%s (%dx%d): %s", src.name, height, width, note)
+    elif isinstance(enhancer.path, GraphLPTN):
+        need = enhancer.path.working_memory_mb(height, width)
+        budget = default_memory_budget_mb(enhancer.runtime.device)
+        if need > budget:
+            log.warning(
+                "%s (%dx%d): the graph path needs about %.0f MB for the whole image "
+                "(default budget %.0f MB); --path fast tiles within a budget",
+                src.name,
+                height,
+                width,
+                need,
+                budget,
+            )
+    out = enhance_photo(photo, enhancer, strength=strength, output_colour=output_colour)
+    del photo  # the input's memory is free again before encoding the output
+    data = encode_photo(out, fmt, jpeg_quality=jpeg_quality)
+    del out
+    write_bytes_atomic(dst, data)

@@ -12,25 +12,39 @@ exhausted), sets the learning rates of that iteration, and runs one model step. 
   ``val.metrics`` (:mod:`lptn.engine.validation`), outputs to ``visualization/{iter}/``, a few
   input | output | target panels to TensorBoard, and ``models/net_g_best.pth`` whenever the
   first metric of the first val set improves;
-- every ``logger.save_checkpoint_freq`` (5000) iterations ``models/net_g_{iter}.pth``,
-  ``models/net_d_{iter}.pth`` and then ``training_states/{iter}.state``
-  (:mod:`lptn.engine.training_state`), each written atomically. At the end ``net_g_latest.pth``
-  (and ``net_d_latest.pth``) plus a final checkpoint of the last iteration.
+- every ``logger.save_checkpoint_freq`` (5000) iterations a checkpoint
+  (:mod:`lptn.engine.checkpointer`): ``models/net_g_{iter}.pth``, ``models/net_d_{iter}.pth``
+  and then ``training_states/{iter}.state``, each written atomically, *before* that
+  iteration's validation; a validation that a signal or a kill interrupts runs again on
+  resume. At the end ``net_g_latest.pth`` (and ``net_d_latest.pth``) plus a final checkpoint.
 
-Experiment folder: a new run renames an existing ``experiments/{name}`` (and
+Start-up checks everything that can fail (options, the resume state and its weights, data,
+every validation image with its size against the pyramid's ``2**num_high + 1`` minimum,
+networks, losses) before it creates, renames or writes anything. Then it locks the experiment
+folder (:mod:`lptn.engine.experiment_folder`): a second run with the same name is refused while
+the first is alive. A new run renames an existing ``experiments/{name}`` (and
 ``tb_logger/{name}``) to ``{name}_archived_{YYYYmmdd_HHMMSS}``; a resumed run continues in it.
-The options actually used are written beside the log as ``train_{name}_{time}.yml``.
+The options actually used are written beside the log as ``train_{name}_{time}.yml``; what was
+logged before the log file existed is copied into it.
 
-Resume (``path.resume_state: FILE`` or ``auto_resume``, the newest state of the experiment):
-the networks, optimisers, schedules, loss scalers, RNG states, iteration, epoch, best metric
-and the position inside the epoch are restored. The data order is a function of
-``(seed, epoch)`` and each sample of ``(seed, epoch, index)``, and the interrupted epoch
-resumes at its next batch without loading the skipped ones, so on the CPU a resumed run is
-bit-identical to an uninterrupted one.
+Resume (``path.resume_state: FILE`` or ``auto_resume``, the newest complete checkpoint of the
+experiment, damaged ones named and passed over): the networks, optimisers, schedules, loss
+scalers, RNG states, iteration, epoch, best metric and the position inside the epoch are
+restored; options changed since (learning rates, optimiser settings, schedule,
+``total_iter``) apply from the next iteration, each change logged. The data order is a
+function of ``(seed, epoch)`` and each sample of ``(seed, epoch, index)``, and the interrupted
+epoch resumes at its next batch without loading the skipped ones, so on the CPU a resumed run
+is bit-identical to an uninterrupted one.
 
 Signals: the first SIGINT / SIGTERM lets the current iteration finish, saves a checkpoint and
 a resumable state and returns with ``exit_code`` 128 + signal number (130 / 143), so a
 scheduler can tell a pre-empted run from a finished one (0); a second signal stops at once.
+
+Faults while training, each logged (console and log file) with its cause: a training image
+that cannot be read saves the state of the last completed iteration and stops with
+:class:`TrainingDataError` naming the file; no space left on the device while saving stops
+with :class:`~lptn.engine.checkpointer.DiskFullError` naming the folder, the previous
+checkpoint intact.
 
 Several processes (``runtime.distributed``, see :mod:`lptn.platform.distributed`): each trains
 on its shard of every epoch with the networks in DDP; only rank 0 writes (folders, log file,
@@ -41,13 +55,13 @@ iteration.
 
 Non-finite losses: the model skips that update; ``train.max_consecutive_nonfinite`` (5) such
 iterations in a row raise :class:`NonFiniteLossError` without saving anything further, so the
-last checkpoint stays the last good one.
+last checkpoint stays the last good one; it says how to resume from it with other options.
 """
 
 from __future__ import annotations
 
 import datetime
-import itertools
+import logging
 import math
 import random
 import signal
@@ -57,26 +71,37 @@ from collections import defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from lptn.archs.laplacian_pyramid import min_input_size
 from lptn.data import build_dataloader, build_dataset
 from lptn.data.data_loader import build_prefetcher
 from lptn.engine.batch_stream import BatchStream
-from lptn.engine.training_state import (
-    capture_rng_state,
-    find_latest_state,
-    load_training_state,
-    make_training_state,
-    restore_rng_state,
-    save_training_state,
-    state_path,
+from lptn.engine.checkpointer import (
+    Checkpointer,
+    DiskFullError,
+    ResumePoint,
+    check_checkpoint,
+    describe_resume,
+    find_resume_point,
+    is_disk_full,
+    training_settings,
 )
+from lptn.engine.experiment_folder import (
+    ExperimentBusyError,
+    ExperimentFolder,
+    archive_existing,
+    tb_log_dir,
+    timestamp,
+)
+from lptn.engine.training_state import restore_rng_state
 from lptn.engine.validation import ValidationResult, metric_is_better, validate_dataset
 from lptn.models import build_model
 from lptn.platform.amp_backend import amp_config, check_training_requirements
+from lptn.platform.checkpoint_io import bare_module
 from lptn.platform.logger import get_logger, setup_logger
 from lptn.platform.option_schema import whole_number
 from lptn.platform.options import dataset_keys, dump_options
@@ -93,6 +118,11 @@ DEFAULT_TB_COMPARISONS = 3
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive iterations had non-finite losses; names the last good checkpoint."""
+
+
+class TrainingDataError(RuntimeError):
+    """A training batch could not be loaded (e.g. a corrupt image, named); the state of the
+    last completed iteration was saved first."""
 
 
 @dataclass
@@ -125,43 +155,37 @@ def training_precision(opt: Dict[str, Any]) -> str:
     return amp_config(opt).precision
 
 
-def _timestamp() -> str:
-    return datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
-
-
-def archive_existing(path: str | Path) -> Optional[Path]:
-    """Rename an existing ``path`` to ``{path}_archived_{YYYYmmdd_HHMMSS}``; returns the new
-    name (None when ``path`` did not exist)."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    stamp = _timestamp()
-    target = path.with_name(f"{path.name}_archived_{stamp}")
-    for n in itertools.count(1):
-        if not target.exists():
-            break
-        target = path.with_name(f"{path.name}_archived_{stamp}_{n}")
-    path.rename(target)
-    return target
-
-
-def tb_log_dir(opt: Dict[str, Any]) -> Path:
-    """``path.tb_logger`` or ``tb_logger/{name}`` beside the ``experiments`` folder."""
-    explicit = opt["path"].get("tb_logger")
-    if explicit:
-        return Path(explicit)
-    return Path(opt["path"]["experiments_root"]).parent.parent / "tb_logger" / opt["name"]
-
-
 def resolve_resume_state(opt: Dict[str, Any], auto_resume: bool) -> Optional[Path]:
-    """``path.resume_state`` when set; else, with ``auto_resume``, the newest loadable state in
-    ``path.training_states`` (None when there is none)."""
+    """``path.resume_state`` when set; else, with ``auto_resume``, the newest complete
+    checkpoint's state in ``path.training_states`` (None when there is none)."""
     explicit = opt["path"].get("resume_state")
     if explicit:
         return Path(explicit)
     if auto_resume:
-        return find_latest_state(opt["path"]["training_states"])
+        point = find_resume_point(opt["path"]["training_states"])
+        return point.path if point is not None else None
     return None
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` in one line; for an error re-raised by a DataLoader worker,
+    the original message (the last line of the worker's traceback, without the class)."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split())
+
+
+class _StartupRecords(logging.Handler):
+    """Keeps what is logged before the log file exists, to copy it there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 # -------------------------------------------------------------------------------- logging
@@ -201,7 +225,8 @@ class Trainer:
     Args:
         opt: parsed training options (``parse_options(..., is_train=True)``).
         runtime: device / precision (``build_runtime(opt, training_precision(opt))``).
-        auto_resume: continue from the newest state of this experiment when there is one.
+        auto_resume: continue from the newest complete checkpoint of this experiment when
+            there is one (and say which, or that none was found).
         handle_signals: intercept SIGINT / SIGTERM (main thread only).
     """
 
@@ -247,19 +272,20 @@ class Trainer:
             raise ValueError(f"logger.progress_bar: true, false or auto, got {progress!r}")
         self.progress_bar = sys.stderr.isatty() if progress == "auto" else progress
 
-        paths = opt["path"]
-        self.experiments_root = Path(paths["experiments_root"])
-        self.models_dir = Path(paths["models"])
-        self.states_dir = Path(paths["training_states"])
-        self.visualization_dir = Path(paths["visualization"])
-        self.log_dir = Path(paths["log"])
+        self.folder = ExperimentFolder(opt, is_main=self.is_main)
+        self.experiments_root = self.folder.root
+        self.models_dir = self.folder.models_dir
+        self.states_dir = self.folder.states_dir
+        self.visualization_dir = self.folder.visualization_dir
+        self.log_dir = self.folder.log_dir
+        self.checkpointer = Checkpointer(
+            self.models_dir, self.states_dir, runtime, training_settings(opt)
+        )
 
         self.iteration = 0
         self.nonfinite_streak = 0
         self.seed = 0
         self.best: Dict[str, Any] = {"metric": None, "value": None, "iter": None}
-        self.last_state: Optional[Path] = None
-        self.last_saved_iter: Optional[int] = None
         self.tb: NullTensorBoardLogger = NullTensorBoardLogger()
         self.model: Any = None
         self.stream: Optional[BatchStream] = None
@@ -267,40 +293,96 @@ class Trainer:
         self.stop = StopRequest()
         #: the signal that stops the run, agreed by all processes (None while running)
         self.stop_signal: Optional[int] = None
-        self._archived: List[Tuple[Path, Path]] = []
+        #: the iteration whose validation is due and not complete (None when there is none)
+        self.validation_due: Optional[int] = None
+        self._startup = _StartupRecords()
+
+    @property
+    def last_state(self) -> Optional[Path]:
+        """The newest training state written (or resumed from)."""
+        return self.checkpointer.last_state
+
+    @property
+    def last_saved_iter(self) -> Optional[int]:
+        return self.checkpointer.last_saved_iter
 
     # ------------------------------------------------------------------------ preparation
-    def _prepare_folders(self, resuming: bool) -> None:
-        if not self.is_main:
+    def _on_main(self, check: Callable[[], None]) -> None:
+        """Run ``check`` on rank 0; with several processes its error (a one-line message)
+        reaches every process, so all stop together instead of waiting for rank 0."""
+        if not self.runtime.distributed:
+            check()
             return
-        if not resuming:
-            for folder in (self.experiments_root, tb_log_dir(self.opt)):
-                archived = archive_existing(folder)
-                if archived is not None:
-                    self._archived.append((folder, archived))
-        for folder in (self.experiments_root, self.models_dir, self.states_dir, self.log_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        failure: Optional[BaseException] = None
+        if self.is_main:
+            try:
+                check()
+            except (ExperimentBusyError, ValueError, OSError) as err:
+                failure = err
+        message = self.runtime.broadcast(str(failure) if failure is not None else "")
+        if failure is not None:
+            raise failure
+        if message:
+            # A ValueError: the command line reports it in one line with exit 2, like rank 0.
+            raise ValueError(f"rank 0 could not start: {message}")
+
+    def _resume_point(self) -> Optional[ResumePoint]:
+        explicit = self.opt["path"].get("resume_state")
+        if explicit:
+            path = Path(explicit)
+            return ResumePoint(path, check_checkpoint(path))
+        if not self.auto_resume:
+            return None
+        point = find_resume_point(self.states_dir)
+        message, damaged = describe_resume(point, self.states_dir)
+        if damaged:
+            get_logger().warning(message)
+        else:
+            get_logger().info(message)
+        return point
 
     def prepare(self) -> None:
-        """Folders, logging, seed, data, model and (when resuming) the restored state."""
-        # A missing precision package or fused optimiser is reported before any folder or data
-        # is touched.
+        """Check and build everything (options, resume state, data, model), then lock and
+        create the experiment folder, logging and (when resuming) the restored state. Nothing
+        on disk changes before every check has passed."""
+        # A missing precision package or fused optimiser is reported before data is touched.
         check_training_requirements(self.opt)
         check_wandb_requirements(self.opt)
-        # Every process reads the state itself (each must be able to resume from it).
-        resume_path = resolve_resume_state(self.opt, self.auto_resume)
-        # Read the state before touching any folder: a bad path must not archive anything.
-        state = load_training_state(resume_path) if resume_path is not None else None
-        self._prepare_folders(resuming=resume_path is not None)
-        stamp = _timestamp()
-        name = self.opt["name"]
-        setup_logger(self.log_dir / f"train_{name}_{stamp}.log", self.runtime.rank)
+        setup_logger(None, self.runtime.rank)
         log = get_logger()
-        for folder, archived in self._archived:
-            log.info("existing %s renamed to %s", folder, archived)
+        self._startup = _StartupRecords()
+        log.addHandler(self._startup)
+        try:
+            # Refuse early (before building anything) when another run holds the folder.
+            self._on_main(self.folder.check_free)
+            # Every process reads the state itself (each must be able to resume from it).
+            point = self._resume_point()
+            self._choose_seed(point)
+            self._build_data()
+            self.model = build_model(self.opt, self.runtime)
+            log.info("%s", self.model.describe())
+            self._on_main(self._check_val_images)
+            if point is not None:
+                self._restore(point)
+            # Every check passed: from here on the experiment folder is locked and written.
+            self._on_main(lambda: self._open_folder(resuming=point is not None))
+            if self.is_main and (self.opt.get("logger") or {}).get("use_tb_logger", False):
+                self.tb = TensorBoardLogger(tb_log_dir(self.opt))
+                log.info("TensorBoard logs: %s", self.tb.log_dir)
+            if self.is_main and wandb_settings(self.opt) is not None:
+                wandb_logger = WandbLogger(self.opt)
+                self.tb = LoggerGroup(self.tb, wandb_logger)
+                log.info("W&B run %s: %s", wandb_logger.run_id, wandb_logger.log_dir)
+        except BaseException:
+            self.folder.release()
+            raise
+        finally:
+            log.removeHandler(self._startup)
 
-        if state is not None:
-            self.seed = int(state["seed"])
+    def _choose_seed(self, point: Optional[ResumePoint]) -> None:
+        log = get_logger()
+        if point is not None:
+            self.seed = int(point.state["seed"])
             if self.opt.get("manual_seed") not in (None, self.seed):
                 log.warning(
                     "manual_seed %s ignored: the resumed run keeps its seed %d",
@@ -314,10 +396,27 @@ class Trainer:
             self.seed = int(self.runtime.broadcast(random.randint(1, 10000)))
         self.opt["manual_seed"] = self.seed
         set_random_seed(self.seed + self.runtime.rank)
-        if self.is_main:
-            (self.log_dir / f"train_{name}_{stamp}.yml").write_text(
-                dump_options(self.opt), encoding="utf-8"
-            )
+
+    def _open_folder(self, resuming: bool) -> None:
+        """Lock (rank 0), archive an old folder for a new run, create the folders, start the
+        log file, remove what a killed save left, write the options used."""
+        archived = self.folder.acquire(archive_old=not resuming)
+        name = self.opt["name"]
+        stamp = timestamp()
+        setup_logger(self.log_dir / f"train_{name}_{stamp}.log", self.runtime.rank)
+        log = get_logger()
+        # What was logged before the file existed goes first into it.
+        for handler in log.handlers:
+            if isinstance(handler, logging.FileHandler):
+                for record in self._startup.records:
+                    handler.handle(record)
+        for folder, target in archived:
+            log.info("existing %s renamed to %s", folder, target)
+        if resuming:
+            self.checkpointer.remove_temp_files()
+        (self.log_dir / f"train_{name}_{stamp}.yml").write_text(
+            dump_options(self.opt), encoding="utf-8"
+        )
         log.info(
             "training %s on %s (%s%s), seed %d",
             name,
@@ -327,18 +426,32 @@ class Trainer:
             self.seed,
         )
 
-        self._build_data()
-        self.model = build_model(self.opt, self.runtime)
-        log.info("%s", self.model.describe())
-        if state is not None:
-            self._restore(state, resume_path)  # type: ignore[arg-type]
-        if self.is_main and (self.opt.get("logger") or {}).get("use_tb_logger", False):
-            self.tb = TensorBoardLogger(tb_log_dir(self.opt))
-            log.info("TensorBoard logs: %s", self.tb.log_dir)
-        if self.is_main and wandb_settings(self.opt) is not None:
-            wandb_logger = WandbLogger(self.opt)
-            self.tb = LoggerGroup(self.tb, wandb_logger)
-            log.info("W&B run %s: %s", wandb_logger.run_id, wandb_logger.log_dir)
+    def _check_val_images(self) -> None:
+        """Read every validation image once: unreadable ones, pairs of two sizes and images
+        below the generator's minimum size are named now, not at the first validation. The
+        training crop is checked against that minimum too."""
+        net = bare_module(self.model.net_g)
+        min_size = min_input_size(int(getattr(net, "num_high", 0)))
+        why = f"network_g.num_high={getattr(net, 'num_high', '?')}"
+        assert self.stream is not None
+        train_set = self.stream.loader.dataset
+        crop = getattr(train_set, "gt_size", None) if getattr(train_set, "crop", False) else None
+        if crop is not None and crop < min_size:
+            raise ValueError(
+                f"{getattr(train_set, 'key_path', 'datasets.train')}.gt_size: {crop} is smaller "
+                f"than {min_size}, the smallest input of {why}"
+            )
+        for name, loader in self.val_sets:
+            dataset = loader.dataset
+            if hasattr(dataset, "check_images"):
+                count = dataset.check_images(min_size, why)
+                get_logger().info(
+                    "val set %s: %d images checked (readable, at least %dx%d)",
+                    name,
+                    count,
+                    min_size,
+                    min_size,
+                )
 
     def _build_data(self) -> None:
         log = get_logger()
@@ -404,24 +517,22 @@ class Trainer:
         if self.val_sets and not self.val_freq:
             log.info("val.val_freq is not set: validating only at the end")
 
-    def _restore(self, state: Dict[str, Any], path: Path) -> None:
-        iteration = int(state["iter"])
-        # The weights of a state live in the models folder of its own experiment.
-        models_dir = path.resolve().parent.parent / "models"
-        self.model.load_networks(models_dir, iteration)
-        self.model.load_state_dict(state["model"])
+    def _restore(self, point: ResumePoint) -> None:
+        state = point.state
+        iteration = point.iteration
+        self.checkpointer.restore(self.model, point)
         self.iteration = iteration
         assert self.stream is not None
         self.stream.epoch, self.stream.consumed = int(state["epoch"]), int(state["epoch_batches"])
         self.best = dict(state["best"])
         self.nonfinite_streak = int(state.get("nonfinite_streak", 0))
-        self.last_state = path
-        self.last_saved_iter = iteration
+        if state.get("validation_pending") and self.val_sets:
+            self.validation_due = iteration
         # Last, so nothing done while rebuilding (network initialisation) shifts the streams.
         self._restore_rng(state, iteration)
         get_logger().info(
             "resumed from %s: iteration %d, epoch %d (batch %d of %d)",
-            path,
+            point.path,
             iteration,
             self.stream.epoch,
             self.stream.consumed,
@@ -453,37 +564,30 @@ class Trainer:
     def save_checkpoint(self) -> Optional[Path]:
         """Networks then state of the current iteration (atomic files). Rank 0 writes; every
         process must call it (their random streams are saved too), and all return once the
-        files exist."""
-        if self.last_saved_iter == self.iteration:
-            return self.last_state
+        files exist. Raises :class:`DiskFullError` when the device is full."""
         assert self.stream is not None
-        rng_ranks = (
-            self.runtime.all_gather(capture_rng_state(self.runtime.device))
-            if self.runtime.distributed
-            else None
+        return self.checkpointer.save(
+            self.model,
+            iteration=self.iteration,
+            epoch=self.stream.epoch,
+            epoch_batches=self.stream.consumed,
+            seed=self.seed,
+            best=self.best,
+            nonfinite_streak=self.nonfinite_streak,
+            validation_pending=self.validation_due == self.iteration,
         )
-        if self.is_main:
-            self.model.save_networks(self.models_dir, self.iteration)
-            state = make_training_state(
-                iteration=self.iteration,
-                epoch=self.stream.epoch,
-                epoch_batches=self.stream.consumed,
-                seed=self.seed,
-                best=self.best,
-                nonfinite_streak=self.nonfinite_streak,
-                model_state=self.model.state_dict(),
-                device=self.runtime.device,
-            )
-            if rng_ranks is not None:
-                state["rng_ranks"] = rng_ranks
-            save_training_state(state, self.states_dir)
-        self.runtime.barrier()
-        self.last_state = state_path(self.states_dir, self.iteration)
-        self.last_saved_iter = self.iteration
-        get_logger().info("saved checkpoint of iteration %d: %s", self.iteration, self.last_state)
-        return self.last_state
 
     # ---------------------------------------------------------------------------- validation
+    def _run_validation(self) -> bool:
+        """Validate now; when it completes, the checkpoint of this iteration (if one was
+        written with the validation pending) is marked validated. Returns whether it did."""
+        results = self.validate()
+        if not results or results[-1].aborted:
+            return False
+        self.validation_due = None
+        self.checkpointer.validation_done(self.best)
+        return True
+
     def validate(self) -> List[ValidationResult]:
         """Every val set; updates the best metric and ``net_g_best.pth``."""
         log = get_logger()
@@ -542,14 +646,9 @@ class Trainer:
         old = self.best.get("value") if self.best.get("metric") == metric else None
         if metric_is_better(metrics[metric], value, old):
             self.best = {"metric": metric, "value": float(value), "iter": self.iteration}
-            if self.is_main:
-                self.model.save_network("net_g", self.models_dir / "net_g_best.pth")
+            path = self.checkpointer.save_best(self.model)
             get_logger().info(
-                "new best %s %.4f at iteration %d: saved %s",
-                metric,
-                value,
-                self.iteration,
-                self.models_dir / "net_g_best.pth",
+                "new best %s %.4f at iteration %d: saved %s", metric, value, self.iteration, path
             )
 
     # ------------------------------------------------------------------------------- logging
@@ -591,7 +690,8 @@ class Trainer:
                 (
                     f"the last good checkpoint is {self.last_state} (iteration "
                     f"{self.last_saved_iter}); resume from it with --set "
-                    f"path.resume_state={self.last_state}"
+                    f"path.resume_state={self.last_state} (changed options, e.g. "
+                    "train.optim_g.lr in the option file or with --set, apply on resume)"
                 )
                 if self.last_state
                 else "no checkpoint had been saved yet"
@@ -623,12 +723,13 @@ class Trainer:
     # ---------------------------------------------------------------------------------- loop
     def run(self) -> TrainingOutcome:
         """Prepare (unless :meth:`prepare` was called already), train to ``train.total_iter``
-        (or a signal), save; see the module docstring."""
-        if self.model is None:
-            self.prepare()
-        if self.handle_signals:
-            self.stop.install()
+        (or a signal), save; see the module docstring. Releases the experiment lock at the
+        end, however the run ends."""
         try:
+            if self.model is None:
+                self.prepare()
+            if self.handle_signals:
+                self.stop.install()
             with ExitStack() as stack:
                 bar = stack.enter_context(
                     tqdm(
@@ -646,25 +747,91 @@ class Trainer:
 
                     stack.enter_context(logging_redirect_tqdm(loggers=[get_logger()]))
                 return self._loop(bar)
+        except OSError as err:
+            if not is_disk_full(err):
+                raise
+            # Not a checkpoint (those raise DiskFullError themselves): a log, image or event
+            # file. The last checkpoint is complete.
+            folder = Path(err.filename).parent if err.filename else self.experiments_root
+            kept = (
+                f"the last checkpoint {self.last_state} is intact"
+                if self.last_state is not None
+                else "no checkpoint was written yet"
+            )
+            message = (
+                f"no space left on device in {folder}: training stopped at iteration "
+                f"{self.iteration}; {kept}. Free some space, then resume with --auto_resume"
+            )
+            get_logger().error(message)
+            raise DiskFullError(message) from err
         finally:
             self.stop.restore()
             self.tb.close()
+            self.folder.release()
+
+    def _next_batch(self) -> Any:
+        """The next training batch; when a process cannot load its batch (a corrupt image,
+        an unreadable file), every process saves the state of the last completed iteration and
+        raises :class:`TrainingDataError` naming the cause."""
+        assert self.stream is not None
+        position = (self.stream.epoch, self.stream.consumed)
+        fault = ""
+        batch = None
+        try:
+            batch = self.stream.next()
+        except (OSError, ValueError) as err:
+            if is_disk_full(err):
+                raise
+            fault = one_line(err)
+        failed = bool(fault)
+        if self.runtime.distributed:
+            # One small all-reduce: the other processes must not wait in the gradient exchange.
+            failed = bool(self.runtime.max_over_ranks(1.0 if failed else 0.0))
+        if not failed:
+            return batch
+        # The batch was not used: the resumed run must load it again.
+        self.stream.epoch, self.stream.consumed = position
+        faults = [f for f in self.runtime.all_gather(fault) if f]
+        log = get_logger()
+        for text in faults:
+            log.error("training data: %s", text)
+        if self.iteration == 0:
+            saved = "nothing was trained yet"
+        elif self.nonfinite_streak:
+            saved = f"the last good checkpoint is {self.last_state}"
+        else:
+            self.save_checkpoint()
+            saved = f"saved {self.last_state}"
+        message = (
+            f"training stopped at iteration {self.iteration}: a training batch could not be "
+            f"loaded ({faults[0] if faults else 'see the other processes'}); {saved}. Fix or "
+            "remove the file, then resume with --auto_resume"
+        )
+        log.error(message)
+        raise TrainingDataError(message)
 
     def _loop(self, bar: Any) -> TrainingOutcome:
         log = get_logger()
         assert self.stream is not None
+        window = _Window()
+        validated_at = self.iteration  # no final validation when nothing was trained
+        if self.validation_due is not None:
+            log.info(
+                "the validation of iteration %d did not complete before the run stopped: "
+                "running it now",
+                self.validation_due,
+            )
+            self._run_validation()
         if self.iteration >= self.total_iter:
             log.info(
                 "nothing to do: the state is at iteration %d and train.total_iter is %d",
                 self.iteration,
                 self.total_iter,
             )
-        window = _Window()
-        validated_at = self.iteration  # no final validation when nothing was trained
         log.info("start training from iteration %d", self.iteration + 1)
         while self.iteration < self.total_iter and not self._stop_requested():
             start = time.perf_counter()
-            batch = self.stream.next()
+            batch = self._next_batch()
             data_time = time.perf_counter() - start
             self.iteration += 1
             self.model.update_learning_rate(self.iteration, self.warmup_iter)
@@ -676,9 +843,11 @@ class Trainer:
             if self.iteration % self.print_freq == 0:
                 self._log_window(window, bar)
                 window = _Window()
-            if self.val_freq and self.val_sets and self.iteration % self.val_freq == 0:
-                self.validate()
-                validated_at = self.iteration
+            validate_now = bool(
+                self.val_freq and self.val_sets and self.iteration % self.val_freq == 0
+            )
+            if validate_now:
+                self.validation_due = self.iteration
             if self.checkpoint_freq and self.iteration % self.checkpoint_freq == 0:
                 if self.nonfinite_streak:
                     # Keep the last checkpoint the last good one.
@@ -686,17 +855,33 @@ class Trainer:
                         "iteration %d: checkpoint not saved (non-finite losses)", self.iteration
                     )
                 else:
+                    # Before the validation: a validation that never ends loses no training.
                     self.save_checkpoint()
+            if validate_now:
+                self._run_validation()
+                validated_at = self.iteration
+        interrupted = bool(self.stop_signal) and self.iteration < self.total_iter
+        if not interrupted and self.val_sets and validated_at != self.iteration:
+            self.validation_due = self.iteration
+            self.save_checkpoint()
+            self._run_validation()
         outcome_args: Dict[str, Any] = dict(
             iteration=self.iteration, experiments_root=self.experiments_root
         )
-        if self.stop_signal and self.iteration < self.total_iter:
+        if self.stop_signal and (interrupted or self.validation_due is not None):
             self.save_checkpoint()
+            during = (
+                f" during the validation of iteration {self.validation_due} (it runs again on "
+                "resume)"
+                if self.validation_due is not None
+                else ""
+            )
             log.info(
-                "stopped by %s at iteration %d; resume with --auto_resume or --set "
+                "stopped by %s at iteration %d%s; resume with --auto_resume or --set "
                 "path.resume_state=%s",
                 signal.Signals(self.stop_signal).name,
                 self.iteration,
+                during,
                 self.last_state,
             )
             return TrainingOutcome(
@@ -706,17 +891,9 @@ class Trainer:
                 best=dict(self.best),
                 **outcome_args,
             )
-        if self.val_sets and validated_at != self.iteration:
-            self.validate()
         self.save_checkpoint()
-        if self.is_main:
-            self.model.save_networks(self.models_dir, "latest")
-        self.runtime.barrier()
-        log.info(
-            "training finished at iteration %d; weights: %s",
-            self.iteration,
-            self.models_dir / "net_g_latest.pth",
-        )
+        latest = self.checkpointer.save_latest(self.model)
+        log.info("training finished at iteration %d; weights: %s", self.iteration, latest)
         if self.best.get("metric"):
             log.info(
                 "best %s %.4f at iteration %s (%s)",
@@ -743,7 +920,10 @@ def run_training(
 
 
 __all__ = [
+    "DiskFullError",
+    "ExperimentBusyError",
     "NonFiniteLossError",
+    "TrainingDataError",
     "TrainingOutcome",
     "Trainer",
     "archive_existing",

@@ -6,7 +6,10 @@ A state file is a dict of tensors and plain Python containers only, so it loads 
 ``{'format': 'lptn-training-state', 'version': 1, 'iter': int, 'epoch': int,
 'epoch_batches': int (batches of ``epoch`` already consumed), 'seed': int,
 'best': {'metric': str|None, 'value': float|None, 'iter': int|None},
-'nonfinite_streak': int, 'model': LPTNModel.state_dict(), 'rng': capture_rng_state(...)}``
+'nonfinite_streak': int, 'model': LPTNModel.state_dict(), 'rng': capture_rng_state(...)}``,
+plus, from :class:`~lptn.engine.checkpointer.Checkpointer`, ``'settings'`` (the ``train``
+options a resumed run may change, to report the changes) and ``'validation_pending'`` (the
+validation of that iteration had not completed: a resumed run runs it first).
 
 The network weights are not inside: they are ``models/net_g_{iter}.pth`` (and ``net_d_``),
 written before the state, so an existing state always has its weights.

@@ -1,7 +1,13 @@
-"""Build the generator that fits a weights file, for the inference entry points."""
+"""Build the generator that fits a weights file, for the inference entry points.
+
+Without a weights file the built-in FiveK checkpoint is used: the generator released by the
+LPTN authors (Liang, Zeng, Zhang, CVPR 2021; Apache-2.0), shipped as package data in
+``lptn/weights`` and checked against its sha256 before it is read.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -12,19 +18,49 @@ from lptn.archs.lptn_arch import lptn_options_from_state_dict
 from lptn.archs.weight_loading import load_network_weights
 from lptn.platform.checkpoint_io import CheckpointError, read_state_dict
 
+BUILTIN_WEIGHTS_NAME = "net_g_FiveK_numhigh3.pth"
+BUILTIN_WEIGHTS_SHA256 = "938542ae41c954759ca8c32140c133fea3f75373267ba5ab9b34d59eedda6154"
+
+
+def builtin_weights_path() -> Path:
+    """The built-in FiveK checkpoint (nrb_low 5, nrb_high 3, num_high 3), after checking its
+    sha256; raises :class:`CheckpointError` when it is missing or altered."""
+    path = Path(__file__).resolve().parents[1] / "weights" / BUILTIN_WEIGHTS_NAME
+    return verify_weights_file(path, BUILTIN_WEIGHTS_SHA256)
+
+
+def verify_weights_file(path: Path, sha256: str) -> Path:
+    """``path`` if its sha256 is ``sha256``; :class:`CheckpointError` naming it otherwise."""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise CheckpointError(
+            f"{path}: the built-in weights are missing ({err.strerror or err}); reinstall lptn "
+            "or pass --weights"
+        ) from err
+    if digest != sha256:
+        raise CheckpointError(
+            f"{path}: the built-in weights are damaged (sha256 {digest}, expected {sha256}); "
+            "reinstall lptn or pass --weights"
+        )
+    return path
+
 
 def load_generator(
-    weights: str | Path,
+    weights: Optional[str | Path] = None,
     network_opt: Optional[Dict[str, Any]] = None,
     param_key: Optional[str] = None,
 ) -> nn.Module:
     """The generator that fits ``weights``, with the weights loaded strictly.
 
     Args:
-        weights: a ``.pth`` file (official, BasicSR-style or this project's).
+        weights: a ``.pth`` file (official, BasicSR-style or this project's); None = the
+            built-in FiveK checkpoint (:func:`builtin_weights_path`).
         network_opt: a ``network_g`` block; inferred from the file when not given.
         param_key: ``params`` or ``params_ema`` for files that hold both.
     """
+    if weights is None:
+        weights = builtin_weights_path()
     if network_opt is None:
         network_opt = lptn_options_from_state_dict(read_state_dict(weights, param_key))
         if network_opt is None:

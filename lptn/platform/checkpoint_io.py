@@ -38,9 +38,12 @@ def save_atomic(obj: Any, path: str | Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:
+            # A failed write names no file; the caller's message needs the target's folder.
+            err.filename = str(path)
         raise
 
 

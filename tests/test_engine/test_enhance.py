@@ -1,16 +1,26 @@
-"""lptn-enhance: any size, same names/format/bit depth, bad files skipped, inputs untouched."""
+"""lptn-enhance: any size, same names/format/bit depth, bad files skipped, inputs untouched;
+photo libraries (orientation, metadata, profiles, folders, skip/report, torchrun split)."""
 
+import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Dict
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lptn.archs import build_network
 from lptn.archs.weight_loading import load_network_weights
 from lptn.data.image_io import read_image
 from lptn.engine.cli import enhance_main
+from lptn.photo import PhotoEnhancer, decode_photo, enhance_photo_bytes
+from lptn.photo.colour import srgb_profile_bytes
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +116,7 @@ def test_enhance_skips_bad_files_and_reports(
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
     printed = capsys.readouterr()
     text = printed.out + printed.err
-    assert "broken.png" in text and "tiny.png" in text and "1 written, 2 failed" in text
+    assert "broken.png" in text and "tiny.png" in text and "1 written, 0 skipped, 2 failed" in text
 
 
 def test_enhance_never_overwrites_its_input(
@@ -190,7 +200,7 @@ def test_enhance_bad_weights_and_inputs(tmp_path: Path, capsys: pytest.CaptureFi
         )
         == 2
     )
-    assert "no image files" in capsys.readouterr().err
+    assert "no photos found" in capsys.readouterr().err
 
 
 def test_enhance_fast_path_gives_the_same_picture(
@@ -218,3 +228,180 @@ def test_enhance_fast_path_gives_the_same_picture(
     # float32 differences of ~1e-6 can flip a value sitting on a rounding boundary.
     assert np.abs(fast - exact).max() <= 1
     assert (fast != exact).mean() < 1e-3
+
+
+# --- photos as photographers have them (issue 11) -------------------------------------------
+
+
+def _phone_jpeg(upright: np.ndarray) -> bytes:
+    """A phone JPEG stored turned anticlockwise with orientation 6 and camera EXIF."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Google", "Pixel 7", 6
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.5)})
+    buf = io.BytesIO()
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    stored.save(buf, "JPEG", quality=92, exif=exif)
+    return buf.getvalue()
+
+
+def _library(root: Path, photo: np.ndarray, shared_dir: Path) -> Dict[str, bytes]:
+    """A small photo library: phone JPEG, Adobe RGB PNG, grey, RGBA, 16-bit TIFF, BMP, WebP."""
+    adobe = (shared_dir / "data" / "icc" / "AdobeRGB1998.icc").read_bytes()
+    grey = np.asarray(Image.fromarray(photo).convert("L"))
+    alpha = np.tile(np.linspace(0, 255, photo.shape[1]).astype(np.uint8), (photo.shape[0], 1))
+
+    def pil(arr: np.ndarray, fmt: str, **kwargs: object) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, fmt, **kwargs)
+        return buf.getvalue()
+
+    ok, tif16 = cv2.imencode(
+        ".tif", cv2.cvtColor(photo.astype(np.uint16) * 257 + 50, cv2.COLOR_RGB2BGR)
+    )
+    assert ok
+    files = {
+        "phone.jpg": _phone_jpeg(photo),
+        "adobe.png": pil(photo, "PNG", icc_profile=adobe),
+        "grey.png": pil(grey, "PNG"),
+        "rgba.png": pil(np.dstack([photo, alpha]), "PNG"),
+        "deep.tif": tif16.tobytes(),
+        "plain.bmp": pil(photo, "BMP"),
+        "web.webp": pil(photo, "WEBP", quality=90),
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return files
+
+
+def test_builtin_weights_and_a_photo_library(
+    tmp_path: Path, photo: np.ndarray, shared_dir: Path
+) -> None:
+    files = _library(tmp_path / "in", photo, shared_dir)
+    out = tmp_path / "out"
+    code = enhance_main(["--input", str(tmp_path / "in"), "--output", str(out), "--no-progress"])
+    assert code == 0  # no --weights: the built-in FiveK model
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    phone = Image.open(out / "phone.jpg")
+    assert phone.size == (photo.shape[1], photo.shape[0])  # upright
+    exif = phone.getexif()
+    assert exif[0x0112] == 1 and exif[0x0110] == "Pixel 7" and exif.get_ifd(0x8825)[1] == "N"
+    assert decode_photo((out / "grey.png").read_bytes()).is_grey
+    assert decode_photo((out / "deep.tif").read_bytes()).pixels.dtype == np.uint16
+    rgba = decode_photo((out / "rgba.png").read_bytes())
+    assert rgba.alpha is not None and rgba.alpha[0, -1] == 255 and rgba.alpha[0, 0] == 0
+    assert decode_photo((out / "adobe.png").read_bytes()).icc == srgb_profile_bytes()
+    # the files are exactly what the bytes API gives (one pipeline for both)
+    enhancer = PhotoEnhancer.from_weights(device="auto")
+    for name, data in files.items():
+        assert (out / name).read_bytes() == enhance_photo_bytes(data, enhancer)[0], name
+
+
+def test_output_must_be_a_writable_folder(
+    tmp_path: Path, photo: np.ndarray, capsys: pytest.CaptureFixture
+) -> None:
+    _save_rgb(tmp_path / "a.png", photo)
+    (tmp_path / "taken.txt").write_text("keep me")
+    for output, words in [
+        (tmp_path / "taken.txt", "is a file"),
+        (tmp_path / "result.jpg", "looks like a file name"),
+        (tmp_path / "taken.txt" / "sub", "cannot be written"),
+    ]:
+        code = enhance_main(
+            ["--input", str(tmp_path / "a.png"), "--output", str(output), "--no-progress"]
+        )
+        err = capsys.readouterr()
+        assert code == 2
+        lines = err.err.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in err.err
+        assert "written" not in err.out  # refused before any processing
+    assert (tmp_path / "taken.txt").read_text() == "keep me"
+    assert not (tmp_path / "result.jpg").exists()
+
+
+def test_recursive_glob_keeps_folders_and_ignores_symlink_loops(
+    tmp_path: Path, photo: np.ndarray
+) -> None:
+    lib = tmp_path / "lib"
+    for sub in ("2023/june", "2024", "2024/raw"):
+        (lib / sub).mkdir(parents=True)
+    _save_rgb(lib / "2023" / "june" / "p.jpg", photo)
+    _save_rgb(lib / "2024" / "p.jpg", photo[:, ::-1])  # same name, other folder
+    _save_rgb(lib / "2024" / "raw" / "skip.png", photo)  # not matched by *.jpg
+    os.symlink(lib, lib / "2024" / "loop")  # a symlink back to the top
+    out = tmp_path / "out"
+    code = enhance_main(
+        ["--input", str(lib / "**" / "*.jpg"), "--output", str(out), "--no-progress"]
+    )
+    assert code == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["2023/june/p.jpg", "2024/p.jpg"]
+
+
+def test_skip_existing_report_and_bad_files_first(
+    tmp_path: Path, photo: np.ndarray, shared_dir: Path
+) -> None:
+    src = tmp_path / "in"
+    _library(src, photo[:40, :50], shared_dir)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (src / "empty.png").write_bytes(b"")
+    out, report = tmp_path / "out", tmp_path / "run.jsonl"
+    args = ["--input", str(src), "--output", str(out), "--no-progress", "--report", str(report)]
+    assert enhance_main(args) == 1
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    statuses = [line["status"] for line in lines]
+    # unreadable files are reported before any photo is processed
+    assert statuses == ["failed"] * 2 + ["written"] * 7
+    assert {Path(line["input"]).name for line in lines[:2]} == {"broken.jpg", "empty.png"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "grey.png").unlink()
+    report.unlink()
+    assert enhance_main(args + ["--skip-existing"]) == 1
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    redone = [Path(line["output"]).name for line in lines if line["status"] == "written"]
+    assert redone == ["grey.png"]
+    assert sum(line["status"] == "skipped" for line in lines) == 6
+    for p in out.iterdir():
+        if p.name != "grey.png":
+            assert p.stat().st_mtime_ns == mtimes[p.name]
+
+
+def test_strength_zero_gives_the_input_back(tmp_path: Path, photo: np.ndarray) -> None:
+    _save_rgb(tmp_path / "a.png", photo)
+    args = ["--input", str(tmp_path / "a.png"), "--output", str(tmp_path / "o"), "--no-progress"]
+    assert enhance_main(args + ["--strength", "0"]) == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "o" / "a.png"), photo)
+    assert enhance_main(args + ["--strength", "2"]) == 2
+
+
+def test_torchrun_splits_the_photos_between_processes(tmp_path: Path, photo: np.ndarray) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        _save_rgb(src / f"p{i}.png", np.roll(photo[:40, :48], i, axis=1))
+    report = tmp_path / "r.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "lptn.enhance", "--input", str(src), "--output", str(tmp_path / "out"),
+        "--device", "cpu", "--no-progress", "--report", str(report),
+    ]  # fmt: skip
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(4)]
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(Path(line["input"]).name for line in lines) == [f"p{i}.png" for i in range(4)]
+    assert sorted(line["rank"] for line in lines) == [0, 0, 1, 1]
+    assert "process 0 of 2" in run.stdout and "process 1 of 2" in run.stdout
+
+
+def test_heic_photos_become_jpeg(tmp_path: Path, photo: np.ndarray) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    src = tmp_path / "in"
+    src.mkdir()
+    pillow_heif.from_pillow(Image.fromarray(photo)).save(src / "IMG_0001.HEIC", quality=90)
+    out = tmp_path / "out"
+    assert enhance_main(["--input", str(src), "--output", str(out), "--no-progress"]) == 0
+    assert [p.name for p in out.iterdir()] == ["IMG_0001.jpg"]
+    assert Image.open(out / "IMG_0001.jpg").size == (photo.shape[1], photo.shape[0])

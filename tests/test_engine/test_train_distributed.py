@@ -194,3 +194,19 @@ def test_sigterm_to_one_process_stops_all_at_the_same_iteration(tmp_path: Path) 
         tmp_path / "experiments" / "preempt" / "training_states" / f"{it}.state"
     )
     assert state["iter"] == it and rank0["last_state"] == rank1["last_state"]
+
+
+def test_a_corrupt_image_on_one_rank_stops_every_rank_with_exit_2(tmp_path: Path) -> None:
+    """The process that cannot load its batch must not leave the other one waiting in the
+    gradient exchange: all save (none here before iteration 1) and exit 2 naming the file."""
+    data = make_image_folders(tmp_path / "data", count=5)
+    (data["source"] / "img_3.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    opt = tiny_options(data, name="corrupt", total_iter=50, checkpoint_freq=2)
+    opt_path = write_options(opt, tmp_path / "corrupt.yml")
+    run = _torchrun(opt_path, tmp_path)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output[-3000:]
+    assert "img_3.png: cannot decode image" in output, output[-3000:]
+    assert output.count("error: training stopped at iteration") == 2, output[-3000:]
+    log = next((tmp_path / "experiments" / "corrupt").glob("train_corrupt_*.log")).read_text()
+    assert "training data:" in log and "img_3.png" in log

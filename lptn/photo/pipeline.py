@@ -1,0 +1,112 @@
+"""One photo through the enhancer: colour management in, enhancement, back out.
+
+Both ``lptn-enhance`` (files) and :func:`enhance_photo_bytes` (bytes, for services) use
+:func:`enhance_photo`, so they give the same pixels for the same input.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, Tuple
+
+import numpy as np
+
+from lptn.photo.colour import from_srgb, is_srgb, profile_space, srgb_profile_bytes, to_srgb
+from lptn.photo.enhancer import check_strength
+from lptn.photo.errors import PhotoError
+from lptn.photo.metadata import mark_srgb
+from lptn.photo.photo_file import (
+    MEDIA_TYPES,
+    WRITE_FORMATS,
+    Photo,
+    decode_photo,
+    encode_photo,
+    format_name,
+    output_format_for,
+)
+
+OUTPUT_COLOURS = ("srgb", "input")
+# enhance_photo_bytes refuses larger photos: its callers hand it data from elsewhere.
+MAX_BYTES_PIXELS = 250_000_000
+
+
+class ArrayEnhancer(Protocol):
+    """What :func:`enhance_photo` calls: a :class:`~lptn.photo.enhancer.PhotoEnhancer`, or an
+    object with the same results such as lptn-serve's queue in front of one."""
+
+    def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray: ...
+
+    def enhance_grey(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray: ...
+
+
+def check_output_colour(output_colour: str) -> str:
+    if output_colour not in OUTPUT_COLOURS:
+        raise PhotoError(
+            f"output colour must be one of {', '.join(OUTPUT_COLOURS)}, got {output_colour!r}"
+        )
+    return output_colour
+
+
+def enhance_photo(
+    photo: Photo, enhancer: ArrayEnhancer, *, strength: float = 1.0, output_colour: str = "srgb"
+) -> Photo:
+    """The enhanced photo, with the input's metadata and alpha.
+
+    A photo tagged with another RGB profile (Adobe RGB, ProPhoto, Display P3) is converted to
+    sRGB for the network; ``output_colour='srgb'`` (default) writes the result in sRGB with an
+    sRGB profile, ``'input'`` converts it back to the input's profile. Grey photos stay grey
+    and keep their profile; untagged photos are taken as sRGB and stay untagged.
+    """
+    check_output_colour(output_colour)
+    strength = check_strength(strength)
+    if photo.is_grey:
+        out = enhancer.enhance_grey(photo.pixels, strength)
+        # a grey file may only carry a grey profile (PNG and JPEG readers reject others)
+        keep = photo.icc if photo.icc and profile_space(photo.icc) == "GRAY" else None
+        return photo.with_pixels(out, icc=keep)
+    icc = photo.icc
+    if icc and profile_space(icc) != "RGB":
+        raise PhotoError(f"the embedded colour profile is for {profile_space(icc)} data, not RGB")
+    out = enhancer.enhance_rgb(to_srgb(photo.pixels, icc), strength)
+    if is_srgb(icc):
+        return photo.with_pixels(out)
+    if output_colour == "input":
+        return photo.with_pixels(from_srgb(out, icc))
+    return photo.with_pixels(out, icc=srgb_profile_bytes(), exif=mark_srgb(photo.exif))
+
+
+def check_writable(photo: Photo, fmt: str) -> None:
+    """Refuse, before any work, an output ``fmt`` that cannot hold ``photo``."""
+    if fmt not in WRITE_FORMATS:
+        raise PhotoError(f"{fmt} cannot be written; use one of {', '.join(WRITE_FORMATS)}")
+    if fmt == "JPEG" and photo.alpha is not None:
+        raise PhotoError("JPEG cannot hold transparency; ask for PNG, TIFF or WebP output")
+
+
+def enhance_photo_bytes(
+    data: bytes,
+    enhancer: ArrayEnhancer,
+    *,
+    strength: float = 1.0,
+    out_format: Optional[str] = None,
+    jpeg_quality: int = 95,
+    output_colour: str = "srgb",
+) -> Tuple[bytes, str]:
+    """Encoded photo in -> (encoded enhanced photo, its media type such as ``image/jpeg``).
+
+    ``out_format`` (``jpeg``, ``png``, ``tiff``, ``webp``, ``bmp``; None = the input's format,
+    JPEG for HEIC). Orientation, EXIF, XMP, ICC, alpha, grey and bit depth are handled as in
+    :func:`enhance_photo` and :func:`~lptn.photo.photo_file.encode_photo`.
+
+    Raises:
+        PhotoError: empty, truncated, non-image or unsupported data, a bad option, a photo
+            too small for the network or over :data:`MAX_BYTES_PIXELS` pixels.
+    """
+    check_output_colour(output_colour)
+    check_strength(strength)
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise PhotoError(f"jpeg_quality must be within 1..100, got {jpeg_quality}")
+    photo = decode_photo(data, "photo", max_pixels=MAX_BYTES_PIXELS)
+    fmt = format_name(out_format) if out_format else output_format_for(photo.format)
+    check_writable(photo, fmt)
+    out = enhance_photo(photo, enhancer, strength=strength, output_colour=output_colour)
+    return encode_photo(out, fmt, jpeg_quality=jpeg_quality), MEDIA_TYPES[fmt]

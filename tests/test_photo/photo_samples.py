@@ -1,0 +1,115 @@
+"""Real test photos made from the FiveK sample: phone-style JPEGs with orientation and camera
+EXIF, Adobe RGB-tagged PNGs, grey, RGBA, 16-bit and HEIC files (all small crops)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+    b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+    b'tiff:Orientation="6"><dc:creator>Test Photographer</dc:creator></rdf:Description>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+def fivek_crop(fivek_dir: Path, name: str = "a4576.png", h: int = 97, w: int = 131) -> np.ndarray:
+    """An odd-sized HxWx3 uint8 RGB crop of a real FiveK photo."""
+    rgb = np.asarray(Image.open(fivek_dir / "source" / name).convert("RGB"))
+    return np.ascontiguousarray(rgb[:h, :w])
+
+
+def camera_exif(orientation: int = 1, width: int = 0, height: int = 0) -> Image.Exif:
+    """EXIF as a phone writes it: make, model, capture date, GPS and the orientation."""
+    exif = Image.Exif()
+    exif[0x010F] = "Google"
+    exif[0x0110] = "Pixel 7"
+    exif[0x0132] = "2024:05:06 07:08:09"
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769).update(
+        {
+            0x9003: "2024:05:06 07:08:09",
+            0x829A: (1.0 / 120.0),
+            0xA002: width,
+            0xA003: height,
+        }
+    )
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.5), 3: "E", 4: (2.0, 17.0, 40.0)})
+    return exif
+
+
+def stored_for(upright: np.ndarray, orientation: int) -> np.ndarray:
+    """The array a camera stores so that showing it with ``orientation`` gives ``upright``
+    (the inverse of the display transform, built with Pillow's transpose operations)."""
+    inverse = {
+        1: None,
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,  # stored turned anticlockwise, shown turned clockwise
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }[orientation]
+    im = Image.fromarray(upright)
+    return np.asarray(im if inverse is None else im.transpose(inverse))
+
+
+def phone_jpeg(upright: np.ndarray, orientation: int, subsampling: int = 2) -> bytes:
+    """A phone-style JPEG: stored turned, tagged with ``orientation``, camera EXIF and XMP."""
+    stored = stored_for(upright, orientation)
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(
+        buf,
+        "JPEG",
+        quality=92,
+        subsampling=subsampling,
+        exif=camera_exif(orientation, stored.shape[1], stored.shape[0]),
+        xmp=XMP,
+    )
+    return buf.getvalue()
+
+
+def adobe_icc(shared_dir: Path) -> bytes:
+    """The CC0 Adobe RGB (1998)-compatible profile in ``shared/data/icc``."""
+    return (shared_dir / "data" / "icc" / "AdobeRGB1998.icc").read_bytes()
+
+
+def srgb_to_adobe(rgb: np.ndarray, icc: bytes) -> np.ndarray:
+    """An sRGB uint8 photo converted into Adobe RGB (``icc``) with littleCMS (relative
+    colorimetric)."""
+    src = ImageCms.createProfile("sRGB")
+    dst = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    out = ImageCms.profileToProfile(
+        Image.fromarray(rgb), src, dst, renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC
+    )
+    assert out is not None
+    return np.asarray(out)
+
+
+def pillow_bytes(arr: np.ndarray, fmt: str, mode: Optional[str] = None, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def png16_bytes(arr: np.ndarray) -> bytes:
+    """16-bit PNG (RGB, RGBA or grey) written by OpenCV, untagged."""
+    if arr.ndim == 3:
+        order = [2, 1, 0, 3][: arr.shape[2]]
+        arr = arr[:, :, order]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr))
+    assert ok
+    return buf.tobytes()
+
+
+def to16(rgb: np.ndarray) -> np.ndarray:
+    """uint8 -> uint16 with low bits that 8 bits cannot hold (a real 16-bit signal)."""
+    return (rgb.astype(np.uint16) * 257 + np.uint16(91)).astype(np.uint16)

@@ -1,0 +1,177 @@
+"""Reading and writing photo files: orientation, EXIF / XMP / ICC, formats, grey, alpha, 16-bit."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from photo_samples import (
+    XMP,
+    camera_exif,
+    phone_jpeg,
+    pillow_bytes,
+    png16_bytes,
+    to16,
+)
+from PIL import Image, ImageOps, JpegImagePlugin
+
+from lptn.photo import Photo, PhotoError, decode_photo, encode_photo, photo_file
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_is_applied_like_pillow(crop: np.ndarray, orientation: int) -> None:
+    data = phone_jpeg(crop, orientation)
+    photo = decode_photo(data, "phone.jpg")
+    # Pillow's exif_transpose is the independent reference for what viewers show.
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    assert photo.pixels.shape == crop.shape  # upright again: 97 rows, 131 columns
+    np.testing.assert_array_equal(photo.pixels, shown)
+    assert photo.exif is not None and photo.exif[0x0112] == 1
+    assert photo.xmp is not None and b'tiff:Orientation="1"' in photo.xmp
+
+
+def test_written_upright_with_orientation_1_and_metadata(crop: np.ndarray, adobe: bytes) -> None:
+    data = phone_jpeg(crop, 6)
+    photo = decode_photo(data, "phone.jpg")
+    photo.icc = adobe
+    for fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+        out = Image.open(io.BytesIO(encode_photo(photo, fmt)))
+        assert out.format == fmt and out.size == (131, 97)
+        exif = out.getexif()
+        assert exif[0x0112] == 1, fmt
+        assert (exif[0x010F], exif[0x0110]) == ("Google", "Pixel 7"), fmt
+        sub = exif.get_ifd(0x8769)
+        assert sub[0x9003] == "2024:05:06 07:08:09", fmt
+        # pixel dimensions follow the upright image (they were 97 x 131 as stored)
+        assert (sub[0xA002], sub[0xA003]) == (131, 97), fmt
+        assert exif.get_ifd(0x8825)[1] == "N", fmt
+        assert out.info["icc_profile"] == adobe, fmt
+        xmp = photo_file._xmp_of(out, fmt)
+        assert xmp is not None and b"Test Photographer" in xmp, fmt
+
+
+def test_16bit_png_and_tiff_keep_16_bits_and_metadata(crop: np.ndarray, adobe: bytes) -> None:
+    rgb16 = to16(crop)
+    photo = decode_photo(png16_bytes(rgb16), "deep.png")
+    assert photo.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(photo.pixels, rgb16)
+    photo.icc, photo.xmp, photo.exif = adobe, XMP, camera_exif(1)
+    for fmt in ("PNG", "TIFF"):
+        back = decode_photo(encode_photo(photo, fmt), f"deep.{fmt}")
+        assert back.format == fmt and back.pixels.dtype == np.uint16
+        np.testing.assert_array_equal(back.pixels, rgb16)
+        assert back.icc == adobe
+        assert back.xmp == XMP.replace(b'Orientation="6"', b'Orientation="1"')
+        assert back.exif is not None and back.exif[0x0110] == "Pixel 7"
+    # PNG keeps the Exif and GPS sub-IFDs too (16-bit TIFF keeps IFD0 only: see photo_file)
+    back = decode_photo(encode_photo(photo, "PNG"), "deep.png")
+    assert back.exif is not None and back.exif.get_ifd(0x8825)[1] == "N"
+    # formats that hold 8 bits only get the rounded values
+    jpeg8 = decode_photo(encode_photo(photo, "BMP"), "deep.bmp").pixels
+    np.testing.assert_array_equal(jpeg8, np.round(rgb16 / 257.0).astype(np.uint8))
+
+
+def test_grey_stays_grey_and_alpha_passes_through(crop: np.ndarray) -> None:
+    grey = np.asarray(Image.fromarray(crop).convert("L"))
+    alpha = np.tile(np.linspace(0, 255, crop.shape[1]).astype(np.uint8), (crop.shape[0], 1))
+    cases = {
+        "grey.png": (pillow_bytes(grey, "PNG"), grey, None),
+        "grey.jpg": (pillow_bytes(grey, "JPEG", quality=100), None, None),
+        "grey16.png": (png16_bytes(to16(grey[:, :, None].repeat(3, 2))[:, :, 0]), None, None),
+        "greya.png": (pillow_bytes(np.dstack([grey, alpha]), "PNG", "LA"), grey, alpha),
+        "rgba.png": (pillow_bytes(np.dstack([crop, alpha]), "PNG", "RGBA"), crop, alpha),
+        "rgba.webp": (
+            pillow_bytes(np.dstack([crop, alpha]), "WEBP", lossless=True, exact=True),
+            crop,
+            alpha,
+        ),
+        "rgba.tif": (pillow_bytes(np.dstack([crop, alpha]), "TIFF"), crop, alpha),
+        "rgba16.png": (
+            png16_bytes(np.dstack([to16(crop), to16(alpha[:, :, None])[:, :, 0]])),
+            None,
+            None,
+        ),
+    }
+    for name, (data, pixels, alpha_in) in cases.items():
+        photo = decode_photo(data, name)
+        assert photo.is_grey == name.startswith("grey"), name
+        if pixels is not None:
+            np.testing.assert_array_equal(photo.pixels, pixels, err_msg=name)
+        if alpha_in is not None:
+            np.testing.assert_array_equal(photo.alpha, alpha_in, err_msg=name)
+        fmt = photo.format
+        back = decode_photo(encode_photo(photo, fmt), name)
+        assert back.pixels.shape == photo.pixels.shape and back.pixels.dtype == photo.pixels.dtype
+        if fmt != "JPEG":
+            np.testing.assert_array_equal(back.pixels, photo.pixels, err_msg=name)
+        assert (back.alpha is None) == (photo.alpha is None), name
+        if photo.alpha is not None:
+            np.testing.assert_array_equal(back.alpha, photo.alpha, err_msg=name)
+    assert decode_photo(cases["rgba.webp"][0], "x").webp_lossless
+    # lossless with an ICC chunk before the image data (extended WebP) is still lossless
+    tagged = pillow_bytes(crop, "WEBP", lossless=True, icc_profile=b"\0" * 3000)
+    assert decode_photo(tagged, "x").webp_lossless
+    assert not decode_photo(pillow_bytes(crop, "WEBP", quality=80), "x").webp_lossless
+
+
+def test_bmp_and_webp_read_and_written(crop: np.ndarray) -> None:
+    for fmt in ("BMP", "WEBP"):
+        photo = decode_photo(
+            pillow_bytes(crop, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        )
+        assert photo.format == fmt
+        np.testing.assert_array_equal(photo.pixels, crop)
+        back = decode_photo(encode_photo(photo))
+        assert back.format == fmt
+        np.testing.assert_array_equal(back.pixels, crop)
+
+
+@pytest.mark.parametrize("subsampling", [0, 1, 2])
+def test_jpeg_keeps_chroma_subsampling_and_quality(crop: np.ndarray, subsampling: int) -> None:
+    photo = decode_photo(phone_jpeg(crop, 1, subsampling=subsampling))
+    assert photo.jpeg_subsampling == subsampling
+    out = Image.open(io.BytesIO(encode_photo(photo, jpeg_quality=90)))
+    assert JpegImagePlugin.get_sampling(out) == subsampling
+    assert len(encode_photo(photo, jpeg_quality=30)) < len(encode_photo(photo, jpeg_quality=95))
+
+
+def test_bad_data_gives_plain_photo_errors(crop: np.ndarray) -> None:
+    good = pillow_bytes(crop, "PNG")
+    cases = {
+        b"": "empty",
+        b"plain text, not a photo": "not a photo",
+        good[: len(good) // 2]: "truncated",
+        pillow_bytes(crop, "GIF"): "not supported",
+        pillow_bytes(crop, "JPEG")[:300]: "truncated",
+    }
+    for data, words in cases.items():
+        with pytest.raises(PhotoError, match=words):
+            decode_photo(data, "upload.bin")
+    cmyk = io.BytesIO()
+    Image.fromarray(crop).convert("CMYK").save(cmyk, "JPEG")
+    with pytest.raises(PhotoError, match="CMYK images are not supported"):
+        decode_photo(cmyk.getvalue(), "print.jpg")
+    with pytest.raises(PhotoError, match="transparency"):
+        encode_photo(Photo(pixels=crop, alpha=crop[:, :, 0]), "JPEG")
+    with pytest.raises(PhotoError, match="unknown photo format 'gif'"):
+        encode_photo(Photo(pixels=crop), "gif")
+
+
+def test_heic_is_read_with_the_extra(crop: np.ndarray) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.fromarray(crop)).save(buf, quality=95)
+    # the HEIF container's own rotation is applied by libheif; the EXIF tag is informative
+    photo = decode_photo(buf.getvalue(), "phone.heic")
+    assert photo.format == "HEIF" and photo.pixels.shape == crop.shape
+    assert np.abs(photo.pixels.astype(int) - crop).mean() < 4
+    assert photo_file.output_format_for(photo.format) == "JPEG"
+
+
+def test_heic_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the ftyp box of a HEIC file; the extra's absence is simulated by its import check
+    data = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    monkeypatch.setattr(photo_file, "_register_heif", lambda: False)
+    with pytest.raises(PhotoError, match=r"phone.heic: .*extra 'heif'.*pillow-heif"):
+        decode_photo(data, "phone.heic")
