@@ -10,7 +10,7 @@ from typing import Iterator, Tuple
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lptn"
-MIDDLE = ("archs", "data", "losses", "metrics", "models", "inference")
+MIDDLE = ("archs", "data", "losses", "metrics", "models", "inference", "video")
 
 
 def _lptn_imports(path: Path) -> Iterator[Tuple[int, str]]:

@@ -151,7 +151,13 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
 
 def enhance_main(argv: Optional[List[str]] = None) -> int:
     """``lptn-enhance --weights W --input X --output DIR``; exit 1 when any file failed."""
-    from lptn.engine.enhance import collect_inputs, enhance_files
+    from lptn.engine.enhance import EnhanceSummary, collect_inputs, enhance_files
+    from lptn.engine.enhance_video import (
+        add_video_arguments,
+        enhance_videos,
+        is_video_file,
+        video_options_from_args,
+    )
     from lptn.inference.generator_weights import load_generator
     from lptn.platform.compilation import COMPILE_MODES
 
@@ -203,6 +209,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         help="working-memory budget; larger images are tiled automatically "
         "(default 768 on the CPU, 4096 on accelerators)",
     )
+    add_video_arguments(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.jpeg_quality <= 100:
         return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
@@ -231,15 +238,31 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         net = load_generator(args.weights)
     except USER_ERRORS as err:
         return _fail(err)
-    summary = enhance_files(
-        net,
-        inputs,
-        Path(args.output),
-        runtime,
-        jpeg_quality=args.jpeg_quality,
-        show_progress=not args.no_progress,
-        inference=inference,
-    )
+    videos = [p for p in inputs if is_video_file(p)]
+    inputs = [p for p in inputs if not is_video_file(p)]
+    summary = EnhanceSummary()
+    if inputs:
+        summary = enhance_files(
+            net,
+            inputs,
+            Path(args.output),
+            runtime,
+            jpeg_quality=args.jpeg_quality,
+            show_progress=not args.no_progress,
+            inference=inference,
+        )
+    if videos:  # video files: lptn/engine/enhance_video.py, counted in the same summary
+        written, failed = enhance_videos(
+            net,
+            videos,
+            Path(args.output),
+            runtime,
+            video_options_from_args(args, runtime),
+            inference,
+            show_progress=not args.no_progress,
+        )
+        summary.written += written
+        summary.failed += failed
     print(
         f"{len(summary.written)} written, {len(summary.failed)} failed "
         f"(output folder: {args.output})"

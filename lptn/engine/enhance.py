@@ -33,6 +33,7 @@ from lptn.inference.settings import InferencePath, InferenceSettings, build_infe
 from lptn.inference.tiling import default_memory_budget_mb
 from lptn.platform.logger import get_logger
 from lptn.platform.runtime import Runtime
+from lptn.video import is_video_file
 
 
 @dataclass
@@ -45,21 +46,26 @@ class EnhanceSummary:
         return not self.failed
 
 
+def _is_input_file(path: Path | str) -> bool:
+    return is_image_file(path) or is_video_file(path)
+
+
 def collect_inputs(spec: str) -> List[Path]:
-    """A file, a folder (its image files, sorted) or a glob pattern -> list of image files."""
+    """A file, a folder (its image and video files, sorted) or a glob pattern -> list of
+    files; videos (:func:`lptn.video.is_video_file`) go to :mod:`lptn.engine.enhance_video`."""
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
+        files = sorted(p for p in path.iterdir() if p.is_file() and _is_input_file(p))
     elif path.is_file():
         files = [path]
     else:
         files = sorted(
             Path(p)
             for p in glob.glob(spec, recursive=True)
-            if Path(p).is_file() and is_image_file(p)
+            if Path(p).is_file() and _is_input_file(p)
         )
     if not files:
-        raise FileNotFoundError(f"--input {spec}: no image files found")
+        raise FileNotFoundError(f"--input {spec}: no image files found (nor video files)")
     return files
 
 
