@@ -215,8 +215,9 @@ def enhance_videos(
             log.error("%s", err)
             break
         except (VideoError, OSError, ValueError, RuntimeError) as err:
-            failed.append((src, str(err)))
-            log.error("skipped %s: %s", src, err)
+            reason = str(err) if str(src) in str(err) else f"{src}: {err}"
+            failed.append((src, reason))
+            log.error("skipped: %s", reason)
             continue
         written.append(dst)
     return written, failed

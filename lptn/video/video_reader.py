@@ -75,7 +75,9 @@ class VideoReader:
         self.frame_rate: Optional[Fraction] = self.video.average_rate or self.video.guessed_rate
         self.time_base: Fraction = self.video.time_base or Fraction(1, 1000)
         self.frame_count: int = int(self.video.frames or 0)
+        self.duration: Optional[float] = _stream_duration(self.video)
         self._decoded = 0
+        self._last_end = 0.0  # end time (s) of the last decoded frame
 
     def close(self) -> None:
         self.container.close()
@@ -106,6 +108,15 @@ class VideoReader:
                 f"{self.path}: frame {self._decoded}: the file ends early (truncated?): "
                 f"{self._decoded} of {self.frame_count} frames decoded"
             )
+        # Containers without a frame count (Matroska) announce the stream's duration.
+        rate = float(self.frame_rate or 25)
+        if not self.frame_count and self.duration and (
+            self._last_end < self.duration - max(2.0 / rate, 0.1)
+        ):
+            raise VideoError(
+                f"{self.path}: frame {self._decoded}: the file ends early (truncated?): video "
+                f"stops at {self._last_end:.2f} s of {self.duration:.2f} s"
+            )
 
     def _decode(self, packet: Any) -> Iterator[DecodedFrame]:
         for frame in packet.decode():
@@ -120,6 +131,8 @@ class VideoReader:
                 rate = self.frame_rate or Fraction(25)
                 pts = int(round(index / (rate * tb)))
             self._decoded += 1
+            step = frame.duration * tb if frame.duration else 1 / (self.frame_rate or 25)
+            self._last_end = max(self._last_end, float(pts * tb + step))
             yield DecodedFrame(
                 index=index,
                 rgb=frame_to_rgb(frame, info),
@@ -128,6 +141,20 @@ class VideoReader:
                 colour=info,
                 display_matrix=_display_matrix(frame) if index == 0 else None,
             )
+
+
+def _stream_duration(stream: Any) -> Optional[float]:
+    """The stream's announced duration in seconds, or None when the file does not say."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION")  # Matroska: "HH:MM:SS.nnnnnnnnn"
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
 
 
 def _display_matrix(frame: Any) -> Optional[List[int]]:
