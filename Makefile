@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install "$(TORCH_REQ)"
-	$(PY) -m pip install -e ".[test,onnx,lint]"
+	$(PY) -m pip install -e ".[test,onnx,lint,video]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -110,8 +110,10 @@ class VideoReader:
             )
         # Containers without a frame count (Matroska) announce the stream's duration.
         rate = float(self.frame_rate or 25)
-        if not self.frame_count and self.duration and (
-            self._last_end < self.duration - max(2.0 / rate, 0.1)
+        if (
+            not self.frame_count
+            and self.duration
+            and (self._last_end < self.duration - max(2.0 / rate, 0.1))
         ):
             raise VideoError(
                 f"{self.path}: frame {self._decoded}: the file ends early (truncated?): video "

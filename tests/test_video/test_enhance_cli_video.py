@@ -96,3 +96,17 @@ def test_missing_pyav_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "av", None)  # what an environment without PyAV gives
     with pytest.raises(VideoUnavailable, match=r"lptn\[video\]"):
         require_av()
+
+
+def test_corrupt_bitstream_names_file_and_frame(
+    tmp_path: Path, photo: np.ndarray, generator, cpu_runtime: Runtime
+) -> None:
+    src, dst = tmp_path / "bad.mp4", tmp_path / "out" / "bad.mp4"
+    make_clip(src, pan_frames(photo, 12, 96, 64), audio=True)
+    data = bytearray(src.read_bytes())
+    for k in range(len(data) // 3, len(data) // 3 + 3000, 7):
+        data[k] ^= 0x5A  # damage the middle of the file
+    src.write_bytes(bytes(data))
+    with pytest.raises(VideoError, match=r"bad\.mp4: frame \d+: "):
+        enhance_video_file(src, dst, generator, cpu_runtime)
+    assert not dst.exists() and not list(dst.parent.glob("*"))

@@ -96,9 +96,7 @@ def stream_packets(path: Path, kind: str) -> List:
     with av.open(str(path)) as c:
         stream = getattr(c.streams, kind)[0]
         return [
-            (p.pts * p.time_base, bytes(p))
-            for p in c.demux(stream)
-            if p.dts is not None and p.size
+            (p.pts * p.time_base, bytes(p)) for p in c.demux(stream) if p.dts is not None and p.size
         ]
 
 
