@@ -68,7 +68,8 @@ class VideoReader:
             if s is not self.video and s.type not in COPIED_STREAM_TYPES
         ]
         cc = self.video.codec_context
-        self.codec_name: str = cc.name
+        # the codec family (``av1``), not the decoder's name (``libdav1d``)
+        self.codec_name: str = getattr(cc.codec, "canonical_name", None) or cc.name
         self.width: int = cc.width
         self.height: int = cc.height
         self.bit_rate: Optional[int] = cc.bit_rate or self.container.bit_rate or None

@@ -75,13 +75,15 @@ def _pick_pix_fmt(formats: Sequence[str], colour: ColourInfo) -> Optional[str]:
     if colour.pix_fmt in formats:
         return colour.pix_fmt
     av = require_av()
+    # planar YUV, or the semi-planar layouts hardware encoders take (nv12, p010le)
     same_depth = [
         f
         for f in formats
-        if f.startswith("yuv")
+        if f.startswith(("yuv", "nv", "p0"))
+        and not f.startswith("yuva")
         and max(c.bits for c in av.VideoFormat(f).components) == colour.bit_depth
     ]
-    same_depth.sort(key=lambda f: (not f.startswith("yuv420"), len(f)))
+    same_depth.sort(key=lambda f: (not ("420" in f or f in ("nv12", "p010le")), len(f)))
     return same_depth[0] if same_depth else None
 
 
@@ -241,6 +243,9 @@ class VideoWriter:
             cc.bit_rate = int(reader.bit_rate)  # encoders without CRF: the input's bit rate
         if self.settings.preset:
             options["preset"] = self.settings.preset
+        if self.encoder == "libsvtav1":
+            # SVT-AV1 prints its whole configuration at info level; keep warnings and errors
+            os.environ.setdefault("SVT_LOG", "2")
         stream.options = options
         for key in _KEPT_STREAM_TAGS:
             if key in src_video.metadata:

@@ -151,3 +151,30 @@ def test_range_and_matrix_are_kept(
     enhance_video_file(src, dst, generator, cpu_runtime, VideoOptions(crf=10))
     assert _stream_info(dst)["colour"][:3] == (colorspace, code, 6)
     _check_fidelity(src, dst, generator)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "options", "encoder"),
+    [
+        ("clip.webm", "libvpx-vp9", {"crf": "20", "b": "0"}, "libvpx-vp9"),
+        ("clip.avi", "mpeg4", {}, "mpeg4"),
+        ("clip.mkv", "libsvtav1", {"crf": "30"}, "libsvtav1"),
+    ],
+)
+def test_same_codec_family_and_container(
+    tmp_path: Path,
+    photo: np.ndarray,
+    generator: nn.Module,
+    cpu_runtime: Runtime,
+    name: str,
+    codec: str,
+    options: dict,
+    encoder: str,
+) -> None:
+    src, dst = tmp_path / name, tmp_path / "out" / name
+    make_clip(src, pan_frames(photo, 4, 64, 48), codec=codec, options=options)
+    result = enhance_video_file(src, dst, generator, cpu_runtime)
+    assert result.encoder == encoder
+    with av.open(str(dst)) as out, av.open(str(src)) as inp:
+        assert out.format.name == inp.format.name
+    assert frame_times(dst) == frame_times(src)
