@@ -154,6 +154,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     from lptn.engine.enhance import EnhanceSummary, collect_inputs, enhance_files
     from lptn.engine.enhance_video import (
         add_video_arguments,
+        check_video_arguments,
         enhance_videos,
         is_video_file,
         video_options_from_args,
@@ -217,6 +218,9 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"--tile must be at least 16 pixels, got {args.tile}")
     if args.memory_budget is not None and args.memory_budget <= 0:
         return _fail(f"--memory-budget must be a positive number of MB, got {args.memory_budget}")
+    video_error = check_video_arguments(args)
+    if video_error:
+        return _fail(video_error)
     if args.compile is not None and args.path != "graph":
         return _fail(f"--compile applies to --path graph only (got --path {args.path})")
     if args.path == "graph" and (args.tile is not None or args.memory_budget is not None):

@@ -24,6 +24,7 @@ from lptn.video import VideoError, VideoUnavailable, is_video_file
 __all__ = [
     "VideoOptions",
     "add_video_arguments",
+    "check_video_arguments",
     "enhance_video_file",
     "enhance_videos",
     "is_video_file",
@@ -113,6 +114,13 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="frames per network call (default: 1 on the CPU, 4 on accelerators)",
     )
+
+
+def check_video_arguments(args: argparse.Namespace) -> Optional[str]:
+    """The message for video options that do not fit the others (exit 2), or None."""
+    if args.temporal_smoothing and getattr(args, "path", "fast") != "fast":
+        return f"--temporal-smoothing works on the fast path only (got --path {args.path})"
+    return None
 
 
 def video_options_from_args(args: argparse.Namespace, runtime: Runtime) -> VideoOptions:

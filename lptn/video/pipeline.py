@@ -31,7 +31,8 @@ from lptn.video.temporal_smoothing import SmoothedFastLPTN
 from lptn.video.video_reader import DecodedFrame, VideoReader
 from lptn.video.video_writer import VideoWriter
 
-# Frames alive at once are limited to this many bytes of RGB (at least batch + 2 frames).
+# Frames alive at once: at most 4 batches + 8, fewer when they would exceed this many bytes of
+# RGB (inputs and outputs), never fewer than batch + 2.
 IN_FLIGHT_BYTES = 1 << 30
 
 
@@ -173,8 +174,9 @@ def enhance_video(
         else 3
     )
     frame_bytes = max(1, reader.width * reader.height * bytes_per_px)
-    # Each frame exists as input and, after enhancement, as output: count both.
-    max_frames = max(batch_size + 2, in_flight_bytes // (2 * frame_bytes))
+    # Each frame exists as input and, after enhancement, as output: count both. Reading
+    # further ahead than a few batches gains nothing.
+    max_frames = max(batch_size + 2, min(4 * batch_size + 8, in_flight_bytes // (2 * frame_bytes)))
     slots = threading.Semaphore(max_frames)
     stop = threading.Event()
     to_enhance: queue.Queue = queue.Queue()

@@ -110,3 +110,14 @@ def test_corrupt_bitstream_names_file_and_frame(
     with pytest.raises(VideoError, match=r"bad\.mp4: frame \d+: "):
         enhance_video_file(src, dst, generator, cpu_runtime)
     assert not dst.exists() and not list(dst.parent.glob("*"))
+
+
+def test_smoothing_needs_the_fast_path(
+    tmp_path: Path, official_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = _run(
+        ["--weights", str(official_checkpoint), "--input", str(tmp_path), "--output", "y"]
+        + ["--temporal-smoothing", "1", "--path", "exact"]
+    )
+    assert code == 2
+    assert "--temporal-smoothing works on the fast path only" in capsys.readouterr().err
