@@ -72,7 +72,7 @@ def test_h264_aac_clip_keeps_frames_timing_audio_and_colour(
     _check_fidelity(src, dst, generator)
 
 
-def test_variable_frame_rate_timestamps_are_kept(
+def test_variable_frame_rate_timestamps_and_subtitles_are_kept(
     tmp_path: Path, photo: np.ndarray, generator: nn.Module, cpu_runtime: Runtime
 ) -> None:
     pts = [0, 1, 3, 4, 8, 9, 10, 15, 16, 20, 21, 30]  # irregular gaps, in 1/1000 s * 33
@@ -83,11 +83,17 @@ def test_variable_frame_rate_timestamps_are_kept(
         pts=[p * 33 for p in pts],
         time_base=Fraction(1, 1000),
         rate=30,
+        subtitles=[b"First cue", b"Second cue"],
     )
     times_in = frame_times(src)
     assert len(set(np.diff([float(t) for t in times_in]).round(3))) > 2  # really variable
     enhance_video_file(src, dst, generator, cpu_runtime, VideoOptions(crf=10, tau=0.3))
     assert frame_times(dst) == times_in
+    cues = stream_packets(dst, "subtitles")
+    assert cues == stream_packets(src, "subtitles") and [c[1] for c in cues] == [
+        b"First cue",
+        b"Second cue",
+    ]
 
 
 def test_ten_bit_hevc_stays_ten_bit(

@@ -35,12 +35,14 @@ def make_clip(
     color_range: str = "MPEG",
     tags: Optional[Dict[str, int]] = None,
     audio: bool = False,
+    subtitles: Sequence[bytes] = (),
     rotation: Optional[int] = None,
     options: Optional[Dict[str, str]] = None,
 ) -> None:
     """Encode float RGB ``frames`` (converted with the given matrix and range, 16-bit RGB for
     pixel formats deeper than 8 bits) into ``path``; ``tags``: AVCOL_* codes for
-    colorspace / color_range / color_primaries / color_trc."""
+    colorspace / color_range / color_primaries / color_trc; ``subtitles``: SubRip cue texts,
+    one every 0.1 s (Matroska)."""
     height, width = frames[0].shape[:2]
     out = av.open(str(path), "w")
     vs = out.add_stream(codec, rate=rate)
@@ -55,6 +57,7 @@ def make_clip(
     if rotation is not None:
         vs.set_display_rotation(rotation)
     aus = out.add_stream("aac", rate=48000) if audio else None
+    subs = out.add_mux_stream("subrip") if subtitles else None  # pre-encoded SubRip cues
     deep = max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
     for i, img in enumerate(frames):
         if deep:
@@ -76,6 +79,12 @@ def make_clip(
             out.mux(packet)
     for packet in vs.encode(None):
         out.mux(packet)
+    for i, text in enumerate(subtitles):
+        cue = av.Packet(text)
+        cue.stream, cue.time_base = subs, Fraction(1, 1000)
+        cue.pts = cue.dts = 100 * i
+        cue.duration = 80
+        out.mux(cue)
     if aus is not None:
         last = pts[-1] if pts is not None else len(frames) - 1
         seconds = float((last + 1) * time_base)
