@@ -46,8 +46,11 @@ DEFAULT_CRF = {
     "h264_nvenc": 19,
     "hevc_nvenc": 21,
 }
-# Stream metadata worth keeping (the muxer rewrites the rest: durations, encoder names).
-_KEPT_STREAM_TAGS = ("language", "title", "handler_name", "rotate")
+# AVColorTransferCharacteristic codes of HDR video.
+HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
+# Stream metadata worth keeping (the muxer rewrites the rest: durations, encoder names). The
+# rotation travels as the display matrix, not as a "rotate" tag.
+_KEPT_STREAM_TAGS = ("language", "title", "handler_name")
 _DROPPED_CONTAINER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 
 
@@ -195,6 +198,9 @@ class VideoWriter:
                 if k not in _DROPPED_CONTAINER_TAGS
             }
             self.container.metadata.update(meta)
+            chapters = reader.container.chapters()
+            if chapters:
+                self.container.set_chapters(chapters)
             self._add_video_stream(first, width, height)
             for src in reader.copied_streams:
                 try:
@@ -252,6 +258,13 @@ class VideoWriter:
                 stream.metadata[key] = src_video.metadata[key]
         if first.display_matrix is not None:
             stream.set_display_matrix(first.display_matrix)
+        if colour.transfer in HDR_TRANSFERS:
+            get_logger().warning(
+                "%s: HDR video (%s transfer): the network was trained on SDR photos and sees "
+                "the encoded values as they are; the output keeps the HDR tags",
+                reader.path,
+                HDR_TRANSFERS[colour.transfer],
+            )
         self.stream = stream
 
     def write_frame(self, frame: DecodedFrame, rgb: Any) -> None:

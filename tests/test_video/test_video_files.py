@@ -72,7 +72,7 @@ def test_h264_aac_clip_keeps_frames_timing_audio_and_colour(
     _check_fidelity(src, dst, generator)
 
 
-def test_variable_frame_rate_timestamps_and_subtitles_are_kept(
+def test_variable_frame_rate_timestamps_subtitles_and_chapters_are_kept(
     tmp_path: Path, photo: np.ndarray, generator: nn.Module, cpu_runtime: Runtime
 ) -> None:
     pts = [0, 1, 3, 4, 8, 9, 10, 15, 16, 20, 21, 30]  # irregular gaps, in 1/1000 s * 33
@@ -84,6 +84,7 @@ def test_variable_frame_rate_timestamps_and_subtitles_are_kept(
         time_base=Fraction(1, 1000),
         rate=30,
         subtitles=[b"First cue", b"Second cue"],
+        chapters=["Intro", "Main"],
     )
     times_in = frame_times(src)
     assert len(set(np.diff([float(t) for t in times_in]).round(3))) > 2  # really variable
@@ -94,6 +95,8 @@ def test_variable_frame_rate_timestamps_and_subtitles_are_kept(
         b"First cue",
         b"Second cue",
     ]
+    with av.open(str(dst)) as out, av.open(str(src)) as inp:
+        assert out.chapters() == inp.chapters() and len(out.chapters()) == 2
 
 
 def test_ten_bit_hevc_stays_ten_bit(

@@ -38,6 +38,7 @@ def make_clip(
     subtitles: Sequence[bytes] = (),
     rotation: Optional[int] = None,
     options: Optional[Dict[str, str]] = None,
+    chapters: Sequence[str] = (),
 ) -> None:
     """Encode float RGB ``frames`` (converted with the given matrix and range, 16-bit RGB for
     pixel formats deeper than 8 bits) into ``path``; ``tags``: AVCOL_* codes for
@@ -56,6 +57,14 @@ def make_clip(
         setattr(vs.codec_context, key, value)
     if rotation is not None:
         vs.set_display_rotation(rotation)
+    if chapters:
+        out.set_chapters(
+            [
+                {"id": i + 1, "start": i, "end": i + 1, "time_base": Fraction(1, 10)}
+                | {"metadata": {"title": title}}
+                for i, title in enumerate(chapters)
+            ]
+        )
     aus = out.add_stream("aac", rate=48000) if audio else None
     subs = out.add_mux_stream("subrip") if subtitles else None  # pre-encoded SubRip cues
     deep = max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
