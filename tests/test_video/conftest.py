@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -41,3 +42,13 @@ def generator(official_checkpoint: Path) -> nn.Module:
 @pytest.fixture
 def cpu_runtime() -> Runtime:
     return Runtime(device=torch.device("cpu"))
+
+
+@pytest.fixture(autouse=True)
+def one_intra_op_thread() -> Iterator[None]:
+    """Small frames, and the pipeline's decoder and encoder threads beside the network: one
+    intra-op thread avoids oversubscribing a busy CPU (see docs/PERFORMANCE.md)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

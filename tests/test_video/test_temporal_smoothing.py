@@ -4,7 +4,7 @@ move, less colour pumping in a static background when an object moves, reset at 
 
 from __future__ import annotations
 
-from typing import Iterator, List
+from typing import List
 
 import cv2
 import numpy as np
@@ -16,16 +16,6 @@ from lptn.inference.fast_lptn import FastLPTN
 from lptn.metrics.temporal_flicker import flicker_ratio, mean_frame_change
 from lptn.video.frame_batch import FrameBatchSink, FrameBatchSource
 from lptn.video.temporal_smoothing import SmoothedFastLPTN, StatisticsSmoother
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # These frames are small; one intra-op thread avoids oversubscription on a busy CPU.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 H, W = 224, 256
 
