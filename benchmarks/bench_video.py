@@ -104,7 +104,7 @@ def make_clip(path: Path, frames: List[np.ndarray], crf: int = 18) -> None:
     out.close()
 
 
-def child(size: str, precision: str, frames: int, preset: str, workdir: Path) -> Dict:
+def child(size: str, precision: str, frames: int, preset: str, workdir: Path, device: str) -> Dict:
     """One (size, precision) measurement in this process."""
     import torch
 
@@ -120,9 +120,11 @@ def child(size: str, precision: str, frames: int, preset: str, workdir: Path) ->
     if not clip.exists():
         make_clip(clip, pan(_photo(), frames, h, w, 4))
     net = load_generator(WEIGHTS).eval()
-    runtime = Runtime(device=torch.device("cpu"), precision=precision)
+    runtime = Runtime(device=torch.device(device), precision=precision)
+    net = net.to(runtime.device)
     out = workdir / "out" / clip.name
-    opts = VideoOptions(preset=preset)
+    # on accelerators: batches of 4 frames and NVENC when it opens (the CLI's defaults)
+    opts = VideoOptions(preset=preset, batch=1 if device == "cpu" else 4)
     result = enhance_video_file(clip, out, net, runtime, opts, show_progress=False)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -133,7 +135,7 @@ def child(size: str, precision: str, frames: int, preset: str, workdir: Path) ->
     fast = FastLPTN(net, precision=precision)
     t0 = time.perf_counter()
     for f in decoded:
-        fast.enhance_array(f.rgb)
+        fast.enhance_array(f.rgb, runtime.device)
     network_s = time.perf_counter() - t0
 
     import av
@@ -155,6 +157,7 @@ def child(size: str, precision: str, frames: int, preset: str, workdir: Path) ->
     n = len(decoded)
     return {
         "size": f"{h}x{w}",
+        "device": device,
         "precision": precision,
         "frames": result.frames,
         "encoder": f"{result.encoder} ({preset})",
@@ -228,6 +231,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--frames", nargs="+", default=["1080p=12", "4k=6"])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (NVENC untested here)")
     parser.add_argument("--preset", default="medium", help="libx264 preset")
     parser.add_argument("--flicker", action="store_true")
     parser.add_argument("--taus", nargs="+", type=float, default=[0.5, 2.0])
@@ -242,7 +246,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.child:
         size, precision, frames = args.child
-        print(json.dumps(child(size, precision, int(frames), args.preset, args.workdir)))
+        run = child(size, precision, int(frames), args.preset, args.workdir, args.device)
+        print(json.dumps(run))
         return
     counts = dict(item.split("=") for item in args.frames)
     results: Dict = {"runs": []}
@@ -250,6 +255,7 @@ def main() -> None:
         for precision in args.precisions:
             cmd = [sys.executable, __file__, "--child", size, precision, counts.get(size, "6")]
             cmd += ["--preset", args.preset, "--workdir", str(args.workdir)]
+            cmd += ["--device", args.device]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             load = Path("/proc/loadavg").read_text().split()[0]
