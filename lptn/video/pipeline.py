@@ -167,13 +167,7 @@ def enhance_video(
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    bytes_per_px = (
-        6
-        if reader.video.codec_context.format is not None
-        and (max(c.bits for c in reader.video.codec_context.format.components) > 8)
-        else 3
-    )
-    frame_bytes = max(1, reader.width * reader.height * bytes_per_px)
+    frame_bytes = max(1, reader.width * reader.height * (3 if reader.bit_depth <= 8 else 6))
     # Each frame exists as input and, after enhancement, as output: count both. Reading
     # further ahead than a few batches gains nothing.
     max_frames = max(batch_size + 2, min(4 * batch_size + 8, in_flight_bytes // (2 * frame_bytes)))

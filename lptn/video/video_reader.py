@@ -71,6 +71,9 @@ class VideoReader:
         # the codec family (``av1``), not the decoder's name (``libdav1d``)
         self.codec_name: str = getattr(cc.codec, "canonical_name", None) or cc.name
         self.width: int = cc.width
+        fmt = cc.format
+        #: bits per sample of the decoded video (8 when the header does not say)
+        self.bit_depth: int = max((c.bits for c in fmt.components), default=8) if fmt else 8
         self.height: int = cc.height
         self.bit_rate: Optional[int] = cc.bit_rate or self.container.bit_rate or None
         self.frame_rate: Optional[Fraction] = self.video.average_rate or self.video.guessed_rate
