@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from lptn.platform.logger import get_logger
 from lptn.video import VideoError, require_av
 from lptn.video.colour_conversion import ColourInfo, rgb_to_frame
-from lptn.video.video_reader import DecodedFrame
+from lptn.video.video_reader import DecodedFrame, VideoReader
 
 # Input codec (decoder name) -> software encoder of the same family.
 FAMILY_ENCODERS = {
@@ -160,7 +160,7 @@ class VideoWriter:
     def __init__(
         self,
         dst: Path,
-        reader: Any,
+        reader: VideoReader,
         settings: EncoderSettings,
         device_type: str = "cpu",
     ) -> None:
@@ -177,13 +177,15 @@ class VideoWriter:
         self.encoder = ""
         self.frames_written = 0
         self._stream_map: Dict[int, Any] = {}
-        self._last_pts: Optional[int] = None
 
     @property
     def is_open(self) -> bool:
         return self.container is not None
 
     def open(self, first: DecodedFrame, width: int, height: int) -> None:
+        """Choose the encoder, create the temporary file and its streams (video from
+        ``first``'s colour and display matrix, ``width`` x ``height``; copies of the
+        reader's audio/subtitle streams)."""
         av, reader = self.av, self.reader
         self.colour = first.colour
         self.encoder, self.pix_fmt = choose_encoder(
