@@ -104,7 +104,15 @@ def make_clip(path: Path, frames: List[np.ndarray], crf: int = 18) -> None:
     out.close()
 
 
-def child(size: str, precision: str, frames: int, preset: str, workdir: Path, device: str) -> Dict:
+def child(
+    size: str,
+    precision: str,
+    frames: int,
+    preset: str,
+    workdir: Path,
+    device: str,
+    pipeline_only: bool = False,
+) -> Dict:
     """One (size, precision) measurement in this process."""
     import torch
 
@@ -127,6 +135,18 @@ def child(size: str, precision: str, frames: int, preset: str, workdir: Path, de
     opts = VideoOptions(preset=preset, batch=1 if device == "cpu" else 4)
     result = enhance_video_file(clip, out, net, runtime, opts, show_progress=False)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    summary = {
+        "size": f"{h}x{w}",
+        "device": device,
+        "precision": precision,
+        "frames": result.frames,
+        "encoder": f"{result.encoder} ({preset})",
+        "pipeline_fps": round(result.fps, 3),
+        "peak_rss_mb": round(rss),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if pipeline_only:
+        return summary
 
     t0 = time.perf_counter()
     with VideoReader(clip) as reader:
@@ -155,19 +175,10 @@ def child(size: str, precision: str, frames: int, preset: str, workdir: Path, de
     enc.close()
     encode_s = time.perf_counter() - t0
     n = len(decoded)
-    return {
-        "size": f"{h}x{w}",
-        "device": device,
-        "precision": precision,
-        "frames": result.frames,
-        "encoder": f"{result.encoder} ({preset})",
-        "pipeline_fps": round(result.fps, 3),
-        "network_fps": round(n / network_s, 3),
-        "decode_fps": round(n / decode_s, 2),
-        "encode_fps": round(n / encode_s, 2),
-        "peak_rss_mb": round(rss),
-        "torch_threads": torch.get_num_threads(),
-    }
+    summary["network_fps"] = round(n / network_s, 3)
+    summary["decode_fps"] = round(n / decode_s, 2)
+    summary["encode_fps"] = round(n / encode_s, 2)
+    return summary
 
 
 def flicker(workdir: Path, taus: List[float]) -> Dict:
@@ -234,6 +245,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (NVENC untested here)")
     parser.add_argument("--preset", default="medium", help="libx264 preset")
     parser.add_argument("--flicker", action="store_true")
+    parser.add_argument(
+        "--pipeline-only",
+        action="store_true",
+        help="only the whole pipeline and its peak memory (no per-stage timings)",
+    )
     parser.add_argument("--taus", nargs="+", type=float, default=[0.5, 2.0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lptn-bench-video"))
     parser.add_argument("--json", type=Path)
@@ -246,7 +262,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.child:
         size, precision, frames = args.child
-        run = child(size, precision, int(frames), args.preset, args.workdir, args.device)
+        run = child(
+            size,
+            precision,
+            int(frames),
+            args.preset,
+            args.workdir,
+            args.device,
+            args.pipeline_only,
+        )
         print(json.dumps(run))
         return
     counts = dict(item.split("=") for item in args.frames)
@@ -255,7 +279,7 @@ def main() -> None:
         for precision in args.precisions:
             cmd = [sys.executable, __file__, "--child", size, precision, counts.get(size, "6")]
             cmd += ["--preset", args.preset, "--workdir", str(args.workdir)]
-            cmd += ["--device", args.device]
+            cmd += ["--device", args.device] + (["--pipeline-only"] if args.pipeline_only else [])
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             load = Path("/proc/loadavg").read_text().split()[0]
