@@ -214,6 +214,9 @@ def enhance_video(
                     writer.write_frame(frame, rgb)
                     slots.release()
                     bar.update(1)
+                    # tqdm shows s/frame below 1 frame/s; the postfix always says fps
+                    rate = bar.format_dict.get("rate") or 0.0
+                    bar.set_postfix_str(f"{rate:.2f} fps", refresh=False)
                 elif writer.is_open:
                     writer.write_packet(item)
                 else:
