@@ -21,10 +21,12 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests -q
 
-# Lint and format checks (ruff); CI runs them before the tests.
+# Lint, format and type checks (ruff, mypy on lptn/ as [tool.mypy] says); CI runs them before
+# the tests.
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

@@ -1,4 +1,4 @@
-"""The released WGAN critic (REFERENCE.md section 3)."""
+"""The released WGAN critic (docs/REFERENCE.md section 3)."""
 
 from __future__ import annotations
 

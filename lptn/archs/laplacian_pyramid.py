@@ -1,4 +1,4 @@
-"""Laplacian pyramid with the 5x5 binomial kernel (REFERENCE.md section 1).
+"""Laplacian pyramid with the 5x5 binomial kernel (docs/REFERENCE.md section 1).
 
 This is the exact, straightforward computation the released network was trained with. All
 functions take and return NCHW float tensors; values are not clamped.
@@ -99,6 +99,8 @@ class LaplacianPyramid(nn.Module):
     The buffer follows ``.to(device, dtype)`` but is not saved in checkpoints, so the official
     file's key layout is unchanged.
     """
+
+    kernel: torch.Tensor  # the registered buffer, declared for the type checker
 
     def __init__(self, num_high: int = 3, channels: int = 3) -> None:
         super().__init__()

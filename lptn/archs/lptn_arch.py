@@ -1,4 +1,4 @@
-"""The LPTN generator (REFERENCE.md section 2): ``LPTN`` (released) and ``LPTNPaper``.
+"""The LPTN generator (docs/REFERENCE.md section 2): ``LPTN`` (released) and ``LPTNPaper``.
 
 Sequential indices follow the official checkpoint's key layout
 (``trans_low.model.{0,3,5..}``, ``trans_high.model.*``, ``trans_high.trans_mask_block_{i}``), so
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lptn.archs import ARCH_REGISTRY
-from lptn.archs.laplacian_pyramid import LaplacianPyramid, min_input_size
+from lptn.archs.laplacian_pyramid import LaplacianPyramid
 
 
 def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -104,10 +104,6 @@ class LPTN(nn.Module):
         self.pyramid = LaplacianPyramid(num_high)
         self.trans_low = TransLow(nrb_low)
         self.trans_high = TransHigh(nrb_high, num_high, self.mask_channels)
-
-    @property
-    def min_size(self) -> int:
-        return min_input_size(self.num_high)
 
     def refine_band(
         self, i: int, band: torch.Tensor, mask: torch.Tensor

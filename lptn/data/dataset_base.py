@@ -96,6 +96,11 @@ class SeededImageDataset(Dataset):
         #: set by subclasses: whether training items are cropped to ``gt_size``
         self.crop = False
 
+    def input_path(self, index: int) -> str:
+        """The input (``lq``) path of item ``index`` (an LMDB key for LMDB), found without
+        reading the file: what a report names when the item cannot be loaded."""
+        raise NotImplementedError
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random draws ``__getitem__`` makes."""
         self.epoch = int(epoch)

@@ -257,7 +257,7 @@ class MemoryBackend(FileBackend):
         threads = decode_threads or min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 decodes without the GIL
             images: List[Optional[np.ndarray]] = list(pool.map(self.source.read_image, self._keys))
-        total = sum(img.nbytes for img in images)  # type: ignore[union-attr]
+        total = sum(int(img.nbytes) for img in images if img is not None)  # none is None yet
         free = shared_memory_free_bytes()
         if free is not None and total > free:
             raise MemoryError(
@@ -329,7 +329,7 @@ BACKENDS: Dict[str, Callable[..., FileBackend]] = {
 
 
 def make_file_backend(
-    io_backend: Optional[Dict[str, Any]], root: str | Path, option_key: str
+    io_backend: Optional[Dict[str, Any]], root: Optional[str | Path], option_key: str
 ) -> FileBackend:
     """Build the backend named by ``io_backend['type']`` for folder/LMDB ``root``.
 

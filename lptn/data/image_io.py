@@ -15,6 +15,7 @@ from typing import Dict, List, Union
 import cv2
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 
 PathLike = Union[str, Path]
 
@@ -123,7 +124,7 @@ def image_to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(chw)
 
 
-def tensor_to_image(t: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
+def tensor_to_image(t: torch.Tensor, dtype: DTypeLike = np.uint8) -> np.ndarray:
     """``(3, H, W)`` or ``(1, 3, H, W)`` float tensor in [0, 1] -> ``HxWx3`` RGB array.
 
     Values are clamped to [0, 1] and rounded as ``round(x * 255)`` (uint8) or

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from lptn.data import DATASET_REGISTRY
 from lptn.data.dataset_base import SeededImageDataset
@@ -129,6 +129,9 @@ class PairedImageDataset(SeededImageDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def input_path(self, index: int) -> str:
+        return self.lq_backend.display_path(self.pairs[index % len(self.pairs)][1])
+
     def __getitem__(self, index: int) -> Dict[str, Any]:
         gt_key, lq_key = self.pairs[index % len(self.pairs)]
         gt_name, lq_name = self.gt_backend.describe(gt_key), self.lq_backend.describe(lq_key)
@@ -145,11 +148,10 @@ class PairedImageDataset(SeededImageDataset):
         if self.phase == "train":
             rng = self.rng_for(index)
             if self.crop:
-                img_gt = ensure_min_size(img_gt, self.gt_size, self.small_image, gt_name)
-                img_lq = ensure_min_size(img_lq, self.gt_size, self.small_image, lq_name)
-                img_gt, img_lq = paired_random_crop(
-                    img_gt, img_lq, self.gt_size, rng, gt_name, lq_name
-                )
+                size = cast(int, self.gt_size)  # crop is only set when gt_size is given
+                img_gt = ensure_min_size(img_gt, size, self.small_image, gt_name)
+                img_lq = ensure_min_size(img_lq, size, self.small_image, lq_name)
+                img_gt, img_lq = paired_random_crop(img_gt, img_lq, size, rng, gt_name, lq_name)
             img_gt, img_lq = augment([img_gt, img_lq], self.use_flip, self.use_rot, rng)
         return {
             "lq": image_to_tensor(to_float(img_lq)),

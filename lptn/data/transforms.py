@@ -9,7 +9,7 @@ produced it, nor on what was drawn before.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Literal, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -53,7 +53,7 @@ def ensure_min_size(
         pad_h, pad_w = max(0, size - h), max(0, size - w)
         pad = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (img.ndim - 2)
         # 'reflect' needs at least two pixels along an axis to mirror.
-        mode = "reflect" if min(h, w) > 1 else "edge"
+        mode: Literal["reflect", "edge"] = "reflect" if min(h, w) > 1 else "edge"
         return np.pad(img, pad, mode=mode)
     if policy == "resize":
         scale = max(size / h, size / w)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
 
 import numpy as np
 
@@ -55,14 +55,18 @@ class UnPairedImageDataset(SeededImageDataset):
     def __len__(self) -> int:
         return len(self.lq_keys)
 
+    def input_path(self, index: int) -> str:
+        return self.lq_backend.display_path(self.lq_keys[index % len(self.lq_keys)])
+
     def ref_index(self, index: int) -> int:
         """Which target image sample ``index`` of the current epoch uses."""
         return int(self.rng_for(index).integers(len(self.ref_keys)))
 
     def _train_view(self, img: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
         if self.crop:
-            img = ensure_min_size(img, self.gt_size, self.small_image, name)
-            img = random_crop(img, self.gt_size, rng, name)
+            size = cast(int, self.gt_size)  # __init__ requires gt_size when cropping
+            img = ensure_min_size(img, size, self.small_image, name)
+            img = random_crop(img, size, rng, name)
         return augment([img], self.use_flip, self.use_rot, rng)[0]
 
     def __getitem__(self, index: int) -> Dict[str, Any]:

@@ -7,7 +7,7 @@ through a sampler that skips the used indices, so skipped samples are never load
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from torch.utils.data import DataLoader, Sampler
 
@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Sampler
 class _OffsetSampler(Sampler):
     """The sampler's current order without its first ``offset`` indices."""
 
-    def __init__(self, base: Sampler, offset: int) -> None:
+    def __init__(self, base: Iterable[int], offset: int) -> None:
         self.base = base
         self.offset = offset
 
@@ -72,7 +72,7 @@ class BatchStream:
         self._prefetcher: Any = None
 
     def _start_epoch(self) -> None:
-        self.loader.sampler.set_epoch(self.epoch)  # type: ignore[union-attr]
+        self.loader.sampler.set_epoch(self.epoch)  # type: ignore[attr-defined]  # EnlargedSampler
         self._prefetcher = self.make_prefetcher(loader_skipping_batches(self.loader, self.consumed))
 
     def next(self) -> Any:

@@ -113,8 +113,12 @@ def train_main(argv: Optional[List[str]] = None) -> int:
 
 
 def evaluate_main(argv: Optional[List[str]] = None) -> int:
-    """``python test.py -opt FILE``: metrics and images for every ``datasets.test*``."""
-    from lptn.engine.evaluate import run_test
+    """``python test.py -opt FILE``: metrics and images for every ``datasets.test*``.
+
+    Exit status: 0 every image evaluated; 1 some images could not be (they are listed under
+    ``failed`` in metrics.json, the others are measured and saved); 2 bad options or data.
+    """
+    from lptn.engine.evaluate import failed_images, run_test
 
     args = _option_parser("Evaluate an LPTN generator (PSNR/SSIM, saved images).").parse_args(argv)
     try:
@@ -123,14 +127,26 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
         runtime = build_runtime(opt, (opt.get("val") or {}).get("precision"))
         if opt.get("manual_seed") is not None:
             set_random_seed(opt["manual_seed"])
-        run_test(opt, runtime)
+        results = run_test(opt, runtime)
     except USER_ERRORS as err:
         return _fail(err)
+    failed = failed_images(results)
+    if failed:
+        print(
+            f"error: {failed} image(s) could not be evaluated; see 'failed' in "
+            f"{Path(opt['path']['results_root']) / 'metrics.json'}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def speed_main(argv: Optional[List[str]] = None) -> int:
-    """``python test_speed.py -opt FILE``: latency and memory at the requested sizes."""
+    """``python test_speed.py -opt FILE``: latency and memory at the requested sizes.
+
+    Exit status: 0 done; 1 some images could not be read (listed under ``failed`` in
+    speed.json, the others are timed); 2 bad options or data.
+    """
     from lptn.engine.speed import run_speed_test
 
     parser = _option_parser("Measure LPTN inference speed.")
@@ -143,9 +159,16 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
         setup_logger(Path(opt["path"]["log"]) / f"speed_{opt['name']}.log")
         precision = args.precision or (opt.get("val") or {}).get("precision") or "fp32"
         runtime = build_runtime(opt, precision)
-        run_speed_test(opt, runtime)
+        report = run_speed_test(opt, runtime)
     except USER_ERRORS as err:
         return _fail(err)
+    if report["failed"]:
+        print(
+            f"error: {len(report['failed'])} image(s) could not be read; see 'failed' in "
+            f"{Path(opt['path']['results_root']) / 'speed.json'}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -1,23 +1,28 @@
 """The test runner: every ``datasets.test*`` entry through the generator, metrics, images.
 
-Writes ``{results_root}/metrics.json`` as
-``{dataset_name: {"mean": {metric: value}, "per_image": {file_name: {metric: value}}}}``,
-``metrics.csv`` (one row per image) and, with ``val.save_img``, the outputs as full-resolution
-PNG files named like the inputs in ``visualization/{dataset_name}/``.
+Writes ``{results_root}/metrics.json`` as ``{dataset_name: {"mean": {metric: value},
+"per_image": {image_name: {metric: value}}, "failed": {file_name: reason}}}``, ``metrics.csv``
+(one row per measured image) and, with ``val.save_img``, the outputs as full-resolution PNG
+files named like the inputs in ``visualization/{dataset_name}/``.
+
+One bad image does not lose the evaluation: an image that cannot be read or enhanced is logged
+and listed under ``failed``, the means cover the images measured, and the files are rewritten
+after each dataset so that the finished datasets survive a later crash.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sized, cast
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import Dataset, default_collate
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -25,6 +30,8 @@ from lptn.data import build_dataset
 from lptn.data.image_io import tensor_to_image, write_image
 from lptn.metrics import calculate_metric
 from lptn.models import build_model
+from lptn.models.model_protocol import EnhancementModel
+from lptn.platform.checkpoint_io import write_text_atomic
 from lptn.platform.logger import get_logger
 from lptn.platform.options import dataset_keys
 from lptn.platform.runtime import Runtime
@@ -58,14 +65,16 @@ class ImageResult:
         return np.concatenate(parts, axis=1)
 
 
-def enhance_and_measure(model: Any, data: Dict[str, Any], metrics: Dict[str, Any]) -> ImageResult:
-    """Enhance one loader item (batch 1) with ``model.enhance`` and apply ``metrics``.
+def measure_output(
+    output: torch.Tensor, data: Dict[str, Any], metrics: Dict[str, Any]
+) -> ImageResult:
+    """Quantise one enhanced loader item (``output`` (1, 3, H, W) float) and apply
+    ``metrics`` against ``data['gt']`` when there is one.
 
     Outputs are quantised with ``round(clip(x, 0, 1) * 255)`` before measuring, as the FiveK
-    numbers are computed; ``test.py`` and validation during training both use this function,
-    so their numbers agree by construction.
+    numbers are computed.
     """
-    out_img = tensor_to_image(model.enhance(data["lq"])[0].cpu())
+    out_img = tensor_to_image(output[0].cpu())
     gt_img = tensor_to_image(data["gt"][0]) if "gt" in data else None
     scores: Dict[str, float] = {}
     if gt_img is not None:
@@ -76,26 +85,68 @@ def enhance_and_measure(model: Any, data: Dict[str, Any], metrics: Dict[str, Any
     return ImageResult(Path(data["lq_path"][0]).stem, out_img, gt_img, scores)
 
 
+def enhance_and_measure(
+    model: EnhancementModel, data: Dict[str, Any], metrics: Dict[str, Any]
+) -> ImageResult:
+    """Enhance one loader item (batch 1) with ``model.enhance`` and apply ``metrics``.
+
+    ``test.py`` and validation during training both measure through :func:`measure_output`,
+    so their numbers agree by construction.
+    """
+    return measure_output(model.enhance(data["lq"]), data, metrics)
+
+
+# What one image can raise without the others being affected: unreadable or undecodable files
+# (ImageReadError is an OSError), pairs of different sizes or images too small for the
+# pyramid (ValueError), an image too large for the device's memory.
+IMAGE_ERRORS = (OSError, ValueError, torch.cuda.OutOfMemoryError)
+
+
+def input_file_name(dataset: Dataset, index: int) -> str:
+    """File name of item ``index``'s input, for the report of an item that failed."""
+    input_path = getattr(dataset, "input_path", None)
+    if input_path is None:
+        return f"item {index}"
+    try:
+        return Path(input_path(index)).name
+    except NotImplementedError:
+        return f"item {index}"
+
+
 def evaluate_dataset(
-    model: Any,
-    dataset: Any,
+    model: EnhancementModel,
+    dataset: Dataset,
     dataset_name: str,
     val_opt: Dict[str, Any],
     visualization_dir: Path | None = None,
     comparison_dir: Path | None = None,
 ) -> Dict[str, Any]:
-    """Run one dataset; return ``{"mean": {...}, "per_image": {...}}``.
+    """Run one dataset; return ``{"mean": {...}, "per_image": {...}, "failed": {...}}``.
 
-    Outputs go to ``visualization_dir`` and input|output|target panels to ``comparison_dir``
-    when they are given.
+    An image that cannot be loaded or enhanced (:data:`IMAGE_ERRORS`) is logged and reported
+    under ``failed`` as ``{file_name: reason}``; the others are measured as usual. Outputs go
+    to ``visualization_dir`` and input|output|target panels to ``comparison_dir`` when they
+    are given.
     """
     metrics = val_opt.get("metrics") or {}
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0)
     per_image: Dict[str, Dict[str, float]] = {}
+    failed: Dict[str, str] = {}
     log = get_logger()
     with logging_redirect_tqdm(loggers=[log]):
-        for data in tqdm(loader, desc=dataset_name, unit="img", leave=False):
-            result = enhance_and_measure(model, data, metrics)
+        # Items are read one by one (not through a DataLoader) so that a failing read is
+        # caught for that item alone.
+        for index in tqdm(
+            range(len(cast(Sized, dataset))), desc=dataset_name, unit="img", leave=False
+        ):
+            try:
+                data = default_collate([dataset[index]])
+                output = model.enhance(data["lq"])
+            except IMAGE_ERRORS as err:
+                name = input_file_name(dataset, index)
+                failed[name] = str(err)
+                log.error("%s %s: not evaluated: %s", dataset_name, name, err)
+                continue
+            result = measure_output(output, data, metrics)
             per_image[result.name] = result.scores
             if visualization_dir is not None:
                 write_image(
@@ -113,30 +164,40 @@ def evaluate_dataset(
                 " ".join(f"{k}: {v:.4f}" for k, v in result.scores.items()),
             )
     mean = {m: mean_metric([s[m] for s in per_image.values() if m in s]) for m in metrics}
-    return {"mean": mean, "per_image": per_image}
+    return {"mean": mean, "per_image": per_image, "failed": failed}
 
 
 def write_metric_files(results: Dict[str, Any], results_root: Path) -> None:
-    """``metrics.json`` and ``metrics.csv`` (dataset, image, one column per metric)."""
-    results_root.mkdir(parents=True, exist_ok=True)
-    (results_root / "metrics.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    """``metrics.json`` and ``metrics.csv`` (dataset, image, one column per metric), each
+    written atomically. Failed images are listed in ``metrics.json`` only."""
+    write_text_atomic(json.dumps(results, indent=2), results_root / "metrics.json")
     names = sorted({m for r in results.values() for m in r["mean"]})
-    with open(results_root / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["dataset", "image", *names])
-        for ds_name, result in results.items():
-            for image, scores in result["per_image"].items():
-                writer.writerow([ds_name, image, *[scores.get(m, "") for m in names]])
-            writer.writerow([ds_name, "MEAN", *[result["mean"].get(m, "") for m in names]])
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["dataset", "image", *names])
+    for ds_name, result in results.items():
+        for image, scores in result["per_image"].items():
+            writer.writerow([ds_name, image, *[scores.get(m, "") for m in names]])
+        writer.writerow([ds_name, "MEAN", *[result["mean"].get(m, "") for m in names]])
+    write_text_atomic(table.getvalue(), results_root / "metrics.csv")
+
+
+def failed_images(results: Dict[str, Any]) -> int:
+    """How many images of a :func:`run_test` result could not be evaluated."""
+    return sum(len(r.get("failed") or {}) for r in results.values())
 
 
 def run_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
-    """Evaluate every ``datasets.test*`` entry; returns the metrics.json content."""
+    """Evaluate every ``datasets.test*`` entry; returns the metrics.json content.
+
+    Every output goes under ``path.results_root`` unless ``path.visualization`` / ``path.log``
+    say otherwise (see :mod:`lptn.platform.options`).
+    """
     log = get_logger()
     keys = dataset_keys(opt, "test")
     if not keys:
         raise ValueError(f"{opt.get('opt_path')}: no datasets.test* entry to evaluate")
-    model = build_model(opt, runtime)
+    model: EnhancementModel = build_model(opt, runtime)
     results_root = Path(opt["path"]["results_root"])
     val_opt = opt.get("val") or {}
     save_img = bool(val_opt.get("save_img", False))
@@ -150,7 +211,7 @@ def run_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
         log.info(
             "testing %s (%d images) on %s, %s",
             name,
-            len(dataset),
+            len(cast(Sized, dataset)),
             runtime.device_name(),
             runtime.precision,
         )
@@ -159,6 +220,14 @@ def run_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
         log.info(
             "%s mean: %s", name, " ".join(f"{k}: {v:.4f}" for k, v in results[name]["mean"].items())
         )
-    write_metric_files(results, results_root)
+        if results[name]["failed"]:
+            log.error(
+                "%s: %d image(s) not evaluated: %s",
+                name,
+                len(results[name]["failed"]),
+                ", ".join(results[name]["failed"]),
+            )
+        # After every dataset: what is finished is kept if a later one crashes.
+        write_metric_files(results, results_root)
     log.info("metrics written to %s", results_root / "metrics.json")
     return results

@@ -377,7 +377,8 @@ class Trainer:
             "train set %s: %d images, batch %d%s, %d iterations per epoch, %d iterations "
             "= %d epochs%s",
             ds_opt.get("name", key),
-            len(dataset),
+            # torch's Dataset declares no __len__; the image datasets have one.
+            len(dataset),  # type: ignore[arg-type]
             loader.batch_size,
             per_process,
             self.batches_per_epoch,
@@ -400,7 +401,9 @@ class Trainer:
                 key_path=f"datasets.{val_key}",
             )
             self.val_sets.append((val_ds_opt.get("name", val_key), val_loader))
-            log.info("val set %s: %d images", val_ds_opt.get("name", val_key), len(val_set))
+            # torch's Dataset declares no __len__; the image datasets have one.
+            val_size = len(val_set)  # type: ignore[arg-type]
+            log.info("val set %s: %d images", val_ds_opt.get("name", val_key), val_size)
         if self.val_sets and not self.val_freq:
             log.info("val.val_freq is not set: validating only at the end")
 
@@ -686,7 +689,9 @@ class Trainer:
                     )
                 else:
                     self.save_checkpoint()
-        outcome_args = dict(iteration=self.iteration, experiments_root=self.experiments_root)
+        outcome_args: Dict[str, Any] = dict(
+            iteration=self.iteration, experiments_root=self.experiments_root
+        )
         if self.stop_signal and self.iteration < self.total_iter:
             self.save_checkpoint()
             log.info(

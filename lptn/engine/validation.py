@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from lptn.data.image_io import write_image
 from lptn.engine.evaluate import enhance_and_measure, mean_metric, output_name
+from lptn.models.model_protocol import EnhancementModel
 
 
 @dataclass
@@ -54,7 +55,7 @@ def metric_is_better(metric_opt: Dict[str, Any], new: float, old: Optional[float
 
 
 def validate_dataset(
-    model: Any,
+    model: EnhancementModel,
     loader: DataLoader,
     dataset_name: str,
     val_opt: Dict[str, Any],
@@ -123,7 +124,7 @@ def validate_dataset(
                     continue
                 file_name, output, panel = item
                 if output is not None:
-                    write_image(save_dir / file_name, output)  # type: ignore[operator]
+                    write_image(save_dir / file_name, output)
                 if panel is not None:
                     comparisons.append(panel)
     if world > 1:

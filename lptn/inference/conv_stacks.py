@@ -17,7 +17,7 @@ for reduced precision a converted copy is cached and refreshed when a parameter 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +45,11 @@ def onednn_available() -> bool:
 Step = Tuple[Any, ...]
 
 
-def _check_conv(conv: nn.Conv2d, where: str) -> None:
+def _check_conv(conv: nn.Module, where: str) -> nn.Conv2d:
+    """``conv`` if it is a 3x3 convolution with bias, stride 1 and padding 1; else ValueError."""
     if (
-        conv.kernel_size != (3, 3)
+        not isinstance(conv, nn.Conv2d)
+        or conv.kernel_size != (3, 3)
         or conv.stride != (1, 1)
         or conv.padding != (1, 1)
         or conv.dilation != (1, 1)
@@ -55,6 +57,13 @@ def _check_conv(conv: nn.Conv2d, where: str) -> None:
         or conv.bias is None
     ):
         raise ValueError(f"{where}: ConvStack expects 3x3 convs with bias, stride 1, padding 1")
+    return conv
+
+
+def _conv_params(conv: nn.Conv2d) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of a convolution :func:`_check_conv` accepted (it has a bias)."""
+    assert conv.bias is not None
+    return conv.weight, conv.bias
 
 
 def compile_steps(stack: nn.Sequential) -> List[Step]:
@@ -74,9 +83,9 @@ def compile_steps(stack: nn.Sequential) -> List[Step]:
                 continue
             steps.append(("conv", layer, None))
         elif isinstance(layer, ResidualBlock):
-            c1, act, c2 = layer.block[0], layer.block[1], layer.block[2]
-            _check_conv(c1, f"layer {i}.block.0")
-            _check_conv(c2, f"layer {i}.block.2")
+            c1 = _check_conv(layer.block[0], f"layer {i}.block.0")
+            c2 = _check_conv(layer.block[2], f"layer {i}.block.2")
+            act = cast(nn.LeakyReLU, layer.block[1])
             steps.append(("res", c1, float(act.negative_slope), c2))
         elif isinstance(layer, nn.InstanceNorm2d):
             if layer.affine or layer.track_running_stats:
@@ -116,17 +125,18 @@ class ConvStack:
 
     def _weights(self, dtype: torch.dtype) -> Dict[int, Tuple[torch.Tensor, torch.Tensor]]:
         convs = [m for m in self.stack.modules() if isinstance(m, nn.Conv2d)]
+        params = {id(c): _conv_params(c) for c in convs}
         if convs[0].weight.dtype == dtype:
-            return {id(c): (c.weight, c.bias) for c in convs}
+            return params
         # Reduced precision: a converted copy, refreshed when any parameter changes.
-        key = tuple(p._version for c in convs for p in (c.weight, c.bias)) + tuple(
-            p.data_ptr() for c in convs for p in (c.weight, c.bias)
+        key = tuple(p._version for pair in params.values() for p in pair) + tuple(
+            p.data_ptr() for pair in params.values() for p in pair
         )
         cached = self._cache.get(dtype)
         if cached is None or cached[0] != key:
             cached = (
                 key,
-                {id(c): (c.weight.detach().to(dtype), c.bias.detach().to(dtype)) for c in convs},
+                {k: (w.detach().to(dtype), b.detach().to(dtype)) for k, (w, b) in params.items()},
             )
             self._cache[dtype] = cached
         return cached[1]

@@ -21,7 +21,7 @@ depend on the region plan, so tiled and untiled outputs are equal.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Dict, Optional, Tuple, Union
+from typing import Any, ContextManager, Dict, Optional, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -62,8 +62,9 @@ Source = Union[TensorSource, ArraySource]
 Sink = Union[TensorSink, ArraySink]
 
 
-def check_wrapped(wrapper: nn.Module, net: nn.Module, precision: str) -> None:
-    """TypeError unless ``net`` is an LPTN / LPTNPaper; ValueError for an unknown precision."""
+def check_wrapped(wrapper: nn.Module, net: nn.Module, precision: str) -> LPTN:
+    """``net``, checked: TypeError unless it is an LPTN / LPTNPaper; ValueError for an unknown
+    precision."""
     name = type(wrapper).__name__
     if not isinstance(net, LPTN):
         raise TypeError(f"{name} wraps an LPTN or LPTNPaper, got {type(net).__name__}")
@@ -71,6 +72,7 @@ def check_wrapped(wrapper: nn.Module, net: nn.Module, precision: str) -> None:
         raise ValueError(
             f"{name} precision: expected one of {', '.join(PRECISION_DTYPES)}, got {precision!r}"
         )
+    return net
 
 
 # GEMM kernels compute the last, partial block of columns differently (masked or scalar
@@ -79,17 +81,28 @@ def check_wrapped(wrapper: nn.Module, net: nn.Module, precision: str) -> None:
 GEMM_COLUMN_BLOCK = 64
 
 
+def mask_block_weights(
+    block: nn.Sequential,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """``(w1 (K, C), b1 (K,), w2 (C, K), b2 (C,), slope)`` of a mask block (conv1x1 C->K,
+    leaky ReLU of that slope, conv1x1 K->C); the tensors are views of the parameters."""
+    first = cast(nn.Conv2d, block[0])
+    act = cast(nn.LeakyReLU, block[1])
+    second = cast(nn.Conv2d, block[2])
+    if first.bias is None or second.bias is None:
+        raise ValueError("an LPTN mask block's 1x1 convolutions must have biases")
+    w1, w2 = first.weight.flatten(1), second.weight.flatten(1)
+    return w1, first.bias, w2, second.bias, float(act.negative_slope)
+
+
 class _MaskBlock:
     """Weights of one ``trans_mask_block_i`` (conv1x1 C->16, leaky, conv1x1 16->C) as matrices."""
 
     def __init__(self, block: nn.Sequential) -> None:
-        first, act, second = block[0], block[1], block[2]
-        self.w1 = first.weight.flatten(1)  # (16, C)
-        self.b1 = first.bias.unsqueeze(1)  # (16, 1)
-        self.w2 = second.weight.flatten(1)  # (C, 16)
-        self.b2 = second.bias.unsqueeze(1)  # (C, 1)
+        self.w1, b1, self.w2, b2, self.slope = mask_block_weights(block)  # w1 (16, C), w2 (C, 16)
+        self.b1 = b1.unsqueeze(1)  # (16, 1)
+        self.b2 = b2.unsqueeze(1)  # (C, 1)
         self.channels = self.w1.shape[1]
-        self.slope = float(act.negative_slope)
 
     def input_buffer(self, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """A (N, C, padded pixels) buffer and its (N, C, h, w) view for a region like ``like``.
@@ -154,21 +167,21 @@ class FastLPTN(nn.Module):
         workers: Optional[int] = None,
     ) -> None:
         super().__init__()
-        check_wrapped(self, net, precision)
+        lptn = check_wrapped(self, net, precision)
         if tile_size is not None and tile_size < 1:
             raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size}")
         if memory_budget_mb is not None and memory_budget_mb <= 0:
             raise ValueError(f"memory_budget_mb must be positive, got {memory_budget_mb}")
-        self.net = net
+        self.net = lptn
         self.precision = precision
         self.channels_last = channels_last
         self.tile_size = tile_size
         self.memory_budget_mb = memory_budget_mb
         self.workers = workers
-        self.paper = isinstance(net, LPTNPaper)
-        self.num_high = net.num_high
-        self.low_stack = ConvStack(net.trans_low.model, conv_backend)
-        self.mask_stack = ConvStack(net.trans_high.model, conv_backend)
+        self.paper = isinstance(lptn, LPTNPaper)
+        self.num_high = lptn.num_high
+        self.low_stack = ConvStack(lptn.trans_low.model, conv_backend)
+        self.mask_stack = ConvStack(lptn.trans_high.model, conv_backend)
         self.mask_halo = self.mask_stack.num_3x3_convs
 
     # ------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ no memory plan: the whole image and its 16-channel maps are in memory at once.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, List, Optional, Union
+from typing import Any, ContextManager, List, Optional, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from torch import nn
 from lptn.archs.fast_pyramid import nearest_index_formula
 from lptn.archs.laplacian_pyramid import check_input_size
 from lptn.archs.lptn_arch import LPTNPaper
-from lptn.inference.fast_lptn import PRECISION_DTYPES, check_wrapped
+from lptn.inference.fast_lptn import PRECISION_DTYPES, check_wrapped, mask_block_weights
 from lptn.platform.compilation import COMPILE_MODES, CUDAGRAPH_MODES
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
@@ -51,11 +51,13 @@ def nearest_table(in_size: Size, out_size: Size, device: torch.device) -> torch.
     The scale is computed in float32 as ``F.interpolate`` does, so the table equals
     PyTorch's own at every size (a float64 scale differs above about 4096 px).
     """
+    # Both sizes are of one kind: _dim gives tensors for both when tracing, else ints.
     if isinstance(in_size, torch.Tensor):
-        scale = in_size.to(torch.float32) / out_size.to(torch.float32)
-        index = torch.arange(out_size, dtype=torch.float32) * scale  # type: ignore[call-overload]
+        out_t = cast(torch.Tensor, out_size)
+        scale = in_size.to(torch.float32) / out_t.to(torch.float32)
+        index = torch.arange(out_t, dtype=torch.float32) * scale  # type: ignore[call-overload]
         return torch.minimum(index.floor().to(torch.int64), in_size - 1).to(device)
-    return nearest_index_formula(in_size, out_size, device)  # type: ignore[arg-type]
+    return nearest_index_formula(in_size, cast(int, out_size), device)
 
 
 def resize_nearest(
@@ -73,14 +75,10 @@ def _mask_block_unrolled(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     Written out as K broadcast multiply-adds so a compiler fuses the block into one pass over
     the image and the K-channel map is never stored; eager execution would be slow.
     """
-    first, act, second = block[0], block[1], block[2]
-    w1 = first.weight.flatten(1)  # (K, C)
-    w2 = second.weight.flatten(1)  # (C, K)
-    out = second.bias.view(1, -1, 1, 1)
+    w1, b1, w2, b2, slope = mask_block_weights(block)  # w1 (K, C), w2 (C, K)
+    out = b2.view(1, -1, 1, 1)
     for k in range(w1.shape[0]):
-        hidden = F.leaky_relu(
-            (x * w1[k].view(1, -1, 1, 1)).sum(1, keepdim=True) + first.bias[k], act.negative_slope
-        )
+        hidden = F.leaky_relu((x * w1[k].view(1, -1, 1, 1)).sum(1, keepdim=True) + b1[k], slope)
         out = out + hidden * w2[:, k].view(1, -1, 1, 1)
     return out
 
@@ -101,6 +99,11 @@ class GraphLPTN(nn.Module):
     Shape: (N, 3, H, W) float32 in [0, 1] -> (N, 3, H, W) float32, H, W >= 2**num_high + 1.
     """
 
+    # Buffers registered in __init__ (declared so that they type as tensors).
+    down_v: torch.Tensor
+    down_h: torch.Tensor
+    up_w: torch.Tensor
+
     def __init__(
         self,
         net: nn.Module,
@@ -111,14 +114,14 @@ class GraphLPTN(nn.Module):
         traced_sizes: bool = False,
     ) -> None:
         super().__init__()
-        check_wrapped(self, net, precision)
+        lptn = check_wrapped(self, net, precision)
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"compile mode: expected one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}"
             )
-        self.net = net
-        self.paper = isinstance(net, LPTNPaper)
-        self.num_high = net.num_high
+        self.net = lptn
+        self.paper = isinstance(lptn, LPTNPaper)
+        self.num_high = lptn.num_high
         self.precision = precision
         self.channels_last = channels_last
         self.traced_sizes = traced_sizes

@@ -225,13 +225,6 @@ def plan_memory(
     )
 
 
-def untiled_memory_mb(
-    batch: int, height: int, width: int, num_high: int, sample_bytes: int = 4
-) -> float:
-    """Memory of holding the whole input and output as float tensors (the untiled route)."""
-    return 2 * batch * 3 * height * width * sample_bytes / float(1 << 20)
-
-
 # ----------------------------------------------------------------------------------------------
 # sources and sinks
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from torch import nn
 
 from lptn.registry import Registry, build_from_registry, import_modules_with_suffix
 
-LOSS_REGISTRY = Registry("loss")
+LOSS_REGISTRY: Registry = Registry("loss")
 
 
 def build_loss(opt: Dict[str, Any], key_path: str = "pixel_opt") -> nn.Module:

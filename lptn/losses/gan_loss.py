@@ -16,7 +16,7 @@ wgan_softplus  ``mean(softplus(-x))``       ``mean(softplus(x))``        same as
 
 with ``r = real_label_val`` and ``f = fake_label_val`` (used by vanilla and lsgan only).
 ``standard`` is the name the released LPTN config gives to the WGAN critic loss
-(REFERENCE.md section 4); ``wgan`` is an alias.
+(docs/REFERENCE.md section 4); ``wgan`` is an alias.
 
 ``loss_weight`` scales the generator-side loss only (``is_disc=False``). The discriminator
 loss is returned unweighted, as in BasicSR: the discriminator's objective is balanced by its

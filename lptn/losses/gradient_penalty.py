@@ -1,4 +1,4 @@
-"""WGAN-GP gradient penalty (Gulrajani et al. 2017), the ``gp_opt`` term of REFERENCE.md s. 4.
+"""WGAN-GP gradient penalty (Gulrajani et al. 2017), the ``gp_opt`` term of docs/REFERENCE.md s. 4.
 
 ``penalty = mean_i (||grad_x D(x_hat_i)||_2 - 1)^2`` with
 ``x_hat_i = a_i * real_i + (1 - a_i) * fake_i`` and ``a_i ~ U(0, 1)`` per sample; the norm runs

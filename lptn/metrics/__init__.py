@@ -12,7 +12,7 @@ import numpy as np
 
 from lptn.registry import Registry, build_from_registry
 
-METRIC_REGISTRY = Registry("metric")
+METRIC_REGISTRY: Registry = Registry("metric")
 
 # Option keys that describe how a metric is ranked rather than how it is computed (BasicSR
 # files may carry them); they are not passed to the metric function.

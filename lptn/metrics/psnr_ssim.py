@@ -1,4 +1,4 @@
-"""PSNR and SSIM on numpy images (REFERENCE.md section 5, BasicSR conventions).
+"""PSNR and SSIM on numpy images (docs/REFERENCE.md section 5, BasicSR conventions).
 
 Inputs are RGB images with values in [0, 255]: uint8, or float arrays that were already
 quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
@@ -6,13 +6,18 @@ quantised as ``round(clip(x, 0, 1) * 255)``. All arithmetic is float64.
 
 from __future__ import annotations
 
-from typing import Tuple, TypeVar
+from typing import TYPE_CHECKING, Tuple, TypeVar
 
 import numpy as np
 
 from lptn.metrics import METRIC_REGISTRY
 
-ArrayT = TypeVar("ArrayT")
+if TYPE_CHECKING:
+    import torch
+
+# numpy arrays or torch tensors (the batched metrics share the SSIM formula); torch is only
+# named for the type checker, so this module does not import it.
+ArrayT = TypeVar("ArrayT", "np.ndarray", "torch.Tensor")
 
 PIXEL_MAX = 255.0
 SSIM_WINDOW = 11

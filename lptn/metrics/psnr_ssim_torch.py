@@ -1,6 +1,6 @@
 """Batched PSNR and SSIM on torch tensors, for validation during training.
 
-Same definitions as :mod:`lptn.metrics.psnr_ssim` (REFERENCE.md section 5): the (N, C, H, W)
+Same definitions as :mod:`lptn.metrics.psnr_ssim` (docs/REFERENCE.md section 5): the (N, C, H, W)
 inputs in [0, 1] are quantised to 8-bit levels first and everything is computed in float64 on
 the inputs' device, so one value per image agrees with the numpy functions.
 """

@@ -284,6 +284,7 @@ class LPTNModel:
 
     def _pixel_target(self) -> torch.Tensor:
         if self.pixel_target == "input":
+            assert self.lq is not None  # feed_data always sets it
             return self.lq
         if self.gt is None:
             raise KeyError(
@@ -342,6 +343,7 @@ class LPTNModel:
             if self.cri_pix is not None:
                 terms["l_g_pix"] = self.cri_pix(out, self._pixel_target())
             if self.cri_gan is not None:
+                assert self.net_d is not None  # _build_losses: gan_opt needs network_d
                 terms["l_g_gan"] = self.cri_gan(self.net_d(out), True, is_disc=False)
         total = sum(terms.values())
         scaler.backward(total)

@@ -361,7 +361,7 @@ def prepare_mixed_precision(
         raise
     if not isinstance(models, (list, tuple)):
         models, opts = [models], [opts]
-    scalers = {n: ApexScaler(amp, i, opts[i]) for i, n in enumerate(names)}
+    scalers: Dict[str, Scaler] = {n: ApexScaler(amp, i, opts[i]) for i, n in enumerate(names)}
     logger.info(
         "apex AMP %s, loss scale %s%s",
         config.opt_level,

@@ -77,7 +77,7 @@ def is_available(device_type: str) -> bool:
         return True
     if device_type == "mps":
         mps = getattr(torch.backends, "mps", None)
-        return bool(mps) and mps.is_available()
+        return mps is not None and bool(mps.is_available())
     module = device_module(device_type)
     return bool(module is not None and module.is_available())
 

@@ -254,8 +254,9 @@ def _fill_defaults(opt: Dict[str, Any], *, is_train: bool, root: Path) -> None:
         path.setdefault("log", str(exp))
         path.setdefault("visualization", str(exp / "visualization"))
     else:
-        res = root / "results" / name
-        path.setdefault("results_root", str(res))
+        # Logs and images follow results_root when only it is given.
+        res = Path(path.get("results_root") or root / "results" / name)
+        path["results_root"] = str(res)
         path.setdefault("log", str(res))
         path.setdefault("visualization", str(res / "visualization"))
 

@@ -165,9 +165,6 @@ class _PeakRSS:
         peak = process_memory_mb("VmHWM") or 0.0
         return max(0.0, peak - self._baseline_mb)
 
-    def peak_mb(self) -> float:
-        return process_memory_mb("VmHWM") or 0.0
-
 
 @dataclass
 class Runtime:
@@ -266,10 +263,6 @@ class Runtime:
         """Allocator peak on GPU/NPU; peak RSS growth since the last reset on the CPU."""
         peak = backend.peak_memory_mb(self.device)
         return self._rss.peak_growth_mb() if peak is None else peak
-
-    def process_peak_rss_mb(self) -> float:
-        """Whole-process peak RSS since the last reset (CPU memory, any device)."""
-        return self._rss.peak_mb()
 
     def device_name(self) -> str:
         if self.device.type == "cpu":

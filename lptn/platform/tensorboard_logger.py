@@ -8,7 +8,7 @@ and writes nothing, so the loop never asks whether TensorBoard is on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -16,7 +16,7 @@ import numpy as np
 class NullTensorBoardLogger:
     """Accepts every call and records nothing."""
 
-    log_dir = None
+    log_dir: Optional[Path] = None
 
     def add_scalars(self, values: Dict[str, float], step: int, prefix: str = "") -> None:
         pass
@@ -42,9 +42,9 @@ class TensorBoardLogger(NullTensorBoardLogger):
                 "logger.use_tb_logger: true needs the 'tensorboard' package "
                 "(pip install tensorboard), or set use_tb_logger: false"
             ) from err
-        self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        self.log_dir = folder = Path(log_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._writer = SummaryWriter(log_dir=str(folder))
 
     def add_scalars(self, values: Dict[str, float], step: int, prefix: str = "") -> None:
         """One scalar per entry, tagged ``{prefix}{key}``."""

@@ -24,7 +24,7 @@ the runtime has wrapped the network for several processes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
 
 import torch
 from torch import nn
@@ -54,8 +54,9 @@ class TrainSpeed:
         """``net`` with its 4-D parameters and buffers in this memory format (in place)."""
         if self.channels_last:
             # Module.to keeps the Parameter objects (only their data is replaced), so an
-            # optimiser built before or after sees the same tensors.
-            net.to(memory_format=torch.channels_last)
+            # optimiser built before or after sees the same tensors. Module.to accepts
+            # memory_format at run time, but torch's overloads for it leave the keyword out.
+            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return net
 
     def batch_to(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -69,7 +70,8 @@ class TrainSpeed:
         once, after any DistributedDataParallel wrapping."""
         if self.compile_mode is None:
             return net
-        return torch.compile(net, mode=self.compile_mode)
+        # Compiling a Module gives an OptimizedModule (a Module); the stubs say Callable.
+        return cast(nn.Module, torch.compile(net, mode=self.compile_mode))
 
     def begin_step(self) -> None:
         """Mark a new training step for CUDA-graph modes: buffers of the previous step's

@@ -1,4 +1,4 @@
-"""The released critic (REFERENCE.md section 3) against a functional forward on its own weights.
+"""The released critic (docs/REFERENCE.md s. 3) against a functional forward on its own weights.
 
 The bilinear resize of the reference is written out with explicit source indices
 (align_corners=False: src = (dst + 0.5) * in / out - 0.5, clamped at 0), not F.interpolate.

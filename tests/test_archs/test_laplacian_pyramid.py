@@ -1,4 +1,4 @@
-"""Laplacian pyramid (REFERENCE.md section 1) against an independent numpy implementation.
+"""Laplacian pyramid (docs/REFERENCE.md section 1) against an independent numpy implementation.
 
 The reference below is written from the spec with explicit reflect padding and shifted sums
 (no convolution routine), so it shares no code path with ``lptn.archs.laplacian_pyramid``.
@@ -28,7 +28,7 @@ from lptn.archs.laplacian_pyramid import (
 _B = np.array([1.0, 4.0, 6.0, 4.0, 1.0])
 REF_KERNEL = np.outer(_B, _B) / 256.0
 
-# Round-trip tolerance per dtype (REFERENCE.md: lossless up to float rounding).
+# Round-trip tolerance per dtype (docs/REFERENCE.md: lossless up to float rounding).
 ROUNDTRIP_ATOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 # Constant-image tolerance for the device/dtype fixtures.
 CONST_ATOL = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 1e-2}

@@ -1,4 +1,4 @@
-"""LPTN / LPTNPaper against a straightforward functional forward written from REFERENCE.md 2.
+"""LPTN / LPTNPaper against a straightforward functional forward written from docs/REFERENCE.md 2.
 
 ``reference_forward`` below reads the raw state_dict tensors by their official key names and
 applies the spec step by step (its own pyramid: explicit reflect indices and shifted sums), so
@@ -97,7 +97,7 @@ def reference_forward(
     nrb_high: int,
     paper: bool = False,
 ) -> torch.Tensor:
-    """REFERENCE.md section 2, step by step, from state_dict tensors. No clamp anywhere."""
+    """docs/REFERENCE.md section 2, step by step, from state_dict tensors. No clamp anywhere."""
     sd = {k: v.to(img) for k, v in sd.items()}
 
     def conv(x: torch.Tensor, name: str, padding: int = 1) -> torch.Tensor:

@@ -9,6 +9,7 @@ import pytest
 
 from lptn.data.image_io import read_image
 from lptn.engine.cli import evaluate_main
+from lptn.platform.options import parse_options
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,3 +75,78 @@ def test_wrong_architecture_names_the_fitting_options(
     assert _run(tmp_path, fivek_sample_dir, official_checkpoint, "network_g.num_high=4") == 2
     err = capsys.readouterr().err
     assert "trans_mask_block_3" in err and "'num_high': 3" in err
+
+
+def test_a_corrupt_image_is_reported_and_the_others_are_kept(
+    tmp_path: Path,
+    fivek_sample_dir: Path,
+    official_checkpoint: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Two real pairs and one input that is not an image; only path.results_root is set, so
+    every output (log, images, panels, metrics) must land under it."""
+    data, results = tmp_path / "data", tmp_path / "results"
+    names = ["a0212", "a0535"]
+    for side in ("source", "target"):
+        (data / side).mkdir(parents=True)
+        for name in names:
+            (data / side / f"{name}.png").write_bytes(
+                (fivek_sample_dir / side / f"{name}.png").read_bytes()
+            )
+    (data / "source" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (data / "target" / "broken.png").write_bytes(
+        (fivek_sample_dir / "target" / "a0212.png").read_bytes()
+    )
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    code = evaluate_main(
+        [
+            "-opt",
+            str(REPO / "options/test/LPTN/test_FiveK_sample.yml"),
+            "--device",
+            "cpu",
+            "--set",
+            f"datasets.test.dataroot_lq={data / 'source'}",
+            f"datasets.test.dataroot_gt={data / 'target'}",
+            f"path.pretrain_network_g={official_checkpoint}",
+            f"path.results_root={results}",
+            "val.save_comparison=true",
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "1 image(s) could not be evaluated" in err and "Traceback" not in err
+    report = json.loads((results / "metrics.json").read_text())["fivek_sample"]
+    assert sorted(report["per_image"]) == names
+    assert list(report["failed"]) == ["broken.png"]
+    assert str(data / "source" / "broken.png") in report["failed"]["broken.png"]
+    for metric in ("psnr", "ssim"):
+        values = [report["per_image"][n][metric] for n in names]
+        assert np.isfinite(values).all()
+        assert report["mean"][metric] == pytest.approx(np.mean(values))
+    rows = list(csv.reader(open(results / "metrics.csv")))
+    assert [r[1] for r in rows[1:]] == [*names, "MEAN"]
+    for name in names:
+        assert (results / "visualization" / "fivek_sample" / f"{name}.png").is_file()
+        assert (results / "comparison" / "fivek_sample" / f"{name}.png").is_file()
+    log_text = (results / "test_LPTN_FiveK_sample.log").read_text()
+    assert "broken.png" in log_text and "not evaluated" in log_text
+    assert list(workdir.iterdir()) == []  # nothing went to ./results
+
+
+def test_results_root_alone_moves_logs_and_images(tmp_path: Path) -> None:
+    opt = parse_options(
+        REPO / "options/test/LPTN/test_FiveK_sample.yml",
+        [f"path.results_root={tmp_path / 'out'}"],
+        is_train=False,
+        root=tmp_path / "elsewhere",
+    )
+    assert opt["path"]["results_root"] == str(tmp_path / "out")
+    assert opt["path"]["log"] == str(tmp_path / "out")
+    assert opt["path"]["visualization"] == str(tmp_path / "out" / "visualization")
+    default = parse_options(
+        REPO / "options/test/LPTN/test_FiveK_sample.yml", [], is_train=False, root=tmp_path
+    )
+    assert default["path"]["log"] == str(tmp_path / "results" / "LPTN_FiveK_sample")

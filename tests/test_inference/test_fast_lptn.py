@@ -62,7 +62,7 @@ def test_large_odd_width_uses_pytorchs_index_tables() -> None:
 def test_metrics_on_the_fivek_sample_are_unchanged(
     official_net: LPTN, fivek_pairs, path: str
 ) -> None:
-    """PSNR of every image against the exact path's; SSIM against REFERENCE.md's anchor."""
+    """PSNR of every image against the exact path's; SSIM against docs/REFERENCE.md's anchor."""
     fast = ACCELERATED_PATHS[path](official_net)
     psnr = {"type": "calculate_psnr", "crop_border": 0, "test_y_channel": False}
     ssim = {"type": "calculate_ssim", "crop_border": 0, "test_y_channel": False}

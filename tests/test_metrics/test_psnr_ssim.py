@@ -45,7 +45,7 @@ def noisy_pair(rng: np.random.Generator, shape=(41, 57, 3)):
 
 
 def test_fivek_identity_anchor(fivek_uint8_pairs):
-    """REFERENCE.md section 6: input vs target, RGB, no crop."""
+    """docs/REFERENCE.md section 6: input vs target, RGB, no crop."""
     psnrs = [calculate_psnr(src, tgt) for _, src, tgt in fivek_uint8_pairs]
     ssims = [calculate_ssim(src, tgt) for _, src, tgt in fivek_uint8_pairs]
     assert len(fivek_uint8_pairs) == 23
