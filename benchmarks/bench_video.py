@@ -104,6 +104,16 @@ def make_clip(path: Path, frames: List[np.ndarray], crf: int = 18) -> None:
     out.close()
 
 
+def clip_path(workdir: Path, size: str, frames: int) -> Path:
+    """The test clip for ``size``, made on first use (in the parent process, so that making
+    it does not count in a child's peak memory)."""
+    clip = workdir / f"clip_{size}_{frames}.mp4"
+    if not clip.exists():
+        h, w = SIZES[size]
+        make_clip(clip, pan(_photo(), frames, h, w, 4))
+    return clip
+
+
 def child(
     size: str,
     precision: str,
@@ -124,9 +134,7 @@ def child(
     from lptn.video.video_reader import DecodedFrame, VideoReader
 
     h, w = SIZES[size]
-    clip = workdir / f"clip_{size}_{frames}.mp4"
-    if not clip.exists():
-        make_clip(clip, pan(_photo(), frames, h, w, 4))
+    clip = clip_path(workdir, size, frames)
     net = load_generator(WEIGHTS).eval()
     runtime = Runtime(device=torch.device(device), precision=precision)
     net = net.to(runtime.device)
@@ -276,6 +284,7 @@ def main() -> None:
     counts = dict(item.split("=") for item in args.frames)
     results: Dict = {"runs": []}
     for size in args.sizes:
+        clip_path(args.workdir, size, int(counts.get(size, "6")))
         for precision in args.precisions:
             cmd = [sys.executable, __file__, "--child", size, precision, counts.get(size, "6")]
             cmd += ["--preset", args.preset, "--workdir", str(args.workdir)]

@@ -33,7 +33,19 @@ from lptn.video.video_writer import VideoWriter
 
 # Frames alive at once: at most 4 batches + 8, fewer when they would exceed this many bytes of
 # RGB (inputs and outputs), never fewer than batch + 2.
-IN_FLIGHT_BYTES = 1 << 30
+IN_FLIGHT_BYTES = 512 << 20
+
+
+def max_frames_in_flight(
+    width: int, height: int, bit_depth: int, batch_size: int, budget_bytes: int = IN_FLIGHT_BYTES
+) -> int:
+    """How many decoded frames may be alive at once (decoded, in a batch, being encoded).
+
+    Each frame exists as RGB input and, after enhancement, as output: both count. Reading
+    further ahead than a few batches gains nothing, so the bound is also 4 batches + 8.
+    """
+    frame_bytes = max(1, width * height * (3 if bit_depth <= 8 else 6))
+    return max(batch_size + 2, min(4 * batch_size + 8, budget_bytes // (2 * frame_bytes)))
 
 
 class FrameEnhancer:
@@ -167,11 +179,11 @@ def enhance_video(
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    frame_bytes = max(1, reader.width * reader.height * (3 if reader.bit_depth <= 8 else 6))
-    # Each frame exists as input and, after enhancement, as output: count both. Reading
-    # further ahead than a few batches gains nothing.
-    max_frames = max(batch_size + 2, min(4 * batch_size + 8, in_flight_bytes // (2 * frame_bytes)))
-    slots = threading.Semaphore(max_frames)
+    slots = threading.Semaphore(
+        max_frames_in_flight(
+            reader.width, reader.height, reader.bit_depth, batch_size, in_flight_bytes
+        )
+    )
     stop = threading.Event()
     to_enhance: queue.Queue = queue.Queue()
     to_write: queue.Queue = queue.Queue()
