@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from lptn.platform.logger import get_logger
 from lptn.video import VideoError, require_av
@@ -110,17 +110,27 @@ def choose_encoder(
     height: int,
     settings: EncoderSettings,
     device_type: str = "cpu",
+    container_codecs: Optional[Set[str]] = None,
 ) -> tuple[str, str]:
-    """(encoder name, pixel format) for the output video stream.
+    """(encoder name, pixel format) for the output video stream; ``container_codecs``: the
+    codec and encoder names the output container can hold (None: no restriction).
 
-    Raises :class:`VideoError` when an explicit ``settings.codec`` is unknown or cannot keep
-    the input's bit depth.
+    Raises :class:`VideoError` when an explicit ``settings.codec`` is unknown, does not fit
+    the container or cannot keep the input's bit depth, or when no encoder fits.
     """
     av = require_av()
+
+    def fits(name: str) -> bool:
+        return container_codecs is None or name in container_codecs
+
     if settings.codec is not None:
         formats = _encoder_formats(av, settings.codec)
         if not formats:
             raise VideoError(f"--video-codec {settings.codec}: no such video encoder in PyAV")
+        if not fits(settings.codec):
+            raise VideoError(
+                f"--video-codec {settings.codec}: the output's container cannot hold it"
+            )
         pix = _pick_pix_fmt(formats, colour)
         if pix is None:
             raise VideoError(
@@ -134,13 +144,17 @@ def choose_encoder(
         candidates.append(FAMILY_ENCODERS[input_codec])
     candidates += [c for c in FALLBACK_ENCODERS if c not in candidates]
     for name in candidates:
+        if not fits(name):
+            continue
         pix = _pick_pix_fmt(_encoder_formats(av, name), colour)
         if pix is None:
             continue
         if name.endswith("_nvenc") and not _nvenc_opens(av, name, width, height, pix):
             continue
         return name, pix
-    raise VideoError(f"no encoder in this PyAV build can write {colour.describe()} video")
+    raise VideoError(
+        f"no encoder in this PyAV build can write {colour.describe()} video into this container"
+    )
 
 
 def temporary_path(dst: Path) -> Path:
@@ -188,12 +202,18 @@ class VideoWriter:
         reader's audio/subtitle streams)."""
         av, reader = self.av, self.reader
         self.colour = first.colour
-        self.encoder, self.pix_fmt = choose_encoder(
-            reader.codec_name, first.colour, width, height, self.settings, self.device_type
-        )
         self.dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.container = av.open(str(self.tmp), "w")
+            self.encoder, self.pix_fmt = choose_encoder(
+                reader.codec_name,
+                first.colour,
+                width,
+                height,
+                self.settings,
+                self.device_type,
+                set(self.container.supported_codecs),
+            )
             meta = {
                 k: v
                 for k, v in reader.container.metadata.items()
@@ -217,6 +237,9 @@ class VideoWriter:
                 get_logger().warning(
                     "%s: stream %d (%s) is not copied to the output", reader.path, s.index, s.type
                 )
+        except VideoError:
+            self.abort()
+            raise
         except (av.error.FFmpegError, ValueError, OSError) as err:
             self.abort()
             raise VideoError(f"{self.dst}: cannot create the output ({err})") from err

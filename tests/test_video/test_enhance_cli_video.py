@@ -3,6 +3,7 @@ frame with no partial output, the rest of the batch still written, bad options e
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -121,3 +122,35 @@ def test_smoothing_needs_the_fast_path(
     )
     assert code == 2
     assert "--temporal-smoothing works on the fast path only" in capsys.readouterr().err
+
+
+def test_encoder_must_fit_the_container(
+    tmp_path: Path, photo: np.ndarray, generator, cpu_runtime: Runtime
+) -> None:
+    from lptn.engine.enhance_video import VideoOptions
+
+    src, dst = tmp_path / "a.webm", tmp_path / "out" / "a.webm"
+    make_clip(src, pan_frames(photo, 3, 64, 48), codec="libvpx-vp9", options={"b": "0"})
+    with pytest.raises(VideoError, match="libx264: the output's container cannot hold it"):
+        enhance_video_file(src, dst, generator, cpu_runtime, VideoOptions(codec="libx264"))
+    assert not dst.exists() and not list(dst.parent.glob("*"))
+
+
+def test_ten_bit_vp9_in_webm_falls_back_to_a_ten_bit_encoder_webm_can_hold() -> None:
+    import av
+
+    from lptn.video.colour_conversion import ColourInfo
+    from lptn.video.video_writer import EncoderSettings, choose_encoder
+
+    deep = ColourInfo(1, 1, 1, 1, "ITU709", False, "yuv420p10le", 10)
+    with av.open(os.devnull, "w", format="webm") as webm:
+        codecs = set(webm.supported_codecs)
+    # PyAV's wheels build libvpx-vp9 8-bit only (so far); WebM holds VP8, VP9 and AV1
+    vp9_formats = [f.name for f in av.codec.Codec("libvpx-vp9", "w").video_formats]
+    expected = "libvpx-vp9" if "yuv420p10le" in vp9_formats else "libsvtav1"
+    assert choose_encoder("vp9", deep, 64, 48, EncoderSettings(), "cpu", codecs) == (
+        expected,
+        "yuv420p10le",
+    )
+    # without the container's restriction the first 10-bit fallback would be libx264
+    assert choose_encoder("vp9", deep, 64, 48, EncoderSettings())[0] in (expected, "libx264")
