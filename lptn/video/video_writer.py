@@ -157,6 +157,19 @@ def choose_encoder(
     )
 
 
+# x264 / x265 keep up to rc-lookahead frames (40 at the medium preset) in their look-ahead,
+# each several times the frame's size (sub-pixel planes): about 5 GB at 8K. Above 1440p the
+# look-ahead is shortened in proportion to the frame size (20 frames at 4K, 5 at 8K).
+_LOOKAHEAD_PIXELS = 20 * 3840 * 2160
+
+
+def encoder_lookahead(width: int, height: int) -> Optional[int]:
+    """The rc-lookahead for x264/x265 at this frame size: None (the preset's own) up to
+    1440p, fewer frames above (20 at 4K, 5 at 8K)."""
+    frames = _LOOKAHEAD_PIXELS // max(1, width * height)
+    return None if frames >= 40 else max(5, frames)
+
+
 def temporary_path(dst: Path) -> Path:
     """Where ``dst`` is written before the final rename (same folder and extension, so the
     same container format)."""
@@ -268,8 +281,13 @@ class VideoWriter:
             options["crf"] = str(crf)
             if self.encoder == "libvpx-vp9":
                 options["b"] = "0"  # constant quality, no bit-rate cap
+            lookahead = encoder_lookahead(width, height)
+            if self.encoder == "libx264" and lookahead is not None:
+                options["rc-lookahead"] = str(lookahead)
             if self.encoder == "libx265":
-                options["x265-params"] = "log-level=error"
+                options["x265-params"] = "log-level=error" + (
+                    f":rc-lookahead={lookahead}" if lookahead is not None else ""
+                )
         elif reader.bit_rate:
             cc.bit_rate = int(reader.bit_rate)  # encoders without CRF: the input's bit rate
         if self.settings.preset:
