@@ -10,7 +10,7 @@ from typing import Iterator, Tuple
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lptn"
-MIDDLE = ("archs", "data", "losses", "metrics", "models", "inference", "photo")
+MIDDLE = ("archs", "data", "losses", "metrics", "models", "inference", "photo", "video")
 
 
 def _lptn_imports(path: Path) -> Iterator[Tuple[int, str]]:

@@ -198,9 +198,9 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
 
 
 def enhance_main(argv: Optional[List[str]] = None) -> int:
-    """``lptn-enhance --input X --output DIR [--weights W]``: exit 1 when any photo failed,
-    2 for bad arguments, weights or an unusable ``--output``; under ``torchrun`` each process
-    takes its share of the photos on its own device."""
+    """``lptn-enhance --input X --output DIR [--weights W]``: photos and videos; exit 1 when
+    any file failed, 2 for bad arguments, weights or an unusable ``--output``; under
+    ``torchrun`` each process takes its share of the files on its own device."""
     import os
 
     from lptn.engine.enhance import (
@@ -208,6 +208,12 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         check_output_folder,
         collect_inputs,
         enhance_files,
+    )
+    from lptn.engine.enhance_video import (
+        VideoFileEnhancer,
+        add_video_arguments,
+        check_video_arguments,
+        video_options_from_args,
     )
     from lptn.inference.generator_weights import load_generator
     from lptn.photo import PhotoEnhancer
@@ -295,7 +301,11 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         help="working-memory budget; larger images are tiled automatically "
         "(default 768 on the CPU, 4096 on accelerators)",
     )
+    add_video_arguments(parser)
     args = parser.parse_args(argv)
+    video_error = check_video_arguments(args)
+    if video_error:
+        return _fail(video_error)
     if not 1 <= args.jpeg_quality <= 100:
         return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
     if not 0.0 <= args.strength <= 1.0:
@@ -355,6 +365,13 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         show_progress=not args.no_progress and launch.rank == 0,
         rank=launch.rank,
         world_size=launch.world_size,
+        videos=VideoFileEnhancer(
+            enhancer.net,
+            runtime,
+            video_options_from_args(args, runtime),
+            inference,
+            show_progress=not args.no_progress and launch.rank == 0,
+        ),
     )
     who = f"process {launch.rank} of {launch.world_size}: " if launch.world_size > 1 else ""
     print(f"{who}{summary.line()} (output folder: {args.output})")

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
@@ -38,6 +38,7 @@ from lptn.photo.photo_file import (
 )
 from lptn.photo.pipeline import check_writable, enhance_photo
 from lptn.platform.logger import get_logger
+from lptn.video import VIDEO_EXTENSIONS, is_video_file
 
 __all__ = [
     "EnhanceSummary",
@@ -145,7 +146,7 @@ def collect_inputs(spec: str, output_dir: Optional[Path] = None) -> List[PhotoJo
     max_depth = None if "**" in pattern else len(pattern)
     jobs = []
     for rel in _walk_files(base, max_depth):
-        if not _match(rel, pattern) or not is_photo_file(rel[-1]):
+        if not _match(rel, pattern) or not (is_photo_file(rel[-1]) or is_video_file(rel[-1])):
             continue
         source = base.joinpath(*rel)
         if inside_out and os.path.realpath(source).startswith(str(out_real) + os.sep):
@@ -153,8 +154,8 @@ def collect_inputs(spec: str, output_dir: Optional[Path] = None) -> List[PhotoJo
         jobs.append(PhotoJob(source, Path(*rel)))
     jobs.sort(key=lambda job: job.relative.parts)
     if not jobs:
-        known = ", ".join(sorted(PHOTO_EXTENSIONS))
-        raise FileNotFoundError(f"--input {spec}: no photos found (extensions: {known})")
+        known = ", ".join(sorted(PHOTO_EXTENSIONS) + list(VIDEO_EXTENSIONS))
+        raise FileNotFoundError(f"--input {spec}: no photos or videos found (extensions: {known})")
     return jobs
 
 
@@ -166,7 +167,8 @@ def check_output_folder(output_dir: Path) -> None:
     """
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputFolderError(f"--output {output_dir} is a file; it must name a folder")
-    if not output_dir.exists() and output_dir.suffix.lower() in PHOTO_EXTENSIONS:
+    suffix = output_dir.suffix.lower()
+    if not output_dir.exists() and (suffix in PHOTO_EXTENSIONS or suffix in VIDEO_EXTENSIONS):
         raise OutputFolderError(
             f"--output {output_dir} looks like a file name; it must name a folder"
         )
@@ -182,7 +184,10 @@ def check_output_folder(output_dir: Path) -> None:
 
 
 def output_relative(job: PhotoJob) -> Path:
-    """Where ``job``'s output goes: its relative path, with ``.jpg`` for HEIC inputs."""
+    """Where ``job``'s output goes: its relative path, with ``.jpg`` for HEIC inputs (videos
+    keep their name and container)."""
+    if is_video_file(job.relative):
+        return job.relative
     fmt = PHOTO_EXTENSIONS[job.relative.suffix.lower()]
     if output_format_for(fmt) != fmt:
         return job.relative.with_suffix(FORMAT_EXTENSIONS[output_format_for(fmt)])
@@ -232,12 +237,15 @@ def enhance_files(
     show_progress: bool = True,
     rank: int = 0,
     world_size: int = 1,
+    videos: Optional[Callable[[Path, Path], None]] = None,
 ) -> EnhanceSummary:
     """Enhance this process's share of ``jobs`` (every ``world_size``-th from ``rank``) into
     ``output_dir``; inputs are never overwritten.
 
-    ``report``: a JSON-lines file to which one line per photo is appended (``input``,
+    ``report``: a JSON-lines file to which one line per file is appended (``input``,
     ``output``, ``status`` written / skipped / failed, ``error``, ``seconds``, ``rank``).
+    ``videos``: enhances one video file ``(source, output)``
+    (:class:`lptn.engine.enhance_video.VideoFileEnhancer`); without it video inputs fail.
     """
     log = get_logger()
     planned, refused = plan_outputs(jobs, output_dir)
@@ -246,6 +254,12 @@ def enhance_files(
     summary.failed.extend(refused[rank::world_size])
     todo: List[Tuple[PhotoJob, Path]] = []
     for job, dst in mine:
+        if is_video_file(job.source):
+            if videos is None:
+                summary.failed.append((job.source, "video files are not enhanced by this call"))
+            else:
+                todo.append((job, dst))
+            continue
         try:
             probe_photo(job.source)
         except PhotoError as err:
@@ -259,7 +273,7 @@ def enhance_files(
         for src, reason in summary.failed:
             record = {"input": str(src), "status": "failed", "error": reason, "rank": rank}
             _report_line(handle, record)
-        for job, dst in tqdm(todo, desc="enhance", unit="photo", disable=not show_progress):
+        for job, dst in tqdm(todo, desc="enhance", unit="file", disable=not show_progress):
             record = {"input": str(job.source), "output": str(dst), "rank": rank}
             if skip_existing and dst.exists():
                 summary.skipped.append(dst)
@@ -267,8 +281,11 @@ def enhance_files(
                 continue
             start = time.perf_counter()
             try:
-                _enhance_one(enhancer, job.source, dst, strength, output_colour, jpeg_quality)
-            except (PhotoError, OSError, ValueError, RuntimeError, MemoryError) as err:
+                if videos is not None and is_video_file(job.source):
+                    videos(job.source, dst)
+                else:
+                    _enhance_one(enhancer, job.source, dst, strength, output_colour, jpeg_quality)
+            except (PhotoError, OSError, ValueError, RuntimeError, MemoryError, ImportError) as err:
                 reason = str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
                 summary.failed.append((job.source, reason))
                 log.error("FAILED %s", reason)
