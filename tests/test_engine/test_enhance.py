@@ -200,7 +200,7 @@ def test_enhance_bad_weights_and_inputs(tmp_path: Path, capsys: pytest.CaptureFi
         )
         == 2
     )
-    assert "no photos found" in capsys.readouterr().err
+    assert "no photos or videos found" in capsys.readouterr().err
 
 
 def test_enhance_fast_path_gives_the_same_picture(

@@ -51,7 +51,7 @@ def test_folder_of_photos_and_videos(
     assert sorted(p.name for p in out.iterdir()) == ["good.mp4", "still.png"]  # no partials
     assert frame_times(out / "good.mp4") == frame_times(src / "good.mp4")
     log = capsys.readouterr().out  # the lptn logger prints there
-    assert "2 written, 2 failed" in log
+    assert "2 written, 0 skipped, 2 failed" in log
     assert re.search(r"cut\.mkv: frame \d+: the file ends early", log)
     assert "broken.mp4: cannot open as a video" in log
 
