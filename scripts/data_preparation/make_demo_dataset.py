@@ -28,6 +28,10 @@ multiple of 8 pixels. So no val/test pixel is ever seen in training.
   them. A crop is a window of random size and position in the training part, resized by a
   random factor in [lower bound, 1] (never upscaled) to between 256 and 384 pixels per side
   (less where the training part is smaller; at least 256), drawn from ``--seed``.
+- ``train_paired/source`` and ``train_paired/target``: 12 more crops per photo and their
+  retouches, aligned by file name (``{photo}_{k}.png``, 60 pairs), for paired training. Drawn
+  the same way from the training part only, from a random stream of their own, so they never
+  change the unpaired crops of a seed.
 - ``val/{source,target}`` and ``test/{source,target}``: one image per photo, paired and
   aligned by file name (``{photo}.png``); identical for every seed.
 
@@ -56,7 +60,7 @@ import numpy as np
 
 DEFAULT_OUTPUT = Path("datasets/demo")
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: train_paired/ added
 
 WB_GAINS = np.array([1.06, 1.00, 0.88])
 GAMMA = 1.25
@@ -65,10 +69,19 @@ SATURATION = 1.25
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 TRAIN_FRACTION = 0.6  # of each photo's width, from the left
-CROPS_PER_PHOTO = 12  # per domain
+CROPS_PER_PHOTO = 12  # per domain, and again for the aligned pairs
 CROP_SIDE_RANGE = (256, 384)
 HELD_OUT_MULTIPLE = 8
-FOLDERS = ("train/source", "train/target", "val/source", "val/target", "test/source", "test/target")
+FOLDERS = (
+    "train/source",
+    "train/target",
+    "train_paired/source",
+    "train_paired/target",
+    "val/source",
+    "val/target",
+    "test/source",
+    "test/target",
+)
 
 
 def retouch(img: np.ndarray) -> np.ndarray:
@@ -183,6 +196,8 @@ def _build(root: Path, seed: int) -> List[str]:
     for folder in FOLDERS:
         (root / folder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    # A stream of its own for the aligned pairs: adding them left the unpaired crops unchanged.
+    paired_rng = np.random.default_rng([seed, 1])
     files: List[str] = []
 
     def save(rel: str, rgb: np.ndarray) -> None:
@@ -202,6 +217,10 @@ def _build(root: Path, seed: int) -> List[str]:
         for k in range(CROPS_PER_PHOTO):
             crop = random_crop(train_region, rng)
             save(f"train/target/ref_{name}_{k:02d}.png", retouch_uint8(crop))
+        for k in range(CROPS_PER_PHOTO):
+            crop = random_crop(train_region, paired_rng)
+            save(f"train_paired/source/{name}_{k:02d}.png", crop)
+            save(f"train_paired/target/{name}_{k:02d}.png", retouch_uint8(crop))
         for split, piece in zip(("val", "test"), held_out_pieces(photo)):
             save(f"{split}/source/{name}.png", piece)
             save(f"{split}/target/{name}.png", retouch_uint8(piece))

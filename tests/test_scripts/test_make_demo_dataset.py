@@ -23,6 +23,8 @@ _spec.loader.exec_module(demo)
 EXPECTED_COUNTS = {
     "train/source": 60,
     "train/target": 60,
+    "train_paired/source": 60,
+    "train_paired/target": 60,
     "val/source": 5,
     "val/target": 5,
     "test/source": 5,
@@ -54,7 +56,13 @@ def dataset(tmp_path_factory) -> Path:
 
 def test_layout_and_counts(dataset: Path):
     assert demo.count_images(dataset) == EXPECTED_COUNTS
-    assert sorted(p.name for p in dataset.iterdir()) == ["manifest.json", "test", "train", "val"]
+    assert sorted(p.name for p in dataset.iterdir()) == [
+        "manifest.json",
+        "test",
+        "train",
+        "train_paired",
+        "val",
+    ]
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert manifest["seed"] == 0 and len(manifest["files"]) == sum(EXPECTED_COUNTS.values())
     assert not list(dataset.parent.glob(".demo.*"))  # no staging folders left behind
@@ -81,6 +89,19 @@ def test_training_target_domain_is_warmer_and_more_saturated(dataset: Path):
     target_rb, target_chroma = stats("train/target")
     assert target_rb > source_rb * 1.1
     assert target_chroma > source_chroma * 1.1
+
+
+def test_paired_training_crops_are_aligned_retouches_from_the_training_part(dataset: Path):
+    sources = sorted((dataset / "train_paired" / "source").glob("*.png"))
+    targets = sorted((dataset / "train_paired" / "target").glob("*.png"))
+    assert [p.name for p in sources] == [p.name for p in targets]
+    unpaired = {_rgb(p).tobytes() for p in (dataset / "train" / "source").glob("*.png")}
+    for s, t in zip(sources, targets):
+        source = _rgb(s)
+        assert 256 <= min(source.shape[:2]) and max(source.shape[:2]) <= 384, s.name
+        again = np.round(demo.retouch(source.astype(np.float64) / 255) * 255).astype(np.int16)
+        assert np.abs(again - _rgb(t).astype(np.int16)).max() <= 1, s.name
+        assert source.tobytes() not in unpaired  # crops of their own
 
 
 def test_val_and_test_pairs_share_names_and_sizes(dataset: Path):
