@@ -36,6 +36,7 @@ from lptn.engine.training_state import (
     save_training_state,
     state_path,
 )
+from lptn.models.model_protocol import TrainableModel
 from lptn.platform.checkpoint_io import CheckpointError, read_state_dict
 from lptn.platform.runtime import Runtime
 
@@ -163,7 +164,7 @@ class Checkpointer:
                 logger.info("removed %s (left by an interrupted save)", tmp)
         return removed
 
-    def restore(self, model: Any, point: ResumePoint) -> None:
+    def restore(self, model: TrainableModel, point: ResumePoint) -> None:
         """Networks, optimisers, schedules and scalers of ``point`` into ``model``; then the
         options that changed since it was saved are applied (logged one by one)."""
         state = point.state
@@ -181,7 +182,7 @@ class Checkpointer:
 
     def _apply_changed_options(
         self,
-        model: Any,
+        model: TrainableModel,
         configured: Dict[str, List[Dict[str, Any]]],
         saved_settings: Dict[str, Any],
         iteration: int,
@@ -232,7 +233,7 @@ class Checkpointer:
     # ----------------------------------------------------------------------------- saving
     def save(
         self,
-        model: Any,
+        model: TrainableModel,
         *,
         iteration: int,
         epoch: int,
@@ -304,7 +305,7 @@ class Checkpointer:
         state["validation_pending"] = False
         self._write(lambda: save_training_state(state, self.states_dir), int(state["iter"]))
 
-    def save_best(self, model: Any) -> Path:
+    def save_best(self, model: TrainableModel) -> Path:
         """The generator as ``models/net_g_best.pth`` (rank 0), with its moving average when
         the model keeps one (what validation measured)."""
         path = self.models_dir / "net_g_best.pth"
@@ -312,7 +313,7 @@ class Checkpointer:
             self._write(lambda: model.save_network("net_g", path), None)
         return path
 
-    def save_latest(self, model: Any) -> Path:
+    def save_latest(self, model: TrainableModel) -> Path:
         """``net_g_latest.pth`` (and ``net_d_latest.pth``); every process waits for them."""
         if self.runtime.is_main_process:
             self._write(lambda: model.save_networks(self.models_dir, "latest"), None)
@@ -357,7 +358,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _optimizer_settings(model: Any) -> Dict[str, List[Dict[str, Any]]]:
+def _optimizer_settings(model: TrainableModel) -> Dict[str, List[Dict[str, Any]]]:
     """Each optimiser's parameter-group settings as built from the options (before a state
     overwrites them); ``initial_lr`` is the configured base rate."""
     out: Dict[str, List[Dict[str, Any]]] = {}

@@ -71,7 +71,7 @@ from collections import defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -100,6 +100,7 @@ from lptn.engine.experiment_folder import (
 from lptn.engine.training_state import restore_rng_state
 from lptn.engine.validation import ValidationResult, metric_is_better, validate_dataset
 from lptn.models import build_model
+from lptn.models.model_protocol import TrainableModel
 from lptn.platform.amp_backend import amp_config, check_training_requirements
 from lptn.platform.checkpoint_io import bare_module
 from lptn.platform.logger import get_logger, setup_logger
@@ -287,7 +288,7 @@ class Trainer:
         self.seed = 0
         self.best: Dict[str, Any] = {"metric": None, "value": None, "iter": None}
         self.tb: NullTensorBoardLogger = NullTensorBoardLogger()
-        self.model: Any = None
+        self._model: Optional[TrainableModel] = None
         self.stream: Optional[BatchStream] = None
         self.val_sets: List[Tuple[str, DataLoader]] = []
         self.stop = StopRequest()
@@ -341,6 +342,13 @@ class Trainer:
             get_logger().info(message)
         return point
 
+    @property
+    def model(self) -> TrainableModel:
+        """The model built by :meth:`prepare`."""
+        if self._model is None:
+            raise RuntimeError("Trainer.prepare() has not run yet")
+        return self._model
+
     def prepare(self) -> None:
         """Check and build everything (options, resume state, data, model), then lock and
         create the experiment folder, logging and (when resuming) the restored state. Nothing
@@ -359,7 +367,7 @@ class Trainer:
             point = self._resume_point()
             self._choose_seed(point)
             self._build_data()
-            self.model = build_model(self.opt, self.runtime)
+            self._model = cast(TrainableModel, build_model(self.opt, self.runtime))
             log.info("%s", self.model.describe())
             self._on_main(self._check_val_images)
             if point is not None:
@@ -726,7 +734,7 @@ class Trainer:
         (or a signal), save; see the module docstring. Releases the experiment lock at the
         end, however the run ends."""
         try:
-            if self.model is None:
+            if self._model is None:
                 self.prepare()
             if self.handle_signals:
                 self.stop.install()

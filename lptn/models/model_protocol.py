@@ -34,6 +34,13 @@ class TrainableModel(EnhancementModel, Protocol):
 
     #: the generator (possibly wrapped for distribution or compilation)
     net_g: nn.Module
+    #: optimiser and learning-rate schedule per network name (``net_g``, ``net_d``)
+    optimizers: Dict[str, Any]
+    schedulers: Dict[str, Any]
+
+    def networks(self) -> Dict[str, nn.Module]:
+        """The trained networks by name (``net_g`` and, with a critic, ``net_d``)."""
+        ...
 
     def describe(self) -> str:
         """A few lines naming the networks and their sizes, for the log."""
