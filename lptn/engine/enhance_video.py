@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from torch import nn
 
 from lptn.inference.settings import InferenceSettings
 from lptn.platform.logger import get_logger
+from lptn.platform.option_schema import SchemaViolation, whole_number
+from lptn.platform.options import parse_yaml_scalar
 from lptn.platform.runtime import Runtime
 from lptn.video import is_video_file
 
@@ -55,24 +57,22 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _crf(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value <= 63:
-        raise argparse.ArgumentTypeError(f"must be within 0..63, got {value}")
-    return value
+def _integer(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: an integer within ``minimum..maximum`` (the options' integer check,
+    :func:`~lptn.platform.option_schema.whole_number`)."""
 
+    def parse(text: str) -> int:
+        try:
+            value = whole_number(parse_yaml_scalar(text), "", minimum)
+        except (SchemaViolation, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}"
+            ) from None
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be within {minimum}..{maximum}, got {value}")
+        return value
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return parse
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +88,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--crf",
-        type=_crf,
+        type=_integer(0, 63),
         metavar="N",
         help="constant quality of the output (lower = better; default: visually "
         "transparent, 18 for libx264)",
@@ -109,7 +109,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--video-batch",
-        type=_positive_int,
+        type=_integer(1),
         default=None,
         metavar="N",
         help="frames per network call (default: 1 on the CPU, 4 on accelerators)",
