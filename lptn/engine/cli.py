@@ -111,6 +111,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         )
         runtime = build_training_runtime(opt, launch)
         outcome = run_training(opt, runtime, auto_resume=args.auto_resume)
+        distributed.shutdown(wait_for_others=True)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

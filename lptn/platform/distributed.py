@@ -21,6 +21,7 @@ ones; with one process they return their input.
 from __future__ import annotations
 
 import datetime
+import gc
 import inspect
 import os
 import re
@@ -215,10 +216,21 @@ def init_process_group(launch: LaunchEnv, backend: str, timeout_min: float = 30.
     )
 
 
-def shutdown() -> None:
-    """Leave the process group (a no-op when none was joined)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(wait_for_others: bool = False) -> None:
+    """Leave the process group (a no-op when none was joined).
+
+    ``wait_for_others`` (the normal end of a run): meet every rank at a barrier first, so that
+    no rank tears its process group down while another still talks to it. Objects that keep
+    the group alive (DDP's reducer and its pending work) are collected first: gloo worker
+    threads still holding work when the interpreter exits abort the process (SIGABRT). Error
+    paths leave without the barrier, since the other ranks may be gone.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    if wait_for_others and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def active() -> bool:
