@@ -4,10 +4,10 @@ line naming the file and the key path, no traceback, no experiment or results fo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import List
 
 import pytest
-from train_test_utils import make_image_folders, tiny_options, write_options
+from train_test_utils import make_image_folders, tiny_options, tiny_test_options, write_options
 
 from lptn.engine.cli import evaluate_main, train_main
 from lptn.engine.option_check import check_block_arguments, check_registered_blocks
@@ -26,23 +26,7 @@ def train_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     data = make_image_folders(tmp_path / "data", count=2)
-    opt: Dict[str, Any] = {
-        "name": "schema_test",
-        "model_type": "LPTNTestModel",
-        "num_gpu": 0,
-        "datasets": {
-            "test": {
-                "name": "tiny",
-                "type": "PairedImageDataset",
-                "dataroot_lq": str(data["source"]),
-                "dataroot_gt": str(data["target"]),
-                "io_backend": {"type": "disk"},
-            }
-        },
-        "network_g": {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 3},
-        "path": {"pretrain_network_g": None},
-        "val": {"save_img": True, "metrics": {"psnr": {"type": "calculate_psnr"}}},
-    }
+    opt = tiny_test_options("schema_test", data)
     return write_options(opt, tmp_path / "test.yml")
 
 

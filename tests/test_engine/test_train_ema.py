@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from test_train_resume import _assert_equal_tree
-from train_test_utils import make_image_folders, parsed, tiny_options, write_options
+from train_test_utils import (
+    make_image_folders,
+    parsed,
+    tiny_options,
+    tiny_test_options,
+    write_options,
+)
 
 from lptn.data.image_io import read_image
 from lptn.engine.cli import enhance_main, evaluate_main
@@ -91,24 +97,7 @@ def test_test_py_and_enhance_choose_the_average(tmp_path: Path) -> None:
         handle_signals=False,
     )
     weights = outcome.experiments_root / "models" / "net_g_latest.pth"
-    test_opt = {
-        "name": "ema_test",
-        "model_type": "LPTNTestModel",
-        "num_gpu": 0,
-        "datasets": {
-            "test": {
-                "name": "tiny",
-                "type": "PairedImageDataset",
-                "dataroot_lq": str(data["source"]),
-                "dataroot_gt": str(data["target"]),
-                "io_backend": {"type": "disk"},
-            }
-        },
-        "network_g": {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 3},
-        "path": {"pretrain_network_g": str(weights)},
-        "inference": {"path": "exact"},
-        "val": {"save_img": True, "metrics": {"psnr": {"type": "calculate_psnr"}}},
-    }
+    test_opt = {**tiny_test_options("ema_test", data, weights), "inference": {"path": "exact"}}
     option_file = write_options(test_opt, tmp_path / "ema_test.yml")
     psnr = {}
     for key in ("params", "params_ema"):

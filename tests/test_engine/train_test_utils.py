@@ -132,6 +132,30 @@ def tiny_options(
     return opt
 
 
+def tiny_test_options(
+    name: str, data: Dict[str, Path], weights: Optional[Path] = None
+) -> Dict[str, Any]:
+    """Options for ``test.py`` on the paired folders of :func:`make_image_folders` with a tiny
+    LPTN (``weights``: its file, or ~ for random weights)."""
+    return {
+        "name": name,
+        "model_type": "LPTNTestModel",
+        "num_gpu": 0,
+        "datasets": {
+            "test": {
+                "name": "tiny",
+                "type": "PairedImageDataset",
+                "dataroot_lq": str(data["source"]),
+                "dataroot_gt": str(data["target"]),
+                "io_backend": {"type": "disk"},
+            }
+        },
+        "network_g": {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 3},
+        "path": {"pretrain_network_g": None if weights is None else str(weights)},
+        "val": {"save_img": True, "metrics": {"psnr": {"type": "calculate_psnr"}}},
+    }
+
+
 def write_options(opt: Dict[str, Any], path: Path) -> Path:
     path.write_text(yaml.safe_dump(opt, sort_keys=False), encoding="utf-8")
     return path
