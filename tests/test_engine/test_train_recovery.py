@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -358,3 +359,56 @@ def test_train_main_makes_stdout_line_buffered(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.stdout.split() == ["2", "True"], result.stderr
+
+
+def test_a_real_kill_9_then_auto_resume_over_a_damaged_newest_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A training process really killed with SIGKILL while it saves a checkpoint every
+    iteration (so the kill often lands in a save), its newest state then cut short: the resume
+    names the damaged file, continues from the previous complete state and leaves no temp
+    files behind."""
+    monkeypatch.chdir(tmp_path)
+    data = make_image_folders(tmp_path / "data", count=4)
+    opt = tiny_options(data, name="k9", gan=False, total_iter=100000, checkpoint_freq=1)
+    option_file = write_options(opt, tmp_path / "k9.yml")
+    states = tmp_path / "experiments" / "k9" / "training_states"
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "train.py"), "-opt", str(option_file)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(states.glob("*.state"))) < 3:
+            assert proc.poll() is None, "the training process ended before it was killed"
+            assert time.monotonic() < deadline, "no checkpoints in time"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    saved = sorted(int(p.stem) for p in states.glob("*.state"))
+    newest = states / f"{saved[-1]}.state"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    previous = saved[-2]
+    capsys.readouterr()
+
+    resume_to = previous + 2
+    assert (
+        train_main(
+            ["-opt", str(option_file), "--auto_resume", "--set", f"train.total_iter={resume_to}"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"damaged checkpoint skipped: {newest}" in out
+    assert f"resuming from {states / f'{previous}.state'} (iteration {previous})" in out
+    models = states.parent / "models"
+    assert not list(states.glob("*.tmp")) and not list(models.glob("*.tmp"))
+    assert load_training_state(states / f"{resume_to}.state")["iter"] == resume_to
