@@ -106,9 +106,10 @@ def test_training_logs_to_an_offline_wandb_run(tmp_path: Path, offline_wandb: Pa
     assert panel.shape == (40, 3 * 40, 3)  # input | output | target
 
     # resume_id continues that run (BasicSR's schema): the same id, a second run file.
-    run_id = run_dir.name.rsplit("-", 1)[1]
+    # offline-run-{time}-{id}, with "-N" appended when two runs start within one second
+    run_id = run_dir.name.split("-")[3]
     _run(tmp_path, data, 2, {"project": "lptn-test", "resume_id": run_id})
-    assert {p.name.rsplit("-", 1)[1] for p in offline_wandb.glob("offline-run-*")} == {run_id}
+    assert {p.name.split("-")[3] for p in offline_wandb.glob("offline-run-*")} == {run_id}
 
 
 def test_missing_wandb_is_named_before_any_data_is_read(
