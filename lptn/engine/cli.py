@@ -24,10 +24,11 @@ def _option_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--set",
         nargs="+",
+        action="extend",  # a repeated --set adds to the earlier ones instead of replacing them
         default=[],
         metavar="KEY=VALUE",
         help="override options, e.g. --set val.save_img=false "
-        "datasets.test.dataroot_lq=/data/x (values typed as YAML)",
+        "datasets.test.dataroot_lq=/data/x (values typed as YAML; may be repeated)",
     )
     parser.add_argument(
         "--device",

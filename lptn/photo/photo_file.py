@@ -3,7 +3,8 @@
 Read: JPEG, PNG, TIFF (8/16-bit), WebP, BMP, and HEIC/HEIF with the optional ``heif`` extra
 (pillow-heif). Written: JPEG, PNG, TIFF, WebP, BMP. Pillow decodes and encodes 8-bit photos
 with their EXIF, XMP and ICC profile; Pillow has no 16-bit RGB mode, so 16-bit PNG and TIFF
-pixels go through OpenCV (PNG; the metadata chunks come from Pillow) and tifffile (TIFF).
+pixels go through OpenCV (PNG; the metadata chunks come from Pillow) and tifffile (TIFF; the
+Exif and GPS sub-IFDs through exiv2, :mod:`lptn.photo.tiff_exif`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import struct
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import cv2
 import numpy as np
@@ -30,6 +31,12 @@ from lptn.photo.metadata import (
     portable_exif,
     read_orientation,
     upright_xmp,
+)
+from lptn.photo.tiff_exif import (
+    TIFF_EXIF_EXTRA_HINT,
+    add_exif_sub_ifds,
+    exiv2_available,
+    has_sub_ifds,
 )
 from lptn.platform.logger import get_logger
 
@@ -465,8 +472,8 @@ def _encode_tiff16(
 
     grey = pixels.ndim == 2
     arr = pixels if alpha is None else np.dstack([pixels, alpha])
-    # tifffile writes no Exif or GPS sub-IFD: the descriptive IFD0 tags (camera, date,
-    # resolution, copyright) are kept, plus the ICC profile and XMP.
+    # tifffile writes IFD0 only: the ICC profile, the XMP and the descriptive tags (camera,
+    # date, resolution, copyright). The Exif and GPS sub-IFDs come after, from exiv2.
     extratags: List[Tuple[int, int, int, Any, bool]] = []
     if icc:
         extratags.append((34675, 7, len(icc), icc, True))
@@ -485,9 +492,30 @@ def _encode_tiff16(
         extrasamples=["unassalpha"] if alpha is not None else None,
         compression="zlib",
         metadata=None,
+        software=False,
         extratags=extratags,
     )
-    return buf.getvalue()
+    data = buf.getvalue()
+    if exif is None or not has_sub_ifds(exif):
+        return data
+    if not exiv2_available():
+        _warn_once(f"EXIF sub-IFDs left out of 16-bit TIFF outputs: {TIFF_EXIF_EXTRA_HINT}")
+        return data
+    try:
+        return add_exif_sub_ifds(data, exif)
+    except ValueError as err:
+        get_logger().warning("EXIF sub-IFDs left out of a 16-bit TIFF output: %s", err)
+        return data
+
+
+_warned: Set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning the first time only (a library has one cause, not N)."""
+    if message not in _warned:
+        _warned.add(message)
+        get_logger().warning(message)
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -64,12 +65,29 @@ def test_16bit_png_and_tiff_keep_16_bits_and_metadata(crop: np.ndarray, adobe: b
         assert back.icc == adobe
         assert back.xmp == XMP.replace(b'Orientation="6"', b'Orientation="1"')
         assert back.exif is not None and back.exif[0x0110] == "Pixel 7"
-    # PNG keeps the Exif and GPS sub-IFDs too (16-bit TIFF keeps IFD0 only: see photo_file)
-    back = decode_photo(encode_photo(photo, "PNG"), "deep.png")
-    assert back.exif is not None and back.exif.get_ifd(0x8825)[1] == "N"
+        # the Exif and GPS sub-IFDs too (16-bit TIFF: through exiv2, the tiff-exif extra)
+        assert back.exif.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09", fmt
+        assert back.exif.get_ifd(0x8825)[2] == (48.0, 51.0, 29.5), fmt
+        assert back.exif.get_ifd(0x8825)[3] == "E", fmt
     # formats that hold 8 bits only get the rounded values
     jpeg8 = decode_photo(encode_photo(photo, "BMP"), "deep.bmp").pixels
     np.testing.assert_array_equal(jpeg8, np.round(rgb16 / 257.0).astype(np.uint8))
+
+
+def test_16bit_tiff_without_exiv2_keeps_ifd0_and_says_why(
+    crop: np.ndarray,
+    adobe: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    photo = decode_photo(png16_bytes(to16(crop)), "deep.png")
+    photo.icc, photo.exif = adobe, camera_exif(1)
+    monkeypatch.setitem(sys.modules, "exiv2", None)  # as if the extra were not installed
+    photo_file._warned.clear()
+    back = decode_photo(encode_photo(photo, "TIFF"), "deep.tif")
+    assert back.icc == adobe and back.exif is not None and back.exif[0x010F] == "Google"
+    assert not back.exif.get_ifd(0x8825)
+    assert "lptn[tiff-exif]" in caplog.text
 
 
 def test_grey_stays_grey_and_alpha_passes_through(crop: np.ndarray) -> None:
