@@ -25,7 +25,6 @@ def _run(tmp_path: Path, fivek_sample_dir: Path, checkpoint: Path, *extra: str) 
             f"datasets.test.dataroot_lq={fivek_sample_dir / 'source'}",
             f"datasets.test.dataroot_gt={fivek_sample_dir / 'target'}",
             f"path.pretrain_network_g={checkpoint}",
-            "--set",  # a second --set adds to the first (the data roots above must still apply)
             f"path.results_root={tmp_path}",
             f"path.visualization={tmp_path / 'visualization'}",
             f"path.log={tmp_path}",

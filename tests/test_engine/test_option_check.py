@@ -135,3 +135,12 @@ def test_shipped_option_files_pass_the_engine_checks(path: Path, tmp_path: Path)
 
     opt = parse_options(path, is_train="train" in path.parts, root=tmp_path, checks=ENGINE_CHECKS)
     assert opt["network_g"]["type"] in {"LPTN", "LPTNPaper"}
+
+
+def test_repeated_set_flags_add_up() -> None:
+    from lptn.engine.cli import _option_parser
+
+    args = _option_parser("t").parse_args(
+        ["-opt", "x.yml", "--set", "name=a", "val.save_img=false", "--set", "num_gpu=0"]
+    )
+    assert args.set == ["name=a", "val.save_img=false", "num_gpu=0"]
