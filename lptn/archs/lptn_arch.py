@@ -22,6 +22,21 @@ def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, padding=1)
 
 
+def _as_conv(module: nn.Module) -> nn.Conv2d:
+    assert isinstance(module, nn.Conv2d), module
+    return module
+
+
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    assert conv.bias is not None, conv
+    return conv.bias
+
+
+def _set_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    conv.weight.copy_(weight)
+    _bias(conv).copy_(bias)
+
+
 class ResidualBlock(nn.Module):
     """``x + conv3x3(leaky(conv3x3(x)))`` at constant width."""
 
@@ -92,18 +107,63 @@ class LPTN(nn.Module):
         nrb_low: residual blocks in the low-frequency branch.
         nrb_high: residual blocks in the mask network.
         num_high: number of high-frequency pyramid levels L.
+        init: ``"default"`` (PyTorch's initialisation, as the original) or ``"identity"``
+            (:meth:`init_as_identity`: the bands pass through unchanged at the start).
 
     Shape: (N, 3, H, W) -> (N, 3, H, W), float in about [0, 1], H and W >= 2**L + 1.
     """
 
     mask_channels = 3
+    identity_mask = 0.0  # the mask for which refine_band leaves a band unchanged
 
-    def __init__(self, nrb_low: int = 5, nrb_high: int = 3, num_high: int = 3) -> None:
+    def __init__(
+        self, nrb_low: int = 5, nrb_high: int = 3, num_high: int = 3, init: str = "default"
+    ) -> None:
         super().__init__()
         self.num_high = num_high
         self.pyramid = LaplacianPyramid(num_high)
         self.trans_low = TransLow(nrb_low)
         self.trans_high = TransHigh(nrb_high, num_high, self.mask_channels)
+        if init == "identity":
+            self.init_as_identity()
+        elif init != "default":
+            raise ValueError(f"init: expected 'default' or 'identity', got {init!r}")
+
+    @torch.no_grad()
+    def init_as_identity(self) -> None:
+        """Start from a network that changes nothing but the low-frequency image's ``tanh``.
+
+        Afterwards ``forward(img) == reconstruct(bands(img), tanh(low(img)))`` exactly (float
+        rounding aside): the mask network's last convolution is zero (mask =
+        :attr:`identity_mask`), each 1x1 refinement block computes ``x`` as
+        ``(leaky(x) - leaky(-x)) / 1.01`` through its first 2C hidden units (the other hidden
+        units keep their random weights and feed in with zero weight, so they can still learn),
+        and the low branch's last convolution is zero. ``tanh`` cannot be undone this way:
+        ``tanh(low)`` darkens bright low frequencies, which training then learns to correct.
+        Useful where training should move away from the input (unpaired GAN training, which
+        otherwise spends its first iterations undoing a random network's artefacts).
+        """
+        c = self.mask_channels
+        eye = torch.eye(c)[:, :, None, None]
+        slope = nn.LeakyReLU().negative_slope
+        for i in range(self.num_high):
+            block = self.trans_high.mask_block(i)
+            first, second = _as_conv(block[0]), _as_conv(block[2])
+            first_weight = first.weight.clone()
+            first_weight[:c], first_weight[c : 2 * c] = eye, -eye
+            first_bias = _bias(first).clone()
+            first_bias[: 2 * c] = 0
+            _set_conv(first, first_weight, first_bias)
+            second_weight = torch.zeros_like(second.weight)
+            second_weight[:, :c], second_weight[:, c : 2 * c] = (
+                eye / (1 + slope),
+                -eye / (1 + slope),
+            )
+            _set_conv(second, second_weight, torch.zeros(c))
+        mask_out = _as_conv(self.trans_high.model[-1])
+        _set_conv(mask_out, torch.zeros_like(mask_out.weight), torch.full((c,), self.identity_mask))
+        low_out = _as_conv(self.trans_low.model[-1])
+        _set_conv(low_out, torch.zeros_like(low_out.weight), torch.zeros(3))
 
     def refine_band(
         self, i: int, band: torch.Tensor, mask: torch.Tensor
@@ -143,6 +203,7 @@ class LPTNPaper(LPTN):
     """
 
     mask_channels = 1
+    identity_mask = 1.0
 
     def refine_band(
         self, i: int, band: torch.Tensor, mask: torch.Tensor

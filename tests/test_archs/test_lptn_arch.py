@@ -341,3 +341,33 @@ def test_build_network_errors_name_the_option_block():
         build_network({"type": "LPTM"})
     with pytest.raises(TypeError, match=r"network_g \(LPTN\).*nrb_lo"):
         build_network({"type": "LPTN", "nrb_lo": 5})
+
+
+@pytest.mark.parametrize("arch", ["LPTN", "LPTNPaper"])
+@pytest.mark.parametrize("num_high", [1, 3, 4])
+def test_identity_init_passes_the_bands_through(arch, num_high):
+    torch.manual_seed(num_high)
+    net = build_network({"type": arch, "num_high": num_high, "init": "identity"}).double()
+    x = torch.rand(2, 3, 2**num_high + 30, 2**num_high + 17, dtype=torch.float64)
+    pyramid = _decompose(x, num_high)
+    want = _reconstruct([*pyramid[:-1], torch.tanh(pyramid[-1])])
+    out = net(x)
+    assert max_abs(out.detach(), want) <= 1e-7  # the weights 1/1.01 are float32-rounded
+    # The same computation as any LPTN (only the starting weights differ).
+    with torch.no_grad():
+        ref = reference_forward(x, net.state_dict(), num_high, 5, 3, paper=arch == "LPTNPaper")
+    assert max_abs(out.detach(), ref) <= 1e-10
+    # Training can leave the identity: every layer that decides the output gets a gradient.
+    (out - x * 1.1).square().mean().backward()
+    grads = {name: p.grad for name, p in net.named_parameters()}
+    low_last = f"trans_low.model.{len(net.trans_low.model) - 1}.weight"
+    mask_last = f"trans_high.model.{len(net.trans_high.model) - 1}.weight"
+    assert grads[low_last].abs().sum() > 0 and grads[mask_last].abs().sum() > 0
+    c = net.mask_channels  # the hidden units beyond the first 2c start outside the identity
+    for i in range(num_high):
+        assert grads[f"trans_high.trans_mask_block_{i}.2.weight"][:, 2 * c :].abs().sum() > 0
+
+
+def test_unknown_init_is_a_clear_error():
+    with pytest.raises(ValueError, match="init: expected 'default' or 'identity', got 'zeros'"):
+        LPTN(init="zeros")

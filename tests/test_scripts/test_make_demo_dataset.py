@@ -114,6 +114,17 @@ def test_val_and_test_pairs_share_names_and_sizes(dataset: Path):
             assert _rgb(s).shape[0] % 8 == 0 and _rgb(s).shape[1] % 8 == 0
 
 
+def test_held_out_pieces_are_the_left_strip_of_each_photo(dataset: Path):
+    for name in demo.PHOTOS:
+        photo = demo.load_photo(name)
+        height, width = photo.shape[:2]
+        strip = photo[:, : int(width * demo.HELD_OUT_FRACTION)]
+        for split, rows in (("val", strip[: height // 2]), ("test", strip[height // 2 :])):
+            piece = _rgb(dataset / split / "source" / f"{name}.png")
+            assert piece.shape[0] > rows.shape[0] - 8 and piece.shape[1] > rows.shape[1] - 8
+            np.testing.assert_array_equal(piece, rows[: piece.shape[0], : piece.shape[1]])
+
+
 def test_val_target_is_the_retouch_of_val_source(dataset: Path):
     for path in sorted((dataset / "val" / "source").glob("*.png")):
         source = _rgb(path).astype(np.float64) / 255
