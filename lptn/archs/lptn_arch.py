@@ -8,7 +8,7 @@ the released file loads strictly. The output is not clamped.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +30,6 @@ def _as_conv(module: nn.Module) -> nn.Conv2d:
 def _bias(conv: nn.Conv2d) -> torch.Tensor:
     assert conv.bias is not None, conv
     return conv.bias
-
-
-def _set_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> None:
-    conv.weight.copy_(weight)
-    _bias(conv).copy_(bias)
 
 
 class ResidualBlock(nn.Module):
@@ -117,7 +112,11 @@ class LPTN(nn.Module):
     identity_mask = 0.0  # the mask for which refine_band leaves a band unchanged
 
     def __init__(
-        self, nrb_low: int = 5, nrb_high: int = 3, num_high: int = 3, init: str = "default"
+        self,
+        nrb_low: int = 5,
+        nrb_high: int = 3,
+        num_high: int = 3,
+        init: Literal["default", "identity"] = "default",
     ) -> None:
         super().__init__()
         self.num_high = num_high
@@ -145,25 +144,21 @@ class LPTN(nn.Module):
         """
         c = self.mask_channels
         eye = torch.eye(c)[:, :, None, None]
-        slope = nn.LeakyReLU().negative_slope
+        gain = 1 + nn.LeakyReLU().negative_slope  # leaky(x) - leaky(-x) == gain * x
         for i in range(self.num_high):
             block = self.trans_high.mask_block(i)
             first, second = _as_conv(block[0]), _as_conv(block[2])
-            first_weight = first.weight.clone()
-            first_weight[:c], first_weight[c : 2 * c] = eye, -eye
-            first_bias = _bias(first).clone()
-            first_bias[: 2 * c] = 0
-            _set_conv(first, first_weight, first_bias)
-            second_weight = torch.zeros_like(second.weight)
-            second_weight[:, :c], second_weight[:, c : 2 * c] = (
-                eye / (1 + slope),
-                -eye / (1 + slope),
-            )
-            _set_conv(second, second_weight, torch.zeros(c))
+            first.weight[:c], first.weight[c : 2 * c] = eye, -eye
+            _bias(first)[: 2 * c] = 0
+            second.weight.zero_()
+            second.weight[:, :c], second.weight[:, c : 2 * c] = eye / gain, -eye / gain
+            _bias(second).zero_()
         mask_out = _as_conv(self.trans_high.model[-1])
-        _set_conv(mask_out, torch.zeros_like(mask_out.weight), torch.full((c,), self.identity_mask))
+        mask_out.weight.zero_()
+        _bias(mask_out).fill_(self.identity_mask)
         low_out = _as_conv(self.trans_low.model[-1])
-        _set_conv(low_out, torch.zeros_like(low_out.weight), torch.zeros(3))
+        low_out.weight.zero_()
+        _bias(low_out).zero_()
 
     def refine_band(
         self, i: int, band: torch.Tensor, mask: torch.Tensor

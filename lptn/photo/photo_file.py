@@ -23,6 +23,7 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from lptn.photo.errors import PhotoError
 from lptn.photo.metadata import (
+    DESCRIPTIVE_IFD0_TAGS,
     SUB_IFDS,
     apply_orientation,
     exif_for_output,
@@ -480,9 +481,9 @@ def _encode_tiff16(
     if xmp:
         extratags.append((700, 1, len(xmp), xmp, True))
     if exif is not None:
-        for tag in (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298):
+        for tag in DESCRIPTIVE_IFD0_TAGS:
             value = exif.get(tag)
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and value:  # the text ones (camera, date, copyright...)
                 extratags.append((tag, 2, 0, value, True))
     buf = io.BytesIO()
     tifffile.imwrite(

@@ -49,6 +49,7 @@ TRAIN_CASES: List[tuple] = [
         "network_g.nrb_loww=1",
         "network_g.nrb_loww: unknown argument of LPTN (did you mean nrb_low?)",
     ),
+    ("network_g.init=zeros", "network_g.init must be one of default, identity, got 'zeros'"),
     ("network_d.input_sise=256", "network_d.input_sise: unknown argument of Discriminator"),
     ("train.optim_g.lrr=0.1", "train.optim_g.lrr: unknown argument of Adam (did you mean lr?)"),
     ("train.scheduler.gama=0.5", "train.scheduler.gama: unknown argument of MultiStepLR"),
