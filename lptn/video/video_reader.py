@@ -45,8 +45,9 @@ class VideoReader:
     """Opens ``path`` and yields, in file order, :class:`DecodedFrame` for the first video
     stream and ``av.Packet`` for the copied streams (:attr:`copied_streams`).
 
-    Raises :class:`VideoError` naming the file (and the frame) when the file cannot be opened
-    or decoded, or ends before the frame count its header announces.
+    Raises :class:`VideoError` naming the file (and the frame and its time) when the file
+    cannot be opened or decoded, in FFmpeg's words, or ends before the frame count its header
+    announces.
     """
 
     def __init__(self, path: Union[str, Path]) -> None:
@@ -109,6 +110,7 @@ class VideoReader:
                 elif packet.dts is not None:
                     yield packet
         except av.error.FFmpegError as err:
+            # the failing frame starts where the last decoded one ends
             raise VideoError(
                 f"{self.path}: frame {self._decoded} at {self._last_end:.3f} s: cannot read or "
                 f"decode: {error_words(err)}"
