@@ -149,11 +149,17 @@ def _open(source: Union[bytes, str], name: str) -> Any:
     try:
         return rawpy.imread(io.BytesIO(source) if isinstance(source, bytes) else source)
     except rawpy.LibRawError as err:
-        raise PhotoError(f"{name}: not a RAW file LibRaw reads ({_libraw_reason(err)})") from err
+        raise PhotoError(
+            f"{name}: not a RAW file LibRaw reads, or truncated ({_libraw_reason(err)})"
+        ) from err
 
 
 def _libraw_reason(err: Exception) -> str:
-    return str(err) or type(err).__name__
+    """LibRaw's message (rawpy passes it as bytes) or the error's name."""
+    reason = err.args[0] if err.args else ""
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    return str(reason) or type(err).__name__
 
 
 def raw_size(source: Union[bytes, str], name: str) -> Tuple[int, int]:
@@ -227,7 +233,6 @@ def _exif_with_exiv2(data: bytes) -> Optional[Image.Exif]:
     (exiv2's own encoder, so no value is converted by hand)."""
     import exiv2
 
-    exiv2.enableBMFF(True)  # CR3 is an ISO media (BMFF) file
     try:
         source = exiv2.ImageFactory.open(data)
         source.readMetadata()
