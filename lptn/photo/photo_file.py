@@ -1,10 +1,11 @@
 """Photo files <-> :class:`Photo`: upright pixels plus what must travel to the output.
 
-Read: JPEG, PNG, TIFF (8/16-bit), WebP, BMP, HEIC/HEIF with the optional ``heif`` extra
-(pillow-heif), and camera RAW files with the optional ``raw`` extra (:mod:`lptn.photo.raw_file`). Written: JPEG, PNG, TIFF, WebP, BMP. Pillow decodes and encodes 8-bit photos
+Read: JPEG, PNG, TIFF (8/16-bit), WebP, BMP, and HEIC/HEIF with the optional ``heif`` extra
+(pillow-heif). Written: JPEG, PNG, TIFF, WebP, BMP. Pillow decodes and encodes 8-bit photos
 with their EXIF, XMP and ICC profile; Pillow has no 16-bit RGB mode, so 16-bit PNG and TIFF
 pixels go through OpenCV (PNG; the metadata chunks come from Pillow) and tifffile (TIFF; the
 Exif and GPS sub-IFDs through exiv2, :mod:`lptn.photo.tiff_exif`).
+Camera RAW files (optional ``raw`` extra) are developed by :mod:`lptn.photo.raw_file`.
 """
 
 from __future__ import annotations

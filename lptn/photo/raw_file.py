@@ -239,9 +239,11 @@ def _exif_with_exiv2(data: bytes) -> Optional[Image.Exif]:
         kept = exiv2.ExifData()
         for datum in source.exifData():
             group, tag = datum.groupName(), datum.tag()
-            if group == "Image" and tag in DESCRIPTIVE_IFD0_TAGS:
-                kept.add(datum)
-            elif group == "GPSInfo" or (group == "Photo" and tag not in (_MAKER_NOTE, _INTEROP_IFD)):
+            if (
+                (group == "Image" and tag in DESCRIPTIVE_IFD0_TAGS)
+                or (group == "Photo" and tag not in (_MAKER_NOTE, _INTEROP_IFD))
+                or group == "GPSInfo"
+            ):
                 kept.add(datum)
         if not kept.count():
             return None

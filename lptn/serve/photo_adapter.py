@@ -24,9 +24,8 @@ from torch import nn
 from lptn.data.image_io import to_float
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.settings import InferencePath, build_inference_path
-from lptn.photo import PhotoEnhancer, PhotoError, enhance_photo_bytes
+from lptn.photo import PhotoEnhancer, PhotoError, enhance_photo_bytes, raw_file
 from lptn.photo.enhancer import blend, check_strength
-from lptn.photo import raw_file
 from lptn.photo.photo_file import HEIF_EXTRA, MEDIA_TYPES, WRITE_FORMATS
 from lptn.platform.runtime import Runtime
 

@@ -178,9 +178,7 @@ def bayer_dng(upright: np.ndarray, orientation: int = 1, exif: bool = True) -> b
         (50728, "2I", 3, _rationals(np.asarray(DNG_NEUTRAL)), True),  # AsShotNeutral
     ]
     buf = io.BytesIO()
-    tifffile.imwrite(
-        buf, sensor, photometric=32803, extratags=tags, metadata=None, software=False
-    )
+    tifffile.imwrite(buf, sensor, photometric=32803, extratags=tags, metadata=None, software=False)
     if not exif:
         return buf.getvalue()
     import exiv2
