@@ -4,6 +4,7 @@ errors: no rawpy, data LibRaw cannot read, too many pixels."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any, Dict
 
 import numpy as np
 import pytest
+import tifffile
 from photo_samples import bayer_dng, fivek_crop, pillow_bytes
 
 from lptn.photo import PhotoError, decode_photo, encode_photo, photo_file, read_photo
@@ -74,6 +76,12 @@ def test_raw_is_recognised_by_extension_and_by_content(scene: np.ndarray) -> Non
     assert decode_photo(dng, "upload").format == "RAW"
     tiff = encode_photo(decode_photo(pillow_bytes(scene, "PNG"), "p.png"), "TIFF")
     assert not is_raw(tiff) and decode_photo(tiff, "plain.tif").format == "TIFF"
+    # NEF-like: a preview first, the sensor data in a sub-IFD (Pillow would show the preview)
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as writer:
+        writer.write(scene[:30, :40], photometric="rgb", subfiletype=1, subifds=1)
+        writer.write(np.zeros((64, 64), np.uint16), photometric=32803)
+    assert is_raw(buf.getvalue())
     for name in ("a.DNG", "b.cr2", "c.CR3", "d.nef", "e.arw", "f.raf", "g.orf", "h.rw2"):
         assert photo_file.is_photo_file(name), name
         assert photo_file.PHOTO_EXTENSIONS[Path(name).suffix.lower()] == "RAW"
