@@ -4,6 +4,7 @@ as a 16-bit TIFF equal to ``lptn-enhance``'s output, or in the ``format=`` asked
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,13 @@ def test_dng_upload_in_the_format_asked_for(server: Server, dng: Path) -> None:
         exif = im.getexif()
         assert exif[0x0110] == "Test DNG Camera" and exif[0x0112] == 1
         assert exif.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
+
+
+def test_dng_upload_without_the_extra_is_refused_as_unsupported(
+    dng: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lptn.serve.photo_adapter import UnsupportedPhoto, probe_photo
+
+    monkeypatch.setitem(sys.modules, "rawpy", None)  # as if the raw extra were not installed
+    with pytest.raises(UnsupportedPhoto, match=r"the upload: .*pip install 'lptn\[raw\]'"):
+        probe_photo(dng.read_bytes())  # the server answers 415 with this message
