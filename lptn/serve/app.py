@@ -160,10 +160,12 @@ async def upload_bytes(request: Request, limits: Limits) -> bytes:
 
 
 def input_formats() -> List[str]:
-    """The formats the pipeline reads here; HEIC only with the ``heif`` extra installed."""
+    """The formats the pipeline reads here; HEIC and RAW only with their extras installed."""
     formats = ["jpeg", "png", "tiff", "webp", "bmp"]
     if importlib.util.find_spec("pillow_heif") is not None:
         formats.append("heic")
+    if importlib.util.find_spec("rawpy") is not None:
+        formats.append("raw")
     return formats
 
 
