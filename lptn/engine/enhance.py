@@ -98,7 +98,7 @@ class EnhanceSummary:
             f"{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} failed"
         )
         if self.ignored:
-            text += f", {len(self.ignored)} not photos or videos (ignored)"
+            text += f", {len(self.ignored)} ignored as not photos or videos"
         return text
 
 
@@ -332,7 +332,7 @@ def enhance_files(
             summary.failed.append(
                 (
                     job.source,
-                    f"{job.source}: {width}x{height} ({height * width / 1e6:.0f} megapixels) is "
+                    f"{job.source}: {width}x{height} ({height * width / 1e6:.4g} megapixels) is "
                     f"over --max-megapixels {max_megapixels:g}; not decoded",
                 )
             )
