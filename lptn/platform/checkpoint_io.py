@@ -105,9 +105,12 @@ def _unreadable_reason(path: Path, err: Exception) -> str:
             return "damaged weights file (cut short: its zip archive is incomplete)"
         try:
             with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
                 bad = archive.testzip()
         except (zipfile.BadZipFile, OSError, EOFError) as zip_err:
             return f"damaged weights file ({zip_err})"
+        if not any(name.endswith("data.pkl") for name in names):
+            return "not a PyTorch weights file (a zip archive of other files)"
         if bad is not None:
             return f"damaged weights file (its entry {bad} fails its checksum)"
         return "damaged weights file (corrupt data in its zip archive)"

@@ -9,6 +9,7 @@ import os
 import struct
 import subprocess
 import sys
+import zipfile
 import zlib
 from fractions import Fraction
 from pathlib import Path
@@ -274,6 +275,10 @@ def test_truncated_zip_checkpoint_and_text_file_are_one_line(
     empty = tmp_path / "empty.pth"
     empty.write_bytes(b"")
     assert "it is empty" in _weights_error(tmp_path, empty, capsys)
+    photos = tmp_path / "photos.pth"  # a zip archive of photos, renamed
+    with zipfile.ZipFile(photos, "w") as archive:
+        archive.write(tmp_path / "in" / "a.png", "a.png")
+    assert "a zip archive of other files" in _weights_error(tmp_path, photos, capsys)
 
 
 # --- 6. one summary line per run --------------------------------------------------------------
