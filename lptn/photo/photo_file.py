@@ -24,6 +24,7 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 from lptn.photo.errors import PhotoError
 from lptn.photo.metadata import (
     DESCRIPTIVE_IFD0_TAGS,
+    ORIENTATION,
     SUB_IFDS,
     apply_orientation,
     exif_for_output,
@@ -178,7 +179,7 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
     im, fmt = _open_checked(io.BytesIO(data), data[:16], name, max_pixels)
     try:
         if _is_16bit(im, data, fmt):
-            pixels, alpha = _decode_16bit(data, name, grey=im.mode in _GREY_MODES)
+            pixels, alpha = _decode_16bit(data, fmt, grey=im.mode in _GREY_MODES)
         else:
             pixels, alpha = _decode_with_pillow(im)
     except (OSError, ValueError, SyntaxError) as err:
@@ -283,7 +284,10 @@ def _is_16bit(im: Image.Image, data: bytes, fmt: str) -> bool:
     return False
 
 
-def _decode_16bit(data: bytes, name: str, grey: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def _decode_16bit(data: bytes, fmt: str, grey: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """16-bit PNG / TIFF -> the pixels as stored (not yet turned upright)."""
+    if fmt == "TIFF":
+        data = _tiff_stored_upright(data)
     arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise OSError("OpenCV could not decode it")
@@ -296,6 +300,25 @@ def _decode_16bit(data: bytes, name: str, grey: bool) -> Tuple[np.ndarray, Optio
     if grey or channels <= 2:
         return np.ascontiguousarray(arr[:, :, 0]), alpha
     return np.ascontiguousarray(arr[:, :, 2::-1]), alpha  # BGR(A) -> RGB
+
+
+def _tiff_stored_upright(data: bytes) -> bytes:
+    """``data`` with its first page's Orientation tag set to 1 (its bytes otherwise unchanged).
+
+    OpenCV's TIFF decoder applies the Orientation tag to 16-bit pages itself, whatever the
+    flags, while the Pillow path (8-bit) gives the pixels as stored; with the tag at 1 both
+    paths hand :func:`apply_orientation` the stored pixels.
+    """
+    import tifffile
+
+    buf = io.BytesIO(data)
+    with tifffile.TiffFile(buf) as tif:
+        page = tif.pages[0]
+        tag = page.tags.get(ORIENTATION) if isinstance(page, tifffile.TiffPage) else None
+        if tag is None or tag.value == 1:
+            return data
+        tag.overwrite(1)
+    return buf.getvalue()
 
 
 def _decode_with_pillow(im: Image.Image) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -475,7 +498,8 @@ def _encode_tiff16(
     arr = pixels if alpha is None else np.dstack([pixels, alpha])
     # tifffile writes IFD0 only: the ICC profile, the XMP and the descriptive tags (camera,
     # date, resolution, copyright). The Exif and GPS sub-IFDs come after, from exiv2.
-    extratags: List[Tuple[int, int, int, Any, bool]] = []
+    # Orientation 1 said explicitly, as the 8-bit TIFF outputs do: the pixels are upright.
+    extratags: List[Tuple[int, int, int, Any, bool]] = [(ORIENTATION, 3, 1, 1, True)]
     if icc:
         extratags.append((34675, 7, len(icc), icc, True))
     if xmp:

@@ -4,11 +4,15 @@ EXIF, Adobe RGB-tagged PNGs, grey, RGBA, 16-bit and HEIC files (all small crops)
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image, ImageCms
 
 XMP = (
@@ -113,3 +117,19 @@ def png16_bytes(arr: np.ndarray) -> bytes:
 def to16(rgb: np.ndarray) -> np.ndarray:
     """uint8 -> uint16 with low bits that 8 bits cannot hold (a real 16-bit signal)."""
     return (rgb.astype(np.uint16) * 257 + np.uint16(91)).astype(np.uint16)
+
+
+def exiftool(data: bytes, *tags: str) -> Dict[str, Any]:
+    """What exiftool (an independent reader) finds in ``data``: ``{"GROUP:Tag": value}``, with
+    numeric values (``-n``) and family-0 groups (``EXIF``, ``IPTC``, ``PNG``, ``XMP``, ``File``).
+    ``tags`` (``"-IPTC:all"``...) narrow the output. Skips the test when exiftool is absent."""
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed (Debian: libimage-exiftool-perl)")
+    run = subprocess.run(
+        ["exiftool", "-j", "-n", "-G0", "-struct", *tags, "-"],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    found: Dict[str, Any] = json.loads(run.stdout)[0]
+    return found

@@ -10,9 +10,11 @@ import pytest
 from photo_samples import (
     XMP,
     camera_exif,
+    exiftool,
     phone_jpeg,
     pillow_bytes,
     png16_bytes,
+    stored_for,
     to16,
 )
 from PIL import Image, ImageOps, JpegImagePlugin
@@ -30,6 +32,34 @@ def test_orientation_is_applied_like_pillow(crop: np.ndarray, orientation: int) 
     np.testing.assert_array_equal(photo.pixels, shown)
     assert photo.exif is not None and photo.exif[0x0112] == 1
     assert photo.xmp is not None and b'tiff:Orientation="1"' in photo.xmp
+
+
+def oriented_tiff(stored: np.ndarray, orientation: int) -> bytes:
+    """A TIFF (8 or 16 bits, as ``stored``'s dtype) written by tifffile with the Orientation
+    tag, as scanners and raw converters write them."""
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(
+        buf, stored, photometric="rgb", metadata=None, extratags=[(0x0112, 3, 1, orientation, True)]
+    )
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_tiff_orientation_is_applied_like_8bit(crop: np.ndarray, orientation: int) -> None:
+    stored = stored_for(crop, orientation)
+    photo8 = decode_photo(oriented_tiff(stored, orientation), "scan8.tif")
+    photo16 = decode_photo(oriented_tiff(to16(stored), orientation), "scan16.tif")
+    np.testing.assert_array_equal(photo8.pixels, crop)  # the 8-bit path: upright
+    assert photo16.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(photo16.pixels, to16(crop))  # the same picture, 16 bits
+    for photo in (photo8, photo16):
+        out = encode_photo(photo, "TIFF")
+        found = exiftool(out, "-EXIF:Orientation", "-EXIF:ImageWidth", "-EXIF:ImageHeight")
+        assert found["EXIF:Orientation"] == 1, photo.pixels.dtype
+        assert (found["EXIF:ImageWidth"], found["EXIF:ImageHeight"]) == (131, 97)
+        np.testing.assert_array_equal(decode_photo(out).pixels, photo.pixels)
 
 
 def test_written_upright_with_orientation_1_and_metadata(crop: np.ndarray, adobe: bytes) -> None:
