@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import struct
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -39,6 +39,12 @@ DESCRIPTIVE_IFD0_TAGS = (
     0x013B,  # Artist
     0x8298,  # Copyright
 )
+
+# PNG text keywords whose value is carried otherwise (XMP; EXIF / IPTC / ICC raw profiles).
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+_PNG_RAW_PROFILE = "Raw profile type "
+# Standard PNG keywords with an EXIF equivalent, for outputs in other formats.
+PNG_TEXT_EXIF_TAGS = {"Author": 0x013B, "Description": 0x010E, "Copyright": 0x8298}
 
 _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>)\s*[1-8]')
 
@@ -138,14 +144,81 @@ def mark_srgb(exif: Optional[Image.Exif]) -> Optional[Image.Exif]:
     return out
 
 
+class PngText(NamedTuple):
+    """One PNG text chunk: ``tEXt`` (Latin-1), ``zTXt`` (compressed) or ``iTXt`` (UTF-8, with
+    a language tag and a translated keyword; ``lang`` is None for the other two)."""
+
+    keyword: str
+    text: str
+    lang: Optional[str] = None
+    translated_keyword: str = ""
+    compressed: bool = False
+
+
+def png_text_of(im: Image.Image, data: bytes) -> Tuple[PngText, ...]:
+    """The text chunks of a PNG (``im`` opened from ``data``, pixels loaded), in file order,
+    without XMP and raw profiles (kept as XMP, EXIF, IPTC). A keyword that appears twice keeps
+    its last value (Pillow's reading)."""
+    texts: Dict[str, Any] = dict(getattr(im, "text", {}) or {})
+    found: Dict[str, PngText] = {}
+    for chunk in png_chunks(data):
+        kind, body = chunk[4:8], chunk[8:-4]
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        keyword = body.split(b"\0", 1)[0].decode("latin-1")
+        if keyword not in texts or keyword == _PNG_XMP_KEY or keyword.startswith(_PNG_RAW_PROFILE):
+            continue
+        value = texts[keyword]
+        if kind == b"iTXt":
+            flag = body[len(keyword) + 1 : len(keyword) + 2]  # the compression flag byte
+            found[keyword] = PngText(
+                keyword,
+                str(value),
+                str(getattr(value, "lang", None) or ""),
+                str(getattr(value, "tkey", None) or ""),
+                flag == b"\x01",
+            )
+        else:
+            found[keyword] = PngText(keyword, str(value), compressed=kind == b"zTXt")
+    return tuple(found.values())
+
+
+def exif_with_png_text(exif: Optional[Image.Exif], text: Sequence[PngText]) -> Optional[Image.Exif]:
+    """``exif`` with the PNG text that has an EXIF tag (Author -> Artist, Description ->
+    ImageDescription, Copyright), for outputs that hold no PNG text; the EXIF's own values win.
+    EXIF text is ASCII: a value with other characters is left out rather than mangled."""
+    values = {
+        t.keyword: t.text
+        for t in text
+        if t.keyword in PNG_TEXT_EXIF_TAGS and t.text and t.text.isascii()
+    }
+    if not values:
+        return exif
+    out = Image.Exif() if exif is None else copy_exif(exif)
+    for keyword, value in values.items():
+        if PNG_TEXT_EXIF_TAGS[keyword] not in out:
+            out[PNG_TEXT_EXIF_TAGS[keyword]] = value
+    out[ORIENTATION] = 1
+    return out
+
+
 def png_metadata_chunks(
-    icc: Optional[bytes], exif: Optional[Image.Exif], xmp: Optional[bytes]
+    icc: Optional[bytes],
+    exif: Optional[Image.Exif],
+    xmp: Optional[bytes],
+    text: Sequence[PngText] = (),
 ) -> List[bytes]:
-    """The ``iCCP`` / ``eXIf`` / ``iTXt`` (XMP) chunks Pillow writes for this metadata, each as
-    complete chunk bytes (length, type, data, CRC), to be placed into another PNG."""
+    """The ``iCCP`` / ``eXIf`` / ``iTXt`` (XMP) and text chunks Pillow writes for this
+    metadata, each as complete chunk bytes (length, type, data, CRC), to be placed into another
+    PNG. Each text keeps its chunk type, compression, language tag and translated keyword."""
     info = PngImagePlugin.PngInfo()
     if xmp:
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+    for t in text:
+        if t.lang is None:
+            info.add_text(t.keyword, t.text, zip=t.compressed)
+        else:
+            info.add_itxt(t.keyword, t.text, t.lang, t.translated_keyword, zip=t.compressed)
     buf = io.BytesIO()
     kwargs: Dict[str, Any] = {"pnginfo": info}
     if icc:
@@ -153,18 +226,20 @@ def png_metadata_chunks(
     if exif is not None:
         kwargs["exif"] = exif
     Image.new("L", (1, 1)).save(buf, "PNG", **kwargs)
-    return [c for c in _png_chunks(buf.getvalue()) if c[4:8] in (b"iCCP", b"eXIf", b"iTXt")]
+    kinds = (b"iCCP", b"eXIf", b"iTXt", b"tEXt", b"zTXt")
+    return [c for c in png_chunks(buf.getvalue()) if c[4:8] in kinds]
 
 
 def insert_png_chunks(png: bytes, chunks: List[bytes]) -> bytes:
     """``png`` with ``chunks`` placed right after its header chunk (where iCCP must be)."""
-    parts = _png_chunks(png)
+    parts = png_chunks(png)
     if not parts or parts[0][4:8] != b"IHDR":
         raise ValueError("not a PNG stream")
     return png[:8] + parts[0] + b"".join(chunks) + b"".join(parts[1:])
 
 
-def _png_chunks(png: bytes) -> List[bytes]:
+def png_chunks(png: bytes) -> List[bytes]:
+    """The chunks of a PNG stream after its signature, each as complete chunk bytes."""
     chunks = []
     pos = 8  # after the signature
     while pos + 8 <= len(png):

@@ -4,7 +4,9 @@ Read: JPEG, PNG, TIFF (8/16-bit), WebP, BMP, and HEIC/HEIF with the optional ``h
 (pillow-heif). Written: JPEG, PNG, TIFF, WebP, BMP. Pillow decodes and encodes 8-bit photos
 with their EXIF, XMP and ICC profile; Pillow has no 16-bit RGB mode, so 16-bit PNG and TIFF
 pixels go through OpenCV (PNG; the metadata chunks come from Pillow) and tifffile (TIFF; the
-Exif and GPS sub-IFDs through exiv2, :mod:`lptn.photo.tiff_exif`).
+Exif and GPS sub-IFDs through exiv2, :mod:`lptn.photo.tiff_exif`). IPTC goes where the
+format holds it (:mod:`lptn.photo.iptc`); PNG text goes to PNG outputs, and its Author,
+Description and Copyright to the EXIF of other formats.
 """
 
 from __future__ import annotations
@@ -22,14 +24,25 @@ import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from lptn.photo.errors import PhotoError
+from lptn.photo.iptc import (
+    IPTC_EXTRA_HINT,
+    IPTC_TAG,
+    add_iptc,
+    iptc_of,
+    png_has_iptc,
+    png_iptc_chunk,
+)
 from lptn.photo.metadata import (
     DESCRIPTIVE_IFD0_TAGS,
     ORIENTATION,
     SUB_IFDS,
+    PngText,
     apply_orientation,
     exif_for_output,
+    exif_with_png_text,
     insert_png_chunks,
     png_metadata_chunks,
+    png_text_of,
     portable_exif,
     read_orientation,
     upright_xmp,
@@ -92,6 +105,9 @@ class Photo:
     ``pixels``: ``HxWx3`` RGB or ``HxW`` grey, uint8 or uint16 as stored; ``alpha``: ``HxW`` of
     the same dtype or None. ``icc``: the embedded ICC profile (None = untagged, i.e. sRGB).
     ``exif``: camera, dates, GPS... with the orientation reset to 1. ``xmp``: the XMP packet.
+    ``iptc``: the IPTC-IIM datasets (keywords, by-line, city, caption...) as the IIM bytes of
+    TIFF tag 33723 (:mod:`lptn.photo.iptc`). ``png_text``: the text chunks of a PNG input
+    (Author, Description...; not XMP or raw profiles). The metadata kept are these five.
     ``format``: one of :data:`READ_FORMATS`. ``jpeg_subsampling``: Pillow's code (0 = 4:4:4,
     1 = 4:2:2, 2 = 4:2:0) for JPEG inputs; ``webp_lossless``: the input WebP was lossless.
     """
@@ -101,6 +117,8 @@ class Photo:
     icc: Optional[bytes] = None
     exif: Optional[Image.Exif] = None
     xmp: Optional[bytes] = None
+    iptc: Optional[bytes] = None
+    png_text: Tuple[PngText, ...] = ()
     format: str = "PNG"
     jpeg_subsampling: Optional[int] = None
     webp_lossless: bool = False
@@ -197,12 +215,21 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
     pixels = apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = apply_orientation(alpha, orientation)
+    if fmt == "PNG" and png_has_iptc(im) and not exiv2_available():
+        _warn_once(f"IPTC of PNG inputs not read: {IPTC_EXTRA_HINT}")
+    try:
+        iptc = iptc_of(im, data, fmt)
+        png_text = png_text_of(im, data) if fmt == "PNG" else ()
+    except (OSError, ValueError, SyntaxError) as err:
+        raise PhotoError(f"{name}: its metadata cannot be read ({err})") from err
     return Photo(
         pixels=pixels,
         alpha=alpha,
         icc=im.info.get("icc_profile") or None,
         exif=kept,
         xmp=upright_xmp(_xmp_of(im, fmt)),
+        iptc=iptc,
+        png_text=png_text,
         format=fmt,
         jpeg_subsampling=_jpeg_subsampling(im) if fmt == "JPEG" else None,
         webp_lossless=fmt == "WEBP" and _webp_is_lossless(data),
@@ -359,7 +386,8 @@ def _jpeg_subsampling(im: Image.Image) -> Optional[int]:
 
 def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int = 95) -> bytes:
     """:class:`Photo` -> file bytes in ``fmt`` (default: :func:`output_format_for` its input
-    format), with its EXIF, XMP and ICC profile where the format holds them (not BMP).
+    format), with its EXIF, XMP, ICC profile, IPTC (JPEG, PNG, TIFF) and PNG text where the
+    format holds them (BMP holds none).
 
     16-bit photos stay 16-bit in PNG and TIFF and are rounded to 8 bits for JPEG, WebP and
     BMP. JPEG keeps the input's chroma subsampling; WebP is lossless when the input was.
@@ -380,13 +408,42 @@ def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int =
         alpha = None if alpha is None else _to_8bit(alpha)
     height, width = pixels.shape[:2]
     exif = exif_for_output(photo.exif, width, height)
+    if fmt != "PNG":  # PNG text has nowhere else to go; Author, Description, Copyright: EXIF
+        exif = exif_with_png_text(exif, photo.png_text)
     # A Photo's pixels are upright: an XMP orientation would turn them again in some viewers.
     photo = replace(photo, xmp=upright_xmp(photo.xmp))
+    if photo.iptc and fmt == "WEBP":
+        _warn_once("IPTC left out of WebP outputs: WebP cannot hold IPTC (its XMP is kept)")
     if pixels.dtype == np.uint16:
         if fmt == "PNG":
-            return _encode_png16(pixels, alpha, photo.icc, exif, photo.xmp)
-        return _encode_tiff16(pixels, alpha, photo.icc, exif, photo.xmp)
-    return _encode_with_pillow(photo, pixels, alpha, fmt, exif, jpeg_quality)
+            return _encode_png16(pixels, alpha, _png_metadata(photo, exif))
+        return _encode_tiff16(pixels, alpha, photo.icc, exif, photo.xmp, photo.iptc)
+    data = _encode_with_pillow(photo, pixels, alpha, fmt, exif, jpeg_quality)
+    if fmt == "JPEG" and photo.iptc and _iptc_writable():
+        try:
+            data = add_iptc(data, photo.iptc)
+        except ValueError as err:
+            get_logger().warning("IPTC left out of a JPEG output: %s", err)
+    return data
+
+
+def _iptc_writable() -> bool:
+    """True when exiv2 can write IPTC into JPEG and PNG; else one warning says why not."""
+    if exiv2_available():
+        return True
+    _warn_once(f"IPTC left out of JPEG and PNG outputs: {IPTC_EXTRA_HINT}")
+    return False
+
+
+def _png_metadata(photo: Photo, exif: Optional[Image.Exif]) -> List[bytes]:
+    """The metadata chunks of a PNG output: ICC, EXIF, XMP, the input's text, IPTC."""
+    chunks = png_metadata_chunks(photo.icc, exif, photo.xmp, photo.png_text)
+    if photo.iptc and _iptc_writable():
+        try:
+            chunks.append(png_iptc_chunk(photo.iptc))
+        except ValueError as err:
+            get_logger().warning("IPTC left out of a PNG output: %s", err)
+    return chunks
 
 
 def _to_8bit(arr: np.ndarray) -> np.ndarray:
@@ -430,9 +487,9 @@ def _encode_with_pillow(
         kwargs["lossless"] = photo.webp_lossless
         kwargs["exact"] = True  # keep the colour under fully transparent pixels
     elif fmt == "PNG":
-        return insert_png_chunks(_png_bytes(im), png_metadata_chunks(photo.icc, exif, photo.xmp))
+        return insert_png_chunks(_png_bytes(im), _png_metadata(photo, exif))
     elif fmt == "TIFF":
-        kwargs["tiffinfo"] = _tiff_tags(exif, photo.xmp)
+        kwargs["tiffinfo"] = _tiff_tags(exif, photo.xmp, photo.iptc)
     buf = io.BytesIO()
     try:
         im.save(buf, fmt, **kwargs)
@@ -454,7 +511,9 @@ def _png_bytes(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _tiff_tags(exif: Optional[Image.Exif], xmp: Optional[bytes]) -> Dict[int, Any]:
+def _tiff_tags(
+    exif: Optional[Image.Exif], xmp: Optional[bytes], iptc: Optional[bytes]
+) -> Dict[int, Any]:
     tags: Dict[int, Any] = {}
     if exif is not None:
         tags.update(exif.items())
@@ -464,16 +523,12 @@ def _tiff_tags(exif: Optional[Image.Exif], xmp: Optional[bytes]) -> Dict[int, An
                 tags[tag] = dict(sub)
     if xmp:
         tags[700] = xmp
+    if iptc:
+        tags[IPTC_TAG] = iptc
     return tags
 
 
-def _encode_png16(
-    pixels: np.ndarray,
-    alpha: Optional[np.ndarray],
-    icc: Optional[bytes],
-    exif: Optional[Image.Exif],
-    xmp: Optional[bytes],
-) -> bytes:
+def _encode_png16(pixels: np.ndarray, alpha: Optional[np.ndarray], metadata: List[bytes]) -> bytes:
     if pixels.ndim == 2:
         arr = pixels if alpha is None else np.dstack([pixels, pixels, pixels, alpha])
     else:
@@ -482,7 +537,7 @@ def _encode_png16(
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 6])
     if not ok:
         raise PhotoError("OpenCV could not encode this 16-bit PNG")
-    return insert_png_chunks(buf.tobytes(), png_metadata_chunks(icc, exif, xmp))
+    return insert_png_chunks(buf.tobytes(), metadata)
 
 
 def _encode_tiff16(
@@ -491,12 +546,13 @@ def _encode_tiff16(
     icc: Optional[bytes],
     exif: Optional[Image.Exif],
     xmp: Optional[bytes],
+    iptc: Optional[bytes],
 ) -> bytes:
     import tifffile
 
     grey = pixels.ndim == 2
     arr = pixels if alpha is None else np.dstack([pixels, alpha])
-    # tifffile writes IFD0 only: the ICC profile, the XMP and the descriptive tags (camera,
+    # tifffile writes IFD0 only: the ICC profile, the XMP, IPTC and the descriptive tags (camera,
     # date, resolution, copyright). The Exif and GPS sub-IFDs come after, from exiv2.
     # Orientation 1 said explicitly, as the 8-bit TIFF outputs do: the pixels are upright.
     extratags: List[Tuple[int, int, int, Any, bool]] = [(ORIENTATION, 3, 1, 1, True)]
@@ -504,6 +560,8 @@ def _encode_tiff16(
         extratags.append((34675, 7, len(icc), icc, True))
     if xmp:
         extratags.append((700, 1, len(xmp), xmp, True))
+    if iptc:
+        extratags.append((IPTC_TAG, 7, len(iptc), iptc, True))
     if exif is not None:
         for tag in DESCRIPTIVE_IFD0_TAGS:
             value = exif.get(tag)

@@ -133,3 +133,33 @@ def exiftool(data: bytes, *tags: str) -> Dict[str, Any]:
     )
     found: Dict[str, Any] = json.loads(run.stdout)[0]
     return found
+
+
+# What the IPTC tests write and expect exiftool to find again.
+IPTC_FIELDS = {
+    "Iptc.Application2.Keywords": ["Zürich", "harbour"],
+    "Iptc.Application2.Byline": ["Anna Müller"],
+    "Iptc.Application2.City": ["Zürich"],
+    "Iptc.Application2.Caption": ["Boats at dawn, lake Zürich"],
+}
+IPTC_EXPECTED = {
+    "IPTC:Keywords": ["Zürich", "harbour"],
+    "IPTC:By-line": "Anna Müller",
+    "IPTC:City": "Zürich",
+    "IPTC:Caption-Abstract": "Boats at dawn, lake Zürich",
+}
+
+
+def with_iptc(data: bytes) -> bytes:
+    """``data`` (JPEG, TIFF or PNG) with IPTC keywords, by-line, city and caption in UTF-8,
+    written by exiv2 as photo catalogues write them. Skips the test without exiv2."""
+    exiv2 = pytest.importorskip("exiv2", reason="the exiv2 binding (extra tiff-exif) writes it")
+    image = exiv2.ImageFactory.open(data)
+    image.readMetadata()
+    iptc = image.iptcData()
+    iptc["Iptc.Envelope.CharacterSet"] = "\x1b%G"  # UTF-8
+    for key, values in IPTC_FIELDS.items():
+        for value in values:
+            iptc.add(exiv2.IptcKey(key), exiv2.StringValue(value))
+    image.writeMetadata()
+    return bytes(image.io().data())
