@@ -265,8 +265,17 @@ def _open_checked(
             f"{name}: cannot be read, the data is truncated or corrupt ({err})"
         ) from err
     fmt = _FORMAT_NAMES.get(str(im.format), str(im.format))
+    frames = _frame_count(im)
+    if frames > 1:
+        what = "pages" if fmt == "TIFF" else "images" if fmt == "HEIF" else "animation frames"
+        raise PhotoError(
+            f"{name}: {frames} {what} in one {im.format} file; only single-image photos are "
+            "enhanced (a file is not cut to its first frame): split it into photos first"
+        )
     if fmt not in READ_FORMATS:
-        raise PhotoError(f"{name}: {im.format} files are not supported")
+        raise PhotoError(
+            f"{name}: {im.format} files are not supported (JPEG, PNG, TIFF, WebP, BMP, HEIC are)"
+        )
     width, height = im.size
     if max_pixels is not None and width * height > max_pixels:
         raise PhotoError(
@@ -277,6 +286,24 @@ def _open_checked(
             f"{name}: {im.mode} images are not supported (RGB or grey, 8 or 16 bits per sample)"
         )
     return im, fmt
+
+
+def _frame_count(im: Image.Image) -> int:
+    """The images an opened file holds: animation frames (GIF, WebP, APNG), TIFF pages, HEIF
+    top-level images. A JPEG's MPF extras (previews, depth or gain maps of the same shot) and
+    a TIFF's reduced-resolution pages (previews) do not count; the first image is the photo."""
+    frames = int(getattr(im, "n_frames", 1) or 1)
+    if frames <= 1 or im.format == "MPO":
+        return 1
+    if im.format == "TIFF":
+        full = 0
+        for index in range(frames):
+            im.seek(index)
+            subfile = im.tag_v2.get(254, 0)  # type: ignore[attr-defined]  # NewSubfileType
+            full += not int(subfile) & 1  # bit 0: a reduced-resolution copy
+        im.seek(0)
+        return full
+    return frames
 
 
 def probe_photo(path: PathLike) -> Tuple[int, int]:

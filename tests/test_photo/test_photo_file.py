@@ -223,3 +223,33 @@ def test_heic_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(photo_file, "_register_heif", lambda: False)
     with pytest.raises(PhotoError, match=r"phone.heic: .*extra 'heif'.*pillow-heif"):
         decode_photo(data, "phone.heic")
+
+
+def test_multi_frame_files_are_refused_with_their_frame_count(crop: np.ndarray) -> None:
+    import tifffile
+
+    frames = [Image.fromarray(np.roll(crop, 9 * i, axis=1)) for i in range(3)]
+    for fmt, ext, what in [
+        ("WEBP", "webp", "3 animation frames"),
+        ("PNG", "png", "3 animation frames"),  # APNG
+        ("GIF", "gif", "3 animation frames"),
+        ("TIFF", "tif", "3 pages"),
+    ]:
+        buf = io.BytesIO()
+        frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+        with pytest.raises(PhotoError, match=rf"^clip\.{ext}: {what} in one {fmt} file; only"):
+            decode_photo(buf.getvalue(), f"clip.{ext}")
+    # single-frame GIF: not a supported format, said plainly
+    with pytest.raises(PhotoError, match=r"^one\.gif: GIF files are not supported"):
+        decode_photo(pillow_bytes(crop, "GIF"), "one.gif")
+    # a TIFF page flagged as a reduced-resolution preview is not a second photo
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tif:
+        tif.write(crop, photometric="rgb", metadata=None)
+        tif.write(crop[::4, ::4], photometric="rgb", metadata=None, subfiletype=1)
+    np.testing.assert_array_equal(decode_photo(buf.getvalue(), "scan.tif").pixels, crop)
+    # a camera JPEG with an MPF preview (Pillow: MPO) is the photo its first image is
+    buf = io.BytesIO()
+    frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:2], quality=95)
+    photo = decode_photo(buf.getvalue(), "camera.jpg")
+    assert photo.format == "JPEG" and photo.pixels.shape == crop.shape
