@@ -109,7 +109,8 @@ class Photo:
     TIFF tag 33723 (:mod:`lptn.photo.iptc`). ``png_text``: the text chunks of a PNG input
     (Author, Description...; not XMP or raw profiles). The metadata kept are these five.
     ``format``: one of :data:`READ_FORMATS`. ``jpeg_subsampling``: Pillow's code (0 = 4:4:4,
-    1 = 4:2:2, 2 = 4:2:0) for JPEG inputs; ``webp_lossless``: the input WebP was lossless.
+    1 = 4:2:2, 2 = 4:2:0) for JPEG inputs; ``jpeg_progressive``: the input JPEG was progressive
+    (SOF2); ``webp_lossless``: the input WebP was lossless.
     """
 
     pixels: np.ndarray
@@ -121,6 +122,7 @@ class Photo:
     png_text: Tuple[PngText, ...] = ()
     format: str = "PNG"
     jpeg_subsampling: Optional[int] = None
+    jpeg_progressive: bool = False
     webp_lossless: bool = False
 
     @property
@@ -232,6 +234,7 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
         png_text=png_text,
         format=fmt,
         jpeg_subsampling=_jpeg_subsampling(im) if fmt == "JPEG" else None,
+        jpeg_progressive=fmt == "JPEG" and bool(im.info.get("progressive")),
         webp_lossless=fmt == "WEBP" and _webp_is_lossless(data),
     )
 
@@ -417,7 +420,8 @@ def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int =
     format holds them (BMP holds none).
 
     16-bit photos stay 16-bit in PNG and TIFF and are rounded to 8 bits for JPEG, WebP and
-    BMP. JPEG keeps the input's chroma subsampling; WebP is lossless when the input was.
+    BMP. JPEG keeps the input's chroma subsampling and progressive coding; WebP is lossless
+    when the input was.
 
     Raises:
         PhotoError: an unknown format, transparency for JPEG, a bad ``jpeg_quality``.
@@ -509,6 +513,8 @@ def _encode_with_pillow(
         kwargs["quality"] = int(jpeg_quality)
         if photo.jpeg_subsampling is not None and not photo.is_grey:
             kwargs["subsampling"] = photo.jpeg_subsampling
+        if photo.jpeg_progressive:
+            kwargs["progressive"] = True
     elif fmt == "WEBP":
         kwargs["quality"] = int(jpeg_quality)
         kwargs["lossless"] = photo.webp_lossless

@@ -16,6 +16,7 @@ from photo_samples import (
     png16_bytes,
     stored_for,
     to16,
+    with_iptc,
 )
 from PIL import Image, ImageOps, JpegImagePlugin
 
@@ -182,6 +183,25 @@ def test_jpeg_keeps_chroma_subsampling_and_quality(crop: np.ndarray, subsampling
     out = Image.open(io.BytesIO(encode_photo(photo, jpeg_quality=90)))
     assert JpegImagePlugin.get_sampling(out) == subsampling
     assert len(encode_photo(photo, jpeg_quality=30)) < len(encode_photo(photo, jpeg_quality=95))
+
+
+def test_progressive_jpeg_stays_progressive(crop: np.ndarray) -> None:
+    def process(data: bytes) -> int:
+        """exiftool's EncodingProcess: the SOF marker's number, 0 baseline, 2 progressive."""
+        return int(exiftool(data, "-File:EncodingProcess")["File:EncodingProcess"])
+
+    progressive = pillow_bytes(crop, "JPEG", quality=92, progressive=True)
+    assert process(progressive) == 2
+    photo = decode_photo(progressive, "web.jpg")
+    assert photo.jpeg_progressive
+    out = encode_photo(photo)
+    assert process(out) == 2 and Image.open(io.BytesIO(out)).info.get("progressive") == 1
+    assert process(encode_photo(decode_photo(pillow_bytes(crop, "JPEG"), "camera.jpg"))) == 0
+    # a PNG made from it, then JPEG from that PNG: baseline (PNG has no such notion)
+    png = decode_photo(encode_photo(photo, "PNG"), "web.png")
+    assert process(encode_photo(png, "JPEG")) == 0
+    # with IPTC, which exiv2 writes into the output: the coding stays progressive
+    assert process(encode_photo(decode_photo(with_iptc(progressive), "tagged.jpg"))) == 2
 
 
 def test_bad_data_gives_plain_photo_errors(crop: np.ndarray) -> None:
