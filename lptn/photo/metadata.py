@@ -20,6 +20,7 @@ ORIENTATION = 0x0112
 EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
 INTEROP_IFD = 0xA005
+INTEROP_INDEX = 0x0001  # in the Interop IFD: "R98" DCF basic file (sRGB), "R03" DCF option file
 COLOR_SPACE = 0xA001  # 1 = sRGB, 0xFFFF = uncalibrated (how cameras mark Adobe RGB)
 PIXEL_X_DIMENSION = 0xA002
 PIXEL_Y_DIMENSION = 0xA003
@@ -104,6 +105,20 @@ def portable_exif(exif: Image.Exif) -> Optional[Image.Exif]:
         return None
     out[ORIENTATION] = 1
     return out
+
+
+def says_adobe_rgb(exif: Image.Exif) -> bool:
+    """True for the DCF convention of cameras' Adobe RGB photos: ColorSpace 0xFFFF
+    (uncalibrated) and InteropIndex ``R03`` (DCF option file) in the Interop IFD. Read from the
+    input's whole EXIF: :func:`portable_exif` leaves the Interop IFD out."""
+    try:
+        space = exif.get_ifd(EXIF_IFD).get(COLOR_SPACE)
+        index = exif.get_ifd(INTEROP_IFD).get(INTEROP_INDEX) if space == 0xFFFF else None
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error):
+        return False  # a damaged Interop IFD says nothing
+    if isinstance(index, bytes):
+        index = index.decode("latin-1")
+    return isinstance(index, str) and index.strip("\0 ") == "R03"
 
 
 def copy_exif(exif: Image.Exif) -> Image.Exif:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
+from lptn.photo.colour import adobe_rgb_profile_bytes
 from lptn.photo.errors import PhotoError
 from lptn.photo.iptc import (
     IPTC_EXTRA_HINT,
@@ -45,6 +46,7 @@ from lptn.photo.metadata import (
     png_text_of,
     portable_exif,
     read_orientation,
+    says_adobe_rgb,
     upright_xmp,
 )
 from lptn.photo.tiff_exif import (
@@ -219,6 +221,14 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
         alpha = apply_orientation(alpha, orientation)
     if fmt == "PNG" and png_has_iptc(im) and not exiv2_available():
         _warn_once(f"IPTC of PNG inputs not read: {IPTC_EXTRA_HINT}")
+    icc = im.info.get("icc_profile") or None
+    if icc is None and fmt != "HEIF" and says_adobe_rgb(exif):
+        icc = adobe_rgb_profile_bytes()
+        get_logger().info(
+            "%s: no colour profile, and its EXIF marks it Adobe RGB (ColorSpace uncalibrated, "
+            "InteropIndex R03: the camera convention): taken as Adobe RGB",
+            name,
+        )
     try:
         iptc = iptc_of(im, data, fmt)
         png_text = png_text_of(im, data) if fmt == "PNG" else ()
@@ -227,7 +237,7 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
     return Photo(
         pixels=pixels,
         alpha=alpha,
-        icc=im.info.get("icc_profile") or None,
+        icc=icc,
         exif=kept,
         xmp=upright_xmp(_xmp_of(im, fmt)),
         iptc=iptc,

@@ -163,3 +163,14 @@ def with_iptc(data: bytes) -> bytes:
             iptc.add(exiv2.IptcKey(key), exiv2.StringValue(value))
     image.writeMetadata()
     return bytes(image.io().data())
+
+
+def exiftool_write(data: bytes, *assignments: str) -> bytes:
+    """``data`` with tags set by exiftool (``"-EXIF:InteropIndex=R03"``...), as a camera or a
+    photo tool writes them. Skips the test when exiftool is absent."""
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed (Debian: libimage-exiftool-perl)")
+    run = subprocess.run(
+        ["exiftool", "-o", "-", *assignments, "-"], input=data, capture_output=True, check=True
+    )
+    return run.stdout
