@@ -231,9 +231,15 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
         )
     try:
         iptc = iptc_of(im, data, fmt)
+    except (OSError, ValueError, SyntaxError, struct.error) as err:
+        # damaged IPTC: the photo and its other metadata are still good
+        get_logger().warning("%s: IPTC left out, it cannot be read (%s)", name, err)
+        iptc = None
+    try:
         png_text = png_text_of(im, data) if fmt == "PNG" else ()
-    except (OSError, ValueError, SyntaxError) as err:
-        raise PhotoError(f"{name}: its metadata cannot be read ({err})") from err
+    except (OSError, ValueError, SyntaxError, struct.error) as err:
+        get_logger().warning("%s: PNG text left out, it cannot be read (%s)", name, err)
+        png_text = ()
     return Photo(
         pixels=pixels,
         alpha=alpha,
