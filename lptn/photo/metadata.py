@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import struct
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -44,6 +44,7 @@ DESCRIPTIVE_IFD0_TAGS = (
 # PNG text keywords whose value is carried otherwise (XMP; EXIF / IPTC / ICC raw profiles).
 _PNG_XMP_KEY = "XML:com.adobe.xmp"
 _PNG_RAW_PROFILE = "Raw profile type "
+_TEXT = (b"tEXt", b"zTXt", b"iTXt")
 # Standard PNG keywords with an EXIF equivalent, for outputs in other formats.
 PNG_TEXT_EXIF_TAGS = {"Author": 0x013B, "Description": 0x010E, "Copyright": 0x8298}
 
@@ -171,15 +172,21 @@ class PngText(NamedTuple):
 
 
 def png_text_of(im: Image.Image, data: bytes) -> Tuple[PngText, ...]:
-    """The text chunks of a PNG (``im`` opened from ``data``, pixels loaded), in file order,
-    without XMP and raw profiles (kept as XMP, EXIF, IPTC). A keyword that appears twice keeps
-    its last value (Pillow's reading)."""
-    texts: Dict[str, Any] = dict(getattr(im, "text", {}) or {})
+    """The text chunks of a PNG (``im`` opened from ``data``), in file order, without XMP and
+    raw profiles (kept as XMP, EXIF, IPTC). A keyword that appears twice keeps its last value
+    (Pillow's reading)."""
+    spans = [(kind, start, end) for kind, start, end in _png_chunk_spans(data) if kind in _TEXT]
+    if not spans:
+        return ()
+    first_idat = next((s for k, s, _ in _png_chunk_spans(data) if k == b"IDAT"), len(data))
+    # Pillow reads the text before the pixels on opening; ``im.text`` would decode the pixels
+    # (a second time for 16-bit PNGs) to reach text after them, so only then is it asked.
+    after_pixels = any(start > first_idat for _, start, _ in spans)
+    source: Any = im.text if after_pixels else im.info  # type: ignore[attr-defined]
+    texts: Dict[Any, Any] = dict(source)
     found: Dict[str, PngText] = {}
-    for chunk in png_chunks(data):
-        kind, body = chunk[4:8], chunk[8:-4]
-        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
-            continue
+    for kind, start, end in spans:
+        body = data[start : min(end, start + 80)]  # keyword (1-79 bytes), NUL, iTXt flag
         keyword = body.split(b"\0", 1)[0].decode("latin-1")
         if keyword not in texts or keyword == _PNG_XMP_KEY or keyword.startswith(_PNG_RAW_PROFILE):
             continue
@@ -255,11 +262,13 @@ def insert_png_chunks(png: bytes, chunks: List[bytes]) -> bytes:
 
 def png_chunks(png: bytes) -> List[bytes]:
     """The chunks of a PNG stream after its signature, each as complete chunk bytes."""
-    chunks = []
+    return [png[start - 8 : end + 4] for _, start, end in _png_chunk_spans(png)]
+
+
+def _png_chunk_spans(png: bytes) -> Iterator[Tuple[bytes, int, int]]:
+    """(chunk type, start, end) of each chunk's data, without copying any of it."""
     pos = 8  # after the signature
     while pos + 8 <= len(png):
-        (length,) = struct.unpack(">I", png[pos : pos + 4])
-        end = pos + 12 + length
-        chunks.append(png[pos:end])
-        pos = end
-    return chunks
+        length, kind = struct.unpack_from(">I4s", png, pos)
+        yield kind, pos + 8, min(pos + 8 + length, len(png))
+        pos += 12 + length

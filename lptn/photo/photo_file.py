@@ -311,17 +311,22 @@ def _frame_count(im: Image.Image) -> int:
     """The images an opened file holds: animation frames (GIF, WebP, APNG), TIFF pages, HEIF
     top-level images. A JPEG's MPF extras (previews, depth or gain maps of the same shot) and
     a TIFF's reduced-resolution pages (previews) do not count; the first image is the photo."""
-    frames = int(getattr(im, "n_frames", 1) or 1)
-    if frames <= 1 or im.format == "MPO":
-        return 1
-    if im.format == "TIFF":
-        full = 0
-        for index in range(frames):
-            im.seek(index)
-            subfile = im.tag_v2.get(254, 0)  # type: ignore[attr-defined]  # NewSubfileType
-            full += not int(subfile) & 1  # bit 0: a reduced-resolution copy
+    try:
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if frames <= 1 or im.format == "MPO":
+            return 1
+        if im.format == "TIFF":
+            full = 0
+            for index in range(frames):
+                im.seek(index)
+                subfile = im.tag_v2.get(254, 0)  # type: ignore[attr-defined]  # NewSubfileType
+                full += not int(subfile) & 1  # bit 0: a reduced-resolution copy
+            im.seek(0)
+            return full
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):
+        # a damaged chain of further images: the first one is still read, as it was
         im.seek(0)
-        return full
+        return 1
     return frames
 
 
@@ -548,7 +553,8 @@ def _encode_with_pillow(
         # an EXIF value Pillow cannot write (an odd maker note...): keep the rest
         get_logger().warning("EXIF left out of a %s output: cannot be written (%s)", fmt, err)
         kwargs.pop("exif", None)
-        kwargs.pop("tiffinfo", None)
+        if fmt == "TIFF":
+            kwargs["tiffinfo"] = _tiff_tags(None, photo.xmp, photo.iptc)
         buf = io.BytesIO()
         im.save(buf, fmt, **kwargs)
     return buf.getvalue()

@@ -21,7 +21,7 @@ from photo_samples import (
 from PIL import Image, PngImagePlugin
 
 from lptn.photo import PhotoEnhancer, decode_photo, encode_photo, enhance_photo_bytes, photo_file
-from lptn.photo.metadata import png_chunks
+from lptn.photo.metadata import PngText, png_chunks, png_metadata_chunks
 
 IPTC_TAGS = ("-IPTC:Keywords", "-IPTC:By-line", "-IPTC:City", "-IPTC:Caption-Abstract")
 
@@ -102,7 +102,11 @@ def png_with_text(arr: np.ndarray) -> bytes:
     info.add_itxt("Title", "Boote im Morgengrauen", "de", "Titel")  # iTXt with a language
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG", pnginfo=info)
-    return buf.getvalue()
+    # a comment after the pixel data (PNG allows text anywhere before IEND)
+    comment = png_metadata_chunks(None, None, None, [PngText("Comment", "shot on film")])
+    png = buf.getvalue()
+    iend = png.rindex(b"IEND") - 4
+    return png[:iend] + comment[0] + png[iend:]
 
 
 def test_png_text_is_kept_in_png_and_mapped_to_exif_elsewhere(
@@ -117,6 +121,7 @@ def test_png_text_is_kept_in_png_and_mapped_to_exif_elsewhere(
         assert found["PNG:Description"] == "Boats at dawn, lake Zürich"
         assert found["PNG:Copyright"] == "CC BY 4.0, Anna Muller"
         assert found["PNG:Title-de"] == "Boote im Morgengrauen"
+        assert found["PNG:Comment"] == "shot on film"
         # each text keeps its chunk type (and so its compression), in the input's order
         assert text_chunks(png) == text_chunks(data)
         title = Image.open(io.BytesIO(png)).text["Title"]
