@@ -76,12 +76,17 @@ def test_without_exiv2_tiff_keeps_iptc_and_jpeg_says_why(
     crop: np.ndarray, monkeypatch: pytest.MonkeyPatch, lptn_log: pytest.LogCaptureFixture
 ) -> None:
     photo = decode_photo(tagged_input(crop, "JPEG"), "catalogue.jpg")
+    png = tagged_input(crop, "PNG")
     monkeypatch.setitem(sys.modules, "exiv2", None)  # as if the extra were not installed
     photo_file._warned.clear()
     assert iptc_found(encode_photo(photo, "TIFF")) == IPTC_EXPECTED  # tag 33723, no exiv2
     assert iptc_found(encode_photo(photo, "JPEG")) == {}
     assert iptc_found(encode_photo(photo, "PNG")) == {}
     warnings = [r.getMessage() for r in lptn_log.records if "IPTC" in r.getMessage()]
+    assert len(warnings) == 1 and "lptn[tiff-exif]" in warnings[0]  # once, not per output
+    # a PNG input's IPTC chunk needs exiv2 to be read: the photo is, with one warning
+    assert decode_photo(png, "catalogue.png").iptc is None
+    warnings = [r.getMessage() for r in lptn_log.records if "IPTC of PNG" in r.getMessage()]
     assert len(warnings) == 1 and "lptn[tiff-exif]" in warnings[0]
 
 
