@@ -519,7 +519,11 @@ PATH = Section(
         ),
         "param_key_d": Key(optional(Text()), "as param_key_g, for the critic", default=None),
         "resume_state": Key(_OPT_PATH, "training state (.state) to continue from", default=None),
-        "experiments_root": Key(_PATH, "training output folder", default="experiments/<name>"),
+        "experiments_root": Key(
+            _PATH,
+            "training output folder (models, states, log, images, TensorBoard)",
+            default="experiments/<name>",
+        ),
         "results_root": Key(_PATH, "test output folder", default="results/<name>"),
         "models": Key(_PATH, "saved networks", default="<experiments_root>/models"),
         "training_states": Key(
@@ -528,7 +532,10 @@ PATH = Section(
         "log": Key(_PATH, "log files", default="the experiment / results folder"),
         "visualization": Key(_PATH, "saved images", default="<root>/visualization"),
         "tb_logger": Key(
-            _OPT_PATH, "TensorBoard folder", default="tb_logger/<name> beside experiments/"
+            _OPT_PATH,
+            "TensorBoard folder",
+            default="tb_logger/<name> beside experiments/; <experiments_root>/tb_logger when "
+            "experiments_root is set",
         ),
         "root": Key(Anything(), "BasicSR's repository root; lptn uses the cwd", status="ignored"),
         "ignore_resume_networks": Key(
