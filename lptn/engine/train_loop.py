@@ -755,12 +755,15 @@ class Trainer:
 
                     stack.enter_context(logging_redirect_tqdm(loggers=[get_logger()]))
                 return self._loop(bar)
-        except OSError as err:
+        except DiskFullError:
+            raise
+        except (OSError, RuntimeError) as err:
             if not is_disk_full(err):
                 raise
             # Not a checkpoint (those raise DiskFullError themselves): a log, image or event
             # file. The last checkpoint is complete.
-            folder = Path(err.filename).parent if err.filename else self.experiments_root
+            filename = getattr(err, "filename", None)
+            folder = Path(filename).parent if filename else self.experiments_root
             kept = (
                 f"the last checkpoint {self.last_state} is intact"
                 if self.last_state is not None

@@ -9,6 +9,7 @@ is :mod:`lptn.archs.weight_loading`'s job.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import tempfile
@@ -27,8 +28,33 @@ class CheckpointError(RuntimeError):
     """A weights file that cannot be read or does not fit the network; names the file."""
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised from or while handling, is ``ENOSPC``.
+
+    ``torch.save`` on a full disk raises ``RuntimeError: [enforce fail at
+    inline_container.cc:...] unexpected pos``, the ``ENOSPC`` OSError of the failed write
+    attached as its ``__context__``; some builds only say so in the message.
+    """
+    seen: Optional[BaseException] = err
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if os.strerror(errno.ENOSPC) in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)`` through a temporary file and ``os.replace``."""
+    """``torch.save(obj, path)`` through a temporary file and ``os.replace``.
+
+    Raises:
+        OSError: ``ENOSPC`` naming ``path`` when the device is full (whatever form torch's
+            writer gives the failure), other OSErrors as they come; the temporary file is
+            removed and an existing ``path`` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -44,6 +70,9 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         if isinstance(err, OSError) and err.filename is None:
             # A failed write names no file; the caller's message needs the target's folder.
             err.filename = str(path)
+        if not isinstance(err, OSError) and is_disk_full(err):
+            # torch's RuntimeError: callers handle a full disk as the OSError it is.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
         raise
 
 
