@@ -91,6 +91,8 @@ class Integer(Kind):
     maximum: Optional[int] = None
 
     def describe(self) -> str:
+        if self.minimum is not None and self.minimum == self.maximum:
+            return str(self.minimum)
         if self.minimum is not None and self.maximum is not None:
             return f"an integer in {self.minimum}..{self.maximum}"
         if self.minimum is not None:
@@ -818,6 +820,33 @@ OPTIONS = Section(
     },
     doc="the option file",
 )
+
+_LOSS_WEIGHT = Number(0, None)
+_LPTN_ARGUMENTS: Dict[str, Kind] = {
+    "nrb_low": Integer(minimum=0),
+    "nrb_high": Integer(minimum=0),
+    # L = 0 has no high-frequency band to translate.
+    "num_high": Integer(minimum=1),
+}
+_PIXEL_LOSS_ARGUMENTS: Dict[str, Kind] = {"loss_weight": _LOSS_WEIGHT}
+
+#: value ranges of arguments of registered types, by type name, where the annotation (``int``,
+#: ``float``) lets through values the class cannot use; the engine's option check applies
+#: them in place of the annotation's kind, and docs/OPTIONS.md lists them.
+ARGUMENT_RANGES: Dict[str, Dict[str, Kind]] = {
+    "LPTN": _LPTN_ARGUMENTS,
+    "LPTNPaper": _LPTN_ARGUMENTS,
+    "Discriminator": {
+        # RGB images; the released critic's final 8x8 convolution needs 256x256 inputs.
+        "in_channels": Integer(3, 3),
+        "input_size": Integer(256, 256),
+    },
+    "MSELoss": _PIXEL_LOSS_ARGUMENTS,
+    "L1Loss": _PIXEL_LOSS_ARGUMENTS,
+    "CharbonnierLoss": {"loss_weight": _LOSS_WEIGHT, "eps": Number(0, None, low_open=True)},
+    "GANLoss": {"loss_weight": _LOSS_WEIGHT},
+    "GradientPenaltyLoss": {"loss_weight": _LOSS_WEIGHT},
+}
 
 #: the registry-resolved blocks: (key path pattern, registry kind); ``*`` is any name.
 REGISTRY_BLOCKS: Tuple[Tuple[str, str], ...] = (
