@@ -381,7 +381,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
 
 
 def export_main(argv: Optional[List[str]] = None) -> int:
-    """``lptn-export --weights W --format onnx``: ONNX with dynamic batch, height, width."""
+    """``lptn-export --weights W --format onnx [--param-key params|params_ema]``: ONNX with
+    dynamic batch, height, width (see :func:`lptn.inference.export.export_main`)."""
     from lptn.inference.export import export_main as run_export
 
     return run_export(argv)

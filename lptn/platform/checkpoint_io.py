@@ -16,12 +16,17 @@ import tempfile
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
 
 logger = logging.getLogger("lptn")
+
+
+#: the entries of a ``{'params': ..., 'params_ema': ...}`` weights file, in the order
+#: :func:`read_state_dict` prefers them when no key is asked for
+PARAM_KEYS = ("params", "params_ema")
 
 
 class CheckpointError(RuntimeError):
@@ -111,6 +116,24 @@ def save_network(net: nn.Module, path: str | Path, param_key: str = "params") ->
     save_atomic({param_key: state}, path)
 
 
+def weights_entries(path: str | Path) -> List[str]:
+    """The :data:`PARAM_KEYS` entries that the weights file ``path`` holds (empty for a plain
+    state_dict); raises :class:`CheckpointError` like :func:`read_state_dict`."""
+    data = _load_weights_file(Path(path))
+    return [k for k in PARAM_KEYS if isinstance(data, dict) and isinstance(data.get(k), dict)]
+
+
+def _load_weights_file(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors, truncated zip, forbidden globals...
+        raise CheckpointError(
+            f"{path}: cannot be read as PyTorch weights (loaded with weights_only=True): {err}"
+        ) from err
+
+
 def read_state_dict(path: str | Path, param_key: Optional[str] = None) -> Dict[str, torch.Tensor]:
     """Read network weights from a plain state_dict or a ``{'params'|'params_ema': ...}`` file.
 
@@ -118,17 +141,10 @@ def read_state_dict(path: str | Path, param_key: Optional[str] = None) -> Dict[s
     preferred, then ``params_ema``. A ``module.`` prefix (DataParallel) is removed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated zip, forbidden globals...
-        raise CheckpointError(
-            f"{path}: cannot be read as PyTorch weights (loaded with weights_only=True): {err}"
-        ) from err
+    data = _load_weights_file(path)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a state_dict, got {type(data).__name__}")
-    wrapped = [k for k in ("params", "params_ema") if isinstance(data.get(k), dict)]
+    wrapped = [k for k in PARAM_KEYS if isinstance(data.get(k), dict)]
     if param_key is not None and param_key in data:
         data = data[param_key]
     elif param_key is not None and wrapped:
