@@ -12,11 +12,10 @@ import contextlib
 import errno
 import logging
 import os
-import tempfile
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -62,7 +61,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
@@ -81,15 +80,21 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         raise
 
 
+def _create_temp_file(path: Path) -> Tuple[int, Path]:
+    """A new ``.{name}.{pid}.{random}.tmp`` beside ``path``, open for writing, with the
+    permissions the umask gives any new file (mkstemp would force 0600: teammates reading a
+    shared experiment folder could not load the checkpoints)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+
+
 def write_text_atomic(text: str, path: str | Path) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and ``os.replace``, so a
     crash never leaves a truncated report and the previous one stays readable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fd, tmp = _create_temp_file(path)
     try:
-        # os.open with 0o666 keeps the user's umask (mkstemp would force 0600).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -1,7 +1,10 @@
-"""Where a training run writes: ``path.experiments_root`` moves every output."""
+"""Where a training run writes (``path.experiments_root`` moves every output) and with which
+permissions (the umask's, so that a group on a shared cluster can read checkpoints)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,30 @@ def test_experiments_root_moves_models_states_log_images_and_tensorboard(
     archived = list((tmp_path / "elsewhere").glob("run_archived_*"))
     assert len(archived) == 1 and (archived[0] / "training_states" / "2.state").is_file()
     assert not (tmp_path / "experiments").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_every_training_output_follows_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = make_image_folders(tmp_path / "data", count=2)
+    opt = tiny_options(
+        data, name="shared", gan=True, total_iter=2, checkpoint_freq=2, val=True, val_freq=2
+    )
+    option_file = write_options(opt, tmp_path / "shared.yml")
+    old = os.umask(umask)
+    try:
+        assert train_main(["-opt", str(option_file), "--device", "cpu"]) == 0
+    finally:
+        os.umask(old)
+    exp = tmp_path / "experiments" / "shared"
+    modes = {
+        str(p.relative_to(exp)): stat.S_IMODE(p.stat().st_mode) for p in [exp, *exp.rglob("*")]
+    }
+    assert "models/net_g_2.pth" in modes and "training_states/2.state" in modes
+    assert "models/net_d_latest.pth" in modes and "visualization/2/img_0.png" in modes
+    for name, mode in modes.items():
+        is_dir = (exp / name).is_dir() if name != "." else True
+        expected = (0o777 if is_dir else 0o666) & ~umask
+        assert mode == expected, f"{name}: {oct(mode)}, expected {oct(expected)}"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import collections
 import errno
+import os
 import pickle
 import re
+import stat
 from pathlib import Path
 from typing import Dict
 
@@ -21,6 +23,7 @@ from lptn.platform.checkpoint_io import (
     read_state_dict,
     save_atomic,
     save_network,
+    write_text_atomic,
 )
 
 SMALL = {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 2}
@@ -217,3 +220,16 @@ def test_a_real_full_disk_is_an_enospc_oserror_naming_the_file(small_tmpfs):
     assert is_disk_full(caught.value)
     assert path.read_bytes() == before
     assert sorted(p.name for p in small_tmpfs.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_saved_files_follow_the_umask(tmp_path, umask, mode):
+    # mkstemp would make every checkpoint 0600, unreadable to a shared cluster group.
+    old = os.umask(umask)
+    try:
+        save_network(small_net(1), tmp_path / "net.pth")
+        write_text_atomic("{}", tmp_path / "metrics.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "net.pth").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == mode
