@@ -25,7 +25,7 @@ folder (:mod:`lptn.engine.experiment_folder`): a second run with the same name i
 the first is alive. A new run renames an existing ``experiments/{name}`` (and
 ``tb_logger/{name}``) to ``{name}_archived_{YYYYmmdd_HHMMSS}``; a resumed run continues in it.
 The options actually used are written beside the log as ``train_{name}_{time}.yml``; what was
-logged before the log file existed is copied into it.
+logged before the log file existed (the option file's warnings included) is copied into it.
 
 Resume (``path.resume_state: FILE`` or ``auto_resume``, the newest complete checkpoint of the
 experiment, damaged ones named and passed over): the networks, optimisers, schedules, loss
@@ -61,7 +61,6 @@ last checkpoint stays the last good one; it says how to resume from it with othe
 from __future__ import annotations
 
 import datetime
-import logging
 import math
 import random
 import signal
@@ -103,7 +102,12 @@ from lptn.models import build_model
 from lptn.models.model_protocol import TrainableModel
 from lptn.platform.amp_backend import amp_config, check_training_requirements
 from lptn.platform.checkpoint_io import bare_module
-from lptn.platform.logger import get_logger, setup_logger
+from lptn.platform.logger import (
+    drop_startup_records,
+    get_logger,
+    keep_startup_records,
+    setup_logger,
+)
 from lptn.platform.option_schema import whole_number
 from lptn.platform.options import dataset_keys, dump_options
 from lptn.platform.runtime import Runtime, set_random_seed
@@ -176,17 +180,6 @@ def one_line(err: BaseException) -> str:
         last = text.splitlines()[-1]
         text = last.split(": ", 1)[1] if ": " in last else last
     return " ".join(text.split())
-
-
-class _StartupRecords(logging.Handler):
-    """Keeps what is logged before the log file exists, to copy it there."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: List[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 # -------------------------------------------------------------------------------- logging
@@ -296,7 +289,6 @@ class Trainer:
         self.stop_signal: Optional[int] = None
         #: the iteration whose validation is due and not complete (None when there is none)
         self.validation_due: Optional[int] = None
-        self._startup = _StartupRecords()
 
     @property
     def last_state(self) -> Optional[Path]:
@@ -358,8 +350,9 @@ class Trainer:
         check_wandb_requirements(self.opt)
         setup_logger(None, self.runtime.rank)
         log = get_logger()
-        self._startup = _StartupRecords()
-        log.addHandler(self._startup)
+        # Until the log file exists (train.py started keeping them before parsing the
+        # options, so the option warnings are in the log too).
+        keep_startup_records()
         try:
             # Refuse early (before building anything) when another run holds the folder.
             self._on_main(self.folder.check_free)
@@ -385,7 +378,8 @@ class Trainer:
             self.folder.release()
             raise
         finally:
-            log.removeHandler(self._startup)
+            # Written into the log file by now; other ranks and failed starts have none.
+            drop_startup_records()
 
     def _choose_seed(self, point: Optional[ResumePoint]) -> None:
         log = get_logger()
@@ -411,13 +405,9 @@ class Trainer:
         archived = self.folder.acquire(archive_old=not resuming)
         name = self.opt["name"]
         stamp = timestamp()
+        # What was logged before the file existed goes first into it.
         setup_logger(self.log_dir / f"train_{name}_{stamp}.log", self.runtime.rank)
         log = get_logger()
-        # What was logged before the file existed goes first into it.
-        for handler in log.handlers:
-            if isinstance(handler, logging.FileHandler):
-                for record in self._startup.records:
-                    handler.handle(record)
         for folder, target in archived:
             log.info("existing %s renamed to %s", folder, target)
         if resuming:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ from train_test_utils import make_image_folders, tiny_options, write_options
 
 from lptn.engine.cli import train_main
 from lptn.engine.train_loop import archive_existing, training_precision
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -74,3 +79,50 @@ def test_training_precision_and_archive_names(tmp_path: Path) -> None:
     second = archive_existing(tmp_path / "exp")
     assert first != second and first.is_dir() and second.is_dir()
     assert first.name.startswith("exp_archived_") and not (tmp_path / "exp").exists()
+
+
+def test_option_warnings_reach_the_experiment_log(tmp_path: Path) -> None:
+    # Keys of the original files that lptn ignores, and one the runner sets: each is named
+    # on the console while the file is parsed and again in the log, once.
+    data = make_image_folders(tmp_path / "data", count=2)
+    opt = tiny_options(data, name="warned", gan=False, total_iter=1, checkpoint_freq=1)
+    opt["scale"] = 1
+    opt["datasets"]["train"]["num_prefetch_queue"] = 3
+    option_file = write_options(opt, tmp_path / "warned.yml")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+        ),
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "train.py"),
+            "-opt",
+            str(option_file),
+            "--device",
+            "cpu",
+            "--set",
+            "val.pbar=true",
+            "is_train=false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    log_text = next((tmp_path / "experiments" / "warned").glob("train_warned_*.log")).read_text()
+    notices = [
+        f"WARNING: {option_file}: scale: ignored (",
+        f"WARNING: {option_file}: datasets.train.num_prefetch_queue: ignored (",
+        f"WARNING: {option_file}: val.pbar: ignored (",
+        f"WARNING: {option_file}: is_train: set by the runner",
+    ]
+    for notice in notices:
+        assert log_text.count(notice) == 1, log_text
+        assert notice in done.stdout
+    # They come first, before the start-up lines of the run.
+    assert log_text.index(notices[0]) < log_text.index("train set tiny_train")
