@@ -207,6 +207,20 @@ class _Window:
         return sum(self.data_times) / max(1, len(self.data_times))
 
 
+def data_parallel_gpus(opt: Dict[str, Any], runtime: Runtime) -> int:
+    """The ``num_gpu`` of a single-process run (1 for ``auto``, 0 and distributed runs).
+
+    BasicSR, and so the original LPTN files, run ``num_gpu: N > 1`` without a launcher as one
+    process that splits each batch over N GPUs (DataParallel), with ``batch_size_per_gpu``
+    and ``num_worker_per_gpu`` multiplied by N. lptn trains that effective batch on its one
+    device, so the recipe's optimisation (batch size, learning rate) is the original's.
+    """
+    num_gpu = opt.get("num_gpu", "auto")
+    if runtime.distributed or not isinstance(num_gpu, int) or num_gpu <= 1:
+        return 1
+    return num_gpu
+
+
 def _positive_int_option(section: Dict[str, Any], key: str, key_path: str, default: Any) -> Any:
     value = section.get(key, default)
     return None if value is None else whole_number(value, key_path, 1)
@@ -463,7 +477,7 @@ class Trainer:
         dataset = build_dataset(ds_opt, f"datasets.{key}", seed=self.seed)
         loader = build_dataloader(
             dataset,
-            ds_opt,
+            self._single_process_loader_options(ds_opt, f"datasets.{key}"),
             seed=self.seed,
             num_replicas=self.runtime.world_size,
             rank=self.runtime.rank,
@@ -514,6 +528,36 @@ class Trainer:
             log.info("val set %s: %d images", val_ds_opt.get("name", val_key), val_size)
         if self.val_sets and not self.val_freq:
             log.info("val.val_freq is not set: validating only at the end")
+
+    def _single_process_loader_options(self, ds_opt: Dict[str, Any], key_path: str) -> Any:
+        """``ds_opt`` with the batch and workers of BasicSR's one-process ``num_gpu: N`` run
+        (see :func:`data_parallel_gpus`), said in a warning; ``ds_opt`` itself otherwise."""
+        gpus = data_parallel_gpus(self.opt, self.runtime)
+        if gpus == 1 or "batch_size_per_gpu" not in ds_opt:
+            return ds_opt
+        batch = whole_number(ds_opt["batch_size_per_gpu"], f"{key_path}.batch_size_per_gpu", 1)
+        workers = whole_number(
+            ds_opt.get("num_worker_per_gpu", 0), f"{key_path}.num_worker_per_gpu", 0
+        )
+        get_logger().warning(
+            "num_gpu: %d in one process: lptn trains on one device (%s) with the batch of the "
+            "original's %d-GPU DataParallel run, %s.batch_size_per_gpu %d x %d = %d (and "
+            "num_worker_per_gpu %d x %d = %d workers), as BasicSR does; for one process per "
+            "device start train.py under torchrun with --launcher pytorch, for a batch of %d "
+            "set num_gpu: 1",
+            gpus,
+            self.runtime.device_name(),
+            gpus,
+            key_path,
+            batch,
+            gpus,
+            batch * gpus,
+            workers,
+            gpus,
+            workers * gpus,
+            batch,
+        )
+        return dict(ds_opt, batch_size_per_gpu=batch * gpus, num_worker_per_gpu=workers * gpus)
 
     def _restore(self, point: ResumePoint) -> None:
         state = point.state

@@ -785,7 +785,9 @@ OPTIONS = Section(
         ),
         "num_gpu": Key(
             AnyOf((Integer(minimum=0), Text(("auto",)))),
-            "0 = CPU; auto or N = the first accelerator found (one per process)",
+            "0 = CPU; auto or N = the first accelerator found (one per process); train.py "
+            "without a launcher: N > 1 multiplies the train batch and workers by N, as "
+            "BasicSR's one-process DataParallel run (with a warning)",
             default="auto",
         ),
         "device": Key(Text(DEVICES), "device kind; wins over num_gpu", default="auto"),
