@@ -795,16 +795,16 @@ class Trainer:
             if not is_disk_full(err):
                 raise
             # Not a checkpoint (those raise DiskFullError themselves): a log, image or event
-            # file. The last checkpoint is complete.
+            # file, or shared memory of the data loader. The last checkpoint is complete.
             filename = getattr(err, "filename", None)
-            folder = Path(filename).parent if filename else self.experiments_root
+            where = f"in {Path(filename).parent}" if filename else f"({one_line(err)})"
             kept = (
                 f"the last checkpoint {self.last_state} is intact"
                 if self.last_state is not None
                 else "no checkpoint was written yet"
             )
             message = (
-                f"no space left on device in {folder}: training stopped at iteration "
+                f"no space left on device {where}: training stopped at iteration "
                 f"{self.iteration}; {kept}. Free some space, then resume with --auto_resume"
             )
             get_logger().error(message)

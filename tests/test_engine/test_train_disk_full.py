@@ -75,3 +75,36 @@ def test_train_py_on_a_full_tmpfs_exits_2_with_one_line_and_an_intact_checkpoint
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resuming from {point.path} (iteration {point.iteration})" in resumed.stdout
     assert load_training_state(exp / "training_states" / "12.state")["iter"] == 12
+
+
+def test_a_full_disk_while_saving_validation_images_keeps_the_checkpoint(
+    tmp_path: Path, small_tmpfs: Path
+) -> None:
+    # Checkpoints on a disk with room, validation images on the full tmpfs.
+    data = make_image_folders(tmp_path / "data", count=2)
+    opt = tiny_options(
+        data, name="images", gan=False, total_iter=2, checkpoint_freq=2, val=True, val_freq=2
+    )
+    vis = small_tmpfs / "visualization"
+    opt["path"]["visualization"] = str(vis)
+    option_file = write_options(opt, tmp_path / "images.yml")
+    with open(small_tmpfs / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+
+    done = _train_py(option_file, tmp_path, "--device", "cpu")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on device"), lines
+    assert str(vis / "2") in lines[0]
+    exp = tmp_path / "experiments" / "images"
+    state = exp / "training_states" / "2.state"
+    assert f"training stopped at iteration 2; the last checkpoint {state} is intact" in lines[0]
+    log_text = "\n".join(p.read_text() for p in exp.glob("train_images_*.log"))
+    assert lines[0].removeprefix("error: ") in log_text
+    check_checkpoint(state)
