@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
@@ -240,3 +241,26 @@ def lptn_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
         log.removeHandler(caplog.handler)
         log.setLevel(old_level)
         log.propagate = old_propagate
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 5 MiB tmpfs (a device that fills up), unmounted afterwards. Tests run as root;
+    where mounting is not permitted the test is skipped with the reason. A test may grow it
+    (``mount -o remount,size=64m DIR``) to stand for space freed."""
+    folder = tmp_path / "tmpfs_5m"
+    folder.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as err:
+        pytest.skip(f"cannot mount a tmpfs for a real full disk ({' '.join(command)}): {err}")
+    if done.returncode != 0:
+        pytest.skip(
+            "cannot mount a tmpfs for a real full disk (needs root or CAP_SYS_ADMIN): "
+            f"{' '.join(command)}: {done.stderr.strip()}"
+        )
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)

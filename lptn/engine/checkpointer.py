@@ -19,7 +19,6 @@ schedule (``scheduler``, ``warmup_iter``) and ``total_iter`` are read from the o
 
 from __future__ import annotations
 
-import errno
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from lptn.engine.training_state import (
     state_path,
 )
 from lptn.models.model_protocol import TrainableModel
-from lptn.platform.checkpoint_io import CheckpointError, read_state_dict
+from lptn.platform.checkpoint_io import CheckpointError, is_disk_full, read_state_dict
 from lptn.platform.runtime import Runtime
 
 logger = logging.getLogger("lptn")
@@ -48,16 +47,6 @@ SETTINGS_KEYS = ("total_iter", "warmup_iter", "scheduler", "optim_g", "optim_d")
 
 class DiskFullError(RuntimeError):
     """No space left on the device while saving; names the folder and the intact checkpoint."""
-
-
-def is_disk_full(err: BaseException) -> bool:
-    """Whether ``err`` or an error it was raised from is ``ENOSPC``."""
-    seen: Optional[BaseException] = err
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def temp_files(folder: Path) -> List[Path]:

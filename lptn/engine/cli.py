@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from lptn.engine.option_check import ENGINE_CHECKS
 from lptn.platform.checkpoint_io import CheckpointError
-from lptn.platform.logger import setup_logger
+from lptn.platform.logger import drop_startup_records, keep_startup_records, setup_logger
 from lptn.platform.options import OptionError, parse_options
 from lptn.platform.runtime import PRECISIONS, DeviceError, Runtime, build_runtime, set_random_seed
 
@@ -100,6 +100,9 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         pass
+    # The option warnings (ignored keys...) go to the console now and into the log later.
+    setup_logger()
+    keep_startup_records()
     try:
         opt = _load(args, is_train=True)
         launch = distributed.launch_environment(
@@ -135,6 +138,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     ) as err:
         return _fail(err)
     finally:
+        drop_startup_records()  # a run that stopped before its log file existed
         distributed.shutdown()
     return outcome.exit_code
 
@@ -413,7 +417,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
 
 
 def export_main(argv: Optional[List[str]] = None) -> int:
-    """``lptn-export --weights W --format onnx``: ONNX with dynamic batch, height, width."""
+    """``lptn-export --weights W --format onnx [--param-key params|params_ema]``: ONNX with
+    dynamic batch, height, width (see :func:`lptn.inference.export.export_main`)."""
     from lptn.inference.export import export_main as run_export
 
     return run_export(argv)

@@ -2,9 +2,9 @@
 
 Writes ``{results_root}/metrics.json`` as ``{dataset_name: {"mean": {metric: value},
 "per_image": {image_name: {metric: value}}, "failed": {file_name: reason}}}``, ``metrics.csv``
-(one row per measured image), ``report.html`` (:mod:`lptn.engine.report`) and, with
-``val.save_img``, the outputs as full-resolution PNG files named like the inputs in
-``visualization/{dataset_name}/``.
+(one row per image with its status, ``ok`` or ``failed``, and one per mean), ``report.html``
+(:mod:`lptn.engine.report`) and, with ``val.save_img``, the outputs as full-resolution PNG
+files named like the inputs in ``visualization/{dataset_name}/``.
 
 One bad image does not lose the evaluation: an image that cannot be read or enhanced is logged
 and listed under ``failed``, the means cover the images measured, and the files are rewritten
@@ -173,17 +173,25 @@ def evaluate_dataset(
 
 
 def write_metric_files(results: Dict[str, Any], results_root: Path) -> None:
-    """``metrics.json`` and ``metrics.csv`` (dataset, image, one column per metric), each
-    written atomically. Failed images are listed in ``metrics.json`` only."""
+    """``metrics.json`` and ``metrics.csv``, each written atomically.
+
+    ``metrics.csv`` has the columns ``dataset, image, status, <metric>..., reason``: per
+    dataset one ``ok`` row per measured image, one ``failed`` row per image that could not be
+    evaluated (empty metrics, the reason given), then the ``MEAN`` row (status ``mean``, over
+    the measured images), so the table lists every image that ``metrics.json`` does.
+    """
     write_text_atomic(json.dumps(results, indent=2), results_root / "metrics.json")
     names = sorted({m for r in results.values() for m in r["mean"]})
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["dataset", "image", *names])
+    writer.writerow(["dataset", "image", "status", *names, "reason"])
     for ds_name, result in results.items():
         for image, scores in result["per_image"].items():
-            writer.writerow([ds_name, image, *[scores.get(m, "") for m in names]])
-        writer.writerow([ds_name, "MEAN", *[result["mean"].get(m, "") for m in names]])
+            writer.writerow([ds_name, image, "ok", *[scores.get(m, "") for m in names], ""])
+        for image, reason in (result.get("failed") or {}).items():
+            writer.writerow([ds_name, image, "failed", *[""] * len(names), reason])
+        mean = result["mean"]
+        writer.writerow([ds_name, "MEAN", "mean", *[mean.get(m, "") for m in names], ""])
     write_text_atomic(table.getvalue(), results_root / "metrics.csv")
 
 

@@ -23,6 +23,7 @@ import typing
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from lptn.platform.option_schema import (
+    ARGUMENT_RANGES,
     REGISTRY_BLOCKS,
     AnyOf,
     Boolean,
@@ -150,11 +151,13 @@ def check_block_arguments(
     passed: Sequence[str] = (),
     leading: int = 0,
     framework_keys: Sequence[str] = ("type",),
+    ranges: Optional[Dict[str, Kind]] = None,
 ) -> None:
     """Check the keys of ``block`` (other than ``framework_keys``) as keyword arguments of
-    ``obj``: unknown names, missing required ones, values against plain annotations. The
-    framework fills the first ``leading`` positional parameters and those named in
-    ``passed``. Whole floats given to ``int`` arguments become ints (in place).
+    ``obj``: unknown names, missing required ones, values against ``ranges`` (the schema's
+    :data:`~lptn.platform.option_schema.ARGUMENT_RANGES` of the type) or else plain
+    annotations. The framework fills the first ``leading`` positional parameters and those
+    named in ``passed``. Whole floats given to ``int`` arguments become ints (in place).
 
     Raises:
         SchemaViolation: naming ``key_path.argument``.
@@ -179,7 +182,9 @@ def check_block_arguments(
             if takes_any:
                 continue
             raise SchemaViolation(path, f": unknown argument of {name}{_nearest(arg, accepted)}")
-        kind = annotation_kind(hints[arg]) if arg in hints else None
+        kind = (ranges or {}).get(arg)
+        if kind is None and arg in hints:
+            kind = annotation_kind(hints[arg])
         if kind is not None:
             block[arg] = kind.check(value, path)
     for arg in accepted:
@@ -213,6 +218,7 @@ def check_registered_blocks(opt: Dict[str, Any]) -> None:
                 passed=passed,
                 leading=leading,
                 framework_keys=FRAMEWORK_KEYS.get(kind, ("type",)),
+                ranges=ARGUMENT_RANGES.get(type_name),
             )
 
 

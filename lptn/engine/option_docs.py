@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from lptn.engine.option_check import FRAMEWORK_KEYS, annotation_kind, registries, signature_of
 from lptn.platform.option_schema import (
+    ARGUMENT_RANGES,
     NO_DEFAULT,
     OPTIONS,
     REGISTRY_BLOCKS,
     Key,
+    Kind,
     OptionalSection,
     Section,
     SectionMap,
@@ -37,7 +39,8 @@ line naming the file and the key path, and the exit status is 2:
   schedulers, datasets), a `type` that is not registered, an argument that the class or
   function does not accept (read from its signature; the arguments lptn passes itself, such
   as a metric's `img`/`img2` or an optimiser's parameters, are not options), a missing
-  required argument, or a value that does not fit the argument's annotation;
+  required argument, or a value that does not fit the argument's annotation or its declared
+  range (`network_g.num_high must be an integer >= 1, got 0`);
 - a `--set` value that is not valid YAML.
 
 Keys of the original LPTN / BasicSR files that lptn does not implement are never dropped
@@ -145,8 +148,10 @@ _REGISTRY_TITLES = (
 )
 
 
-def _argument_text(param: inspect.Parameter, hints: dict) -> str:
-    kind = annotation_kind(hints[param.name]) if param.name in hints else None
+def _argument_text(param: inspect.Parameter, hints: dict, ranges: Dict[str, Kind]) -> str:
+    kind = ranges.get(param.name)
+    if kind is None and param.name in hints:
+        kind = annotation_kind(hints[param.name])
     text = f"`{param.name}`"
     if kind is not None:
         text += f" ({kind.describe()})"
@@ -183,7 +188,7 @@ def _registered_types(lines: List[str]) -> None:
                 params, hints = signature_of(obj)
                 skip = set(passed) | set(FRAMEWORK_KEYS.get(kind, ("type",)))
                 shown = [
-                    _argument_text(p, hints)
+                    _argument_text(p, hints, ARGUMENT_RANGES.get(name, {}))
                     for p in params[leading:]
                     if p.name not in skip
                     and p.kind

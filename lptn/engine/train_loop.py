@@ -25,7 +25,7 @@ folder (:mod:`lptn.engine.experiment_folder`): a second run with the same name i
 the first is alive. A new run renames an existing ``experiments/{name}`` (and
 ``tb_logger/{name}``) to ``{name}_archived_{YYYYmmdd_HHMMSS}``; a resumed run continues in it.
 The options actually used are written beside the log as ``train_{name}_{time}.yml``; what was
-logged before the log file existed is copied into it.
+logged before the log file existed (the option file's warnings included) is copied into it.
 
 Resume (``path.resume_state: FILE`` or ``auto_resume``, the newest complete checkpoint of the
 experiment, damaged ones named and passed over): the networks, optimisers, schedules, loss
@@ -61,7 +61,6 @@ last checkpoint stays the last good one; it says how to resume from it with othe
 from __future__ import annotations
 
 import datetime
-import logging
 import math
 import random
 import signal
@@ -103,7 +102,12 @@ from lptn.models import build_model
 from lptn.models.model_protocol import TrainableModel
 from lptn.platform.amp_backend import amp_config, check_training_requirements
 from lptn.platform.checkpoint_io import bare_module
-from lptn.platform.logger import get_logger, setup_logger
+from lptn.platform.logger import (
+    drop_startup_records,
+    get_logger,
+    keep_startup_records,
+    setup_logger,
+)
 from lptn.platform.option_schema import whole_number
 from lptn.platform.options import dataset_keys, dump_options
 from lptn.platform.runtime import Runtime, set_random_seed
@@ -178,17 +182,6 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
-class _StartupRecords(logging.Handler):
-    """Keeps what is logged before the log file exists, to copy it there."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: List[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 # -------------------------------------------------------------------------------- logging
 class _Window:
     """Loss values and timings since the last log line."""
@@ -212,6 +205,20 @@ class _Window:
 
     def mean_data_time(self) -> float:
         return sum(self.data_times) / max(1, len(self.data_times))
+
+
+def data_parallel_gpus(opt: Dict[str, Any], runtime: Runtime) -> int:
+    """The ``num_gpu`` of a single-process run (1 for ``auto``, 0 and distributed runs).
+
+    BasicSR, and so the original LPTN files, run ``num_gpu: N > 1`` without a launcher as one
+    process that splits each batch over N GPUs (DataParallel), with ``batch_size_per_gpu``
+    and ``num_worker_per_gpu`` multiplied by N. lptn trains that effective batch on its one
+    device, so the recipe's optimisation (batch size, learning rate) is the original's.
+    """
+    num_gpu = opt.get("num_gpu", "auto")
+    if runtime.distributed or not isinstance(num_gpu, int) or num_gpu <= 1:
+        return 1
+    return num_gpu
 
 
 def _positive_int_option(section: Dict[str, Any], key: str, key_path: str, default: Any) -> Any:
@@ -296,7 +303,6 @@ class Trainer:
         self.stop_signal: Optional[int] = None
         #: the iteration whose validation is due and not complete (None when there is none)
         self.validation_due: Optional[int] = None
-        self._startup = _StartupRecords()
 
     @property
     def last_state(self) -> Optional[Path]:
@@ -358,8 +364,9 @@ class Trainer:
         check_wandb_requirements(self.opt)
         setup_logger(None, self.runtime.rank)
         log = get_logger()
-        self._startup = _StartupRecords()
-        log.addHandler(self._startup)
+        # Until the log file exists (train.py started keeping them before parsing the
+        # options, so the option warnings are in the log too).
+        keep_startup_records()
         try:
             # Refuse early (before building anything) when another run holds the folder.
             self._on_main(self.folder.check_free)
@@ -385,7 +392,8 @@ class Trainer:
             self.folder.release()
             raise
         finally:
-            log.removeHandler(self._startup)
+            # Written into the log file by now; other ranks and failed starts have none.
+            drop_startup_records()
 
     def _choose_seed(self, point: Optional[ResumePoint]) -> None:
         log = get_logger()
@@ -411,13 +419,9 @@ class Trainer:
         archived = self.folder.acquire(archive_old=not resuming)
         name = self.opt["name"]
         stamp = timestamp()
+        # What was logged before the file existed goes first into it.
         setup_logger(self.log_dir / f"train_{name}_{stamp}.log", self.runtime.rank)
         log = get_logger()
-        # What was logged before the file existed goes first into it.
-        for handler in log.handlers:
-            if isinstance(handler, logging.FileHandler):
-                for record in self._startup.records:
-                    handler.handle(record)
         for folder, target in archived:
             log.info("existing %s renamed to %s", folder, target)
         if resuming:
@@ -473,7 +477,7 @@ class Trainer:
         dataset = build_dataset(ds_opt, f"datasets.{key}", seed=self.seed)
         loader = build_dataloader(
             dataset,
-            ds_opt,
+            self._single_process_loader_options(ds_opt, f"datasets.{key}"),
             seed=self.seed,
             num_replicas=self.runtime.world_size,
             rank=self.runtime.rank,
@@ -524,6 +528,36 @@ class Trainer:
             log.info("val set %s: %d images", val_ds_opt.get("name", val_key), val_size)
         if self.val_sets and not self.val_freq:
             log.info("val.val_freq is not set: validating only at the end")
+
+    def _single_process_loader_options(self, ds_opt: Dict[str, Any], key_path: str) -> Any:
+        """``ds_opt`` with the batch and workers of BasicSR's one-process ``num_gpu: N`` run
+        (see :func:`data_parallel_gpus`), said in a warning; ``ds_opt`` itself otherwise."""
+        gpus = data_parallel_gpus(self.opt, self.runtime)
+        if gpus == 1 or "batch_size_per_gpu" not in ds_opt:
+            return ds_opt
+        batch = whole_number(ds_opt["batch_size_per_gpu"], f"{key_path}.batch_size_per_gpu", 1)
+        workers = whole_number(
+            ds_opt.get("num_worker_per_gpu", 0), f"{key_path}.num_worker_per_gpu", 0
+        )
+        get_logger().warning(
+            "num_gpu: %d in one process: lptn trains on one device (%s) with the batch of the "
+            "original's %d-GPU DataParallel run, %s.batch_size_per_gpu %d x %d = %d (and "
+            "num_worker_per_gpu %d x %d = %d workers), as BasicSR does; for one process per "
+            "device start train.py under torchrun with --launcher pytorch, for a batch of %d "
+            "set num_gpu: 1",
+            gpus,
+            self.runtime.device_name(),
+            gpus,
+            key_path,
+            batch,
+            gpus,
+            batch * gpus,
+            workers,
+            gpus,
+            workers * gpus,
+            batch,
+        )
+        return dict(ds_opt, batch_size_per_gpu=batch * gpus, num_worker_per_gpu=workers * gpus)
 
     def _restore(self, point: ResumePoint) -> None:
         state = point.state
@@ -755,19 +789,22 @@ class Trainer:
 
                     stack.enter_context(logging_redirect_tqdm(loggers=[get_logger()]))
                 return self._loop(bar)
-        except OSError as err:
+        except DiskFullError:
+            raise
+        except (OSError, RuntimeError) as err:
             if not is_disk_full(err):
                 raise
             # Not a checkpoint (those raise DiskFullError themselves): a log, image or event
-            # file. The last checkpoint is complete.
-            folder = Path(err.filename).parent if err.filename else self.experiments_root
+            # file, or shared memory of the data loader. The last checkpoint is complete.
+            filename = getattr(err, "filename", None)
+            where = f"in {Path(filename).parent}" if filename else f"({one_line(err)})"
             kept = (
                 f"the last checkpoint {self.last_state} is intact"
                 if self.last_state is not None
                 else "no checkpoint was written yet"
             )
             message = (
-                f"no space left on device in {folder}: training stopped at iteration "
+                f"no space left on device {where}: training stopped at iteration "
                 f"{self.iteration}; {kept}. Free some space, then resume with --auto_resume"
             )
             get_logger().error(message)

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from lptn.platform.checkpoint_io import save_atomic
+from lptn.platform.checkpoint_io import save_atomic, unreadable_reason
 
 STATE_FORMAT = "lptn-training-state"
 STATE_VERSION = 1
@@ -147,10 +147,9 @@ def load_training_state(path: str | Path) -> Dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle...
-        raise TrainingStateError(
-            f"{path}: cannot be read as an lptn training state "
-            f"(loaded with weights_only=True): {err}"
-        ) from err
+        # PyTorch's own text runs to several lines and advises weights_only=False: not shown.
+        reason = unreadable_reason(path, err).replace("weights file", "training state file")
+        raise TrainingStateError(f"{path}: {reason}") from err
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise TrainingStateError(
             f"{path}: not an lptn training state (no format={STATE_FORMAT!r} entry)"

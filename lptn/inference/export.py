@@ -16,6 +16,11 @@ float32 formula), so no size is frozen into the file. Formats:
 Usage::
 
     lptn-export --weights net_g.pth --format onnx|torchscript|exported [--output FILE]
+                [--param-key params|params_ema]
+
+A checkpoint trained with ``train.ema_decay`` holds ``params`` and ``params_ema``; as in
+``lptn-enhance``, ``params`` is exported unless ``--param-key params_ema`` asks for the moving
+average, and the command says which one it took.
 """
 
 from __future__ import annotations
@@ -158,9 +163,11 @@ def check_export(
 
 
 def export_main(argv: Optional[List[str]] = None) -> int:
-    """``lptn-export --weights W [--format onnx|torchscript|exported] [--output FILE]``."""
+    """``lptn-export --weights W [--format onnx|torchscript|exported] [--output FILE]
+    [--param-key params|params_ema]``; exit 2 for bad arguments or weights, 1 when the
+    export differs from PyTorch."""
     from lptn.inference.generator_weights import load_generator
-    from lptn.platform.checkpoint_io import CheckpointError
+    from lptn.platform.checkpoint_io import PARAM_KEYS, CheckpointError, weights_entries
 
     parser = argparse.ArgumentParser(
         description="Export an LPTN generator with dynamic batch, height and width."
@@ -175,6 +182,12 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--output",
         help="output file (default: the weights' name with .onnx / .torchscript.pt / .pt2)",
+    )
+    parser.add_argument(
+        "--param-key",
+        choices=list(PARAM_KEYS),
+        help="entry of a weights file that holds several: params or params_ema (the moving "
+        "average of train.ema_decay); default params, as lptn-enhance",
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument(
@@ -194,10 +207,15 @@ def export_main(argv: Optional[List[str]] = None) -> int:
         )
         return 2
     try:
-        net = load_generator(args.weights).eval()
+        entries = weights_entries(args.weights)
+        net = load_generator(args.weights, param_key=args.param_key).eval()
     except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if len(entries) > 1:
+        # read_state_dict's choice when no key is given: the first of PARAM_KEYS present.
+        chosen = args.param_key or entries[0]
+        print(f"{args.weights} holds {' and '.join(entries)}: exporting {chosen} (--param-key)")
     if args.format == "onnx":
         export_onnx(net, output, opset=args.opset)
     else:

@@ -9,15 +9,15 @@ is :mod:`lptn.archs.weight_loading`'s job.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
-import tempfile
 import uuid
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -25,15 +25,45 @@ from torch import nn
 logger = logging.getLogger("lptn")
 
 
+#: the entries of a ``{'params': ..., 'params_ema': ...}`` weights file, in the order
+#: :func:`read_state_dict` prefers them when no key is asked for
+PARAM_KEYS = ("params", "params_ema")
+
+
 class CheckpointError(RuntimeError):
     """A weights file that cannot be read or does not fit the network; names the file."""
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised from or while handling, is ``ENOSPC``.
+
+    ``torch.save`` on a full disk raises ``RuntimeError: [enforce fail at
+    inline_container.cc:...] unexpected pos``, the ``ENOSPC`` OSError of the failed write
+    attached as its ``__context__``; some builds only say so in the message.
+    """
+    seen: Optional[BaseException] = err
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if os.strerror(errno.ENOSPC) in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)`` through a temporary file and ``os.replace``."""
+    """``torch.save(obj, path)`` through a temporary file and ``os.replace``.
+
+    Raises:
+        OSError: ``ENOSPC`` naming ``path`` when the device is full (whatever form torch's
+            writer gives the failure), other OSErrors as they come; the temporary file is
+            removed and an existing ``path`` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
@@ -46,7 +76,18 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         if isinstance(err, OSError) and err.filename is None:
             # A failed write names no file; the caller's message needs the target's folder.
             err.filename = str(path)
+        if not isinstance(err, OSError) and is_disk_full(err):
+            # torch's RuntimeError: callers handle a full disk as the OSError it is.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
         raise
+
+
+def _create_temp_file(path: Path) -> Tuple[int, Path]:
+    """A new ``.{name}.{pid}.{random}.tmp`` beside ``path``, open for writing, with the
+    permissions the umask gives any new file (mkstemp would force 0600: teammates reading a
+    shared experiment folder could not load the checkpoints)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
 
 
 def write_text_atomic(text: str, path: str | Path) -> None:
@@ -54,10 +95,8 @@ def write_text_atomic(text: str, path: str | Path) -> None:
     crash never leaves a truncated report and the previous one stays readable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fd, tmp = _create_temp_file(path)
     try:
-        # os.open with 0o666 keeps the user's umask (mkstemp would force 0600).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -84,7 +123,24 @@ def save_network(net: nn.Module, path: str | Path, param_key: str = "params") ->
     save_atomic({param_key: state}, path)
 
 
-def _unreadable_reason(path: Path, err: Exception) -> str:
+def weights_entries(path: str | Path) -> List[str]:
+    """The :data:`PARAM_KEYS` entries that the weights file ``path`` holds (empty for a plain
+    state_dict); raises :class:`CheckpointError` like :func:`read_state_dict`."""
+    data = _load_weights_file(Path(path))
+    return [k for k in PARAM_KEYS if isinstance(data, dict) and isinstance(data.get(k), dict)]
+
+
+def _load_weights_file(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors, truncated zip, forbidden globals...
+        # PyTorch's own text runs to several lines and advises weights_only=False: not shown.
+        raise CheckpointError(f"{path}: {unreadable_reason(path, err)}") from err
+
+
+def unreadable_reason(path: Path, err: Exception) -> str:
     """Why ``torch.load`` could not read ``path``, in a few plain words."""
     refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
     if refused:  # a class or function that weights_only=True does not unpickle
@@ -126,16 +182,10 @@ def read_state_dict(path: str | Path, param_key: Optional[str] = None) -> Dict[s
     preferred, then ``params_ema``. A ``module.`` prefix (DataParallel) is removed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated zip, forbidden globals...
-        # PyTorch's own text runs to several lines and advises weights_only=False: not shown.
-        raise CheckpointError(f"{path}: {_unreadable_reason(path, err)}") from err
+    data = _load_weights_file(path)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a state_dict, got {type(data).__name__}")
-    wrapped = [k for k in ("params", "params_ema") if isinstance(data.get(k), dict)]
+    wrapped = [k for k in PARAM_KEYS if isinstance(data.get(k), dict)]
     if param_key is not None and param_key in data:
         data = data[param_key]
     elif param_key is not None and wrapped:

@@ -1,23 +1,68 @@
-"""Console and file logging for the ``lptn`` logger (rank 0 only writes files)."""
+"""Console and file logging for the ``lptn`` logger (rank 0 only writes files).
+
+What is logged before the log file exists (option warnings while the file is parsed, the
+start-up checks of a training run) can be kept (:func:`keep_startup_records`) and is then
+written first into the log file when :func:`setup_logger` opens it, so the log tells the
+whole story of the run.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 LOGGER_NAME = "lptn"
 _FORMAT = "%(asctime)s %(levelname)s: %(message)s"
+
+
+class StartupRecords(logging.Handler):
+    """Keeps the records of the ``lptn`` logger until its log file exists."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def keep_startup_records() -> StartupRecords:
+    """Keep what the ``lptn`` logger records from now on until :func:`setup_logger` opens a
+    log file (which writes it there first) or :func:`drop_startup_records`; the handler
+    already keeping them, if any."""
+    log = get_logger()
+    for handler in log.handlers:
+        if isinstance(handler, StartupRecords):
+            return handler
+    handler = StartupRecords()
+    log.addHandler(handler)
+    return handler
+
+
+def drop_startup_records() -> None:
+    """Stop keeping start-up records (a run that ends before it has a log file, or a
+    process that writes none)."""
+    log = get_logger()
+    for handler in list(log.handlers):
+        if isinstance(handler, StartupRecords):
+            log.removeHandler(handler)
 
 
 def setup_logger(
     log_file: Optional[str | Path] = None, rank: int = 0, level: int = logging.INFO
 ) -> logging.Logger:
     """Configure the ``lptn`` logger: console on every rank (warnings only off rank 0), plus
-    ``log_file`` on rank 0. Calling it again replaces the handlers."""
+    ``log_file`` on rank 0, which first receives the start-up records kept so far (see
+    :func:`keep_startup_records`). Calling it again replaces the handlers; start-up records
+    are kept until a log file is given."""
     log = logging.getLogger(LOGGER_NAME)
+    startup: Optional[StartupRecords] = None
     for handler in list(log.handlers):
+        if isinstance(handler, StartupRecords):
+            startup = handler
+            continue
         log.removeHandler(handler)
         handler.close()
     log.setLevel(level if rank == 0 else logging.WARNING)
@@ -29,7 +74,12 @@ def setup_logger(
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter(_FORMAT))
+        if startup is not None:
+            for record in startup.records:
+                file_handler.handle(record)
         log.addHandler(file_handler)
+    if log_file is not None and startup is not None:
+        log.removeHandler(startup)
     return log
 
 

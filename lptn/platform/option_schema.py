@@ -91,6 +91,8 @@ class Integer(Kind):
     maximum: Optional[int] = None
 
     def describe(self) -> str:
+        if self.minimum is not None and self.minimum == self.maximum:
+            return str(self.minimum)
         if self.minimum is not None and self.maximum is not None:
             return f"an integer in {self.minimum}..{self.maximum}"
         if self.minimum is not None:
@@ -519,7 +521,11 @@ PATH = Section(
         ),
         "param_key_d": Key(optional(Text()), "as param_key_g, for the critic", default=None),
         "resume_state": Key(_OPT_PATH, "training state (.state) to continue from", default=None),
-        "experiments_root": Key(_PATH, "training output folder", default="experiments/<name>"),
+        "experiments_root": Key(
+            _PATH,
+            "training output folder (models, states, log, images, TensorBoard)",
+            default="experiments/<name>",
+        ),
         "results_root": Key(_PATH, "test output folder", default="results/<name>"),
         "models": Key(_PATH, "saved networks", default="<experiments_root>/models"),
         "training_states": Key(
@@ -528,7 +534,10 @@ PATH = Section(
         "log": Key(_PATH, "log files", default="the experiment / results folder"),
         "visualization": Key(_PATH, "saved images", default="<root>/visualization"),
         "tb_logger": Key(
-            _OPT_PATH, "TensorBoard folder", default="tb_logger/<name> beside experiments/"
+            _OPT_PATH,
+            "TensorBoard folder",
+            default="tb_logger/<name> beside experiments/; <experiments_root>/tb_logger when "
+            "experiments_root is set",
         ),
         "root": Key(Anything(), "BasicSR's repository root; lptn uses the cwd", status="ignored"),
         "ignore_resume_networks": Key(
@@ -776,7 +785,9 @@ OPTIONS = Section(
         ),
         "num_gpu": Key(
             AnyOf((Integer(minimum=0), Text(("auto",)))),
-            "0 = CPU; auto or N = the first accelerator found (one per process)",
+            "0 = CPU; auto or N = the first accelerator found (one per process); train.py "
+            "without a launcher: N > 1 multiplies the train batch and workers by N, as "
+            "BasicSR's one-process DataParallel run (with a warning)",
             default="auto",
         ),
         "device": Key(Text(DEVICES), "device kind; wins over num_gpu", default="auto"),
@@ -811,6 +822,33 @@ OPTIONS = Section(
     },
     doc="the option file",
 )
+
+_LOSS_WEIGHT = Number(0, None)
+_LPTN_ARGUMENTS: Dict[str, Kind] = {
+    "nrb_low": Integer(minimum=0),
+    "nrb_high": Integer(minimum=0),
+    # L = 0 has no high-frequency band to translate.
+    "num_high": Integer(minimum=1),
+}
+_PIXEL_LOSS_ARGUMENTS: Dict[str, Kind] = {"loss_weight": _LOSS_WEIGHT}
+
+#: value ranges of arguments of registered types, by type name, where the annotation (``int``,
+#: ``float``) lets through values the class cannot use; the engine's option check applies
+#: them in place of the annotation's kind, and docs/OPTIONS.md lists them.
+ARGUMENT_RANGES: Dict[str, Dict[str, Kind]] = {
+    "LPTN": _LPTN_ARGUMENTS,
+    "LPTNPaper": _LPTN_ARGUMENTS,
+    "Discriminator": {
+        # RGB images; the released critic's final 8x8 convolution needs 256x256 inputs.
+        "in_channels": Integer(3, 3),
+        "input_size": Integer(256, 256),
+    },
+    "MSELoss": _PIXEL_LOSS_ARGUMENTS,
+    "L1Loss": _PIXEL_LOSS_ARGUMENTS,
+    "CharbonnierLoss": {"loss_weight": _LOSS_WEIGHT, "eps": Number(0, None, low_open=True)},
+    "GANLoss": {"loss_weight": _LOSS_WEIGHT},
+    "GradientPenaltyLoss": {"loss_weight": _LOSS_WEIGHT},
+}
 
 #: the registry-resolved blocks: (key path pattern, registry kind); ``*`` is any name.
 REGISTRY_BLOCKS: Tuple[Tuple[str, str], ...] = (

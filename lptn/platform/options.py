@@ -129,8 +129,13 @@ def _fill_defaults(opt: Dict[str, Any], *, is_train: bool, root: Path) -> None:
         ds.setdefault("io_backend", {"type": "disk"})
     name = opt["name"]
     if is_train:
-        exp = root / "experiments" / name
-        path.setdefault("experiments_root", str(exp))
+        # Every training output follows experiments_root when it is given (as results_root
+        # for tests); path.models, .log... still override theirs.
+        explicit_root = path.get("experiments_root")
+        exp = Path(explicit_root) if explicit_root else root / "experiments" / name
+        path["experiments_root"] = str(exp)
+        if explicit_root and not path.get("tb_logger"):
+            path["tb_logger"] = str(exp / "tb_logger")
         path.setdefault("models", str(exp / "models"))
         path.setdefault("training_states", str(exp / "training_states"))
         path.setdefault("log", str(exp))

@@ -46,8 +46,10 @@ def test_official_checkpoint_on_fivek_sample(
         result["mean"]["psnr"]
     )
     rows = list(csv.reader(open(tmp_path / "metrics.csv")))
-    assert rows[0] == ["dataset", "image", "deltae", "deltae2000", "psnr", "ssim", "ssim_lut"]
+    metric_names = ["deltae", "deltae2000", "psnr", "ssim", "ssim_lut"]
+    assert rows[0] == ["dataset", "image", "status", *metric_names, "reason"]
     assert len(rows) == 1 + 23 + 1
+    assert [r[2] for r in rows[1:]] == ["ok"] * 23 + ["mean"]
     # The LUT papers' protocol (README, Measured fidelity).
     assert result["mean"]["ssim_lut"] == pytest.approx(0.8824, abs=0.0005)
     assert result["mean"]["deltae"] == pytest.approx(10.982, abs=0.005)
@@ -139,8 +141,18 @@ def test_a_corrupt_image_is_reported_and_the_others_are_kept(
         values = [report["per_image"][n][metric] for n in names]
         assert np.isfinite(values).all()
         assert report["mean"][metric] == pytest.approx(np.mean(values))
-    rows = list(csv.reader(open(results / "metrics.csv")))
-    assert [r[1] for r in rows[1:]] == [*names, "MEAN"]
+    # metrics.csv lists the failed image too, with its status and reason, as metrics.json.
+    with open(results / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["image"], r["status"]) for r in rows] == [
+        *[(n, "ok") for n in names],
+        ("broken.png", "failed"),
+        ("MEAN", "mean"),
+    ]
+    failed_row = rows[len(names)]
+    assert failed_row["reason"] == report["failed"]["broken.png"]
+    assert failed_row["psnr"] == failed_row["ssim"] == ""
+    assert float(rows[-1]["psnr"]) == pytest.approx(report["mean"]["psnr"])
     for name in names:
         assert (results / "visualization" / "fivek_sample" / f"{name}.png").is_file()
         assert (results / "comparison" / "fivek_sample" / f"{name}.png").is_file()

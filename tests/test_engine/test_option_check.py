@@ -10,7 +10,11 @@ import pytest
 from train_test_utils import make_image_folders, tiny_options, tiny_test_options, write_options
 
 from lptn.engine.cli import evaluate_main, train_main
-from lptn.engine.option_check import check_block_arguments, check_registered_blocks
+from lptn.engine.option_check import (
+    check_block_arguments,
+    check_registered_blocks,
+    signature_of,
+)
 from lptn.platform.option_schema import SchemaViolation
 
 
@@ -51,6 +55,18 @@ TRAIN_CASES: List[tuple] = [
     ),
     ("network_g.init=zeros", "network_g.init must be one of default, identity, got 'zeros'"),
     ("network_d.input_sise=256", "network_d.input_sise: unknown argument of Discriminator"),
+    # Ranges of the networks' and losses' arguments (option_schema.ARGUMENT_RANGES).
+    ("network_g.num_high=0", "network_g.num_high must be an integer >= 1, got 0"),
+    ("network_g.num_high=-2", "network_g.num_high must be an integer >= 1, got -2"),
+    ("network_g.num_high=2.5", "network_g.num_high must be an integer >= 1, got 2.5"),
+    ("network_g.nrb_low=-1", "network_g.nrb_low must be an integer >= 0, got -1"),
+    ("network_g.nrb_high=-1", "network_g.nrb_high must be an integer >= 0, got -1"),
+    ("network_d.in_channels=1", "network_d.in_channels must be 3, got 1"),
+    ("network_d.input_size=128", "network_d.input_size must be 256, got 128"),
+    ("train.pixel_opt.loss_weight=-1", "train.pixel_opt.loss_weight must be a number >= 0"),
+    ("train.gan_opt.loss_weight=-1", "train.gan_opt.loss_weight must be a number >= 0, got -1"),
+    ("train.gan_opt.real_label_val=.nan", "train.gan_opt.real_label_val must be a number"),
+    ("train.gp_opt.loss_weight=-10", "train.gp_opt.loss_weight must be a number >= 0, got -10"),
     ("train.optim_g.lrr=0.1", "train.optim_g.lrr: unknown argument of Adam (did you mean lr?)"),
     ("train.scheduler.gama=0.5", "train.scheduler.gama: unknown argument of MultiStepLR"),
     ("train.scheduler.milestones=~", "train.scheduler.milestones must be a list"),
@@ -79,6 +95,7 @@ def test_train_refuses_bad_options_before_anything_runs(
 
 TEST_CASES: List[tuple] = [
     ("val.save_imgs=false", "val.save_imgs: unknown key (did you mean save_img?)"),
+    ("network_g.num_high=0", "network_g.num_high must be an integer >= 1, got 0"),
     ("datasets.test.io_backend.typ=lmdb", "datasets.test.io_backend.typ: unknown key"),
     ("val.metrics.psnr.crop_border=abc", "val.metrics.psnr.crop_border must be an integer"),
     ("val.metrics.psnr.img=1", "val.metrics.psnr.img: set by lptn when it calls calculate_psnr"),
@@ -145,3 +162,47 @@ def test_repeated_set_flags_add_up() -> None:
         ["-opt", "x.yml", "--set", "name=a", "val.save_img=false", "--set", "num_gpu=0"]
     )
     assert args.set == ["name=a", "val.save_img=false", "num_gpu=0"]
+
+
+def test_charbonnier_eps_must_be_positive(train_file: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = train_main(
+        [
+            "-opt",
+            str(train_file),
+            "--set",
+            "train.pixel_opt.type=CharbonnierLoss",
+            "train.pixel_opt.eps=0",
+        ]
+    )
+    _assert_refused(rc, capsys, train_file, "train.pixel_opt.eps must be a positive number, got 0")
+
+
+def test_every_numeric_argument_of_the_registered_networks_has_a_range() -> None:
+    from lptn.archs import ARCH_REGISTRY
+    from lptn.losses import LOSS_REGISTRY
+    from lptn.platform.option_schema import ARGUMENT_RANGES
+
+    for registry in (ARCH_REGISTRY, LOSS_REGISTRY):
+        for name in registry.names():
+            params, hints = signature_of(registry.get(name))
+            numeric = {p.name for p in params if hints.get(p.name) in (int, float)}
+            ranges = set(ARGUMENT_RANGES.get(name, {}))
+            # Every range names a real argument; every int argument of a network has one.
+            assert ranges <= {p.name for p in params}, name
+            if registry is ARCH_REGISTRY:
+                assert numeric <= ranges, f"{name}: {sorted(numeric - ranges)} have no range"
+
+
+@pytest.mark.parametrize("num_high", [1, 2])
+@pytest.mark.parametrize("nrb", [0, 1])
+def test_the_range_edges_build_and_run(num_high: int, nrb: int) -> None:
+    import torch
+
+    from lptn.archs import build_network
+
+    opt = {"type": "LPTN", "nrb_low": nrb, "nrb_high": nrb, "num_high": num_high}
+    check_registered_blocks({"network_g": dict(opt)})
+    net = build_network(opt)
+    size = 2**num_high + 1
+    out = net(torch.rand(1, 3, size, size))
+    assert out.shape == (1, 3, size, size) and torch.isfinite(out).all()

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from test_train_resume import _assert_equal_tree
 from train_test_utils import (
@@ -18,7 +19,7 @@ from train_test_utils import (
 )
 
 from lptn.data.image_io import read_image
-from lptn.engine.cli import enhance_main, evaluate_main
+from lptn.engine.cli import enhance_main, evaluate_main, export_main
 from lptn.engine.train_loop import run_training
 from lptn.engine.training_state import load_training_state
 from lptn.inference.generator_weights import load_generator
@@ -145,3 +146,54 @@ def test_test_py_and_enhance_choose_the_average(tmp_path: Path) -> None:
             expected = net(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
         np.testing.assert_array_equal(out, np.round(expected * 255).astype(np.uint8))
     assert not np.array_equal(outputs[None], outputs["params_ema"])
+
+
+def test_lptn_export_chooses_params_or_params_ema_like_lptn_enhance(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime judges the exported ONNX files")
+    data = make_image_folders(tmp_path / "data", count=4)
+    outcome = run_training(
+        parsed(
+            tiny_options(
+                data,
+                name="ema_export",
+                unpaired=False,
+                gan=False,
+                total_iter=3,
+                checkpoint_freq=3,
+                extra_train={"ema_decay": 0.5},
+            ),
+            tmp_path,
+        ),
+        CPU,
+        handle_signals=False,
+    )
+    weights = outcome.experiments_root / "models" / "net_g_3.pth"
+    assert set(_files(weights)) == {"params", "params_ema"}
+    x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(3))
+    outputs = {}
+    for key in (None, "params", "params_ema"):
+        output = tmp_path / f"export_{key}.onnx"
+        argv = ["--weights", str(weights), "--output", str(output), "--no-check"]
+        capsys.readouterr()
+        assert export_main(argv + (["--param-key", key] if key else [])) == 0
+        chosen = key or "params"
+        assert f"holds params and params_ema: exporting {chosen}" in capsys.readouterr().out
+        session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        outputs[key] = session.run(None, {"input": x.numpy()})[0]
+        with torch.no_grad():
+            expected = load_generator(weights, param_key=chosen).eval()(x).numpy()
+        np.testing.assert_allclose(outputs[key], expected, atol=1e-4)
+    # The default is lptn-enhance's (params); the moving average is a different network.
+    np.testing.assert_array_equal(outputs[None], outputs["params"])
+    assert np.abs(outputs["params"] - outputs["params_ema"]).max() > 1e-3
+
+    # A file without the moving average: asking for it is one line, exit 2.
+    plain = tmp_path / "plain.pth"
+    torch.save({"params": _files(weights)["params"]}, plain)
+    capsys.readouterr()
+    assert export_main(["--weights", str(plain), "--param-key", "params_ema"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {plain}: has no 'params_ema' entry (it has params)"
+    assert not plain.with_suffix(".onnx").exists()

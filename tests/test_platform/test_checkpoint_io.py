@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import collections
+import errno
+import os
 import pickle
 import re
+import stat
 from pathlib import Path
 from typing import Dict
 
@@ -14,7 +17,14 @@ from torch import nn
 
 from lptn.archs import build_network
 from lptn.archs.weight_loading import load_network_weights
-from lptn.platform.checkpoint_io import CheckpointError, read_state_dict, save_atomic, save_network
+from lptn.platform.checkpoint_io import (
+    CheckpointError,
+    is_disk_full,
+    read_state_dict,
+    save_atomic,
+    save_network,
+    write_text_atomic,
+)
 
 SMALL = {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 2}
 OFFICIAL_HINT = "{'type': 'LPTN', 'nrb_low': 5, 'nrb_high': 3, 'num_high': 3}"
@@ -193,3 +203,33 @@ def test_failed_save_keeps_the_previous_file_and_leaves_no_temp_files(tmp_path):
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     assert_same_weights(load_network_weights(small_net(2), path), source.state_dict())
+
+
+def test_a_real_full_disk_is_an_enospc_oserror_naming_the_file(small_tmpfs):
+    # On a full device torch.save raises "RuntimeError: [enforce fail at
+    # inline_container.cc] unexpected pos"; save_atomic reports the ENOSPC behind it.
+    path = small_tmpfs / "net_g_latest.pth"
+    source = small_net(1)
+    save_network(source, path)
+    before = path.read_bytes()
+    too_big = {"params": {"w": torch.zeros(2_000_000)}}  # 8 MB on a 5 MiB device
+    with pytest.raises(OSError) as caught:
+        save_atomic(too_big, path)
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(path)
+    assert is_disk_full(caught.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in small_tmpfs.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_saved_files_follow_the_umask(tmp_path, umask, mode):
+    # mkstemp would make every checkpoint 0600, unreadable to a shared cluster group.
+    old = os.umask(umask)
+    try:
+        save_network(small_net(1), tmp_path / "net.pth")
+        write_text_atomic("{}", tmp_path / "metrics.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "net.pth").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == mode

@@ -174,3 +174,31 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 def test_invalid_yaml_is_named(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="not valid YAML"):
         parse_options(_write(tmp_path, "name: [unclosed\n"), is_train=False)
+
+
+def test_experiments_root_moves_every_training_output(tmp_path: Path) -> None:
+    source = REPO / "options" / "train" / "LPTN" / "train_FiveK.yml"
+    root = tmp_path / "scratch" / "run"
+    opt = parse_options(
+        source, [f"path.experiments_root={root}"], is_train=True, root=tmp_path / "cwd"
+    )
+    paths = opt["path"]
+    assert paths["experiments_root"] == str(root)
+    assert paths["models"] == str(root / "models")
+    assert paths["training_states"] == str(root / "training_states")
+    assert paths["log"] == str(root)
+    assert paths["visualization"] == str(root / "visualization")
+    assert paths["tb_logger"] == str(root / "tb_logger")
+    # A folder given for one output still wins.
+    opt = parse_options(
+        source,
+        [f"path.experiments_root={root}", f"path.models={tmp_path / 'weights'}"],
+        is_train=True,
+        root=tmp_path / "cwd",
+    )
+    assert opt["path"]["models"] == str(tmp_path / "weights")
+    assert opt["path"]["training_states"] == str(root / "training_states")
+    # Without it, the original layout under the working directory.
+    opt = parse_options(source, is_train=True, root=tmp_path / "cwd")
+    assert opt["path"]["models"] == str(tmp_path / "cwd" / "experiments" / opt["name"] / "models")
+    assert opt["path"].get("tb_logger") is None
