@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List
@@ -19,7 +18,19 @@ import numpy as np
 import pytest
 from photo_samples import adobe_icc, fivek_crop, phone_jpeg, pillow_bytes, srgb_to_adobe
 from PIL import Image, ImageCms
-from serve_test_utils import REPO_ROOT, Server, decode, get_json, multipart, post, subprocess_env
+from serve_test_utils import (
+    REPO_ROOT,
+    Server,
+    decode,
+    get_json,
+    multipart,
+    post,
+    read_answer,
+    stalled_upload,
+    subprocess_env,
+    upload_head,
+    wait_for,
+)
 
 from lptn.photo.colour import srgb_profile_bytes
 
@@ -113,6 +124,8 @@ def test_healthz_reports_model_device_precision_and_queue(server: Server) -> Non
     assert info["queue_size"] == 16
     assert info["formats"] == ["jpeg", "png", "tiff", "webp", "bmp"]
     assert ("heic" in info["input_formats"]) == has_heif()
+    assert info["uploads_in_progress"] == 0 and info["max_uploads"] == 32
+    assert info["upload_timeout_s"] == 60 and info["api_key_required"] is False
 
 
 def test_page_is_served_without_external_resources(server: Server) -> None:
@@ -275,6 +288,20 @@ def test_bad_requests_get_plain_json_errors(server: Server, inputs: Dict[str, Pa
         ("strength", post(server.url, png, "image/png", "?strength=1.5"), 400, "strength"),
         ("strength text", post(server.url, png, "image/png", "?strength=max"), 400, "strength"),
         ("format", post(server.url, png, "image/png", "?format=gif"), 400, "format"),
+        (
+            "misspelt",
+            post(server.url, png, "image/png", "?strenght=0.5"),
+            400,
+            "unknown query parameter 'strenght'; did you mean 'strength'?",
+        ),
+        ("unknown", post(server.url, png, "image/png", "?size=9"), 400, "takes strength, format"),
+        ("twice", post(server.url, png, "image/png", "?strength=1&strength=0"), 400, "once"),
+        (
+            "preview format",
+            post(server.url, png, "image/png", "?format=png", path="/v1/preview"),
+            400,
+            "unknown query parameter 'format'; /v1/preview takes strength",
+        ),
         ("no field", post(server.url, *no_field), 400, "'image'"),
         ("over 1 MB", post(server.url, b"\x89PNG" + bytes(1_200_000), "image/png"), 413, "1 MB"),
     ]
@@ -302,35 +329,47 @@ def test_bad_requests_get_plain_json_errors(server: Server, inputs: Dict[str, Pa
     assert get_json(server.url + "/healthz")["queue_length"] == 0
 
 
-def test_full_queue_gets_503_with_retry_after(server: Server, inputs: Dict[str, Path]) -> None:
-    """16 uploads held half-sent fill the queue; the 17th request is refused, they finish."""
+def test_uploads_in_progress_hold_no_queue_slot(server: Server, inputs: Dict[str, Path]) -> None:
+    """16 uploads held half-sent (the queue's size) leave the queue empty: another client is
+    served meanwhile; then they finish and are served too."""
     data = inputs["png"].read_bytes()
-    port = int(server.url.rsplit(":", 1)[1])
     held = []
     for _ in range(16):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         conn.putrequest("POST", "/v1/enhance")
         conn.putheader("Content-Type", "image/png")
         conn.putheader("Content-Length", str(len(data)))
         conn.endheaders()
         conn.send(data[:1000])
         held.append(conn)
-    deadline = time.monotonic() + 30
-    while get_json(server.url + "/healthz")["queue_length"] < 16:
-        assert time.monotonic() < deadline, "held uploads were not admitted"
-        time.sleep(0.05)
-    response = post(server.url, data, "image/png")
-    assert response[0] == 503
-    assert "busy" in error_of(response)
-    assert int(response[1]["retry-after"]) >= 1
+    wait_for(
+        "16 uploads in progress",
+        lambda: get_json(server.url + "/healthz")["uploads_in_progress"] == 16,
+    )
+    assert get_json(server.url + "/healthz")["queue_length"] == 0
+    status, _, body = post(server.url, data, "image/png")
+    assert status == 200, body[:300]
     for conn in held:
         conn.send(data[1000:])
     for conn in held:
         answer = conn.getresponse()
         assert answer.status == 200
-        assert decode(answer.read()).shape == decode(data).shape
+        assert answer.read() == body
         conn.close()
-    assert post(server.url, data, "image/png")[0] == 200
+    info = get_json(server.url + "/healthz")
+    assert info["uploads_in_progress"] == 0 and info["queue_length"] == 0
+
+
+def test_content_length_over_the_limit_is_refused_before_the_body(server: Server) -> None:
+    """A head announcing 60 MB (the limit is 1 MB) and no body is answered 413 at once."""
+    sock = stalled_upload(server, upload_head(), declared=60_000_000)
+    try:
+        status, headers, body = read_answer(sock, timeout=30)
+    finally:
+        sock.close()
+    assert status == 413, body[:300]
+    assert "1 MB" in error_of((status, headers, body))
+    assert get_json(server.url + "/healthz")["uploads_in_progress"] == 0
 
 
 def test_sixteen_concurrent_requests(
