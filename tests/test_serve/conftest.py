@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
-from serve_test_utils import Server, start_server, stop_server
+from serve_test_utils import API_KEY, Server, start_server, stop_server
 
 SERVE_EXTRA = "lptn-serve needs the 'serve' extra (pip install -e '.[serve]')"
-# The key of the keyed server, given as the docs advise: in the environment.
-API_KEY = "lptn-test-key-8c41f0"
 # The photo tests' helpers (photo_samples) make the phone JPEGs, Adobe RGB and grey files.
 PHOTO_TESTS = str(Path(__file__).resolve().parents[1] / "test_photo")
 if PHOTO_TESTS not in sys.path:

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The key of the conftest's keyed server, given as the docs advise: in the environment.
+API_KEY = "lptn-test-key-8c41f0"
 
 
 def subprocess_env() -> Dict[str, str]:

@@ -136,19 +136,19 @@ def test_client_gone_mid_upload_is_one_info_line(
 
 
 def test_full_queue_gets_503_with_retry_after(slow_server: Server, photo_paths: List[Path]) -> None:
-    """Twelve 0.7-megapixel photos at once against a queue of 4 (their bodies arrive within
-    milliseconds, each takes the one model thread longer): some are refused with 503 and
-    Retry-After, the others are served; then the server serves again."""
+    """Six 0.7-megapixel photos at once (one per upload slot) against a queue of 4: their
+    bodies arrive within milliseconds and each takes the one model thread longer, so some are
+    refused with 503 and Retry-After, the others are served; then the server serves again."""
     bgr = cv2.imread(str(photo_paths[0]), cv2.IMREAD_COLOR)
     big = cv2.imencode(".png", cv2.resize(bgr, None, fx=2, fy=2))[1].tobytes()
-    start = threading.Barrier(12)
+    start = threading.Barrier(MAX_UPLOADS)
 
     def send(_: int):
         start.wait()
         return post(slow_server.url, big, "image/png")
 
-    with ThreadPoolExecutor(12) as pool:
-        responses = list(pool.map(send, range(12)))
+    with ThreadPoolExecutor(MAX_UPLOADS) as pool:
+        responses = list(pool.map(send, range(MAX_UPLOADS)))
     statuses = [status for status, _, _ in responses]
     assert set(statuses) <= {200, 503}, statuses
     busy = [r for r in responses if r[0] == 503]
