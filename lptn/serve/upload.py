@@ -107,16 +107,21 @@ async def read_body(request: Request, limits: Limits) -> bytes:
     limit = limits.max_upload_bytes
     chunks: List[bytes] = []
     received = 0
+
+    async def collect() -> None:
+        nonlocal received
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                # uvicorn reads and drops the rest after the answer, so a client still
+                # sending receives the 413 rather than a reset connection.
+                raise too_large(limit)
+            chunks.append(chunk)
+
     try:
-        async with asyncio.timeout(limits.upload_timeout_s):
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > limit:
-                    # uvicorn reads and drops the rest after the answer, so a client still
-                    # sending receives the 413 rather than a reset connection.
-                    raise too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
+        # wait_for, not asyncio.timeout: the package supports Python 3.9.
+        await asyncio.wait_for(collect(), limits.upload_timeout_s)
+    except asyncio.TimeoutError:
         raise RequestError(
             408,
             f"the upload did not arrive within the server's limit of "

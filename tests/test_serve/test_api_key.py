@@ -72,14 +72,18 @@ def test_page_and_healthz_stay_open(keyed_server: Server) -> None:
             assert API_KEY.encode() not in response.read()
 
 
-def test_empty_key_is_refused_at_start() -> None:
+@pytest.mark.parametrize(
+    "args,env,source",
+    [([], {"LPTN_API_KEY": " "}, "LPTN_API_KEY"), (["--api-key", ""], {}, "--api-key")],
+)
+def test_empty_key_is_refused_at_start(args: List[str], env: Dict[str, str], source: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "lptn.serve", "--device", "cpu"],
-        env={**subprocess_env(), "LPTN_API_KEY": " "},
+        [sys.executable, "-m", "lptn.serve", "--device", "cpu", *args],
+        env={**subprocess_env(), **env},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 2
-    assert "LPTN_API_KEY is empty" in done.stderr and "Traceback" not in done.stderr
+    assert f"{source} is empty" in done.stderr and "Traceback" not in done.stderr
