@@ -9,6 +9,7 @@ import select
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, List
@@ -157,3 +158,26 @@ def test_full_queue_gets_503_with_retry_after(slow_server: Server, photo_paths: 
         assert "queued" in body.decode() and int(headers["retry-after"]) >= 1
     assert post(slow_server.url, big, "image/png")[0] == 200
     assert get_json(slow_server.url + "/healthz")["queue_length"] == 0
+
+
+def test_head_sent_a_byte_at_a_time_is_ended(slow_server: Server) -> None:
+    """A head trickled in (a byte every half second: every byte would restart uvicorn's own
+    keep-alive timer) is ended by the head timeout long before it is complete."""
+    head = upload_head() + b"X-Padding: " + b"p" * 200 + b"\r\nContent-Length: 10\r\n\r\n"
+    sock = socket.create_connection(("127.0.0.1", slow_server.port), timeout=60)
+    sent = 0
+    try:
+        for byte in head:
+            if not not_answered(sock):
+                break
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # closed by the server
+                break
+            sent += 1
+            time.sleep(0.5)
+        assert sent < len(head), "the whole head was accepted at a byte per half second"
+        status, _, answer = read_answer(sock, timeout=30)
+        assert status == 408 and b"request head did not arrive" in answer
+    finally:
+        sock.close()
