@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lptn-serve",
         description="Serve LPTN photo enhancement: a web page at / and the HTTP API "
-        "POST /v1/enhance (one model, a bounded queue).",
+        "POST /v1/enhance, POST /v1/preview (one model, a bounded queue).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue-size",
         type=_positive(int),
         default=16,
-        help="requests accepted at once; more get 503 with Retry-After (default 16)",
+        help="requests accepted at once once their upload has arrived; more get 503 with "
+        "Retry-After (default 16)",
     )
     parser.add_argument(
         "--max-batch",
