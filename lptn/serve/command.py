@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue-size",
         type=_positive(int),
         default=16,
-        help="requests accepted at once once their upload has arrived; more get 503 with "
+        help="requests held at once after their upload has arrived; more get 503 with "
         "Retry-After (default 16)",
     )
     parser.add_argument(
