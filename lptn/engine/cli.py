@@ -220,6 +220,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     from lptn.inference.generator_weights import load_generator
     from lptn.photo import PhotoEnhancer
     from lptn.photo.pipeline import OUTPUT_COLOURS
+    from lptn.photo.raw_file import RAW_OUTPUT_FORMATS
     from lptn.platform import distributed
     from lptn.platform.compilation import COMPILE_MODES
 
@@ -303,6 +304,12 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         help="working-memory budget; larger images are tiled automatically "
         "(default 768 on the CPU, 4096 on accelerators)",
     )
+    parser.add_argument(
+        "--raw-format",
+        default=RAW_OUTPUT_FORMATS[0].lower(),
+        choices=[f.lower() for f in RAW_OUTPUT_FORMATS],
+        help="what RAW inputs (DNG, CR2, NEF...) are written as (default: 16-bit tiff)",
+    )
     add_video_arguments(parser)
     args = parser.parse_args(argv)
     video_error = check_video_arguments(args)
@@ -367,6 +374,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         show_progress=not args.no_progress and launch.rank == 0,
         rank=launch.rank,
         world_size=launch.world_size,
+        raw_format=args.raw_format,
         videos=VideoFileEnhancer(
             enhancer.net,
             runtime,

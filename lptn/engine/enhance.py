@@ -183,19 +183,21 @@ def check_output_folder(output_dir: Path) -> None:
         ) from err
 
 
-def output_relative(job: PhotoJob) -> Path:
-    """Where ``job``'s output goes: its relative path, with ``.jpg`` for HEIC inputs (videos
-    keep their name and container)."""
+def output_relative(job: PhotoJob, raw_format: Optional[str] = None) -> Path:
+    """Where ``job``'s output goes: its relative path, with ``.jpg`` for HEIC inputs and the
+    suffix of ``raw_format`` (default ``.tif``) for RAW inputs (videos keep their name and
+    container)."""
     if is_video_file(job.relative):
         return job.relative
     fmt = PHOTO_EXTENSIONS[job.relative.suffix.lower()]
-    if output_format_for(fmt) != fmt:
-        return job.relative.with_suffix(FORMAT_EXTENSIONS[output_format_for(fmt)])
+    out = output_format_for(fmt, raw_format)
+    if out != fmt:
+        return job.relative.with_suffix(FORMAT_EXTENSIONS[out])
     return job.relative
 
 
 def plan_outputs(
-    jobs: Sequence[PhotoJob], output_dir: Path
+    jobs: Sequence[PhotoJob], output_dir: Path, raw_format: Optional[str] = None
 ) -> Tuple[List[Tuple[PhotoJob, Path]], List[Tuple[Path, str]]]:
     """(job, output path) pairs, and the refused inputs with the reason: an output that would
     overwrite an input, or a second input with the same output."""
@@ -203,7 +205,7 @@ def plan_outputs(
     taken: Dict[str, Path] = {}
     planned, refused = [], []
     for job in jobs:
-        dst = output_dir / output_relative(job)
+        dst = output_dir / output_relative(job, raw_format)
         real = os.path.realpath(dst)
         if real in inputs:
             refused.append(
@@ -238,6 +240,7 @@ def enhance_files(
     rank: int = 0,
     world_size: int = 1,
     videos: Optional[Callable[[Path, Path], None]] = None,
+    raw_format: Optional[str] = None,
 ) -> EnhanceSummary:
     """Enhance this process's share of ``jobs`` (every ``world_size``-th from ``rank``) into
     ``output_dir``; inputs are never overwritten.
@@ -246,9 +249,10 @@ def enhance_files(
     ``output``, ``status`` written / skipped / failed, ``error``, ``seconds``, ``rank``).
     ``videos``: enhances one video file ``(source, output)``
     (:class:`lptn.engine.enhance_video.VideoFileEnhancer`); without it video inputs fail.
+    ``raw_format``: what RAW inputs are written as (``tiff``, ``png``, ``jpeg``; None: TIFF).
     """
     log = get_logger()
-    planned, refused = plan_outputs(jobs, output_dir)
+    planned, refused = plan_outputs(jobs, output_dir, raw_format)
     mine = planned[rank::world_size]
     summary = EnhanceSummary()
     summary.failed.extend(refused[rank::world_size])
@@ -284,7 +288,9 @@ def enhance_files(
                 if videos is not None and is_video_file(job.source):
                     videos(job.source, dst)
                 else:
-                    _enhance_one(enhancer, job.source, dst, strength, output_colour, jpeg_quality)
+                    _enhance_one(
+                        enhancer, job.source, dst, strength, output_colour, jpeg_quality, raw_format
+                    )
             except (PhotoError, OSError, ValueError, RuntimeError, MemoryError, ImportError) as err:
                 reason = str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
                 summary.failed.append((job.source, reason))
@@ -308,10 +314,11 @@ def _enhance_one(
     strength: float,
     output_colour: str,
     jpeg_quality: int,
+    raw_format: Optional[str] = None,
 ) -> None:
     log = get_logger()
     photo = read_photo(src)
-    fmt = output_format_for(photo.format)
+    fmt = output_format_for(photo.format, raw_format)
     check_writable(photo, fmt)
     height, width = photo.size
     note = enhancer.tiling_note(height, width)

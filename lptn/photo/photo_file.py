@@ -5,6 +5,7 @@ Read: JPEG, PNG, TIFF (8/16-bit), WebP, BMP, and HEIC/HEIF with the optional ``h
 with their EXIF, XMP and ICC profile; Pillow has no 16-bit RGB mode, so 16-bit PNG and TIFF
 pixels go through OpenCV (PNG; the metadata chunks come from Pillow) and tifffile (TIFF; the
 Exif and GPS sub-IFDs through exiv2, :mod:`lptn.photo.tiff_exif`).
+Camera RAW files (optional ``raw`` extra) are developed by :mod:`lptn.photo.raw_file`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
+from lptn.photo import raw_file
+from lptn.photo.colour import srgb_profile_bytes
 from lptn.photo.errors import PhotoError
 from lptn.photo.metadata import (
     DESCRIPTIVE_IFD0_TAGS,
@@ -28,6 +31,7 @@ from lptn.photo.metadata import (
     apply_orientation,
     exif_for_output,
     insert_png_chunks,
+    mark_srgb,
     png_metadata_chunks,
     portable_exif,
     read_orientation,
@@ -51,7 +55,7 @@ HEIF_EXTRA = (
     "HEIC/HEIF photos need the optional extra 'heif' (pip install 'lptn[heif]', which "
     "installs pillow-heif)"
 )
-READ_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF")
+READ_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "RAW")
 WRITE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")
 MEDIA_TYPES: Dict[str, str] = {
     "JPEG": "image/jpeg",
@@ -78,6 +82,7 @@ PHOTO_EXTENSIONS: Dict[str, str] = {
     ".bmp": "BMP",
     ".heic": "HEIF",
     ".heif": "HEIF",
+    **{ext: "RAW" for ext in raw_file.RAW_EXTENSIONS},
 }
 _FORMAT_NAMES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "MPO": "JPEG"}
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
@@ -133,8 +138,16 @@ def is_photo_file(path: PathLike) -> bool:
     return Path(path).suffix.lower() in PHOTO_EXTENSIONS
 
 
-def output_format_for(input_format: str) -> str:
-    """The format an output is written in by default: the input's, JPEG for HEIF."""
+def output_format_for(input_format: str, raw_format: Optional[str] = None) -> str:
+    """The format an output is written in by default: the input's, JPEG for HEIF, and for RAW
+    ``raw_format`` (one of :data:`~lptn.photo.raw_file.RAW_OUTPUT_FORMATS`; None: 16-bit TIFF).
+    """
+    if input_format == "RAW":
+        fmt = format_name(raw_format) if raw_format else raw_file.RAW_OUTPUT_FORMATS[0]
+        if fmt not in raw_file.RAW_OUTPUT_FORMATS:
+            known = ", ".join(f.lower() for f in raw_file.RAW_OUTPUT_FORMATS)
+            raise PhotoError(f"RAW photos are written as {known}, not {raw_format!r}")
+        return fmt
     return "JPEG" if input_format == "HEIF" else input_format
 
 
@@ -175,6 +188,8 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
     """
     if not data:
         raise PhotoError(f"{name}: the file is empty")
+    if raw_file.is_raw(data, name):
+        return _raw_photo(data, name, max_pixels)
     im, fmt = _open_checked(io.BytesIO(data), data[:16], name, max_pixels)
     try:
         if _is_16bit(im, data, fmt):
@@ -208,6 +223,18 @@ def decode_photo(data: bytes, name: str = "photo", max_pixels: Optional[int] = N
     )
 
 
+def _raw_photo(data: bytes, name: str, max_pixels: Optional[int]) -> Photo:
+    """A RAW developed by LibRaw: upright 16-bit pixels in sRGB, tagged as such."""
+    raw = raw_file.decode_raw(data, name, max_pixels)
+    if raw.exif_note == raw_file.RAW_EXIF_HINT:
+        _warn_once(f"RAW photos written without EXIF: {raw.exif_note}")
+    elif raw.exif_note:
+        get_logger().warning("%s: %s; written without it", name, raw.exif_note)
+    return Photo(
+        pixels=raw.pixels, icc=srgb_profile_bytes(), exif=mark_srgb(raw.exif), format="RAW"
+    )
+
+
 def _webp_is_lossless(data: bytes) -> bool:
     """True when the first image chunk of a RIFF WebP file is ``VP8L`` (lossless)."""
     pos = 12  # after "RIFF", the size and "WEBP"
@@ -230,7 +257,7 @@ def _open_checked(
         im = Image.open(source)
     except UnidentifiedImageError as err:
         raise PhotoError(
-            f"{name}: not a photo this tool reads (JPEG, PNG, TIFF, WebP, BMP, HEIC)"
+            f"{name}: not a photo this tool reads (JPEG, PNG, TIFF, WebP, BMP, HEIC, RAW)"
         ) from err
     except (OSError, ValueError, SyntaxError) as err:
         raise PhotoError(
@@ -259,9 +286,11 @@ def probe_photo(path: PathLike) -> Tuple[int, int]:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            head = handle.read(16)
+            head = handle.read(raw_file.HEAD_BYTES)
             if not head:
                 raise PhotoError(f"{path}: the file is empty")
+            if raw_file.is_raw(head, str(path)):
+                return raw_file.raw_size(str(path), str(path))
             handle.seek(0)
             im, _ = _open_checked(handle, head, str(path), None)
             width, height = im.size
@@ -481,6 +510,7 @@ def _encode_tiff16(
     if xmp:
         extratags.append((700, 1, len(xmp), xmp, True))
     if exif is not None:
+        extratags.append((0x0112, 3, 1, 1, True))  # Orientation 1: the pixels are upright
         for tag in DESCRIPTIVE_IFD0_TAGS:
             value = exif.get(tag)
             if isinstance(value, str) and value:  # the text ones (camera, date, copyright...)

@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from lptn.photo.photo_file import FORMAT_EXTENSIONS, MEDIA_TYPES
+from lptn.photo.photo_file import FORMAT_EXTENSIONS, MEDIA_TYPES, PHOTO_EXTENSIONS
 from lptn.serve.photo_adapter import (
     FORMATS,
     PREVIEW_LONG_SIDE,
@@ -138,10 +138,12 @@ def check_api_key(request: Request, api_key: Optional[str]) -> None:
 
 
 def input_formats() -> List[str]:
-    """The formats the pipeline reads here; HEIC only with the ``heif`` extra installed."""
+    """The formats the pipeline reads here; HEIC and RAW only with their extras installed."""
     formats = ["jpeg", "png", "tiff", "webp", "bmp"]
     if importlib.util.find_spec("pillow_heif") is not None:
         formats.append("heic")
+    if importlib.util.find_spec("rawpy") is not None:
+        formats.append("raw")
     return formats
 
 
@@ -213,6 +215,8 @@ def create_app(
             "max_megapixels": limits.max_megapixels,
             "formats": list(FORMATS),
             "input_formats": input_formats(),
+            # File names the page's chooser offers (RAW and HEIC have no image/* type there).
+            "input_extensions": sorted(PHOTO_EXTENSIONS),
             "preview_long_side": PREVIEW_LONG_SIDE,
             "api_key_required": api_key is not None,
             "images_done": queue.images_done,

@@ -434,3 +434,64 @@ def test_chunked_upload_over_the_limit_is_refused_while_reading(server: Server) 
     conn.close()
     assert answer.status == 413 and "1 MB" in payload["error"]
     assert get_json(server.url + "/healthz")["queue_length"] == 0
+
+
+@pytest.mark.parametrize("key", ["png", "jpeg", "png16", "phone", "adobe", "grey", "heic", "dng"])
+def test_preview_is_an_upright_8bit_srgb_png_of_any_input(
+    server: Server,
+    inputs: Dict[str, Path],
+    crop: np.ndarray,
+    cli_results: Dict[str, Path],
+    key: str,
+) -> None:
+    """/v1/preview at strength 0 shows the photo as the pipeline reads it (upright, in sRGB)
+    and at strength 1 the enhanced result, as 8-bit PNGs a browser shows (also of 16-bit,
+    HEIC and RAW inputs); the sample photos are under the 1024-pixel preview size."""
+    if key == "heic" and key not in inputs:
+        pytest.skip("HEIC needs the 'heif' extra (pillow-heif)")
+    if key == "dng":
+        pytest.importorskip("rawpy", reason="RAW needs the 'raw' extra (pip install 'lptn[raw]')")
+        pytest.importorskip("exiv2", reason="the test DNG gets its Exif sub-IFD from exiv2")
+        from photo_samples import bayer_dng
+
+        data = bayer_dng(crop, orientation=6)
+    else:
+        data = inputs[key].read_bytes()
+    previews = {}
+    for strength in ("0", "1"):
+        status, headers, body = post(
+            server.url, data, "image/*", f"?strength={strength}", path="/v1/preview"
+        )
+        assert status == 200, body[:300]
+        assert headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(body)) as im:
+            assert im.format == "PNG" and im.mode == ("L" if key == "grey" else "RGB")
+            assert "icc_profile" not in im.info  # untagged: sRGB to a browser
+            previews[strength] = np.asarray(im).astype(int)
+    if key in cli_results:  # the enhanced preview is the API's result in 8 bits
+        if key == "grey":  # decode() gives RGB
+            stored = np.asarray(Image.open(cli_results[key]))
+        else:
+            stored = decode(cli_results[key].read_bytes())
+        full = stored.astype(int) if stored.dtype == np.uint8 else np.round(stored / 257)
+        assert previews["1"].shape == full.shape
+        diff = np.abs(previews["1"] - full)
+        if Image.open(cli_results[key]).format == "JPEG":  # the API's file is re-compressed
+            assert diff.mean() < 2
+        else:
+            assert diff.max() <= 1
+    if key in ("phone", "adobe", "dng"):  # upright and in sRGB, as the network saw it
+        assert previews["0"].shape == crop.shape
+        assert np.abs(previews["0"] - crop).mean() < (6 if key == "dng" else 2.5)
+    assert np.abs(previews["1"] - previews["0"]).mean() > 2  # enhanced
+
+
+def test_preview_is_scaled_down_to_1024_pixels(server: Server, photo_paths: List[Path]) -> None:
+    """A 1280x375 photo (under the test server's 0.5 megapixels) is previewed at 1024x300."""
+    bgr = cv2.imread(str(photo_paths[0]), cv2.IMREAD_COLOR)[:150]
+    wide = cv2.resize(np.ascontiguousarray(bgr.transpose(1, 0, 2)), (1280, 375))
+    data = cv2.imencode(".png", wide)[1].tobytes()
+    status, _, body = post(server.url, data, "image/png", "?strength=1", path="/v1/preview")
+    assert status == 200, body[:300]
+    with Image.open(io.BytesIO(body)) as im:
+        assert im.size == (1024, 300)

@@ -123,6 +123,8 @@ def test_upload_preview_error_and_download(
     wait = WebDriverWait(driver, 120)
     wait.until(lambda d: "LPTN" in d.find_element(By.ID, "model-info").text)
     assert not driver.find_element(By.ID, "key-form").is_displayed()  # no key on this server
+    accept = driver.find_element(By.ID, "file-input").get_attribute("accept").split(",")
+    assert {"image/*", ".heic", ".dng", ".cr2", ".nef"} <= set(accept)  # RAW has no image/*
     strength = driver.find_element(By.ID, "strength")
     set_value(driver, strength, STRENGTH)
     assert driver.find_element(By.ID, "strength-value").text == "75%"

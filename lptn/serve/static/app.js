@@ -48,6 +48,7 @@ async function loadModelInfo() {
     $("#model-info").textContent =
       `${info.model} (${info.weights}) on ${info.device}, ${info.precision}; ` +
       `up to ${info.max_upload_mb} MB and ${info.max_megapixels} megapixels per photo`;
+    if (info.input_extensions) input.accept = ["image/*", ...info.input_extensions].join(",");
     keyRequired = Boolean(info.api_key_required);
     if (keyRequired && !apiKey()) askForKey("This server needs an API key.");
   } catch (err) {
