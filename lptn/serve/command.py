@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from lptn.inference.settings import MAX_MEGAPIXELS
 from lptn.platform.runtime import PRECISIONS
 from lptn.serve.limits import Limits
 
@@ -89,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-megapixels",
         type=_positive(float),
-        default=50.0,
-        help="largest accepted image in megapixels; larger ones get 413 (default 50)",
+        default=MAX_MEGAPIXELS,
+        help="largest accepted image in megapixels; larger ones get 413 "
+        f"(default {MAX_MEGAPIXELS:g})",
     )
     parser.add_argument(
         "--jpeg-quality", type=int, default=95, help="quality of JPEG and WebP results, 1-100"

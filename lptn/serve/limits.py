@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lptn.inference.settings import MAX_MEGAPIXELS
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -16,7 +18,7 @@ class Limits:
     once; ``jpeg_quality`` (1..100) of JPEG and WebP results. The defaults are the command's."""
 
     max_upload_mb: float = 50.0
-    max_megapixels: float = 50.0
+    max_megapixels: float = MAX_MEGAPIXELS
     jpeg_quality: int = 95
     # Twice the default queue: photos keep arriving while the queue is full.
     max_uploads: int = 32
