@@ -39,7 +39,15 @@ from lptn.serve.photo_adapter import (
     preview_photo_bytes,
     probe_photo,
 )
-from lptn.serve.upload import ClientGone, Limits, RequestError, UploadSlots, receive_photo
+from lptn.serve.upload import (
+    AnswerBeforeBody,
+    ClientGone,
+    Limits,
+    RequestError,
+    UploadSlots,
+    body_unread,
+    receive_photo,
+)
 from lptn.serve.work_queue import EnhanceQueue, QueueClosed, QueueFull
 
 __all__ = ["Limits", "RequestError", "create_app", "error_response", "parse_query"]
@@ -159,24 +167,42 @@ def check_pixels(data: bytes, limits: Limits) -> None:
         )
 
 
-async def answer(run: Callable[[], Awaitable[Response]]) -> Response:
-    """``run()``'s response, or the JSON error for a refused request."""
+async def answer(
+    request: Request, limits: Limits, run: Callable[[], Awaitable[Response]]
+) -> Response:
+    """``run()``'s response, or the JSON error for a refused request (given whole before the
+    rest of an unread body is dropped: see :class:`~lptn.serve.upload.AnswerBeforeBody`)."""
     try:
         return await run()
-    except RequestError as err:
-        return error_response(err.status, str(err), err.headers)
     except ClientGone:
         return Response(status_code=400)  # nobody reads it; upload.read_body has logged why
-    except QueueFull as err:
-        return error_response(503, str(err), {"Retry-After": str(err.retry_after)})
-    except QueueClosed as err:
-        return error_response(503, str(err), {"Retry-After": "5"})
-    except PhotoTooLarge as err:
-        return error_response(413, f"the image is too large to decode safely: {err}")
-    except UnsupportedPhoto as err:
-        return error_response(415, str(err))
-    except PhotoError as err:
-        return error_response(400, str(err))
+    except Exception as err:
+        refusal = refusal_of(err)
+        if refusal is None:
+            raise
+    status, message, headers = refusal
+    # A stalled client (408) is not waited for again: its connection is closed.
+    if status != 408 and body_unread(request):
+        content = {"error": message, "status": status}
+        return AnswerBeforeBody(content, status, headers, drain_s=limits.upload_timeout_s)
+    return error_response(status, message, headers)
+
+
+def refusal_of(err: Exception) -> Optional[Tuple[int, str, Dict[str, str]]]:
+    """(status, message, headers) of a refused request; None for a failure of the server."""
+    if isinstance(err, RequestError):
+        return err.status, str(err), err.headers
+    if isinstance(err, QueueFull):
+        return 503, str(err), {"Retry-After": str(err.retry_after)}
+    if isinstance(err, QueueClosed):
+        return 503, str(err), {"Retry-After": "5"}
+    if isinstance(err, PhotoTooLarge):
+        return 413, f"the image is too large to decode safely: {err}", {}
+    if isinstance(err, UnsupportedPhoto):
+        return 415, str(err), {}
+    if isinstance(err, PhotoError):
+        return 400, str(err), {}
+    return None
 
 
 def create_app(
@@ -245,7 +271,7 @@ def create_app(
                 headers={"Content-Disposition": f'inline; filename="enhanced.{ext}"'},
             )
 
-        return await answer(run)
+        return await answer(request, limits, run)
 
     async def preview(request: Request) -> Response:
         async def run() -> Response:
@@ -260,7 +286,7 @@ def create_app(
                 )
             return Response(content, media_type="image/png")
 
-        return await answer(run)
+        return await answer(request, limits, run)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

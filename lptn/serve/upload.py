@@ -4,7 +4,9 @@ A slow or stalled client must not hold what other clients need: an upload in pro
 an *upload slot* (at most ``max_uploads`` at once, 503 beyond), never a queue slot, and must
 arrive within ``upload_timeout_s`` (408 after). A ``Content-Length`` over the byte limit is
 refused (413) before any byte is read; a body without one is refused as soon as it passes the
-limit. A client that goes away mid-upload is one INFO line in the log, not an error.
+limit. A client that goes away mid-upload is one INFO line in the log, not an error. An
+answer given before the body was read is sent at once; the rest of the body is then read and
+dropped (:class:`AnswerBeforeBody`), so that a client still sending receives it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from typing import Dict, List, Optional
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.types import Message
+from starlette.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from lptn.serve.limits import Limits
 
 log = logging.getLogger("lptn.serve")
 # Retry-After (seconds) when every upload slot is taken: uploads last seconds, not minutes.
 UPLOADS_RETRY_AFTER_S = 2
+# After an answer given before the whole body was read, up to this many more bytes of it are
+# read and dropped (see AnswerBeforeBody).
+DRAIN_BYTES = 64 * 1024 * 1024
 
 
 class RequestError(Exception):
@@ -113,10 +119,9 @@ async def read_body(request: Request, limits: Limits) -> bytes:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                # uvicorn reads and drops the rest after the answer, so a client still
-                # sending receives the 413 rather than a reset connection.
-                raise too_large(limit)
+                raise too_large(limit)  # answered by AnswerBeforeBody, which drops the rest
             chunks.append(chunk)
+        request.state.body_received = True
 
     try:
         # wait_for, not asyncio.timeout: the package supports Python 3.9.
@@ -199,3 +204,47 @@ async def receive_photo(request: Request, limits: Limits, slots: UploadSlots) ->
     if kind == "multipart":
         return await image_from_multipart(request, body)
     return body
+
+
+def body_unread(request: Request) -> bool:
+    """True when the request announced a body that has not been read whole."""
+    if getattr(request.state, "body_received", False):
+        return False
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    declared = request.headers.get("content-length", "0").strip()
+    return chunked or (declared.isdigit() and int(declared) > 0)
+
+
+class AnswerBeforeBody(JSONResponse):
+    """A JSON answer to a request whose body has not been read (refused from its headers, or
+    413 part way): sent at once, complete by its Content-Length, then the rest of the body is
+    read and dropped (at most :data:`DRAIN_BYTES`, for at most ``drain_s``) before the response
+    is ended. A client that asked to close the connection after the answer (urllib, HTTP/1.0)
+    and is still sending would otherwise see the connection reset, its answer lost, when the
+    server closes with unread data."""
+
+    def __init__(
+        self, content: object, status_code: int, headers: Dict[str, str], drain_s: float
+    ) -> None:
+        super().__init__(content, status_code=status_code, headers=headers)
+        self.drain_s = drain_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+
+        async def drop() -> None:
+            dropped = 0
+            while dropped <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                dropped += len(message.get("body", b""))
+
+        try:
+            await asyncio.wait_for(drop(), self.drain_s)
+        except asyncio.TimeoutError:
+            pass  # uvicorn drops what still comes, or closes the connection
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -495,3 +495,17 @@ def test_preview_is_scaled_down_to_1024_pixels(server: Server, photo_paths: List
     assert status == 200, body[:300]
     with Image.open(io.BytesIO(body)) as im:
         assert im.size == (1024, 300)
+
+
+@pytest.mark.parametrize(
+    "content_type,query,status",
+    [("image/png", "", 413), ("text/plain", "", 415), ("image/png", "?strenght=1", 400)],
+)
+def test_refused_before_the_body_the_client_still_reads_the_answer(
+    server: Server, content_type: str, query: str, status: int
+) -> None:
+    """urllib sends ``Connection: close`` and its whole body before it reads: 24 MB (more than
+    the sockets buffer) refused from the head must not end in a reset connection."""
+    got, _, body = post(server.url, bytes(24 * 1024 * 1024), content_type, query)
+    assert got == status, body[:300]
+    assert json.loads(body)["status"] == status
