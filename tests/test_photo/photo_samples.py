@@ -4,11 +4,15 @@ EXIF, Adobe RGB-tagged PNGs, grey, RGBA, 16-bit and HEIC files (all small crops)
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image, ImageCms
 
 XMP = (
@@ -194,3 +198,60 @@ def bayer_dng(upright: np.ndarray, orientation: int = 1, exif: bool = True) -> b
     data["Exif.GPSInfo.GPSLatitude"] = "48/1 51/1 295/10"
     image.writeMetadata()
     return bytes(image.io().data())
+
+
+def exiftool(data: bytes, *tags: str) -> Dict[str, Any]:
+    """What exiftool (an independent reader) finds in ``data``: ``{"GROUP:Tag": value}``, with
+    numeric values (``-n``) and family-0 groups (``EXIF``, ``IPTC``, ``PNG``, ``XMP``, ``File``).
+    ``tags`` (``"-IPTC:all"``...) narrow the output. Skips the test when exiftool is absent."""
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed (Debian: libimage-exiftool-perl)")
+    run = subprocess.run(
+        ["exiftool", "-j", "-n", "-G0", "-struct", *tags, "-"],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    found: Dict[str, Any] = json.loads(run.stdout)[0]
+    return found
+
+
+# What the IPTC tests write and expect exiftool to find again.
+IPTC_FIELDS = {
+    "Iptc.Application2.Keywords": ["Zürich", "harbour"],
+    "Iptc.Application2.Byline": ["Anna Müller"],
+    "Iptc.Application2.City": ["Zürich"],
+    "Iptc.Application2.Caption": ["Boats at dawn, lake Zürich"],
+}
+IPTC_EXPECTED = {
+    "IPTC:Keywords": ["Zürich", "harbour"],
+    "IPTC:By-line": "Anna Müller",
+    "IPTC:City": "Zürich",
+    "IPTC:Caption-Abstract": "Boats at dawn, lake Zürich",
+}
+
+
+def with_iptc(data: bytes) -> bytes:
+    """``data`` (JPEG, TIFF or PNG) with IPTC keywords, by-line, city and caption in UTF-8,
+    written by exiv2 as photo catalogues write them. Skips the test without exiv2."""
+    exiv2 = pytest.importorskip("exiv2", reason="the exiv2 binding (extra tiff-exif) writes it")
+    image = exiv2.ImageFactory.open(data)
+    image.readMetadata()
+    iptc = image.iptcData()
+    iptc["Iptc.Envelope.CharacterSet"] = "\x1b%G"  # UTF-8
+    for key, values in IPTC_FIELDS.items():
+        for value in values:
+            iptc.add(exiv2.IptcKey(key), exiv2.StringValue(value))
+    image.writeMetadata()
+    return bytes(image.io().data())
+
+
+def exiftool_write(data: bytes, *assignments: str) -> bytes:
+    """``data`` with tags set by exiftool (``"-EXIF:InteropIndex=R03"``...), as a camera or a
+    photo tool writes them. Skips the test when exiftool is absent."""
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed (Debian: libimage-exiftool-perl)")
+    run = subprocess.run(
+        ["exiftool", "-o", "-", *assignments, "-"], input=data, capture_output=True, check=True
+    )
+    return run.stdout
