@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 from lptn.inference.settings import MAX_MEGAPIXELS
 from lptn.platform.runtime import PRECISIONS
+from lptn.serve.limits import Limits
+
+# The API key from the environment (a key given on the command line shows in ``ps``).
+API_KEY_VARIABLE = "LPTN_API_KEY"
 
 # Modules of the ``serve`` extra: (import name, distribution name).
 SERVE_MODULES = (
@@ -53,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lptn-serve",
         description="Serve LPTN photo enhancement: a web page at / and the HTTP API "
-        "POST /v1/enhance (one model, a bounded queue).",
+        "POST /v1/enhance, POST /v1/preview (one model, a bounded queue).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -66,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue-size",
         type=_positive(int),
         default=16,
-        help="requests accepted at once; more get 503 with Retry-After (default 16)",
+        help="requests held at once after their upload has arrived; more get 503 with "
+        "Retry-After (default 16)",
     )
     parser.add_argument(
         "--max-batch",
@@ -91,6 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--jpeg-quality", type=int, default=95, help="quality of JPEG and WebP results, 1-100"
     )
     parser.add_argument(
+        "--max-uploads",
+        type=_positive(int),
+        default=Limits.max_uploads,
+        help="uploads received at once (they do not hold queue slots); more get 503 with "
+        f"Retry-After (default {Limits.max_uploads})",
+    )
+    parser.add_argument(
+        "--upload-timeout",
+        type=_positive(float),
+        default=Limits.upload_timeout_s,
+        metavar="SECONDS",
+        help="time allowed for a request's head, and then for its body, to arrive; later "
+        f"ones get 408 and their connection is closed (default {Limits.upload_timeout_s:g})",
+    )
+    parser.add_argument(
+        "--api-key",
+        help=f"require this key on /v1/ requests (401 without it); better: set "
+        f"{API_KEY_VARIABLE}, which other users cannot see in the process list",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     return parser
@@ -108,6 +135,10 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
     if not 0 <= args.port <= 65535:
         return _fail(f"--port must be within 0..65535, got {args.port}")
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE)
+    if api_key is not None and not api_key.strip():
+        source = "--api-key" if args.api_key is not None else API_KEY_VARIABLE
+        return _fail(f"{source} is empty; give a key or leave it unset to serve without one")
     try:
         require_serve_extra()
     except MissingExtra as err:
@@ -120,28 +151,42 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     from lptn.platform.logger import setup_logger
     from lptn.platform.options import OptionError
     from lptn.platform.runtime import DeviceError
-    from lptn.serve.app import Limits, create_app
+    from lptn.serve.app import create_app
+    from lptn.serve.http_protocol import protocol_with_head_timeout
     from lptn.serve.work_queue import EnhanceQueue
 
-    setup_logger()
+    setup_logger(level=getattr(logging, args.log_level.upper()))
     try:
         enhancer = PhotoEnhancer.from_weights(args.weights, args.device, args.precision)
     except (CheckpointError, DeviceError, OptionError, FileNotFoundError, ValueError) as err:
         return _fail(err)
     max_batch = args.max_batch or (1 if enhancer.runtime.device.type == "cpu" else 8)
     queue = EnhanceQueue(enhancer, queue_size=args.queue_size, max_batch=max_batch)
-    limits = Limits(args.max_upload_mb, args.max_megapixels, args.jpeg_quality)
+    limits = Limits(
+        args.max_upload_mb,
+        args.max_megapixels,
+        args.jpeg_quality,
+        max_uploads=args.max_uploads,
+        upload_timeout_s=args.upload_timeout,
+    )
     weights = Path(args.weights).name if args.weights else "built-in"
     model = type(enhancer.net).__name__
-    app = create_app(queue, limits, model_name=model, weights=weights)
+    app = create_app(queue, limits, model_name=model, weights=weights, api_key=api_key)
     print(
         f"lptn-serve: {model} ({weights}) on "
         f"{enhancer.runtime.device} {enhancer.runtime.precision}; "
-        f"open http://{args.host}:{args.port}/",
+        f"open http://{args.host}:{args.port}/" + ("; an API key is required" if api_key else ""),
         file=sys.stderr,
         flush=True,
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        # h11 with a time limit on request heads (uvicorn has none); see http_protocol.
+        http=protocol_with_head_timeout(limits.upload_timeout_s),
+    )
     server = uvicorn.Server(config)
     try:
         server.run()

@@ -5,8 +5,9 @@ Decoding, orientation, metadata, colour management, grey, alpha, bit depth and e
 server adds what it needs before and around the pipeline: :func:`probe_photo` (format and
 pixel count from the header, before decoding, for 413/415), :class:`UnsupportedPhoto` and
 :class:`PhotoTooLarge` (subclasses of :class:`lptn.photo.PhotoError`), the output format
-table, and :class:`BatchRunner` (equal-size RGB photos through the network at once, on
-accelerators; blended with :func:`lptn.photo.enhancer.blend` like a single photo).
+table, :class:`BatchRunner` (equal-size RGB photos through the network at once, on
+accelerators; blended with :func:`lptn.photo.enhancer.blend` like a single photo) and
+:func:`preview_photo_bytes` (what the page shows: a small 8-bit sRGB PNG of any input).
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from torch import nn
 from lptn.data.image_io import to_float
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.settings import InferencePath, build_inference_path
-from lptn.photo import PhotoEnhancer, PhotoError, enhance_photo_bytes, raw_file
+from lptn.photo import (
+    PhotoEnhancer,
+    PhotoError,
+    decode_photo,
+    enhance_photo,
+    enhance_photo_bytes,
+    raw_file,
+)
 from lptn.photo.enhancer import blend, check_strength
 from lptn.photo.photo_file import HEIF_EXTRA, MEDIA_TYPES, WRITE_FORMATS
+from lptn.photo.pipeline import MAX_BYTES_PIXELS, ArrayEnhancer
 from lptn.platform.runtime import Runtime
 
 __all__ = [
@@ -39,6 +48,7 @@ __all__ = [
     "UnsupportedPhoto",
     "enhance_photo_bytes",
     "media_type",
+    "preview_photo_bytes",
     "probe_photo",
 ]
 
@@ -199,3 +209,47 @@ class BatchRunner:
             else:
                 results.append(blend(img, np.round(y * np.float32(65535.0)).astype(np.uint16), s))
         return results
+
+
+# Long side of the page's previews in pixels: sharp in a card on a 2x screen, small to send.
+PREVIEW_LONG_SIDE = 1024
+
+
+class _Unchanged:
+    """An :class:`~lptn.photo.pipeline.ArrayEnhancer` that returns its input: the pipeline's
+    colour handling without the network, for the preview of the photo itself."""
+
+    def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        return img
+
+    def enhance_grey(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        return img
+
+
+def preview_photo_bytes(
+    data: bytes, enhancer: ArrayEnhancer, *, strength: float, long_side: int = PREVIEW_LONG_SIDE
+) -> bytes:
+    """Encoded photo -> an 8-bit sRGB PNG that any browser shows: upright, the enhanced photo
+    at ``strength`` (0: the photo itself, without the network), scaled down to at most
+    ``long_side`` pixels on its long side. Grey stays grey, alpha is kept.
+
+    The scaling is linear, so previews at strength 0 and 1 blend to the preview at any
+    strength (up to rounding): the page blends them live."""
+    from PIL import Image
+
+    strength = check_strength(strength)
+    photo = decode_photo(data, "photo", max_pixels=MAX_BYTES_PIXELS)
+    seen = enhancer if strength > 0 else _Unchanged()
+    out = enhance_photo(photo, seen, strength=strength, output_colour="srgb")
+    layers = [out.pixels] if out.alpha is None else [out.pixels, out.alpha]
+    if out.pixels.dtype == np.uint16:
+        layers = [np.round(layer / np.float32(257.0)).astype(np.uint8) for layer in layers]
+    if out.alpha is None:
+        im = Image.fromarray(layers[0])
+    else:
+        stacked = np.dstack([layers[0], layers[1]])
+        im = Image.fromarray(stacked, "LA" if out.is_grey else "RGBA")
+    im.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

@@ -1,9 +1,10 @@
 """The bounded request queue and the one model thread behind it.
 
-Requests are *admitted* before their upload is read: at most ``queue_size`` at once (being
-uploaded, decoded, waiting for the model, being enhanced or encoded); one more is refused
-with :class:`QueueFull`, which the web layer answers with 503 and ``Retry-After``. This bounds
-the memory the service can hold to about ``queue_size`` photos.
+Requests are *admitted* once their upload has arrived (uploads in progress are bounded
+apart, by :mod:`lptn.serve.upload`, so a slow client holds no slot here): at most
+``queue_size`` at once (being decoded, waiting for the model, being enhanced or encoded); one
+more is refused with :class:`QueueFull`, which the web layer answers with 503 and
+``Retry-After``. This bounds the decoded photos the service holds to ``queue_size``.
 
 One thread owns the network. Request threads hand it decoded arrays through the queue's
 :meth:`~EnhanceQueue.enhance_rgb`, :meth:`~EnhanceQueue.enhance_grey` and

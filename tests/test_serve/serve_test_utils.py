@@ -3,6 +3,7 @@ requests with the standard library, and decoding that does not use the code unde
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ import cv2
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The key of the conftest's keyed server, given as the docs advise: in the environment.
+API_KEY = "lptn-test-key-8c41f0"
 
 
 def subprocess_env() -> Dict[str, str]:
@@ -42,19 +45,30 @@ class Server:
     process: subprocess.Popen
     log_path: Path
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(args: List[str], log_path: Path, timeout: float = 90.0) -> Server:
-    """``python -m lptn.serve`` with ``args`` on a free port; returns once /healthz answers."""
+def start_server(
+    args: List[str],
+    log_path: Path,
+    timeout: float = 90.0,
+    env: Optional[Dict[str, str]] = None,
+) -> Server:
+    """``python -m lptn.serve`` with ``args`` (after ``--log-level warning``, which they may
+    override) and ``env`` added to the environment, on a free port; returns once /healthz
+    answers."""
     port = free_port()
     log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "lptn.serve", "--port", str(port), "--log-level", "warning", *args],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=subprocess_env(),
+        env={**subprocess_env(), **(env or {})},
         cwd=REPO_ROOT,
     )
     log.close()
@@ -94,14 +108,16 @@ def post(
     content_type: str = "image/png",
     query: str = "",
     timeout: float = 120.0,
+    headers: Optional[Dict[str, str]] = None,
+    path: str = "/v1/enhance",
 ) -> Tuple[int, Dict[str, str], bytes]:
-    """POST ``data`` to ``url`` + ``/v1/enhance`` + ``query``: (status, headers with
-    lower-case names, body)."""
+    """POST ``data`` to ``url`` + ``path`` + ``query``: (status, headers with lower-case
+    names, body)."""
     request = urllib.request.Request(
-        url + "/v1/enhance" + query,
+        url + path + query,
         data=data,
         method="POST",
-        headers={"Content-Type": content_type},
+        headers={"Content-Type": content_type, **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -135,3 +151,37 @@ def decode(data: bytes) -> np.ndarray:
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
+
+
+def stalled_upload(
+    server: Server, head: bytes, declared: Optional[int] = None, body: bytes = b""
+) -> socket.socket:
+    """A real client that stalls: it sends ``head`` (a request line and headers; with
+    ``declared``, a Content-Length and the blank line after the headers), then ``body`` (part
+    of what it announced), then nothing."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    if declared is not None:
+        head += f"Content-Length: {declared}\r\n\r\n".encode()
+    sock.sendall(head + body)
+    return sock
+
+
+def upload_head(path: str = "/v1/enhance", content_type: str = "image/png") -> bytes:
+    """A POST request line and headers without Content-Length and the final blank line."""
+    return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n".encode()
+
+
+def read_answer(sock: socket.socket, timeout: float = 60.0) -> Tuple[int, Dict[str, str], bytes]:
+    """The HTTP response on ``sock``: (status, headers with lower-case names, body)."""
+    sock.settimeout(timeout)
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, lower_keys(response.headers), response.read()
+
+
+def wait_for(what: str, ready, timeout: float = 60.0) -> None:
+    """Poll ``ready()`` until true; fails naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List
@@ -19,7 +18,19 @@ import numpy as np
 import pytest
 from photo_samples import adobe_icc, fivek_crop, phone_jpeg, pillow_bytes, srgb_to_adobe
 from PIL import Image, ImageCms
-from serve_test_utils import REPO_ROOT, Server, decode, get_json, multipart, post, subprocess_env
+from serve_test_utils import (
+    REPO_ROOT,
+    Server,
+    decode,
+    get_json,
+    multipart,
+    post,
+    read_answer,
+    stalled_upload,
+    subprocess_env,
+    upload_head,
+    wait_for,
+)
 
 from lptn.photo.colour import srgb_profile_bytes
 
@@ -113,6 +124,8 @@ def test_healthz_reports_model_device_precision_and_queue(server: Server) -> Non
     assert info["queue_size"] == 16
     assert info["formats"] == ["jpeg", "png", "tiff", "webp", "bmp"]
     assert ("heic" in info["input_formats"]) == has_heif()
+    assert info["uploads_in_progress"] == 0 and info["max_uploads"] == 32
+    assert info["upload_timeout_s"] == 60 and info["api_key_required"] is False
 
 
 def test_page_is_served_without_external_resources(server: Server) -> None:
@@ -275,6 +288,20 @@ def test_bad_requests_get_plain_json_errors(server: Server, inputs: Dict[str, Pa
         ("strength", post(server.url, png, "image/png", "?strength=1.5"), 400, "strength"),
         ("strength text", post(server.url, png, "image/png", "?strength=max"), 400, "strength"),
         ("format", post(server.url, png, "image/png", "?format=gif"), 400, "format"),
+        (
+            "misspelt",
+            post(server.url, png, "image/png", "?strenght=0.5"),
+            400,
+            "unknown query parameter 'strenght'; did you mean 'strength'?",
+        ),
+        ("unknown", post(server.url, png, "image/png", "?size=9"), 400, "takes strength, format"),
+        ("twice", post(server.url, png, "image/png", "?strength=1&strength=0"), 400, "once"),
+        (
+            "preview format",
+            post(server.url, png, "image/png", "?format=png", path="/v1/preview"),
+            400,
+            "unknown query parameter 'format'; /v1/preview takes strength",
+        ),
         ("no field", post(server.url, *no_field), 400, "'image'"),
         ("over 1 MB", post(server.url, b"\x89PNG" + bytes(1_200_000), "image/png"), 413, "1 MB"),
     ]
@@ -302,35 +329,47 @@ def test_bad_requests_get_plain_json_errors(server: Server, inputs: Dict[str, Pa
     assert get_json(server.url + "/healthz")["queue_length"] == 0
 
 
-def test_full_queue_gets_503_with_retry_after(server: Server, inputs: Dict[str, Path]) -> None:
-    """16 uploads held half-sent fill the queue; the 17th request is refused, they finish."""
+def test_uploads_in_progress_hold_no_queue_slot(server: Server, inputs: Dict[str, Path]) -> None:
+    """16 uploads held half-sent (the queue's size) leave the queue empty: another client is
+    served meanwhile; then they finish and are served too."""
     data = inputs["png"].read_bytes()
-    port = int(server.url.rsplit(":", 1)[1])
     held = []
     for _ in range(16):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         conn.putrequest("POST", "/v1/enhance")
         conn.putheader("Content-Type", "image/png")
         conn.putheader("Content-Length", str(len(data)))
         conn.endheaders()
         conn.send(data[:1000])
         held.append(conn)
-    deadline = time.monotonic() + 30
-    while get_json(server.url + "/healthz")["queue_length"] < 16:
-        assert time.monotonic() < deadline, "held uploads were not admitted"
-        time.sleep(0.05)
-    response = post(server.url, data, "image/png")
-    assert response[0] == 503
-    assert "busy" in error_of(response)
-    assert int(response[1]["retry-after"]) >= 1
+    wait_for(
+        "16 uploads in progress",
+        lambda: get_json(server.url + "/healthz")["uploads_in_progress"] == 16,
+    )
+    assert get_json(server.url + "/healthz")["queue_length"] == 0
+    status, _, body = post(server.url, data, "image/png")
+    assert status == 200, body[:300]
     for conn in held:
         conn.send(data[1000:])
     for conn in held:
         answer = conn.getresponse()
         assert answer.status == 200
-        assert decode(answer.read()).shape == decode(data).shape
+        assert answer.read() == body
         conn.close()
-    assert post(server.url, data, "image/png")[0] == 200
+    info = get_json(server.url + "/healthz")
+    assert info["uploads_in_progress"] == 0 and info["queue_length"] == 0
+
+
+def test_content_length_over_the_limit_is_refused_before_the_body(server: Server) -> None:
+    """A head announcing 60 MB (the limit is 1 MB) and no body is answered 413 at once."""
+    sock = stalled_upload(server, upload_head(), declared=60_000_000)
+    try:
+        status, headers, body = read_answer(sock, timeout=30)
+    finally:
+        sock.close()
+    assert status == 413, body[:300]
+    assert "1 MB" in error_of((status, headers, body))
+    assert get_json(server.url + "/healthz")["uploads_in_progress"] == 0
 
 
 def test_sixteen_concurrent_requests(
@@ -395,3 +434,78 @@ def test_chunked_upload_over_the_limit_is_refused_while_reading(server: Server) 
     conn.close()
     assert answer.status == 413 and "1 MB" in payload["error"]
     assert get_json(server.url + "/healthz")["queue_length"] == 0
+
+
+@pytest.mark.parametrize("key", ["png", "jpeg", "png16", "phone", "adobe", "grey", "heic", "dng"])
+def test_preview_is_an_upright_8bit_srgb_png_of_any_input(
+    server: Server,
+    inputs: Dict[str, Path],
+    crop: np.ndarray,
+    cli_results: Dict[str, Path],
+    key: str,
+) -> None:
+    """/v1/preview at strength 0 shows the photo as the pipeline reads it (upright, in sRGB)
+    and at strength 1 the enhanced result, as 8-bit PNGs a browser shows (also of 16-bit,
+    HEIC and RAW inputs); the sample photos are under the 1024-pixel preview size."""
+    if key == "heic" and key not in inputs:
+        pytest.skip("HEIC needs the 'heif' extra (pillow-heif)")
+    if key == "dng":
+        pytest.importorskip("rawpy", reason="RAW needs the 'raw' extra (pip install 'lptn[raw]')")
+        pytest.importorskip("exiv2", reason="the test DNG gets its Exif sub-IFD from exiv2")
+        from photo_samples import bayer_dng
+
+        data = bayer_dng(crop, orientation=6)
+    else:
+        data = inputs[key].read_bytes()
+    previews = {}
+    for strength in ("0", "1"):
+        status, headers, body = post(
+            server.url, data, "image/*", f"?strength={strength}", path="/v1/preview"
+        )
+        assert status == 200, body[:300]
+        assert headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(body)) as im:
+            assert im.format == "PNG" and im.mode == ("L" if key == "grey" else "RGB")
+            assert "icc_profile" not in im.info  # untagged: sRGB to a browser
+            previews[strength] = np.asarray(im).astype(int)
+    if key in cli_results:  # the enhanced preview is the API's result in 8 bits
+        if key == "grey":  # decode() gives RGB
+            stored = np.asarray(Image.open(cli_results[key]))
+        else:
+            stored = decode(cli_results[key].read_bytes())
+        full = stored.astype(int) if stored.dtype == np.uint8 else np.round(stored / 257)
+        assert previews["1"].shape == full.shape
+        diff = np.abs(previews["1"] - full)
+        if Image.open(cli_results[key]).format == "JPEG":  # the API's file is re-compressed
+            assert diff.mean() < 2
+        else:
+            assert diff.max() <= 1
+    if key in ("phone", "adobe", "dng"):  # upright and in sRGB, as the network saw it
+        assert previews["0"].shape == crop.shape
+        assert np.abs(previews["0"] - crop).mean() < (6 if key == "dng" else 2.5)
+    assert np.abs(previews["1"] - previews["0"]).mean() > 2  # enhanced
+
+
+def test_preview_is_scaled_down_to_1024_pixels(server: Server, photo_paths: List[Path]) -> None:
+    """A 1280x375 photo (under the test server's 0.5 megapixels) is previewed at 1024x300."""
+    bgr = cv2.imread(str(photo_paths[0]), cv2.IMREAD_COLOR)[:150]
+    wide = cv2.resize(np.ascontiguousarray(bgr.transpose(1, 0, 2)), (1280, 375))
+    data = cv2.imencode(".png", wide)[1].tobytes()
+    status, _, body = post(server.url, data, "image/png", "?strength=1", path="/v1/preview")
+    assert status == 200, body[:300]
+    with Image.open(io.BytesIO(body)) as im:
+        assert im.size == (1024, 300)
+
+
+@pytest.mark.parametrize(
+    "content_type,query,status",
+    [("image/png", "", 413), ("text/plain", "", 415), ("image/png", "?strenght=1", 400)],
+)
+def test_refused_before_the_body_the_client_still_reads_the_answer(
+    server: Server, content_type: str, query: str, status: int
+) -> None:
+    """urllib sends ``Connection: close`` and its whole body before it reads: 24 MB (more than
+    the sockets buffer) refused from the head must not end in a reset connection."""
+    got, _, body = post(server.url, bytes(24 * 1024 * 1024), content_type, query)
+    assert got == status, body[:300]
+    assert json.loads(body)["status"] == status
