@@ -152,6 +152,9 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
     from lptn.engine.evaluate import failed_images, run_test
 
     args = _option_parser("Evaluate an LPTN generator (PSNR/SSIM, saved images).").parse_args(argv)
+    # The option warnings (ignored keys...) go to the console now and into the log later.
+    setup_logger()
+    keep_startup_records()
     try:
         opt = _load(args, is_train=False)
         setup_logger(Path(opt["path"]["log"]) / f"test_{opt['name']}.log")
@@ -161,6 +164,8 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
         results = run_test(opt, runtime)
     except USER_ERRORS as err:
         return _fail(err)
+    finally:
+        drop_startup_records()  # a run that stopped before its log file existed
     failed = failed_images(results)
     if failed:
         print(
@@ -185,6 +190,9 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
         "--precision", choices=sorted(PRECISIONS), help="overrides val.precision (default fp32)"
     )
     args = parser.parse_args(argv)
+    # The option warnings (ignored keys...) go to the console now and into the log later.
+    setup_logger()
+    keep_startup_records()
     try:
         opt = _load(args, is_train=False)
         setup_logger(Path(opt["path"]["log"]) / f"speed_{opt['name']}.log")
@@ -193,6 +201,8 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
         report = run_speed_test(opt, runtime)
     except USER_ERRORS as err:
         return _fail(err)
+    finally:
+        drop_startup_records()
     if report["failed"]:
         print(
             f"error: {len(report['failed'])} image(s) could not be read; see 'failed' in "

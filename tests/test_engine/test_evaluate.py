@@ -175,3 +175,17 @@ def test_results_root_alone_moves_logs_and_images(tmp_path: Path) -> None:
         REPO / "options/test/LPTN/test_FiveK_sample.yml", [], is_train=False, root=tmp_path
     )
     assert default["path"]["log"] == str(tmp_path / "results" / "LPTN_FiveK_sample")
+
+
+def test_option_warnings_reach_the_test_log(
+    tmp_path: Path, fivek_sample_dir: Path, official_checkpoint: Path
+) -> None:
+    # An original-file key lptn ignores is named on the console and again in test.py's log.
+    small = tmp_path / "small"
+    for side in ("source", "target"):
+        (small / side).mkdir(parents=True)
+        first = sorted((fivek_sample_dir / side).glob("*.png"))[0]
+        (small / side / first.name).write_bytes(first.read_bytes())
+    assert _run(tmp_path, small, official_checkpoint, "scale=1") == 0
+    log_text = next(tmp_path.glob("test_*.log")).read_text()
+    assert log_text.count("scale: ignored (") == 1
