@@ -26,7 +26,7 @@ from photo_files import (
     sixteen_bit,
 )
 
-NAME = "a0212"  # 341x512 (HxW), landscape
+NAME = "a0212"  # 512x341 (HxW), portrait
 
 
 def _exiftool(*args: str) -> str:
