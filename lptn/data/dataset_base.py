@@ -199,7 +199,9 @@ class SeededImageDataset(Dataset):
         if self.crop and self.gt_size is not None:
             if self.small_image == "error":
                 if self.gt_size > need:
-                    need, need_why = self.gt_size, f"the crop size {self.option_key('gt_size')}"
+                    need, need_why = self.gt_size, (
+                        f"the crop size {self.option_key('gt_size')} (or small_image: pad | resize)"
+                    )
             else:
                 need = 0  # small_image pads or enlarges to the crop; the crop is checked apart
         groups = self.image_groups()
