@@ -193,17 +193,14 @@ class SeededImageDataset(Dataset):
         ``progress`` shows a tqdm bar on stderr; ``threads`` read headers in parallel (the
         files are read from disk, the GIL is released meanwhile).
         """
-        from lptn.data.image_io import ImageReadError
-
         need, need_why = min_size, why
         if self.crop and self.gt_size is not None:
-            if self.small_image == "error":
-                if self.gt_size > need:
-                    need, need_why = self.gt_size, (
-                        f"the crop size {self.option_key('gt_size')} (or small_image: pad | resize)"
-                    )
-            else:
+            if self.small_image != "error":
                 need = 0  # small_image pads or enlarges to the crop; the crop is checked apart
+            elif self.gt_size > need:
+                need = self.gt_size
+                gt_key = self.option_key("gt_size")
+                need_why = f"the crop size {gt_key} (or small_image: pad | resize)"
         groups = self.image_groups()
         flat = [item for group in groups for item in group]
 
@@ -211,16 +208,19 @@ class SeededImageDataset(Dataset):
             backend, key = item
             try:
                 return backend.probe(key)
-            except (ImageReadError, OSError, KeyError, ValueError) as err:
+            except (OSError, KeyError, ValueError) as err:  # ImageReadError is an OSError
                 return str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
 
-        with tqdm(
-            total=len(flat),
-            desc=f"checking {self.key_path}",
-            unit="img",
-            disable=not progress,
-            leave=False,
-        ) as bar, ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        with (
+            tqdm(
+                total=len(flat),
+                desc=f"checking {self.key_path}",
+                unit="img",
+                disable=not progress,
+                leave=False,
+            ) as bar,
+            ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        ):
             results = []
             for result in pool.map(probe, flat):
                 results.append(result)

@@ -270,7 +270,9 @@ class MemoryBackend(FileBackend):
         self._keys = self.source.keys()
         start = time.perf_counter()
         threads = decode_threads or min(8, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=threads) as pool:  # Pillow and cv2 decode without the GIL
+        with ThreadPoolExecutor(
+            max_workers=threads
+        ) as pool:  # Pillow and cv2 decode without the GIL
             images: List[Optional[np.ndarray]] = list(pool.map(self.source.read_image, self._keys))
         total = sum(int(img.nbytes) for img in images if img is not None)  # none is None yet
         free = shared_memory_free_bytes()

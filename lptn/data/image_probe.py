@@ -21,8 +21,24 @@ PathLike = Union[str, Path]
 
 # Pillow modes the photo reader decodes; a file in another (CMYK...) is decoded in full so that
 # the reader's own message names what is wrong.
-_READER_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N", "P", "PA", "RGB")
-_READER_MODES += ("RGBA", "RGBa", "RGBX")
+_READER_MODES = frozenset(
+    (
+        "1",
+        "L",
+        "LA",
+        "La",
+        "I;16",
+        "I;16L",
+        "I;16B",
+        "I;16N",
+        "P",
+        "PA",
+        "RGB",
+        "RGBA",
+        "RGBa",
+        "RGBX",
+    )
+)
 _JPEG_END = b"\xff\xd9"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 

@@ -17,8 +17,9 @@ from lptn.data.pairing import (
     pair_size_problem,
     refuse_same_folder,
 )
-from lptn.platform.option_schema import PAIR_SIZE_POLICIES
 from lptn.data.transforms import augment, ensure_min_size, paired_random_crop
+from lptn.platform.option_schema import PAIR_SIZE_POLICIES
+
 
 @DATASET_REGISTRY.register()
 class PairedImageDataset(SeededImageDataset):

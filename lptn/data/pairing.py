@@ -16,7 +16,6 @@ is never "resized" into alignment).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -164,9 +163,7 @@ def match_pairs(
     if lines:
         hint = ""
         if not pairs or len(pairs) * 2 < len(gt_stems):
-            hint = _suggestion(
-                [lq.stem(k) for k in lq.keys()], [gt.stem(k) for k in gt.keys()]
-            )
+            hint = _suggestion([lq.stem(k) for k in lq.keys()], [gt.stem(k) for k in gt.keys()])
         head = (
             f"{key_path}: {len(pairs)} pairs, and images that cannot be paired "
             f"(lq_name {lq_pattern.text!r}, gt_name {gt_pattern.text!r}; "
@@ -184,7 +181,10 @@ def pair_size_problem(
         return None
     sizes = f"{gt_name} is {gt_hw[0]}x{gt_hw[1]}, {lq_name} is {lq_hw[0]}x{lq_hw[1]} (HxW)"
     if policy == "error":
-        return f"paired images differ in size: {sizes}; export both at one size, or pair_size: resize_gt"
+        return (
+            f"paired images differ in size: {sizes}; export both at one size, "
+            "or pair_size: resize_gt"
+        )
     gt_aspect, lq_aspect = gt_hw[1] / gt_hw[0], lq_hw[1] / lq_hw[0]
     if abs(gt_aspect / lq_aspect - 1.0) > ASPECT_TOLERANCE:
         return (

@@ -467,7 +467,11 @@ DATASET = Section(
         ),
         "io_backend": Key(IO_BACKEND, "file backend", default="{type: disk}"),
         "gt_size": Key(optional(_POS_INT), "train: square crop side in pixels", default=None),
-        "if_fix_size": Key(_BOOL, "train: crop to gt_size (false: full images)", default=True),
+        "if_fix_size": Key(
+            _BOOL,
+            "train: crop to gt_size (false: full images, of one size when batch > 1)",
+            default=True,
+        ),
         "use_flip": Key(_BOOL, "train: random horizontal flips", default=False),
         "use_rot": Key(_BOOL, "train: random vertical flips and 90-degree turns", default=False),
         "small_image": Key(

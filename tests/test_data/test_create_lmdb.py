@@ -10,10 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from lptn.data import build_dataset
-from lptn.data.file_backends import DiskBackend, LmdbBackend, read_lmdb_meta_info
-from lptn.data.image_io import decode_image, read_image
 from photo_files import (
     adobe_rgb_from_srgb,
     fivek_upright,
@@ -22,6 +18,10 @@ from photo_files import (
     save_turned_jpeg,
     sixteen_bit,
 )
+
+from lptn.data import build_dataset
+from lptn.data.file_backends import DiskBackend, LmdbBackend, read_lmdb_meta_info
+from lptn.data.image_io import decode_image, read_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,7 +218,9 @@ def test_packed_photos_read_equal_to_the_files(
     save_turned_jpeg(folder / "turned.JPG", upright)
     save_tagged(folder / "adobe.jpg", adobe_rgb_from_srgb(upright, adobe_icc), icc, "JPEG")
     save_tiff16(folder / "deep.tif", sixteen_bit(upright))
-    save_tiff16(folder / "deep_adobe.tif", sixteen_bit(adobe_rgb_from_srgb(upright, adobe_icc)), icc)
+    save_tiff16(
+        folder / "deep_adobe.tif", sixteen_bit(adobe_rgb_from_srgb(upright, adobe_icc)), icc
+    )
     db = create_lmdb_script.make_lmdb_from_folder(folder, tmp_path / "x.lmdb", progress=False)
     disk, packed = DiskBackend(folder), LmdbBackend(db)
     shapes = {key: shape for key, _, shape in read_lmdb_meta_info(db)}

@@ -187,9 +187,7 @@ def test_resize_gt_on_a_sideways_input_compares_upright_sizes(
     big = cv2.resize(target, (682, 1024), interpolation=cv2.INTER_CUBIC)
     cv2.imwrite(str(tmp_path / "gt" / "a0212_edited.png"), big[..., ::-1])
     ds = build_dataset(
-        _paired(
-            tmp_path / "lq", tmp_path / "gt", gt_name="{stem}_edited", pair_size="resize_gt"
-        ),
+        _paired(tmp_path / "lq", tmp_path / "gt", gt_name="{stem}_edited", pair_size="resize_gt"),
         "datasets.val",
     )
     assert ds[0]["gt"].shape == ds[0]["lq"].shape == (3, 512, 341)

@@ -13,10 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from lptn.data import build_dataset
-from lptn.data.image_io import read_image
-from lptn.data.image_probe import probe_file
 from photo_files import (
     adobe_rgb_from_srgb,
     fivek_upright,
@@ -25,6 +21,10 @@ from photo_files import (
     save_turned_jpeg,
     sixteen_bit,
 )
+
+from lptn.data import build_dataset
+from lptn.data.image_io import read_image
+from lptn.data.image_probe import probe_file
 
 NAME = "a0212"  # 512x341 (HxW), portrait
 
