@@ -270,13 +270,6 @@ class SeededImageDataset(Dataset):
             )
         return survey
 
-    def check_images(self, min_size: int, why: str, *, progress: bool = False) -> int:
-        """:meth:`survey_images`, raising its problems (all of them, one per line) as one
-        ``ValueError``; returns the number of images checked."""
-        survey = self.survey_images(min_size, why, progress=progress)
-        survey.raise_problems()
-        return survey.count
-
     @staticmethod
     def load(backend: FileBackend, key: str) -> np.ndarray:
         """``HxWx3`` RGB uint8/uint16 image stored under ``key`` (a read-only view for the

@@ -8,7 +8,7 @@ import cv2
 import pytest
 from photo_files import fivek_upright, save_turned_jpeg
 
-from lptn.data.file_backends import DiskBackend
+from lptn.data.file_backends import DiskBackend, MemoryBackend
 from lptn.data.image_io import ImageReadError, read_image
 from lptn.data.image_probe import probe_bytes, probe_file
 
@@ -52,3 +52,12 @@ def test_not_a_photo_is_named(tmp_path: Path) -> None:
         probe_file(path)
     with pytest.raises(ImageReadError, match="no such file"):
         probe_file(tmp_path / "gone.jpg")
+
+
+def test_the_memory_backend_knows_sizes_without_reading(
+    tmp_path: Path, fivek_sample_dir: Path
+) -> None:
+    save_turned_jpeg(tmp_path / "turned.jpg", fivek_upright(fivek_sample_dir, "a0535"))
+    backend = MemoryBackend(tmp_path)
+    (tmp_path / "turned.jpg").unlink()  # the check reads nothing more
+    assert backend.probe("turned.jpg") == (341, 512)

@@ -192,3 +192,21 @@ def test_resize_gt_on_a_sideways_input_compares_upright_sizes(
     )
     assert ds[0]["gt"].shape == ds[0]["lq"].shape == (3, 512, 341)
     assert np.isfinite(ds[0]["gt"].numpy()).all()
+
+
+def test_resize_gt_on_the_device_augmentation_path(tmp_path: Path, fivek_sample_dir: Path) -> None:
+    _full_size_target(tmp_path, fivek_sample_dir, 1.5)
+    opt = _paired(
+        tmp_path / "lq",
+        tmp_path / "gt",
+        phase="train",
+        gt_size=64,
+        pair_size="resize_gt",
+        augment_on_device=True,
+        io_backend={"type": "memory"},
+    )
+    ds = build_dataset(opt, "datasets.train")
+    item = ds[0]
+    assert item["gt"].shape == item["lq"].shape == (512, 341, 3)
+    assert item["gt"].dtype == torch.uint8
+    assert ds.survey_images(9, "network_g.num_high=3").problems == []
