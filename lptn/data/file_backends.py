@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from lptn.data.image_io import decode_image, is_image_file, read_image
+from lptn.data.image_io import ImageReadError, decode_image, is_image_file, read_image
 from lptn.data.image_probe import probe_bytes, probe_file
 
 
@@ -270,10 +270,22 @@ class MemoryBackend(FileBackend):
         self._keys = self.source.keys()
         start = time.perf_counter()
         threads = decode_threads or min(8, os.cpu_count() or 1)
-        with ThreadPoolExecutor(
-            max_workers=threads
-        ) as pool:  # Pillow and cv2 decode without the GIL
-            images: List[Optional[np.ndarray]] = list(pool.map(self.source.read_image, self._keys))
+
+        def decode(key: str) -> Any:
+            try:
+                return self.source.read_image(key)
+            except (OSError, ValueError) as err:  # ImageReadError is an OSError
+                return str(err)
+
+        # Pillow and cv2 decode without the GIL, so threads scale
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            images: List[Any] = list(pool.map(decode, self._keys))
+        failed = [img for img in images if isinstance(img, str)]
+        if failed:  # every bad file at once, not one per restart
+            raise ImageReadError(
+                f"{option_key}: io_backend memory cannot decode {len(failed)} of "
+                f"{len(images)} images:\n" + "\n".join(f"  {line}" for line in failed)
+            )
         total = sum(int(img.nbytes) for img in images if img is not None)  # none is None yet
         free = shared_memory_free_bytes()
         if free is not None and total > free:
