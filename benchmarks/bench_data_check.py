@@ -3,13 +3,14 @@
 Usage (from the repository root)::
 
     python benchmarks/bench_data_check.py [--pairs 5000] [--size 341 512] [--threads 4]
-                                          [--fivek ../shared/data/fivek_sample] [--keep DIR]
+                                          [--fivek DIR] [--keep DIR]
 
 Writes ``--pairs`` input/target JPEG pairs of ``--size`` (HxW; default 341x512, the size of the
 FiveK 480p photos) into a temporary folder (``--keep DIR``: there, and kept), named as an
 editor exports them (``IMG_n.jpg`` / ``IMG_n_edited.jpg``). The pixels are the FiveK sample
-photos resized to that size, JPEG quality 85, repeated under new names: the check reads headers
-only, so distinct content would change nothing. Then it times what ``train.py`` does before
+photos (``--fivek``, default ``$LPTN_SHARED_DIR/data/fivek_sample``) resized to that size,
+JPEG quality 85, repeated under new names: the check reads headers only, so distinct content
+would change nothing. Then it times what ``train.py`` does before
 the first iteration: building the ``PairedImageDataset`` (listing and pairing the names) and
 ``survey_images`` (every header read, sizes and pairs checked), and, for comparison, a full
 decode of ``--decode-sample`` images through the same reader, extrapolated to the set.
@@ -34,6 +35,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# the shared data folder, found as the tests find it
+SHARED = Path(os.environ.get("LPTN_SHARED_DIR") or REPO.parent / "shared")
 
 from lptn.data import build_dataset  # noqa: E402
 from lptn.data.dataset_base import SeededImageDataset  # noqa: E402
@@ -73,14 +76,15 @@ def main() -> int:
     parser.add_argument("--size", type=int, nargs=2, default=[341, 512], metavar=("H", "W"))
     parser.add_argument("--threads", type=int, default=4, help="threads reading headers")
     parser.add_argument("--decode-sample", type=int, default=200, help="images fully decoded")
-    parser.add_argument("--fivek", type=Path, default=REPO.parent / "shared/data/fivek_sample")
+    parser.add_argument("--fivek", type=Path, default=SHARED / "data" / "fivek_sample")
     parser.add_argument("--keep", type=Path, help="write the pairs here and keep them")
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="lptn_data_check_"))
     try:
         start = time.perf_counter()
-        write_pairs(root, args.pairs, base_jpegs(args.fivek, args.size))
+        jpegs = base_jpegs(args.fivek, args.size)
+        write_pairs(root, args.pairs, jpegs)
         generated = time.perf_counter() - start
         opt = {
             "type": "PairedImageDataset",
@@ -114,9 +118,10 @@ def main() -> int:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"python {platform.python_version()}, torch {torch.__version__}"
     )
+    source = f"{len(jpegs)} FiveK sample photos" if len(jpegs) > 1 else "smooth noise"
     print(
-        f"{args.pairs} JPEG pairs of {args.size[0]}x{args.size[1]} (HxW) written in "
-        f"{generated:.1f} s"
+        f"{args.pairs} JPEG pairs of {args.size[0]}x{args.size[1]} (HxW) from {source}, "
+        f"{sum(map(len, jpegs)) // len(jpegs) // 1024} KiB each, written in {generated:.1f} s"
     )
     print(f"dataset build (list + pair names):   {built:7.2f} s")
     print(
