@@ -5,10 +5,11 @@ Usage (from the repository root)::
     python benchmarks/bench_photo_read.py [--fivek DIR] [--passes 15]
 
 Decodes every FiveK sample photo (``--fivek``, default ``$LPTN_SHARED_DIR/data/fivek_sample``:
-source and target PNGs, and the same pixels re-encoded as JPEG quality 95 in memory) with :func:`lptn.data.image_io.decode_image` (the photo reader:
-orientation, colour profile, bit depth) and with ``cv2.imdecode(IMREAD_UNCHANGED)`` + BGR->RGB
-(what the datasets did before). The two alternate pass by pass so that the load of a shared
-machine falls on both; the best pass of each is reported, in ms per image.
+source and target PNGs, and the same pixels re-encoded as JPEG quality 95 in memory) with
+:func:`lptn.data.image_io.decode_image` (the photo reader: orientation, colour profile, bit
+depth) and with ``cv2.imdecode(IMREAD_UNCHANGED)`` + BGR->RGB (what the datasets did before).
+The two alternate pass by pass so that the load of a shared machine falls on both; the best
+pass of each is reported, in ms per image.
 """
 
 from __future__ import annotations
