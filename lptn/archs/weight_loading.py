@@ -23,7 +23,8 @@ _ALIAS_PREFIX = "trans_high.trans_mask_block."
 def _drop_aliases(state: Dict[str, torch.Tensor], path: Path) -> Dict[str, torch.Tensor]:
     aliases = [k for k in state if k.startswith(_ALIAS_PREFIX)]
     if aliases:
-        logger.info(
+        # Expected for the official file (every run has them): not worth a line at INFO.
+        logger.debug(
             "%s: dropped %d alias keys (%s*), duplicates of the last mask block that "
             "the original code registered at run time",
             path,

@@ -201,8 +201,9 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
 
 def enhance_main(argv: Optional[List[str]] = None) -> int:
     """``lptn-enhance --input X --output DIR [--weights W]``: photos and videos; exit 1 when
-    any file failed, 2 for bad arguments, weights or an unusable ``--output``; under
-    ``torchrun`` each process takes its share of the files on its own device."""
+    any file failed, 2 for bad arguments, weights, an unusable ``--output`` or an ``--input``
+    file that is not a photo or video; under ``torchrun`` each process takes its share of the
+    files on its own device."""
     import os
 
     from lptn.engine.enhance import (
@@ -218,8 +219,10 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         video_options_from_args,
     )
     from lptn.inference.generator_weights import load_generator
+    from lptn.inference.settings import MAX_MEGAPIXELS
     from lptn.photo import PhotoEnhancer
     from lptn.photo.pipeline import OUTPUT_COLOURS
+    from lptn.photo.raw_file import RAW_OUTPUT_FORMATS
     from lptn.platform import distributed
     from lptn.platform.compilation import COMPILE_MODES
 
@@ -259,6 +262,21 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         "--skip-existing", action="store_true", help="leave outputs that already exist"
     )
     parser.add_argument("--report", metavar="FILE", help="append one JSON line per photo to FILE")
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=MAX_MEGAPIXELS,
+        metavar="MP",
+        help="photos whose header announces more pixels fail before they are decoded "
+        f"(default {MAX_MEGAPIXELS:g})",
+    )
+    parser.add_argument(
+        "--keep-mtime",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give each output its input's modification time (default; --no-keep-mtime: "
+        "the time it was written)",
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
     parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
     parser.add_argument(
@@ -303,6 +321,12 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         help="working-memory budget; larger images are tiled automatically "
         "(default 768 on the CPU, 4096 on accelerators)",
     )
+    parser.add_argument(
+        "--raw-format",
+        default=RAW_OUTPUT_FORMATS[0].lower(),
+        choices=[f.lower() for f in RAW_OUTPUT_FORMATS],
+        help="what RAW inputs (DNG, CR2, NEF...) are written as (default: 16-bit tiff)",
+    )
     add_video_arguments(parser)
     args = parser.parse_args(argv)
     video_error = check_video_arguments(args)
@@ -316,6 +340,8 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"--tile must be at least 16 pixels, got {args.tile}")
     if args.memory_budget is not None and args.memory_budget <= 0:
         return _fail(f"--memory-budget must be a positive number of MB, got {args.memory_budget}")
+    if not args.max_megapixels > 0:
+        return _fail(f"--max-megapixels must be a positive number, got {args.max_megapixels}")
     if args.compile is not None and args.path != "graph":
         return _fail(f"--compile applies to --path graph only (got --path {args.path})")
     if args.path == "graph" and (args.tile is not None or args.memory_budget is not None):
@@ -340,8 +366,10 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         check_output_folder(output_dir)
         if report is not None and report.is_dir():
             raise OutputFolderError(f"--report {report} is a folder; it must name a file")
-        jobs = collect_inputs(args.input, output_dir)
-        if report is not None and any(report.resolve() == j.source.resolve() for j in jobs):
+        inputs = collect_inputs(args.input, output_dir)
+        # realpath, not Path.resolve: it does not raise on a symlink loop among the inputs.
+        report_real = os.path.realpath(report) if report is not None else None
+        if any(os.path.realpath(j.source) == report_real for j in inputs.jobs):
             raise OutputFolderError(f"--report {report} is one of the inputs")
         runtime: Runtime = build_runtime(
             {"device": args.device, "tf32": args.tf32},
@@ -357,7 +385,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         return _fail(err)
     summary = enhance_files(
         enhancer,
-        jobs,
+        inputs.jobs,
         output_dir,
         strength=args.strength,
         output_colour=args.output_colour,
@@ -367,6 +395,7 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         show_progress=not args.no_progress and launch.rank == 0,
         rank=launch.rank,
         world_size=launch.world_size,
+        raw_format=args.raw_format,
         videos=VideoFileEnhancer(
             enhancer.net,
             runtime,
@@ -374,6 +403,9 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
             inference,
             show_progress=not args.no_progress and launch.rank == 0,
         ),
+        ignored=inputs.ignored,
+        max_megapixels=args.max_megapixels,
+        keep_mtime=args.keep_mtime,
     )
     who = f"process {launch.rank} of {launch.world_size}: " if launch.world_size > 1 else ""
     print(f"{who}{summary.line()} (output folder: {args.output})")

@@ -1,11 +1,15 @@
 """Enhance photo libraries: files, folders or glob patterns in, the same names out.
 
-Every input is checked before any is processed: unreadable or unsupported files, outputs that
-would overwrite an input and two inputs that would share an output are reported first. Each
-output is written atomically (temporary file, then rename) in the output folder, under the
-input's path relative to the folder or to the fixed part of the glob pattern, so that a
-recursive glob keeps the library's folder structure. ``skip_existing`` leaves outputs that are
-already there. Under ``torchrun`` each process takes every N-th file on its own device.
+Every input is checked before any is processed: unreadable or unsupported files, photos over
+the pixel limit (read from the header), outputs that would overwrite an input and two inputs
+that would share an output are reported first. Files of a folder or glob that are not photos or
+videos are counted as ignored. Each output is written atomically (temporary file, then rename)
+in the output folder, under the input's path relative to the folder or to the fixed part of the
+glob pattern, so that a recursive glob keeps the library's folder structure, and gets the
+input's modification time. An output folder inside the searched tree is left out of the search,
+so outputs are never taken as inputs by this run or a later one with the same ``--output``.
+``skip_existing`` leaves outputs that are already there. Under ``torchrun`` each process takes
+every N-th file on its own device.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ from lptn.video import VIDEO_EXTENSIONS, is_video_file
 
 __all__ = [
     "EnhanceSummary",
+    "InputSelection",
     "OutputFolderError",
     "PhotoJob",
+    "UnsupportedInput",
     "check_output_folder",
     "collect_inputs",
     "enhance_array",
@@ -55,6 +61,10 @@ class OutputFolderError(ValueError):
     """``--output`` is not a folder that can be written; the message says why."""
 
 
+class UnsupportedInput(ValueError):
+    """``--input`` names a file that is neither a photo nor a video this tool reads."""
+
+
 @dataclass(frozen=True)
 class PhotoJob:
     """One input photo and its output path relative to the output folder."""
@@ -63,20 +73,33 @@ class PhotoJob:
     relative: Path
 
 
+@dataclass(frozen=True)
+class InputSelection:
+    """What ``--input`` selects: the photo and video ``jobs``, and the ``ignored`` files the
+    folder or glob matched that are neither (counted in the summary, not processed)."""
+
+    jobs: List[PhotoJob]
+    ignored: List[Path] = field(default_factory=list)
+
+
 @dataclass
 class EnhanceSummary:
     written: List[Path] = field(default_factory=list)
     skipped: List[Path] = field(default_factory=list)
     failed: List[Tuple[Path, str]] = field(default_factory=list)
+    ignored: List[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
     def line(self) -> str:
-        return (
+        text = (
             f"{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} failed"
         )
+        if self.ignored:
+            text += f", {len(self.ignored)} ignored as not photos or videos"
+        return text
 
 
 def _fixed_prefix(parts: Sequence[str]) -> int:
@@ -104,9 +127,17 @@ def _match(parts: Sequence[str], pattern: Sequence[str]) -> bool:
     return fnmatch.fnmatchcase(parts[0], head) and _match(parts[1:], pattern[1:])
 
 
-def _walk_files(base: Path, max_depth: Optional[int]) -> Iterator[Tuple[str, ...]]:
+def is_input_file(name: str | Path) -> bool:
+    """True if the file name has a photo or a video extension (case-insensitive)."""
+    return is_photo_file(name) or is_video_file(name)
+
+
+def _walk_files(
+    base: Path, max_depth: Optional[int], output_real: Optional[str] = None
+) -> Iterator[Tuple[str, ...]]:
     """Relative parts of every file under ``base``; symlinked folders are followed once each
-    (a link back up the tree is not followed again, so loops end)."""
+    (a link back up the tree is not followed again, so loops end). The output folder
+    (``output_real``, a real path) is left out when it is a subfolder."""
     seen: Set[str] = set()
     for root, dirs, files in os.walk(base, followlinks=True):
         real = os.path.realpath(root)
@@ -115,6 +146,9 @@ def _walk_files(base: Path, max_depth: Optional[int]) -> Iterator[Tuple[str, ...
             dirs[:] = []
             continue
         seen.add(real)
+        if rel and real == output_real:
+            dirs[:] = []
+            continue
         if max_depth is not None and len(rel) + 1 >= max_depth:
             dirs[:] = []
         dirs.sort()
@@ -122,16 +156,28 @@ def _walk_files(base: Path, max_depth: Optional[int]) -> Iterator[Tuple[str, ...
             yield rel + (name,)
 
 
-def collect_inputs(spec: str, output_dir: Optional[Path] = None) -> List[PhotoJob]:
-    """A photo file, a folder (its photos, not its subfolders) or a glob pattern (``**``
-    for any depth) -> the photos, sorted, each with its relative output path.
+def collect_inputs(spec: str, output_dir: Optional[Path] = None) -> InputSelection:
+    """A photo or video file, a folder (its files, not its subfolders) or a glob pattern
+    (``**`` for any depth) -> the photos and videos, sorted, each with its relative output
+    path, and the matched files that are neither.
 
-    Files inside ``output_dir`` are left out when it lies within the searched folder (the
-    outputs of an earlier run are not inputs).
+    ``output_dir`` is left out when it lies below the searched folder (the outputs of an
+    earlier run are not inputs); when it is the searched folder or above it, nothing is.
+
+    Raises:
+        UnsupportedInput: ``spec`` is a file that is not a photo or video.
+        FileNotFoundError: nothing to process (the message counts the ignored files).
     """
     path = Path(spec)
+    known = ", ".join(sorted(PHOTO_EXTENSIONS) + list(VIDEO_EXTENSIONS))
     if path.is_file():
-        return [PhotoJob(path, Path(path.name))]
+        if not is_input_file(path):
+            kind = f"{path.suffix} files are" if path.suffix else "a file without extension is"
+            raise UnsupportedInput(
+                f"--input {spec}: not a photo or video this tool reads ({kind} not supported; "
+                f"extensions: {known})"
+            )
+        return InputSelection([PhotoJob(path, Path(path.name))])
     if path.is_dir():
         base, pattern = path, ["*"]
     else:
@@ -141,22 +187,28 @@ def collect_inputs(spec: str, output_dir: Optional[Path] = None) -> List[PhotoJo
         pattern = list(parts[fixed:])
     if not pattern or not base.is_dir():
         raise FileNotFoundError(f"--input {spec}: no photos found (no such file or folder)")
+    # An output folder above the searched one (or the same) holds the inputs: nothing is left
+    # out; one below it is (real paths, so that "out", "./out" and "../lib/out" are the same).
     out_real = os.path.realpath(output_dir) if output_dir is not None else None
-    inside_out = out_real is not None and out_real != os.path.realpath(base)
     max_depth = None if "**" in pattern else len(pattern)
-    jobs = []
-    for rel in _walk_files(base, max_depth):
-        if not _match(rel, pattern) or not (is_photo_file(rel[-1]) or is_video_file(rel[-1])):
+    jobs, ignored = [], []
+    for rel in _walk_files(base, max_depth, out_real):
+        if not _match(rel, pattern):
             continue
-        source = base.joinpath(*rel)
-        if inside_out and os.path.realpath(source).startswith(str(out_real) + os.sep):
-            continue
-        jobs.append(PhotoJob(source, Path(*rel)))
+        if is_input_file(rel[-1]):
+            jobs.append(PhotoJob(base.joinpath(*rel), Path(*rel)))
+        else:
+            ignored.append(base.joinpath(*rel))
     jobs.sort(key=lambda job: job.relative.parts)
     if not jobs:
-        known = ", ".join(sorted(PHOTO_EXTENSIONS) + list(VIDEO_EXTENSIONS))
-        raise FileNotFoundError(f"--input {spec}: no photos or videos found (extensions: {known})")
-    return jobs
+        found = ""
+        if ignored:
+            names = ", ".join(str(p) for p in ignored[:3]) + (" ..." if len(ignored) > 3 else "")
+            found = f"; {len(ignored)} other file(s): {names}"
+        raise FileNotFoundError(
+            f"--input {spec}: no photos or videos found (extensions: {known}{found})"
+        )
+    return InputSelection(jobs, ignored)
 
 
 def check_output_folder(output_dir: Path) -> None:
@@ -183,19 +235,21 @@ def check_output_folder(output_dir: Path) -> None:
         ) from err
 
 
-def output_relative(job: PhotoJob) -> Path:
-    """Where ``job``'s output goes: its relative path, with ``.jpg`` for HEIC inputs (videos
-    keep their name and container)."""
+def output_relative(job: PhotoJob, raw_format: Optional[str] = None) -> Path:
+    """Where ``job``'s output goes: its relative path, with ``.jpg`` for HEIC inputs and the
+    suffix of ``raw_format`` (default ``.tif``) for RAW inputs (videos keep their name and
+    container)."""
     if is_video_file(job.relative):
         return job.relative
     fmt = PHOTO_EXTENSIONS[job.relative.suffix.lower()]
-    if output_format_for(fmt) != fmt:
-        return job.relative.with_suffix(FORMAT_EXTENSIONS[output_format_for(fmt)])
+    out = output_format_for(fmt, raw_format)
+    if out != fmt:
+        return job.relative.with_suffix(FORMAT_EXTENSIONS[out])
     return job.relative
 
 
 def plan_outputs(
-    jobs: Sequence[PhotoJob], output_dir: Path
+    jobs: Sequence[PhotoJob], output_dir: Path, raw_format: Optional[str] = None
 ) -> Tuple[List[Tuple[PhotoJob, Path]], List[Tuple[Path, str]]]:
     """(job, output path) pairs, and the refused inputs with the reason: an output that would
     overwrite an input, or a second input with the same output."""
@@ -203,7 +257,7 @@ def plan_outputs(
     taken: Dict[str, Path] = {}
     planned, refused = [], []
     for job in jobs:
-        dst = output_dir / output_relative(job)
+        dst = output_dir / output_relative(job, raw_format)
         real = os.path.realpath(dst)
         if real in inputs:
             refused.append(
@@ -224,6 +278,11 @@ def _report_line(handle: Optional[IO[str]], record: Dict[str, Any]) -> None:
         handle.flush()
 
 
+def _early_record(src: Path, status: str, reason: str, rank: int) -> Dict[str, Any]:
+    """The report line of a file that is not processed."""
+    return {"input": str(src), "status": status, "error": reason, "rank": rank}
+
+
 def enhance_files(
     enhancer: PhotoEnhancer,
     jobs: Sequence[PhotoJob],
@@ -238,19 +297,27 @@ def enhance_files(
     rank: int = 0,
     world_size: int = 1,
     videos: Optional[Callable[[Path, Path], None]] = None,
+    raw_format: Optional[str] = None,
+    ignored: Sequence[Path] = (),
+    max_megapixels: Optional[float] = None,
+    keep_mtime: bool = True,
 ) -> EnhanceSummary:
     """Enhance this process's share of ``jobs`` (every ``world_size``-th from ``rank``) into
     ``output_dir``; inputs are never overwritten.
 
     ``report``: a JSON-lines file to which one line per file is appended (``input``,
-    ``output``, ``status`` written / skipped / failed, ``error``, ``seconds``, ``rank``).
-    ``videos``: enhances one video file ``(source, output)``
+    ``output``, ``status`` written / skipped / failed / ignored, ``error``, ``seconds``,
+    ``rank``). ``videos``: enhances one video file ``(source, output)``
     (:class:`lptn.engine.enhance_video.VideoFileEnhancer`); without it video inputs fail.
+    ``raw_format``: what RAW inputs are written as (``tiff``, ``png``, ``jpeg``; None: TIFF).
+    ``ignored``: files of the input that are not photos or videos (counted and listed).
+    ``max_megapixels``: photos whose header announces more pixels fail before decoding.
+    ``keep_mtime``: each output gets its input's modification time.
     """
     log = get_logger()
-    planned, refused = plan_outputs(jobs, output_dir)
+    planned, refused = plan_outputs(jobs, output_dir, raw_format)
     mine = planned[rank::world_size]
-    summary = EnhanceSummary()
+    summary = EnhanceSummary(ignored=list(ignored[rank::world_size]))
     summary.failed.extend(refused[rank::world_size])
     todo: List[Tuple[PhotoJob, Path]] = []
     for job, dst in mine:
@@ -261,18 +328,31 @@ def enhance_files(
                 todo.append((job, dst))
             continue
         try:
-            probe_photo(job.source)
+            height, width = probe_photo(job.source)
         except PhotoError as err:
             summary.failed.append((job.source, str(err)))
             continue
+        if max_megapixels is not None and height * width > max_megapixels * 1e6:
+            summary.failed.append(
+                (
+                    job.source,
+                    f"{job.source}: {width}x{height} ({height * width / 1e6:.4g} megapixels) is "
+                    f"over --max-megapixels {max_megapixels:g}; not decoded",
+                )
+            )
+            continue
         todo.append((job, dst))
+    for src in summary.ignored:
+        log.info("ignored (not a photo or video): %s", src)
     for src, reason in summary.failed:
         log.error("not processed: %s", reason if str(src) in reason else f"{src}: {reason}")
+    max_pixels = int(max_megapixels * 1e6) if max_megapixels is not None else None
     handle = open(report, "a", encoding="utf-8") if report is not None else None
     try:
+        for src in summary.ignored:
+            _report_line(handle, _early_record(src, "ignored", "not a photo or video", rank))
         for src, reason in summary.failed:
-            record = {"input": str(src), "status": "failed", "error": reason, "rank": rank}
-            _report_line(handle, record)
+            _report_line(handle, _early_record(src, "failed", reason, rank))
         for job, dst in tqdm(todo, desc="enhance", unit="file", disable=not show_progress):
             record = {"input": str(job.source), "output": str(dst), "rank": rank}
             if skip_existing and dst.exists():
@@ -284,21 +364,45 @@ def enhance_files(
                 if videos is not None and is_video_file(job.source):
                     videos(job.source, dst)
                 else:
-                    _enhance_one(enhancer, job.source, dst, strength, output_colour, jpeg_quality)
+                    _enhance_one(
+                        enhancer,
+                        job.source,
+                        dst,
+                        strength,
+                        output_colour,
+                        jpeg_quality,
+                        raw_format,
+                        max_pixels,
+                    )
             except (PhotoError, OSError, ValueError, RuntimeError, MemoryError, ImportError) as err:
                 reason = str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
                 summary.failed.append((job.source, reason))
                 log.error("FAILED %s", reason)
                 _report_line(handle, {**record, "status": "failed", "error": reason})
                 continue
+            if keep_mtime:
+                _copy_mtime(job.source, dst)
             summary.written.append(dst)
             seconds = round(time.perf_counter() - start, 3)
             _report_line(handle, {**record, "status": "written", "seconds": seconds})
     finally:
         if handle is not None:
             handle.close()
-    log.info("%s (output folder: %s)", summary.line(), output_dir)
+    # The caller prints the summary line (once per process).
     return summary
+
+
+def _copy_mtime(src: Path, dst: Path) -> None:
+    """Give ``dst`` the modification time of ``src`` (its access time is left as it is)."""
+    try:
+        os.utime(dst, ns=(os.stat(dst).st_atime_ns, os.stat(src).st_mtime_ns))
+    except OSError as err:
+        # The output is complete; only its time stamp could not be set (e.g. on some shares).
+        get_logger().warning(
+            "%s: written, but its modification time could not be set (%s)",
+            dst,
+            err.strerror or err,
+        )
 
 
 def _enhance_one(
@@ -308,10 +412,12 @@ def _enhance_one(
     strength: float,
     output_colour: str,
     jpeg_quality: int,
+    raw_format: Optional[str] = None,
+    max_pixels: Optional[int] = None,
 ) -> None:
     log = get_logger()
-    photo = read_photo(src)
-    fmt = output_format_for(photo.format)
+    photo = read_photo(src, max_pixels=max_pixels)
+    fmt = output_format_for(photo.format, raw_format)
     check_writable(photo, fmt)
     height, width = photo.size
     note = enhancer.tiling_note(height, width)

@@ -37,6 +37,12 @@ from lptn.platform.runtime import PRECISIONS
 
 PATHS = ("fast", "exact", "graph")
 
+#: The largest photo, in megapixels (width x height / 1e6, read from the file's header before
+#: any pixel is decoded), that ``lptn-enhance`` and ``lptn-serve`` take by default: above the
+#: 100-150 MP of medium-format cameras and the 240 MP of pixel-shift composites, below the
+#: 400 MP of a 20000x20000 "decompression bomb" (a 1 MB PNG that would need gigabytes).
+MAX_MEGAPIXELS = 250.0
+
 
 class InferenceOptionError(OptionError):
     """A bad value in the ``inference`` block; the message names the key."""

@@ -2,8 +2,11 @@
 16-bit samples, enhanced by an LPTN generator.
 
 - :mod:`~lptn.photo.photo_file`: read / write photo files (:class:`Photo`).
-- :mod:`~lptn.photo.metadata`: EXIF orientation and the metadata copied to outputs.
+- :mod:`~lptn.photo.metadata`: EXIF orientation and the metadata copied to outputs (EXIF,
+  XMP, PNG text).
+- :mod:`~lptn.photo.iptc`: IPTC-IIM (keywords, by-line, city, caption) in and out (exiv2).
 - :mod:`~lptn.photo.tiff_exif`: the Exif and GPS sub-IFDs of 16-bit TIFF outputs (exiv2).
+- :mod:`~lptn.photo.raw_file`: camera RAW files developed by LibRaw (rawpy), with their EXIF.
 - :mod:`~lptn.photo.colour`: littleCMS conversions to sRGB and back.
 - :mod:`~lptn.photo.enhancer`: :class:`PhotoEnhancer`, the generator applied to arrays.
 - :mod:`~lptn.photo.pipeline`: :func:`enhance_photo`, :func:`enhance_photo_bytes`.

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
 import uuid
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -82,6 +84,41 @@ def save_network(net: nn.Module, path: str | Path, param_key: str = "params") ->
     save_atomic({param_key: state}, path)
 
 
+def _unreadable_reason(path: Path, err: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in a few plain words."""
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if refused:  # a class or function that weights_only=True does not unpickle
+        return (
+            f"holds a Python object ({refused.group(1)}) besides tensors, which is not "
+            "unpickled: weights are read with weights_only=True so that no code in the file "
+            "runs; save a state_dict of tensors"
+        )
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as os_err:
+        return f"cannot be read ({os_err.strerror or os_err})"
+    if not head:
+        return "not a weights file (it is empty)"
+    if head.startswith(b"PK\x03\x04"):  # the zip archive of torch.save since PyTorch 1.6
+        if not zipfile.is_zipfile(path):
+            return "damaged weights file (cut short: its zip archive is incomplete)"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as zip_err:
+            return f"damaged weights file ({zip_err})"
+        if not any(name.endswith("data.pkl") for name in names):
+            return "not a PyTorch weights file (a zip archive of other files)"
+        if bad is not None:
+            return f"damaged weights file (its entry {bad} fails its checksum)"
+        return "damaged weights file (corrupt data in its zip archive)"
+    if head[0] == 0x80:  # the pickle protocol opcode: torch.save's older format
+        return "damaged weights file (cut short or corrupt)"
+    return "not a PyTorch weights file (neither a zip archive nor a pickle)"
+
+
 def read_state_dict(path: str | Path, param_key: Optional[str] = None) -> Dict[str, torch.Tensor]:
     """Read network weights from a plain state_dict or a ``{'params'|'params_ema': ...}`` file.
 
@@ -94,9 +131,8 @@ def read_state_dict(path: str | Path, param_key: Optional[str] = None) -> Dict[s
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle errors, truncated zip, forbidden globals...
-        raise CheckpointError(
-            f"{path}: cannot be read as PyTorch weights (loaded with weights_only=True): {err}"
-        ) from err
+        # PyTorch's own text runs to several lines and advises weights_only=False: not shown.
+        raise CheckpointError(f"{path}: {_unreadable_reason(path, err)}") from err
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a state_dict, got {type(data).__name__}")
     wrapped = [k for k in ("params", "params_ema") if isinstance(data.get(k), dict)]

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message
 
+from lptn.inference.settings import MAX_MEGAPIXELS
 from lptn.photo.photo_file import FORMAT_EXTENSIONS, MEDIA_TYPES
 from lptn.serve.photo_adapter import (
     FORMATS,
@@ -47,7 +48,7 @@ class Limits:
     """Upload limits: bytes of the request body, pixels announced by the image header."""
 
     max_upload_mb: float = 50.0
-    max_megapixels: float = 50.0
+    max_megapixels: float = MAX_MEGAPIXELS
     jpeg_quality: int = 95
 
     @property
@@ -160,10 +161,12 @@ async def upload_bytes(request: Request, limits: Limits) -> bytes:
 
 
 def input_formats() -> List[str]:
-    """The formats the pipeline reads here; HEIC only with the ``heif`` extra installed."""
+    """The formats the pipeline reads here; HEIC and RAW only with their extras installed."""
     formats = ["jpeg", "png", "tiff", "webp", "bmp"]
     if importlib.util.find_spec("pillow_heif") is not None:
         formats.append("heic")
+    if importlib.util.find_spec("rawpy") is not None:
+        formats.append("raw")
     return formats
 
 

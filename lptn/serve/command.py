@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from lptn.inference.settings import MAX_MEGAPIXELS
 from lptn.platform.runtime import PRECISIONS
 
 # Modules of the ``serve`` extra: (import name, distribution name).
@@ -82,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-megapixels",
         type=_positive(float),
-        default=50.0,
-        help="largest accepted image in megapixels; larger ones get 413 (default 50)",
+        default=MAX_MEGAPIXELS,
+        help="largest accepted image in megapixels; larger ones get 413 "
+        f"(default {MAX_MEGAPIXELS:g})",
     )
     parser.add_argument(
         "--jpeg-quality", type=int, default=95, help="quality of JPEG and WebP results, 1-100"

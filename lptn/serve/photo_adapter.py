@@ -24,7 +24,7 @@ from torch import nn
 from lptn.data.image_io import to_float
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.settings import InferencePath, build_inference_path
-from lptn.photo import PhotoEnhancer, PhotoError, enhance_photo_bytes
+from lptn.photo import PhotoEnhancer, PhotoError, enhance_photo_bytes, raw_file
 from lptn.photo.enhancer import blend, check_strength
 from lptn.photo.photo_file import HEIF_EXTRA, MEDIA_TYPES, WRITE_FORMATS
 from lptn.platform.runtime import Runtime
@@ -54,7 +54,7 @@ _READ_FORMATS = {
     "BMP": "BMP",
     "HEIF": "HEIF",
 }
-READABLE = "JPEG, PNG, TIFF, WebP, BMP or HEIC"
+READABLE = "JPEG, PNG, TIFF, WebP, BMP, HEIC or a camera RAW file (DNG, CR2, CR3...)"
 # HEIF files start with a box of type ``ftyp`` (byte 4) whose major brand (byte 8) is one of
 # these (ISO/IEC 23008-12); MP4 and other ISO media files have other brands.
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
@@ -100,7 +100,7 @@ def probe_photo(data: bytes) -> PhotoInfo:
     """Format and size from the header alone (no pixel decoding), for the server's limits.
 
     Raises PhotoError for empty data or a header that cannot be read, UnsupportedPhoto for
-    data that is not an image the pipeline reads (HEIC without the ``heif`` extra included),
+    data that is not an image the pipeline reads (HEIC or RAW without its extra included),
     PhotoTooLarge when Pillow refuses the size outright.
     """
     from PIL import Image, UnidentifiedImageError
@@ -109,6 +109,12 @@ def probe_photo(data: bytes) -> PhotoInfo:
         raise PhotoError("the upload is empty: no image data was received")
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not _heif_opener():
         raise UnsupportedPhoto(f"this server cannot read the upload: {HEIF_EXTRA}")
+    if raw_file.is_raw(data):  # before Pillow, which would take a DNG's preview for the photo
+        try:
+            height, width = raw_file.raw_size(data, "the upload")
+        except PhotoError as err:  # no rawpy, or data LibRaw does not read
+            raise UnsupportedPhoto(str(err)) from err
+        return PhotoInfo("RAW", width, height)
     try:
         with warnings.catch_warnings():
             # Huge sizes are the caller's to judge (413), not Pillow's decompression warning.

@@ -21,7 +21,8 @@ class VideoUnavailable(ImportError):
 
 class VideoError(OSError):
     """A video could not be read, enhanced or written; the message names the file (and the
-    frame when one is at fault)."""
+    frame when one is at fault) and says why in words, FFmpeg's when FFmpeg failed
+    (:mod:`lptn.video.ffmpeg_errors`)."""
 
 
 def is_video_file(path: Union[str, Path]) -> bool:

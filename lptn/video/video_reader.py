@@ -13,6 +13,7 @@ import numpy as np
 
 from lptn.video import VideoError, require_av
 from lptn.video.colour_conversion import ColourInfo, colour_info, frame_to_rgb
+from lptn.video.ffmpeg_errors import error_words, ffmpeg_log
 
 # Stream kinds copied packet by packet into the output (no re-encoding).
 COPIED_STREAM_TYPES = ("audio", "subtitle")
@@ -44,17 +45,22 @@ class VideoReader:
     """Opens ``path`` and yields, in file order, :class:`DecodedFrame` for the first video
     stream and ``av.Packet`` for the copied streams (:attr:`copied_streams`).
 
-    Raises :class:`VideoError` naming the file (and the frame) when the file cannot be opened
-    or decoded, or ends before the frame count its header announces.
+    Raises :class:`VideoError` naming the file (and the frame and its time) when the file
+    cannot be opened or decoded, in FFmpeg's words, or ends before the frame count its header
+    announces.
     """
 
     def __init__(self, path: Union[str, Path]) -> None:
         self.av = require_av()
         self.path = Path(path)
-        try:
-            self.container = self.av.open(str(self.path), "r")
-        except (self.av.error.FFmpegError, OSError) as err:
-            raise VideoError(f"{self.path}: cannot open as a video ({err})") from err
+        # FFmpeg logs why a file does not open ("moov atom not found" for a cut mp4)
+        with ffmpeg_log() as log:
+            try:
+                self.container = self.av.open(str(self.path), "r")
+            except (self.av.error.FFmpegError, OSError) as err:
+                raise VideoError(
+                    f"{self.path}: cannot open as a video: {error_words(err, log)}"
+                ) from err
         if not self.container.streams.video:
             self.container.close()
             raise VideoError(f"{self.path}: no video stream")
@@ -104,8 +110,10 @@ class VideoReader:
                 elif packet.dts is not None:
                     yield packet
         except av.error.FFmpegError as err:
+            # the failing frame starts where the last decoded one ends
             raise VideoError(
-                f"{self.path}: frame {self._decoded}: cannot read or decode ({err})"
+                f"{self.path}: frame {self._decoded} at {self._last_end:.3f} s: cannot read or "
+                f"decode: {error_words(err)}"
             ) from err
         if self.frame_count and self._decoded < self.frame_count:
             raise VideoError(

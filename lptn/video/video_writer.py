@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 from lptn.platform.logger import get_logger
 from lptn.video import VideoError, require_av
 from lptn.video.colour_conversion import ColourInfo, rgb_to_frame
+from lptn.video.ffmpeg_errors import error_words
+from lptn.video.stream_metadata import copy_stream_labels
 from lptn.video.video_reader import DecodedFrame, VideoReader
 
 # Input codec (decoder name) -> software encoder of the same family.
@@ -48,9 +50,6 @@ DEFAULT_CRF = {
 }
 # AVColorTransferCharacteristic codes of HDR video.
 HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
-# Stream metadata worth keeping (the muxer rewrites the rest: durations, encoder names). The
-# rotation travels as the display matrix, not as a "rotate" tag.
-_KEPT_STREAM_TAGS = ("language", "title", "handler_name")
 _DROPPED_CONTAINER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 
 
@@ -242,9 +241,14 @@ class VideoWriter:
                     out = self.container.add_stream_from_template(src)
                 except (av.error.FFmpegError, ValueError) as err:
                     get_logger().warning(
-                        "%s: stream %d (%s) not copied: %s", reader.path, src.index, src.type, err
+                        "%s: stream %d (%s) not copied: %s",
+                        reader.path,
+                        src.index,
+                        src.type,
+                        error_words(err),
                     )
                     continue
+                copy_stream_labels(src, out)
                 self._stream_map[src.index] = out
             for s in reader.skipped_streams:
                 get_logger().warning(
@@ -255,7 +259,7 @@ class VideoWriter:
             raise
         except (av.error.FFmpegError, ValueError, OSError) as err:
             self.abort()
-            raise VideoError(f"{self.dst}: cannot create the output ({err})") from err
+            raise VideoError(f"{self.dst}: cannot create the output: {error_words(err)}") from err
 
     def _add_video_stream(self, first: DecodedFrame, width: int, height: int) -> None:
         reader, colour = self.reader, first.colour
@@ -296,9 +300,8 @@ class VideoWriter:
             # SVT-AV1 prints its whole configuration at info level; keep warnings and errors
             os.environ.setdefault("SVT_LOG", "2")
         stream.options = options
-        for key in _KEPT_STREAM_TAGS:
-            if key in src_video.metadata:
-                stream.metadata[key] = src_video.metadata[key]
+        # The rotation travels as the display matrix, not as a "rotate" tag.
+        copy_stream_labels(src_video, stream)
         if first.display_matrix is not None:
             stream.set_display_matrix(first.display_matrix)
         if colour.transfer in HDR_TRANSFERS:
@@ -322,7 +325,10 @@ class VideoWriter:
             for packet in self.stream.encode(out):
                 self.container.mux(packet)
         except av.error.FFmpegError as err:
-            raise VideoError(f"{self.dst}: frame {frame.index}: cannot encode ({err})") from err
+            raise VideoError(
+                f"{self.dst}: frame {frame.index} at {frame.seconds:.3f} s: cannot encode: "
+                f"{error_words(err)}"
+            ) from err
         self.frames_written += 1
 
     def write_packet(self, packet: Any) -> None:
@@ -330,11 +336,14 @@ class VideoWriter:
         out = self._stream_map.get(packet.stream.index)
         if out is None:
             return
+        at = f" at {float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else ""
         packet.stream = out
         try:
             self.container.mux(packet)
         except self.av.error.FFmpegError as err:
-            raise VideoError(f"{self.dst}: cannot copy a {out.type} packet ({err})") from err
+            raise VideoError(
+                f"{self.dst}: cannot copy a {out.type} packet{at}: {error_words(err)}"
+            ) from err
 
     def finish(self) -> None:
         """Flush the encoder, close the file and rename it to its final name."""
@@ -345,7 +354,7 @@ class VideoWriter:
             self.container.close()
         except av.error.FFmpegError as err:
             self.abort()
-            raise VideoError(f"{self.dst}: cannot finish the output ({err})") from err
+            raise VideoError(f"{self.dst}: cannot finish the output: {error_words(err)}") from err
         self.container = None
         os.replace(self.tmp, self.dst)
 

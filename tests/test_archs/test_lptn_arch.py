@@ -8,6 +8,7 @@ it shares no code with ``lptn.archs``. The official checkpoint is read for it wi
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -225,6 +226,7 @@ def test_strict_load_drops_exactly_the_four_alias_keys(
     official_checkpoint, official_state, lptn_log
 ):
     net = build_network(dict(OFFICIAL_OPTIONS))
+    logging.getLogger("lptn").setLevel(logging.DEBUG)  # the notice is at DEBUG (every run has it)
     load_network_weights(net, official_checkpoint, strict=True)
     own = net.state_dict()
     assert set(official_state) - set(own) == ALIAS_KEYS

@@ -95,3 +95,21 @@ def test_16bit_with_a_non_matrix_profile_is_refused(crop: np.ndarray) -> None:
         MatrixShaper.from_icc(lab)
     with pytest.raises(PhotoError):
         convert_rgb(to16(crop), lab, srgb_profile_bytes())
+
+
+def test_built_adobe_rgb_profile_matches_the_published_encoding(
+    crop: np.ndarray, adobe: bytes
+) -> None:
+    from lptn.photo.colour import adobe_rgb_profile_bytes, profile_name
+
+    built = adobe_rgb_profile_bytes()
+    assert not is_srgb(built) and profile_space(built) == "RGB"
+    assert "Adobe RGB (1998)" in profile_name(built)
+    adobe8 = srgb_to_adobe(crop, adobe)
+    srgb = to_srgb(adobe8, built)  # littleCMS reads the built profile
+    expected = adobe_to_srgb_formula(adobe8 / 255.0) * 255.0
+    assert np.abs(srgb - expected).max() <= 1.0
+    assert np.abs(srgb.astype(int) - to_srgb(adobe8, adobe)).max() <= 1  # the CC0 profile
+    # 16-bit photos go through the profile's own matrix and curves: the same encoding
+    back = to_srgb(to16(adobe8), built)
+    assert np.abs(back - adobe_to_srgb_formula(to16(adobe8) / 65535.0) * 65535.0).mean() < 5

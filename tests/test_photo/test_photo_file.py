@@ -10,10 +10,13 @@ import pytest
 from photo_samples import (
     XMP,
     camera_exif,
+    exiftool,
     phone_jpeg,
     pillow_bytes,
     png16_bytes,
+    stored_for,
     to16,
+    with_iptc,
 )
 from PIL import Image, ImageOps, JpegImagePlugin
 
@@ -30,6 +33,34 @@ def test_orientation_is_applied_like_pillow(crop: np.ndarray, orientation: int) 
     np.testing.assert_array_equal(photo.pixels, shown)
     assert photo.exif is not None and photo.exif[0x0112] == 1
     assert photo.xmp is not None and b'tiff:Orientation="1"' in photo.xmp
+
+
+def oriented_tiff(stored: np.ndarray, orientation: int) -> bytes:
+    """A TIFF (8 or 16 bits, as ``stored``'s dtype) written by tifffile with the Orientation
+    tag, as scanners and raw converters write them."""
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(
+        buf, stored, photometric="rgb", metadata=None, extratags=[(0x0112, 3, 1, orientation, True)]
+    )
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_tiff_orientation_is_applied_like_8bit(crop: np.ndarray, orientation: int) -> None:
+    stored = stored_for(crop, orientation)
+    photo8 = decode_photo(oriented_tiff(stored, orientation), "scan8.tif")
+    photo16 = decode_photo(oriented_tiff(to16(stored), orientation), "scan16.tif")
+    np.testing.assert_array_equal(photo8.pixels, crop)  # the 8-bit path: upright
+    assert photo16.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(photo16.pixels, to16(crop))  # the same picture, 16 bits
+    for photo in (photo8, photo16):
+        out = encode_photo(photo, "TIFF")
+        found = exiftool(out, "-EXIF:Orientation", "-EXIF:ImageWidth", "-EXIF:ImageHeight")
+        assert found["EXIF:Orientation"] == 1, photo.pixels.dtype
+        assert (found["EXIF:ImageWidth"], found["EXIF:ImageHeight"]) == (131, 97)
+        np.testing.assert_array_equal(decode_photo(out).pixels, photo.pixels)
 
 
 def test_written_upright_with_orientation_1_and_metadata(crop: np.ndarray, adobe: bytes) -> None:
@@ -154,6 +185,25 @@ def test_jpeg_keeps_chroma_subsampling_and_quality(crop: np.ndarray, subsampling
     assert len(encode_photo(photo, jpeg_quality=30)) < len(encode_photo(photo, jpeg_quality=95))
 
 
+def test_progressive_jpeg_stays_progressive(crop: np.ndarray) -> None:
+    def process(data: bytes) -> int:
+        """exiftool's EncodingProcess: the SOF marker's number, 0 baseline, 2 progressive."""
+        return int(exiftool(data, "-File:EncodingProcess")["File:EncodingProcess"])
+
+    progressive = pillow_bytes(crop, "JPEG", quality=92, progressive=True)
+    assert process(progressive) == 2
+    photo = decode_photo(progressive, "web.jpg")
+    assert photo.jpeg_progressive
+    out = encode_photo(photo)
+    assert process(out) == 2 and Image.open(io.BytesIO(out)).info.get("progressive") == 1
+    assert process(encode_photo(decode_photo(pillow_bytes(crop, "JPEG"), "camera.jpg"))) == 0
+    # a PNG made from it, then JPEG from that PNG: baseline (PNG has no such notion)
+    png = decode_photo(encode_photo(photo, "PNG"), "web.png")
+    assert process(encode_photo(png, "JPEG")) == 0
+    # with IPTC, which exiv2 writes into the output: the coding stays progressive
+    assert process(encode_photo(decode_photo(with_iptc(progressive), "tagged.jpg"))) == 2
+
+
 def test_bad_data_gives_plain_photo_errors(crop: np.ndarray) -> None:
     good = pillow_bytes(crop, "PNG")
     cases = {
@@ -193,3 +243,33 @@ def test_heic_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(photo_file, "_register_heif", lambda: False)
     with pytest.raises(PhotoError, match=r"phone.heic: .*extra 'heif'.*pillow-heif"):
         decode_photo(data, "phone.heic")
+
+
+def test_multi_frame_files_are_refused_with_their_frame_count(crop: np.ndarray) -> None:
+    import tifffile
+
+    frames = [Image.fromarray(np.roll(crop, 9 * i, axis=1)) for i in range(3)]
+    for fmt, ext, what in [
+        ("WEBP", "webp", "3 animation frames"),
+        ("PNG", "png", "3 animation frames"),  # APNG
+        ("GIF", "gif", "3 animation frames"),
+        ("TIFF", "tif", "3 pages"),
+    ]:
+        buf = io.BytesIO()
+        frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+        with pytest.raises(PhotoError, match=rf"^clip\.{ext}: {what} in one {fmt} file; only"):
+            decode_photo(buf.getvalue(), f"clip.{ext}")
+    # single-frame GIF: not a supported format, said plainly
+    with pytest.raises(PhotoError, match=r"^one\.gif: GIF files are not supported"):
+        decode_photo(pillow_bytes(crop, "GIF"), "one.gif")
+    # a TIFF page flagged as a reduced-resolution preview is not a second photo
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tif:
+        tif.write(crop, photometric="rgb", metadata=None)
+        tif.write(crop[::4, ::4], photometric="rgb", metadata=None, subfiletype=1)
+    np.testing.assert_array_equal(decode_photo(buf.getvalue(), "scan.tif").pixels, crop)
+    # a camera JPEG with an MPF preview (Pillow: MPO) is the photo its first image is
+    buf = io.BytesIO()
+    frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:2], quality=95)
+    photo = decode_photo(buf.getvalue(), "camera.jpg")
+    assert photo.format == "JPEG" and photo.pixels.shape == crop.shape

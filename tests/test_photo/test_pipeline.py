@@ -8,11 +8,19 @@ import io
 import numpy as np
 import pytest
 import torch
-from photo_samples import phone_jpeg, pillow_bytes, png16_bytes, srgb_to_adobe, to16
+from photo_samples import (
+    exiftool,
+    exiftool_write,
+    phone_jpeg,
+    pillow_bytes,
+    png16_bytes,
+    srgb_to_adobe,
+    to16,
+)
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from lptn.photo import PhotoEnhancer, PhotoError, decode_photo, enhance_photo_bytes
-from lptn.photo.colour import srgb_profile_bytes, to_srgb
+from lptn.photo.colour import adobe_rgb_profile_bytes, srgb_profile_bytes, to_srgb
 from lptn.photo.enhancer import LUMA_WEIGHTS
 
 
@@ -107,6 +115,42 @@ def test_adobe_rgb_is_enhanced_in_srgb(
     assert srgb_out.getexif().get_ifd(0x8769)[0xA001] == 1
     kept = Image.open(io.BytesIO(enhance_photo_bytes(camera, enhancer, output_colour="input")[0]))
     assert kept.getexif().get_ifd(0x8769)[0xA001] == 0xFFFF
+
+
+def test_camera_adobe_rgb_without_a_profile_is_taken_as_adobe_rgb(
+    enhancer: PhotoEnhancer, crop: np.ndarray, adobe: bytes, lptn_log: pytest.LogCaptureFixture
+) -> None:
+    adobe8 = srgb_to_adobe(crop, adobe)
+    plain = pillow_bytes(adobe8, "JPEG", quality=95)
+    # the DCF convention, written by exiftool: ColorSpace uncalibrated, InteropIndex R03
+    camera = exiftool_write(plain, "-EXIF:ColorSpace#=65535", "-EXIF:InteropIndex=R03")
+    found = exiftool(camera, "-EXIF:ColorSpace", "-EXIF:InteropIndex", "-ICC_Profile:all")
+    assert (found["EXIF:ColorSpace"], found["EXIF:InteropIndex"]) == (0xFFFF, "R03")
+    assert not any(k.startswith("ICC_Profile") for k in found)  # no profile embedded
+    photo = decode_photo(camera, "IMG_0042.JPG")
+    assert photo.icc == adobe_rgb_profile_bytes()
+    assert "IMG_0042.JPG" in lptn_log.text and "Adobe RGB" in lptn_log.text
+    out_data = enhance_photo_bytes(camera, enhancer)[0]
+    out = decode_photo(out_data)
+    assert out.icc == srgb_profile_bytes()
+    assert Image.open(io.BytesIO(out_data)).getexif().get_ifd(0x8769)[0xA001] == 1  # sRGB now
+
+    def enhanced(data: bytes) -> np.ndarray:  # PNG out: no JPEG noise in the comparisons
+        return decode_photo(enhance_photo_bytes(data, enhancer, out_format="png")[0]).pixels
+
+    lossless = enhanced(camera)
+    # the same photo with the profile embedded gives the same output, pixel for pixel
+    tagged = pillow_bytes(adobe8, "JPEG", quality=95, icc_profile=adobe_rgb_profile_bytes())
+    np.testing.assert_array_equal(lossless, enhanced(tagged))
+    # the independent CC0 Adobe RGB profile's colorants differ from the published ones by
+    # ~1e-4: a few sRGB input values move by 1, which the network spreads a little
+    other = enhanced(pillow_bytes(adobe8, "JPEG", quality=95, icc_profile=adobe))
+    assert np.abs(lossless.astype(int) - other).max() <= 2
+    assert np.mean(lossless != other) < 0.005
+    # R98 (DCF basic file) with the same ColorSpace is not the convention: taken as sRGB
+    basic = exiftool_write(plain, "-EXIF:ColorSpace#=65535", "-EXIF:InteropIndex=R98")
+    assert decode_photo(basic).icc is None
+    assert np.abs(enhanced(basic).astype(int) - lossless).max() >= 4
 
 
 def test_adobe_rgb_16bit_stays_16bit(
