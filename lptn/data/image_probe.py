@@ -5,8 +5,9 @@ gives the ``(height, width)`` that :func:`lptn.data.image_io.read_image` will re
 fraction of the decoding time. A truncated JPEG or PNG (an interrupted copy, the usual broken
 file) is caught too: such a file lacks its end marker, and a file without one is decoded in
 full to be sure (some cameras append data after it). Damage inside the compressed data of a
-complete file is only found when the file is read for training. Formats Pillow does not open
-(RAW) are decoded in full.
+complete file is only found when the file is read for training. RAW files are sized by LibRaw
+from their header (:func:`lptn.photo.raw_file.raw_size`); a file the header cannot settle (no
+raw extra, several frames, a mode the reader refuses) is decoded in full, for its message.
 """
 
 from __future__ import annotations
@@ -56,18 +57,31 @@ def _ends_complete(handle: BinaryIO, fmt: str) -> bool:
     return tail.rstrip(b"\x00").endswith(end) if fmt == "JPEG" else tail.endswith(end)
 
 
-def _probe_open(handle: BinaryIO, name: str) -> Tuple[Tuple[int, int], bool]:
-    """((height, width) upright, end marker present) of the photo in ``handle``."""
+def _probe_open(
+    handle: BinaryIO, name: str, raw_source: Union[str, bytes]
+) -> Tuple[Tuple[int, int], bool]:
+    """((height, width) upright, end marker present) of the photo in ``handle``; a RAW file
+    (``raw_source``: its path or bytes) is sized by LibRaw from its header."""
     from PIL import Image, UnidentifiedImageError
 
+    from lptn.photo import raw_file
     from lptn.photo.metadata import read_orientation
     from lptn.photo.photo_file import format_name
 
+    head = handle.read(raw_file.HEAD_BYTES)
+    handle.seek(0)
+    if raw_file.is_raw(head, name):
+        # checked first: Pillow would open a DNG or NEF as the TIFF of its preview
+        try:
+            return raw_file.raw_size(raw_source, name), True
+        except (OSError, ValueError) as err:  # PhotoError (no raw extra...) is a ValueError
+            raise _NeedsDecoding(name) from err
     try:
         im = Image.open(handle)
         width, height = im.size
         fmt = format_name(str(im.format))
-        if im.mode not in _READER_MODES:
+        # other modes (CMYK...) and several frames are refused by the reader in its own words
+        if im.mode not in _READER_MODES or getattr(im, "n_frames", 1) > 1:
             raise _NeedsDecoding(name)
         try:
             # libheif has already turned HEIF pixels; the EXIF tag is informative there
@@ -95,7 +109,7 @@ def probe_file(path: PathLike) -> Tuple[int, int]:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            size, complete = _probe_open(handle, str(path))
+            size, complete = _probe_open(handle, str(path), str(path))
     except _NeedsDecoding:
         complete = False
     except FileNotFoundError as err:
@@ -113,7 +127,7 @@ def probe_file(path: PathLike) -> Tuple[int, int]:
 def probe_bytes(data: bytes, name: str) -> Tuple[int, int]:
     """:func:`probe_file` for encoded bytes (an LMDB value); ``name`` is used in errors."""
     try:
-        size, complete = _probe_open(io.BytesIO(data), name)
+        size, complete = _probe_open(io.BytesIO(data), name, data)
     except _NeedsDecoding:
         complete = False
     if complete:

@@ -210,3 +210,32 @@ def test_resize_gt_on_the_device_augmentation_path(tmp_path: Path, fivek_sample_
     assert item["gt"].shape == item["lq"].shape == (512, 341, 3)
     assert item["gt"].dtype == torch.uint8
     assert ds.survey_images(9, "network_g.num_high=3").problems == []
+
+
+def _photo_samples():
+    """tests/test_photo/photo_samples.py (its DNG maker), imported from its path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "test_photo" / "photo_samples.py"
+    spec = importlib.util.spec_from_file_location("_lptn_photo_samples", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_raw_input_pairs_with_its_jpeg_export(tmp_path: Path, fivek_sample_dir: Path) -> None:
+    pytest.importorskip("rawpy", reason="RAW inputs need the 'raw' extra (pip install 'lptn[raw]')")
+    pytest.importorskip("exiv2", reason="the test DNGs get their Exif sub-IFD from exiv2")
+    samples = _photo_samples()
+    scene = np.ascontiguousarray(fivek_upright(fivek_sample_dir, "a0535")[:256, :384])
+    (tmp_path / "lq").mkdir()
+    (tmp_path / "lq" / "IMG_0001.DNG").write_bytes(samples.bayer_dng(scene, 6))  # held sideways
+    (tmp_path / "gt").mkdir()
+    cv2.imwrite(str(tmp_path / "gt" / "IMG_0001_edited.jpg"), scene[..., ::-1])
+    opt = _paired(tmp_path / "lq", tmp_path / "gt", gt_name="{stem}_edited", phase="train")
+    ds = build_dataset({**opt, "gt_size": 128}, "datasets.train")
+    survey = ds.survey_images(9, "network_g.num_high=3")
+    assert survey.problems == [] and list(survey.sample_sizes) == [(256, 384)]
+    item = ds[0]
+    assert item["lq"].shape == item["gt"].shape == (3, 128, 128)
