@@ -14,11 +14,11 @@ from lptn.data.pairing import (
     fit_target,
     match_pairs,
     name_patterns,
+    pair_size_policy,
     pair_size_problem,
     refuse_same_folder,
 )
 from lptn.data.transforms import augment, ensure_min_size, paired_random_crop
-from lptn.platform.option_schema import PAIR_SIZE_POLICIES
 
 
 @DATASET_REGISTRY.register()
@@ -50,12 +50,7 @@ class PairedImageDataset(SeededImageDataset):
             self.lq_backend, self.gt_backend, key_path, "every photo would be its own target"
         )
         self.patterns = name_patterns(self.opt, key_path)
-        self.pair_size = self.opt.get("pair_size", "error")
-        if self.pair_size not in PAIR_SIZE_POLICIES:
-            raise ValueError(
-                f"{key_path}.pair_size: must be one of {', '.join(PAIR_SIZE_POLICIES)}, "
-                f"got {self.pair_size!r}"
-            )
+        self.pair_size = pair_size_policy(self.opt, key_path)
         self.pairs = match_pairs(self.gt_backend, self.lq_backend, self.patterns, key_path)
         if self.opt.get("meta_info_file"):
             self.pairs = self._select(self.pairs, Path(self.opt["meta_info_file"]))

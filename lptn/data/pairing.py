@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from lptn.data.file_backends import FileBackend
-from lptn.platform.option_schema import PAIR_SIZE_POLICIES
+from lptn.platform.option_schema import DATASET, PAIR_SIZE_POLICIES
 
 STEM = "{stem}"
 #: largest relative difference of aspect ratio that ``resize_gt`` accepts
@@ -75,9 +75,22 @@ def name_patterns(opt: Mapping[str, Any], key_path: str) -> Tuple[NamePattern, N
             ) from err
         if lq_text.count(STEM) != 1:
             raise ValueError(f"{key_path}.filename_tmpl: {tmpl!r} must hold one '{{}}'")
-    lq = NamePattern(str(lq_text if lq_text is not None else STEM), f"{key_path}.lq_name")
-    gt = NamePattern(str(opt.get("gt_name", STEM)), f"{key_path}.gt_name")
-    return lq, gt
+    if lq_text is None:
+        lq_text = DATASET.keys["lq_name"].default
+    gt_text = opt.get("gt_name", DATASET.keys["gt_name"].default)
+    return NamePattern(str(lq_text), f"{key_path}.lq_name"), NamePattern(
+        str(gt_text), f"{key_path}.gt_name"
+    )
+
+
+def pair_size_policy(opt: Mapping[str, Any], key_path: str) -> str:
+    """``opt['pair_size']`` (default from the schema), checked against its choices."""
+    policy = opt.get("pair_size", DATASET.keys["pair_size"].default)
+    if policy not in PAIR_SIZE_POLICIES:
+        raise ValueError(
+            f"{key_path}.pair_size: must be one of {', '.join(PAIR_SIZE_POLICIES)}, got {policy!r}"
+        )
+    return str(policy)
 
 
 def same_location(a: Path, b: Path) -> bool:
@@ -224,6 +237,7 @@ __all__ = [
     "fit_target",
     "match_pairs",
     "name_patterns",
+    "pair_size_policy",
     "pair_size_problem",
     "refuse_same_folder",
 ]
