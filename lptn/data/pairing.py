@@ -64,7 +64,7 @@ def name_patterns(opt: Mapping[str, Any], key_path: str) -> Tuple[NamePattern, N
     if tmpl is not None and lq_text is not None:
         raise ValueError(
             f"{key_path}.filename_tmpl and {key_path}.lq_name both name the inputs; keep one "
-            f"(lq_name: {STEM!r} style is the same as filename_tmpl: '{{}}' style)"
+            f"(filename_tmpl {tmpl!r} is lq_name {str(tmpl).replace('{}', STEM)!r})"
         )
     if tmpl is not None:
         try:
