@@ -143,6 +143,10 @@ def test_fivek_sample_lmdb_reads_identically_through_the_dataset(
         a, b = disk[i], lmdb_ds[i]
         assert b["lq_path"] == Path(a["lq_path"]).stem and b["gt_path"] == Path(a["gt_path"]).stem
         assert torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"])
+    # the start-up check reads the LMDB's headers (4 threads) as it reads the files'
+    from_disk, from_lmdb = (ds.survey_images(9, "network_g.num_high=3") for ds in (disk, lmdb_ds))
+    assert from_disk.problems == from_lmdb.problems == []
+    assert set(from_disk.sample_sizes) == set(from_lmdb.sample_sizes)
 
 
 def _run_script(*args: str, **env_extra: str) -> subprocess.CompletedProcess:
