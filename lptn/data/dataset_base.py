@@ -15,11 +15,14 @@ same generator in the same order; the prefetcher applies them on the device.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from lptn.data.device_augment import (
     DEVICE_PREFETCH_MODES,
@@ -33,6 +36,30 @@ from lptn.data.transforms import SMALL_IMAGE_POLICIES, ensure_min_size, sample_r
 from lptn.platform.option_schema import whole_number
 
 PHASES = ("train", "val", "test")
+
+
+@dataclass
+class ImageSurvey:
+    """What :meth:`SeededImageDataset.survey_images` found in one set: ``count`` images
+    checked, every ``problems`` line (each names its file(s)), and one example name per
+    ``(height, width)`` of the samples."""
+
+    key_path: str
+    count: int
+    problems: List[str] = field(default_factory=list)
+    sample_sizes: Dict[Tuple[int, int], str] = field(default_factory=dict)
+
+    def report(self) -> str:
+        """The problems as one message: a head line, then one line each."""
+        head = (
+            f"{self.key_path}: {len(self.problems)} data problem"
+            f"{'s' if len(self.problems) != 1 else ''} in {self.count} images checked:"
+        )
+        return "\n".join([head] + [f"  {line}" for line in self.problems])
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise ValueError(self.report())
 
 
 def dataset_phase(opt: Dict[str, Any], key_path: str) -> str:
@@ -120,9 +147,12 @@ class SeededImageDataset(Dataset):
         size = self.gt_size if self.crop else None
         if pixels is not None and (size is None or min(pixels.shape[:2]) >= size):
             return pixels
-        img = self.load(backend, key)
-        if size is not None:
-            img = ensure_min_size(img, size, self.small_image, backend.describe(key))
+        return self.pixels_for_device(self.load(backend, key), backend.describe(key))
+
+    def pixels_for_device(self, img: np.ndarray, name: str) -> torch.Tensor:
+        """Device augmentation: ``img`` enlarged by ``small_image`` as needed, as a tensor."""
+        if self.crop and self.gt_size is not None:
+            img = ensure_min_size(img, self.gt_size, self.small_image, name)
         return pixels_to_tensor(img)
 
     def draw_view(self, shape: Sequence[int], rng: np.random.Generator) -> CropFlip:
@@ -138,39 +168,107 @@ class SeededImageDataset(Dataset):
         )
 
     def image_groups(self) -> List[Tuple[Tuple[FileBackend, str], ...]]:
-        """Every image the set reads, grouped: the images of a group must have one size (the
-        two sides of a pair). Subclasses list theirs; used by :meth:`check_images`."""
+        """Every image the set reads, grouped: the images of one sample (the input first,
+        then its target). Subclasses list theirs; used by :meth:`survey_images`."""
         raise NotImplementedError
 
-    def check_images(self, min_size: int, why: str) -> int:
-        """Decode every image once and check it: readable, at least ``min_size`` pixels high
-        and wide (``why`` says where the minimum comes from), pairs of one size. Returns the
-        number of images read.
+    def group_problem(self, sizes: List[Tuple[int, int]], names: List[str]) -> Optional[str]:
+        """Why images of these ``(height, width)`` cannot form one sample, or None. Default:
+        they must have one size."""
+        if len(set(sizes)) <= 1:
+            return None
+        listed = ", ".join(f"{n} is {h}x{w}" for (h, w), n in zip(sizes, names))
+        return f"paired images differ in size: {listed} (HxW)"
 
-        Raises:
-            ImageReadError: an unreadable image (named).
-            ValueError: an image too small or a pair of two sizes (named), with the option key.
+    def survey_images(
+        self, min_size: int, why: str, *, progress: bool = False, threads: int = 4
+    ) -> ImageSurvey:
+        """Check every image of the set from its header (:meth:`FileBackend.probe`), without
+        stopping at the first problem: readable, at least ``min_size`` pixels high and wide
+        (``why`` says where that minimum comes from; for training crops with
+        ``small_image: error`` also ``gt_size``), the images of a sample fitting together
+        (:meth:`group_problem`) and, for training on full images (``if_fix_size: false``) in
+        batches of more than one, all samples of one size (a batch is one tensor).
+
+        ``progress`` shows a tqdm bar on stderr; ``threads`` read headers in parallel (the
+        files are read from disk, the GIL is released meanwhile).
         """
-        count = 0
-        for group in self.image_groups():
-            shapes = []
+        need, need_why = min_size, why
+        if self.crop and self.gt_size is not None:
+            if self.small_image != "error":
+                need = 0  # small_image pads or enlarges to the crop; the crop is checked apart
+            elif self.gt_size > need:
+                need = self.gt_size
+                gt_key = self.option_key("gt_size")
+                need_why = f"the crop size {gt_key} (or small_image: pad | resize)"
+        groups = self.image_groups()
+        flat = [item for group in groups for item in group]
+
+        def probe(item: Tuple[FileBackend, str]) -> Any:
+            backend, key = item
+            try:
+                return backend.probe(key)
+            except (OSError, KeyError, ValueError) as err:  # ImageReadError is an OSError
+                return str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+
+        with (
+            tqdm(
+                total=len(flat),
+                desc=f"checking {self.key_path}",
+                unit="img",
+                disable=not progress,
+                leave=False,
+            ) as bar,
+            ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        ):
+            results = []
+            for result in pool.map(probe, flat):
+                results.append(result)
+                bar.update(1)
+        survey = ImageSurvey(self.key_path, len(flat))
+        position = 0
+        for group in groups:
+            sizes, names, readable = [], [], True
             for backend, key in group:
-                img = backend.read_image(key)
-                count += 1
-                h, w = img.shape[:2]
-                if h < min_size or w < min_size:
-                    raise ValueError(
-                        f"{backend.describe(key)}: image is {h}x{w} (HxW), smaller than "
-                        f"{min_size}x{min_size}, the minimum of {why} ({self.key_path})"
+                result, name = results[position], backend.describe(key)
+                position += 1
+                if isinstance(result, str):
+                    survey.problems.append(f"unreadable: {result}")
+                    readable = False
+                    continue
+                h, w = result
+                if h < need or w < need:
+                    survey.problems.append(
+                        f"too small: {name} is {h}x{w} (HxW), smaller than {need}x{need}, "
+                        f"the minimum of {need_why}"
                     )
-                shapes.append((h, w, backend.describe(key)))
-            if len({s[:2] for s in shapes}) > 1:
-                raise ValueError(
-                    "paired images differ in size: "
-                    + ", ".join(f"{name} is {h}x{w}" for h, w, name in shapes)
-                    + f" (HxW) ({self.key_path})"
-                )
-        return count
+                sizes.append((h, w))
+                names.append(name)
+            if not readable:
+                continue
+            problem = self.group_problem(sizes, names)
+            if problem is not None:
+                survey.problems.append(problem)
+            else:
+                survey.sample_sizes.setdefault(sizes[0], names[0])
+        batch = self.opt.get("batch_size_per_gpu") or 1
+        if (
+            self.phase == "train"
+            and not self.crop
+            and int(batch) > 1
+            and len(survey.sample_sizes) > 1
+        ):
+            examples = ", ".join(
+                f"{h}x{w} ({name})" for (h, w), name in sorted(survey.sample_sizes.items())[:4]
+            )
+            survey.problems.append(
+                f"{self.option_key('if_fix_size')}: false trains on full images, and a batch "
+                f"of {batch} needs one size but the images have {len(survey.sample_sizes)} "
+                f"(HxW: {examples}{', ...' if len(survey.sample_sizes) > 4 else ''}); set "
+                f"{self.option_key('batch_size_per_gpu')}: 1, or crop with if_fix_size: true "
+                "and gt_size"
+            )
+        return survey
 
     @staticmethod
     def load(backend: FileBackend, key: str) -> np.ndarray:
@@ -179,4 +277,4 @@ class SeededImageDataset(Dataset):
         return backend.read_image(key)
 
 
-__all__ = ["PHASES", "SeededImageDataset", "dataset_phase"]
+__all__ = ["PHASES", "ImageSurvey", "SeededImageDataset", "dataset_phase"]

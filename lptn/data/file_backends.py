@@ -1,7 +1,9 @@
 """Where images come from: a folder on disk, an LMDB file (BasicSR layout), or memory.
 
-A backend lists its keys (``keys()``), returns encoded bytes for a key (``get(key)``) and the
-decoded ``HxWx3`` array (``read_image(key)``, what the datasets call).
+A backend lists its keys (``keys()``), returns encoded bytes for a key (``get(key)``), the
+decoded ``HxWx3`` array (``read_image(key)``, what the datasets call; upright, sRGB, bit depth
+kept: :func:`lptn.data.image_io.read_image`) and its upright size from the header alone
+(``probe(key)``, what the start-up check calls).
 
 ``io_backend.type: memory`` (:class:`MemoryBackend`) decodes every image of a folder or LMDB
 once, when the dataset is built, into one uint8 buffer in shared memory; DataLoader workers
@@ -26,7 +28,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from lptn.data.image_io import decode_image, is_image_file
+from lptn.data.image_io import ImageReadError, decode_image, is_image_file, read_image
+from lptn.data.image_probe import probe_bytes, probe_file
 
 
 class FileBackend:
@@ -59,6 +62,11 @@ class FileBackend:
         """``HxWx3`` RGB uint8/uint16 image stored under ``key`` (decoded now)."""
         return decode_image(self.get(key), self.describe(key))
 
+    def probe(self, key: str) -> Tuple[int, int]:
+        """``(height, width)`` of ``key`` as :meth:`read_image` returns it, from the header
+        where the format allows; ``ImageReadError`` naming it when it is not a readable photo."""
+        return probe_bytes(self.get(key), self.describe(key))
+
 
 class DiskBackend(FileBackend):
     """Image files directly inside one folder (not recursive); keys are the file names."""
@@ -87,6 +95,13 @@ class DiskBackend(FileBackend):
             raise FileNotFoundError(f"{path}: no such file") from err
         except OSError as err:
             raise OSError(f"{path}: cannot read: {err.strerror or err}") from err
+
+    def read_image(self, key: str) -> np.ndarray:
+        # through the path, so that formats read from a file (RAW) work as in lptn-enhance
+        return read_image(self.root / key)
+
+    def probe(self, key: str) -> Tuple[int, int]:
+        return probe_file(self.root / key)
 
     def stem(self, key: str) -> str:
         return Path(key).stem
@@ -255,8 +270,22 @@ class MemoryBackend(FileBackend):
         self._keys = self.source.keys()
         start = time.perf_counter()
         threads = decode_threads or min(8, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=threads) as pool:  # cv2 decodes without the GIL
-            images: List[Optional[np.ndarray]] = list(pool.map(self.source.read_image, self._keys))
+
+        def decode(key: str) -> Any:
+            try:
+                return self.source.read_image(key)
+            except (OSError, ValueError) as err:  # ImageReadError is an OSError
+                return str(err)
+
+        # Pillow and cv2 decode without the GIL, so threads scale
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            images: List[Any] = list(pool.map(decode, self._keys))
+        failed = [img for img in images if isinstance(img, str)]
+        if failed:  # every bad file at once, not one per restart
+            raise ImageReadError(
+                f"{option_key}: io_backend memory cannot decode {len(failed)} of "
+                f"{len(images)} images:\n" + "\n".join(f"  {line}" for line in failed)
+            )
         total = sum(int(img.nbytes) for img in images if img is not None)  # none is None yet
         free = shared_memory_free_bytes()
         if free is not None and total > free:
@@ -302,6 +331,14 @@ class MemoryBackend(FileBackend):
         view = self.buffer.numpy()[offset : offset + size].view(dtype).reshape(shape)
         view.flags.writeable = False  # a write would change the image for every worker
         return view
+
+    def probe(self, key: str) -> Tuple[int, int]:
+        """The size of the decoded image in the buffer (no reading at all)."""
+        try:
+            shape = self._index[key][1]
+        except KeyError:
+            raise KeyError(f"{self.root}: no image with key {key!r}") from None
+        return int(shape[0]), int(shape[1])
 
     def read_tensor(self, key: str) -> Optional[torch.Tensor]:
         """An ``HxWx3`` uint8 tensor viewing the shared buffer (no copy: it crosses from a

@@ -1,6 +1,8 @@
 """Image files <-> arrays <-> tensors, in one colour order (RGB) and one rounding convention.
 
-Arrays are ``HxWx3`` RGB, ``uint8`` or ``uint16`` exactly as stored; float arrays are float32
+Photos are read by :mod:`lptn.photo.photo_file`, the reader ``lptn-enhance`` uses, so training,
+evaluation and enhancement see the same pixels: upright (EXIF orientation), sRGB, bit depth
+kept. Arrays are ``HxWx3`` RGB, ``uint8`` or ``uint16`` as stored; float arrays are float32
 in [0, 1]; tensors are ``(3, H, W)`` float32 in [0, 1]. Going back to integers always uses
 ``round(clip(x, 0, 1) * max)``, the convention the metrics use.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Any, Dict, List, Union
 
 import cv2
 import numpy as np
@@ -27,9 +29,6 @@ WRITE_EXTENSIONS: Dict[str, str] = {
     ".jpg": ".jpg",
     ".jpeg": ".jpg",
 }
-# Extensions treated as images when listing a folder.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
-
 _INT_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
@@ -42,61 +41,69 @@ class ImageWriteError(OSError):
 
 
 def is_image_file(path: PathLike) -> bool:
-    """True if ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
-    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+    """True if ``path`` has an extension the photo reader reads (case-insensitive): the
+    extensions of :func:`lptn.photo.photo_file.is_photo_file`, RAW included where it is."""
+    # imported here: lptn.photo imports the inference code, which imports this module
+    from lptn.photo.photo_file import is_photo_file
+
+    return is_photo_file(path)
 
 
 def read_image(path: PathLike) -> np.ndarray:
-    """Read an image file as ``HxWx3`` RGB, dtype ``uint8`` or ``uint16`` as stored.
+    """Read a photo file as the training data needs it: ``HxWx3`` RGB, uint8 or uint16 as
+    stored, upright and in sRGB.
 
-    Grey images are repeated to three channels; an alpha channel is dropped.
+    The file goes through :func:`lptn.photo.read_photo`, the reader of ``lptn-enhance``: the
+    EXIF orientation is applied and an embedded RGB colour profile (Adobe RGB, ProPhoto,
+    Display P3...) is converted to sRGB (:func:`lptn.photo.colour.to_srgb`; 16-bit stays
+    16-bit). Grey photos are repeated to three channels (their profile, if any, is not
+    applied); an alpha channel is dropped.
 
     Raises:
-        ImageReadError: the file is missing, unreadable or not a decodable image.
+        ImageReadError: the file is missing, unreadable or not a decodable photo (named).
     """
-    path = Path(path)
+    from lptn.photo.errors import PhotoError
+    from lptn.photo.photo_file import read_photo
+
     try:
-        # Reading the bytes ourselves gives the OS's reason on failure (cv2.imread only
-        # returns None) and works with non-ASCII paths everywhere.
-        buf = path.read_bytes()
-    except FileNotFoundError as err:
-        raise ImageReadError(f"{path}: cannot read image: no such file") from err
-    except IsADirectoryError as err:
-        raise ImageReadError(f"{path}: cannot read image: it is a directory") from err
-    except OSError as err:
-        raise ImageReadError(f"{path}: cannot read image: {err.strerror or err}") from err
-    return decode_image(buf, str(path))
+        photo = read_photo(path)
+    except PhotoError as err:
+        raise ImageReadError(str(err)) from err
+    return photo_pixels(photo, str(path))
 
 
 def decode_image(buf: bytes, name: str) -> np.ndarray:
-    """Decode encoded image bytes (PNG, TIFF, JPEG, ...) like :func:`read_image`.
+    """Encoded photo bytes -> the array :func:`read_image` returns for the same file.
 
     ``name`` (a path or an LMDB key) is only used in error messages.
     """
-    if len(buf) == 0:
-        raise ImageReadError(f"{name}: cannot read image: the file is empty")
+    from lptn.photo.errors import PhotoError
+    from lptn.photo.photo_file import decode_photo
+
     try:
-        img = cv2.imdecode(np.frombuffer(buf, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as err:
-        raise ImageReadError(f"{name}: cannot decode image: {err}") from err
-    if img is None:
-        raise ImageReadError(
-            f"{name}: cannot decode image: unknown format or corrupt data ({len(buf)} bytes)"
-        )
-    if img.dtype not in _INT_MAX:
-        raise ImageReadError(
-            f"{name}: unsupported sample type {img.dtype} (only 8- and 16-bit images are supported)"
-        )
-    if img.ndim == 2:
-        img = img[:, :, None]
-    channels = img.shape[2]
-    if channels == 1:
-        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
-    if channels == 2:  # grey + alpha
-        return np.ascontiguousarray(np.repeat(img[:, :, :1], 3, axis=2))
-    if channels in (3, 4):
-        return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
-    raise ImageReadError(f"{name}: unsupported number of channels {channels}")
+        photo = decode_photo(buf, name)
+    except PhotoError as err:
+        raise ImageReadError(str(err)) from err
+    return photo_pixels(photo, name)
+
+
+def photo_pixels(photo: Any, name: str) -> np.ndarray:
+    """A :class:`lptn.photo.Photo` (already upright) -> ``HxWx3`` sRGB uint8/uint16 pixels."""
+    from lptn.photo.colour import profile_space, to_srgb
+    from lptn.photo.errors import PhotoError
+
+    pixels = photo.pixels
+    if pixels.ndim == 2:
+        # a grey profile is a tone curve close to sRGB's; the datasets take grey as it is
+        return np.ascontiguousarray(np.repeat(pixels[:, :, None], 3, axis=2))
+    pixels = np.ascontiguousarray(pixels)
+    icc = photo.icc
+    try:
+        if icc and profile_space(icc) != "RGB":
+            raise PhotoError(f"the embedded colour profile is for {profile_space(icc)} data")
+        return np.ascontiguousarray(to_srgb(pixels, icc))
+    except PhotoError as err:
+        raise ImageReadError(f"{name}: cannot convert to sRGB: {err}") from err
 
 
 def to_float(img: np.ndarray) -> np.ndarray:
@@ -226,13 +233,13 @@ def write_image(
 
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "ImageReadError",
     "ImageWriteError",
     "decode_image",
     "encode_image",
     "image_to_tensor",
     "is_image_file",
+    "photo_pixels",
     "read_image",
     "tensor_to_image",
     "to_float",

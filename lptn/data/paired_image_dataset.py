@@ -1,4 +1,5 @@
-"""Aligned (input, target) pairs from two folders or LMDBs, matched by file name."""
+"""Aligned (input, target) pairs from two folders or LMDBs, matched by file name
+(:mod:`lptn.data.pairing`)."""
 
 from __future__ import annotations
 
@@ -9,68 +10,15 @@ from lptn.data import DATASET_REGISTRY
 from lptn.data.dataset_base import SeededImageDataset
 from lptn.data.file_backends import FileBackend, make_file_backend
 from lptn.data.image_io import image_to_tensor, to_float
+from lptn.data.pairing import (
+    fit_target,
+    match_pairs,
+    name_patterns,
+    pair_size_policy,
+    pair_size_problem,
+    refuse_same_folder,
+)
 from lptn.data.transforms import augment, ensure_min_size, paired_random_crop
-
-_SHOW = 5  # how many unmatched names an error lists
-
-
-def _stem_index(backend: FileBackend, option_key: str) -> Dict[str, str]:
-    index: Dict[str, str] = {}
-    for key in backend.keys():
-        stem = backend.stem(key)
-        if stem in index:
-            raise ValueError(
-                f"{option_key}: {backend.root} holds two images named {stem!r} "
-                f"({index[stem]} and {key}); pairs are matched by name"
-            )
-        index[stem] = key
-    return index
-
-
-def match_pairs(
-    gt: FileBackend, lq: FileBackend, filename_tmpl: str, gt_key: str, lq_key: str
-) -> List[Tuple[str, str]]:
-    """``(gt_key, lq_key)`` pairs: the lq name of gt ``X.ext`` is ``filename_tmpl.format('X')``.
-
-    Raises:
-        ValueError: some file on either side has no partner (the first few are listed).
-    """
-    gt_stems = _stem_index(gt, gt_key)
-    lq_stems = _stem_index(lq, lq_key)
-    pairs, no_lq, used = [], [], set()
-    for stem, g in sorted(gt_stems.items()):
-        try:
-            want = filename_tmpl.format(stem)
-        except (IndexError, KeyError, ValueError) as err:
-            raise ValueError(
-                f"{gt_key.rsplit('.', 1)[0]}.filename_tmpl: {filename_tmpl!r} must "
-                f"hold one '{{}}' for the name ({err})"
-            ) from err
-        if want in lq_stems:
-            pairs.append((g, lq_stems[want]))
-            used.add(want)
-        else:
-            no_lq.append(g)
-    no_gt = [k for s, k in sorted(lq_stems.items()) if s not in used]
-    if no_lq or no_gt:
-        lines = [
-            f"unmatched images between {gt_key}={gt.root} and {lq_key}={lq.root} "
-            f"(filename_tmpl {filename_tmpl!r}):"
-        ]
-        if no_lq:
-            lines.append(
-                f"  {len(no_lq)} in {gt.root} without a partner: "
-                + ", ".join(no_lq[:_SHOW])
-                + (", ..." if len(no_lq) > _SHOW else "")
-            )
-        if no_gt:
-            lines.append(
-                f"  {len(no_gt)} in {lq.root} without a partner: "
-                + ", ".join(no_gt[:_SHOW])
-                + (", ..." if len(no_gt) > _SHOW else "")
-            )
-        raise ValueError("\n".join(lines))
-    return pairs
 
 
 @DATASET_REGISTRY.register()
@@ -78,7 +26,9 @@ class PairedImageDataset(SeededImageDataset):
     """Pixel-aligned pairs: ``dataroot_lq`` (input) and ``dataroot_gt`` (target).
 
     Options (BasicSR names): ``dataroot_gt``, ``dataroot_lq``, ``io_backend.type`` (disk |
-    lmdb), ``filename_tmpl`` (default ``'{}'``), ``phase``; for phase ``train`` also
+    lmdb | memory), ``phase``; the pairing by ``lq_name`` / ``gt_name`` (``'{stem}_edited'``)
+    or BasicSR's ``filename_tmpl`` and ``pair_size`` (error | resize_gt), see
+    :mod:`lptn.data.pairing`; for phase ``train`` also
     ``gt_size`` (square crop; none = full images), ``use_flip``, ``use_rot``, ``small_image``
     (error | pad | resize, for images smaller than ``gt_size``), ``augment_on_device``
     (auto | true | false, see :mod:`lptn.data.device_augment`); ``meta_info_file``
@@ -96,10 +46,12 @@ class PairedImageDataset(SeededImageDataset):
         gt_key, lq_key = self.option_key("dataroot_gt"), self.option_key("dataroot_lq")
         self.gt_backend = make_file_backend(io_backend, self.opt.get("dataroot_gt"), gt_key)
         self.lq_backend = make_file_backend(io_backend, self.opt.get("dataroot_lq"), lq_key)
-        self.filename_tmpl = str(self.opt.get("filename_tmpl", "{}"))
-        self.pairs = match_pairs(
-            self.gt_backend, self.lq_backend, self.filename_tmpl, gt_key, lq_key
+        refuse_same_folder(
+            self.lq_backend, self.gt_backend, key_path, "every photo would be its own target"
         )
+        self.patterns = name_patterns(self.opt, key_path)
+        self.pair_size = pair_size_policy(self.opt, key_path)
+        self.pairs = match_pairs(self.gt_backend, self.lq_backend, self.patterns, key_path)
         if self.opt.get("meta_info_file"):
             self.pairs = self._select(self.pairs, Path(self.opt["meta_info_file"]))
         self.crop = (
@@ -117,7 +69,11 @@ class PairedImageDataset(SeededImageDataset):
         except OSError as err:
             raise FileNotFoundError(f"{key}: cannot read {listing}: {err.strerror}") from err
         wanted = [Path(line.split()[0]).stem for line in lines if line.strip()]
+        # a listed name is the target's file name (BasicSR) or the stem the pair shares
         by_stem = {self.gt_backend.stem(gt): (gt, lq) for gt, lq in pairs}
+        for gt, lq in pairs:
+            stem = self.patterns[1].stem_of(self.gt_backend.stem(gt))
+            by_stem.setdefault(str(stem), (gt, lq))
         missing = [name for name in wanted if name not in by_stem]
         if missing:
             raise ValueError(
@@ -133,21 +89,24 @@ class PairedImageDataset(SeededImageDataset):
         return self.lq_backend.display_path(self.pairs[index % len(self.pairs)][1])
 
     def image_groups(self) -> List[Tuple[Tuple[FileBackend, str], ...]]:
-        return [((self.gt_backend, gt), (self.lq_backend, lq)) for gt, lq in self.pairs]
+        return [((self.lq_backend, lq), (self.gt_backend, gt)) for gt, lq in self.pairs]
+
+    def group_problem(self, sizes: List[Tuple[int, int]], names: List[str]) -> Optional[str]:
+        return pair_size_problem(sizes[1], sizes[0], self.pair_size, names[1], names[0])
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         gt_key, lq_key = self.pairs[index % len(self.pairs)]
         gt_name, lq_name = self.gt_backend.describe(gt_key), self.lq_backend.describe(lq_key)
         if self.augment_on_device:
             return self._deferred_item(index, gt_key, lq_key)
-        img_gt = self.load(self.gt_backend, gt_key)
         img_lq = self.load(self.lq_backend, lq_key)
-        if img_gt.shape != img_lq.shape:
-            raise ValueError(
-                f"paired images differ in size: {gt_name} is "
-                f"{img_gt.shape[0]}x{img_gt.shape[1]}, {lq_name} is "
-                f"{img_lq.shape[0]}x{img_lq.shape[1]} (HxW)"
-            )
+        img_gt = fit_target(
+            self.load(self.gt_backend, gt_key),
+            (img_lq.shape[0], img_lq.shape[1]),
+            self.pair_size,
+            gt_name,
+            lq_name,
+        )
         if self.phase == "train":
             rng = self.rng_for(index)
             if self.crop:
@@ -168,12 +127,17 @@ class PairedImageDataset(SeededImageDataset):
         pix_gt = self.load_pixels(self.gt_backend, gt_key)
         pix_lq = self.load_pixels(self.lq_backend, lq_key)
         if pix_gt.shape != pix_lq.shape:
-            raise ValueError(
-                f"paired images differ in size: {self.gt_backend.describe(gt_key)} "
-                f"is {pix_gt.shape[0]}x{pix_gt.shape[1]}, "
-                f"{self.lq_backend.describe(lq_key)} is "
-                f"{pix_lq.shape[0]}x{pix_lq.shape[1]} (HxW)"
+            # another size (or one enlarged by small_image): fit the target as stored
+            img_lq = self.load(self.lq_backend, lq_key)
+            gt_name = self.gt_backend.describe(gt_key)
+            img_gt = fit_target(
+                self.load(self.gt_backend, gt_key),
+                (img_lq.shape[0], img_lq.shape[1]),
+                self.pair_size,
+                gt_name,
+                self.lq_backend.describe(lq_key),
             )
+            pix_gt = self.pixels_for_device(img_gt, gt_name)
         op = self.draw_view(pix_gt.shape, self.rng_for(index)).to_tensor()
         return {
             "lq": pix_lq,

@@ -10,6 +10,7 @@ from lptn.data import DATASET_REGISTRY
 from lptn.data.dataset_base import SeededImageDataset
 from lptn.data.file_backends import FileBackend, make_file_backend
 from lptn.data.image_io import image_to_tensor, to_float
+from lptn.data.pairing import refuse_same_folder
 from lptn.data.transforms import augment, ensure_min_size, random_crop
 
 
@@ -42,6 +43,12 @@ class UnPairedImageDataset(SeededImageDataset):
         )
         self.ref_backend = make_file_backend(
             io_backend, self.opt.get("dataroot_gt"), self.option_key("dataroot_gt")
+        )
+        refuse_same_folder(
+            self.lq_backend,
+            self.ref_backend,
+            key_path,
+            "the target domain would be the source domain itself",
         )
         self.lq_keys = self.lq_backend.keys()
         self.ref_keys = self.ref_backend.keys()

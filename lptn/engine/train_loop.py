@@ -376,7 +376,7 @@ class Trainer:
             self._build_data()
             self._model = cast(TrainableModel, build_model(self.opt, self.runtime))
             log.info("%s", self.model.describe())
-            self._on_main(self._check_val_images)
+            self._on_main(self._check_data_images)
             if point is not None:
                 self._restore(point)
             # Every check passed: from here on the experiment folder is locked and written.
@@ -438,10 +438,11 @@ class Trainer:
             self.seed,
         )
 
-    def _check_val_images(self) -> None:
-        """Read every validation image once: unreadable ones, pairs of two sizes and images
-        below the generator's minimum size are named now, not at the first validation. The
-        training crop is checked against that minimum too."""
+    def _check_data_images(self) -> None:
+        """Check every training and validation image once, from its header, before any
+        folder is made: unreadable files, pairs that do not fit, images below the crop or the
+        generator's minimum size, full images of several sizes in batches. The problems of
+        all sets are raised together, one per line, instead of one per restart."""
         net = bare_module(self.model.net_g)
         min_size = min_input_size(int(getattr(net, "num_high", 0)))
         why = f"network_g.num_high={getattr(net, 'num_high', '?')}"
@@ -453,17 +454,29 @@ class Trainer:
                 f"{getattr(train_set, 'key_path', 'datasets.train')}.gt_size: {crop} is smaller "
                 f"than {min_size}, the smallest input of {why}"
             )
-        for name, loader in self.val_sets:
-            dataset = loader.dataset
-            if hasattr(dataset, "check_images"):
-                count = dataset.check_images(min_size, why)
-                get_logger().info(
-                    "val set %s: %d images checked (readable, at least %dx%d)",
-                    name,
-                    count,
-                    min_size,
-                    min_size,
-                )
+        sets = [("train set", train_set)] + [
+            ("val set", loader.dataset) for _, loader in self.val_sets
+        ]
+        reports = []
+        for role, dataset in sets:
+            if not hasattr(dataset, "survey_images"):
+                continue
+            start = time.perf_counter()
+            survey = dataset.survey_images(min_size, why, progress=self.progress_bar)
+            if survey.problems:
+                reports.append(survey.report())
+                continue
+            get_logger().info(
+                "%s %s: %d images checked in %.1f s (readable, pairs fit, at least %dx%d)",
+                role,
+                survey.key_path,
+                survey.count,
+                time.perf_counter() - start,
+                min_size,
+                min_size,
+            )
+        if reports:
+            raise ValueError("\n".join(reports))
 
     def _build_data(self) -> None:
         log = get_logger()

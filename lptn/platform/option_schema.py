@@ -385,6 +385,7 @@ PRECISION_NAMES = tuple(PRECISIONS)
 #: must equal lptn.data's own tables (a test compares them)
 IO_BACKENDS = ("disk", "lmdb", "memory")
 SMALL_IMAGE_POLICIES = ("error", "pad", "resize")
+PAIR_SIZE_POLICIES = ("error", "resize_gt")
 PREFETCH_MODES = ("cpu", "cuda", "npu")
 INFERENCE_PATHS = ("fast", "exact", "graph")
 CONV_BACKENDS = ("auto", "generic", "onednn")
@@ -444,11 +445,35 @@ DATASET = Section(
             _OPT_PATH, "PairedImageDataset: text file listing the images to use", default=None
         ),
         "filename_tmpl": Key(
-            Text(), "PairedImageDataset: input name from target name ('{}_lq')", default="{}"
+            Text(),
+            "PairedImageDataset (BasicSR): input name from target name ('{}_lq' = lq_name "
+            "'{stem}_lq')",
+            default="{}",
+        ),
+        "lq_name": Key(
+            Text(),
+            "PairedImageDataset: input file name without extension, {stem} = the shared part",
+            default="{stem}",
+        ),
+        "gt_name": Key(
+            Text(),
+            "PairedImageDataset: target file name without extension ('{stem}_edited', "
+            "'{stem}-Edit', 'edited_{stem}')",
+            default="{stem}",
+        ),
+        "pair_size": Key(
+            Text(PAIR_SIZE_POLICIES),
+            "PairedImageDataset: a target at another size than its input is an error, or "
+            "resized to it (same shape within 1%)",
+            default="error",
         ),
         "io_backend": Key(IO_BACKEND, "file backend", default="{type: disk}"),
         "gt_size": Key(optional(_POS_INT), "train: square crop side in pixels", default=None),
-        "if_fix_size": Key(_BOOL, "train: crop to gt_size (false: full images)", default=True),
+        "if_fix_size": Key(
+            _BOOL,
+            "train: crop to gt_size (false: full images, of one size when batch > 1)",
+            default=True,
+        ),
         "use_flip": Key(_BOOL, "train: random horizontal flips", default=False),
         "use_rot": Key(_BOOL, "train: random vertical flips and 90-degree turns", default=False),
         "small_image": Key(

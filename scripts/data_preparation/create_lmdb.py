@@ -1,7 +1,10 @@
 """Pack image folders into LMDBs in the BasicSR layout that ``io_backend: {type: lmdb}`` reads.
 
-Each image is decoded, re-encoded as PNG (lossless; 16-bit kept) and stored under its file name
-without extension; ``meta_info.txt`` gets one ``name.png (h,w,c) compress_level`` line per image.
+Each photo is read as training reads it (:func:`lptn.data.image_io.read_image`: upright after its
+EXIF orientation, converted to sRGB from an embedded profile, 16-bit kept), re-encoded as PNG
+(lossless) and stored under its file name without extension, so the lmdb backend decodes
+exactly the array the file gives; ``meta_info.txt`` gets one ``name.png (h,w,c)
+compress_level`` line per image (the upright size).
 
 Usage (from the repository root)::
 
@@ -73,8 +76,8 @@ def _encoded_in_order(
         for path in files:
             yield _encode(path, compress_level)
         return
-    # cv2 releases the GIL while decoding/encoding, so threads scale; a bounded window keeps
-    # memory flat on large folders.
+    # Pillow and cv2 release the GIL while decoding/encoding, so threads scale; a bounded
+    # window keeps memory flat on large folders.
     window = workers * 4
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(files), window):

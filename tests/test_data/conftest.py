@@ -80,3 +80,11 @@ def save_rgb() -> Callable[[Path, np.ndarray], Path]:
 def create_lmdb_script() -> ModuleType:
     """``scripts/data_preparation/create_lmdb.py`` imported as a module."""
     return _load_script("create_lmdb")
+
+
+@pytest.fixture(scope="session")
+def adobe_icc(shared_dir: Path) -> Path:
+    path = shared_dir / "data" / "icc" / "AdobeRGB1998.icc"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the Adobe RGB profile of the shared data)")
+    return path

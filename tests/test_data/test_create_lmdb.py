@@ -10,9 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from photo_files import (
+    adobe_rgb_from_srgb,
+    fivek_upright,
+    save_tagged,
+    save_tiff16,
+    save_turned_jpeg,
+    sixteen_bit,
+)
 
 from lptn.data import build_dataset
-from lptn.data.file_backends import LmdbBackend, read_lmdb_meta_info
+from lptn.data.file_backends import DiskBackend, LmdbBackend, read_lmdb_meta_info
 from lptn.data.image_io import decode_image, read_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -135,6 +143,10 @@ def test_fivek_sample_lmdb_reads_identically_through_the_dataset(
         a, b = disk[i], lmdb_ds[i]
         assert b["lq_path"] == Path(a["lq_path"]).stem and b["gt_path"] == Path(a["gt_path"]).stem
         assert torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"])
+    # the start-up check reads the LMDB's headers (4 threads) as it reads the files'
+    from_disk, from_lmdb = (ds.survey_images(9, "network_g.num_high=3") for ds in (disk, lmdb_ds))
+    assert from_disk.problems == from_lmdb.problems == []
+    assert set(from_disk.sample_sizes) == set(from_lmdb.sample_sizes)
 
 
 def _run_script(*args: str, **env_extra: str) -> subprocess.CompletedProcess:
@@ -197,3 +209,31 @@ def test_download_fails_fast_offline_and_says_where_to_put_files(tmp_path: Path)
     assert str(tmp_path / "FiveK" / "FiveK_480p" / "test" / "B") in result.stderr
     assert "create_lmdb.py --fivek" in result.stderr
     assert not list((tmp_path / "FiveK").glob("*.download*"))
+
+
+def test_packed_photos_read_equal_to_the_files(
+    tmp_path: Path, fivek_sample_dir: Path, adobe_icc: Path, create_lmdb_script
+) -> None:
+    """An LMDB stores what the photo reader returns (upright, sRGB, 16 bits kept) and the lmdb
+    backend decodes it back to exactly the same array as the file read."""
+    folder = tmp_path / "photos"
+    icc = adobe_icc.read_bytes()
+    upright = fivek_upright(fivek_sample_dir, "a0212")
+    save_turned_jpeg(folder / "turned.JPG", upright)
+    save_tagged(folder / "adobe.jpg", adobe_rgb_from_srgb(upright, adobe_icc), icc, "JPEG")
+    save_tiff16(folder / "deep.tif", sixteen_bit(upright))
+    save_tiff16(
+        folder / "deep_adobe.tif", sixteen_bit(adobe_rgb_from_srgb(upright, adobe_icc)), icc
+    )
+    db = create_lmdb_script.make_lmdb_from_folder(folder, tmp_path / "x.lmdb", progress=False)
+    disk, packed = DiskBackend(folder), LmdbBackend(db)
+    shapes = {key: shape for key, _, shape in read_lmdb_meta_info(db)}
+    assert shapes["turned"] == (*upright.shape[:2], 3)  # upright in meta_info too
+    for name in disk.keys():
+        key = Path(name).stem
+        from_file, from_lmdb = disk.read_image(name), packed.read_image(key)
+        assert from_lmdb.dtype == from_file.dtype, name
+        np.testing.assert_array_equal(from_lmdb, from_file, err_msg=name)
+        assert packed.probe(key) == disk.probe(name) == from_file.shape[:2]
+    assert packed.read_image("deep").dtype == np.uint16
+    packed.close()

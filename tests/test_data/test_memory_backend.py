@@ -3,6 +3,7 @@ and the same physical pages in every DataLoader worker (no per-worker copy)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lptn.data import build_dataset
 from lptn.data.file_backends import MemoryBackend, make_file_backend
-from lptn.data.image_io import read_image
+from lptn.data.image_io import ImageReadError, read_image
 
 
 def _paired(lq: Path, gt: Path, backend: str, phase: str, **extra) -> Dataset:
@@ -114,3 +115,18 @@ def test_workers_read_the_same_shared_pages(make_pair_dirs, start_method: str) -
     backend.buffer[:3] = 255 - backend.buffer[:3]  # the first pixel of 'a.png', in the parent
     later = list(batches)
     assert torch.equal(later[-1], 255 - original)
+
+
+def test_every_file_that_cannot_be_decoded_is_named_at_once(
+    tmp_path: Path, fivek_sample_dir: Path
+) -> None:
+    for name in ("a0212", "a0481", "a0535"):
+        shutil.copy(fivek_sample_dir / "source" / f"{name}.png", tmp_path / f"{name}.png")
+    for name in ("a0212", "a0535"):
+        data = (tmp_path / f"{name}.png").read_bytes()
+        (tmp_path / f"{name}.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError) as info:
+        MemoryBackend(tmp_path, "datasets.train.dataroot_lq")
+    message = str(info.value)
+    assert "cannot decode 2 of 3 images" in message and "datasets.train.dataroot_lq" in message
+    assert "a0212.png" in message and "a0535.png" in message and "a0481" not in message

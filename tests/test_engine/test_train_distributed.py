@@ -200,13 +200,17 @@ def test_a_corrupt_image_on_one_rank_stops_every_rank_with_exit_2(tmp_path: Path
     """The process that cannot load its batch must not leave the other one waiting in the
     gradient exchange: all save (none here before iteration 1) and exit 2 naming the file."""
     data = make_image_folders(tmp_path / "data", count=5)
-    (data["source"] / "img_3.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    # Damage inside the pixels of an intact PNG: the start-up check reads headers only.
+    broken = data["source"] / "img_3.png"
+    damaged = bytearray(broken.read_bytes())
+    damaged[len(damaged) // 2 : len(damaged) // 2 + 16] = bytes(16)
+    broken.write_bytes(bytes(damaged))
     opt = tiny_options(data, name="corrupt", total_iter=50, checkpoint_freq=2)
     opt_path = write_options(opt, tmp_path / "corrupt.yml")
     run = _torchrun(opt_path, tmp_path)
     output = run.stdout + run.stderr
     assert run.returncode != 0, output[-3000:]
-    assert "img_3.png: cannot decode image" in output, output[-3000:]
+    assert "img_3.png: cannot be decoded" in output, output[-3000:]
     assert output.count("error: training stopped at iteration") == 2, output[-3000:]
     log = next((tmp_path / "experiments" / "corrupt").glob("train_corrupt_*.log")).read_text()
     assert "training data:" in log and "img_3.png" in log
