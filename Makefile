@@ -7,13 +7,13 @@ TORCH_REQ ?= torch>=2.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install demo test lint docs clean-demo
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install "$(TORCH_REQ)"
-	$(PY) -m pip install -e ".[test,onnx,lint,heif,tiff-exif,raw,serve,browser-test,wandb,video]"
+	$(PY) -m pip install -e ".[test,onnx,lint,heif,tiff-exif,raw,serve,browser-test,wandb,video,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,6 +27,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict fails on broken links and
+# missing pages.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
