@@ -50,7 +50,7 @@ def test_official_checkpoint_on_fivek_sample(
     assert rows[0] == ["dataset", "image", "status", *metric_names, "reason"]
     assert len(rows) == 1 + 23 + 1
     assert [r[2] for r in rows[1:]] == ["ok"] * 23 + ["mean"]
-    # The LUT papers' protocol (README, Measured fidelity).
+    # The LUT papers' protocol (docs/evaluation.md, Measured fidelity).
     assert result["mean"]["ssim_lut"] == pytest.approx(0.8824, abs=0.0005)
     assert result["mean"]["deltae"] == pytest.approx(10.982, abs=0.005)
     assert result["mean"]["deltae2000"] == pytest.approx(8.290, abs=0.005)

@@ -7,7 +7,7 @@ downloads the result, which must equal the API's answer for the same photo and s
 for byte.
 
 ``LPTN_SERVE_SCREENSHOT=docs/images/serve.png`` also saves a screenshot of the page (the
-README's picture)."""
+picture in docs/serve.md)."""
 
 from __future__ import annotations
 
