@@ -1,61 +1,11 @@
 """The training loop: the engine's clock around :class:`~lptn.models.lptn_model.LPTNModel`.
 
-Iteration-based. Each iteration takes the next batch (a new epoch starts when the loader is
-exhausted), sets the learning rates of that iteration, and runs one model step. Around it:
-
-- every ``logger.print_freq`` (100) iterations a line with epoch, iteration, learning rates,
-  the mean of every loss over the window, iteration and data time and the ETA, to the console,
-  ``experiments/{name}/train_{name}_{time}.log`` and, with ``logger.use_tb_logger``,
-  TensorBoard (``tb_logger/{name}``, or ``path.tb_logger``); a tqdm progress bar when stderr is
-  a terminal (``logger.progress_bar: true | false | auto``);
-- every ``val.val_freq`` iterations (and once at the end) the ``datasets.val*`` sets through
-  ``val.metrics`` (:mod:`lptn.engine.validation`), outputs to ``visualization/{iter}/``, a few
-  input | output | target panels to TensorBoard, and ``models/net_g_best.pth`` whenever the
-  first metric of the first val set improves;
-- every ``logger.save_checkpoint_freq`` (5000) iterations a checkpoint
-  (:mod:`lptn.engine.checkpointer`): ``models/net_g_{iter}.pth``, ``models/net_d_{iter}.pth``
-  and then ``training_states/{iter}.state``, each written atomically, *before* that
-  iteration's validation; a validation that a signal or a kill interrupts runs again on
-  resume. At the end ``net_g_latest.pth`` (and ``net_d_latest.pth``) plus a final checkpoint.
-
-Start-up checks everything that can fail (options, the resume state and its weights, data,
-every validation image with its size against the pyramid's ``2**num_high + 1`` minimum,
-networks, losses) before it creates, renames or writes anything. Then it locks the experiment
-folder (:mod:`lptn.engine.experiment_folder`): a second run with the same name is refused while
-the first is alive. A new run renames an existing ``experiments/{name}`` (and
-``tb_logger/{name}``) to ``{name}_archived_{YYYYmmdd_HHMMSS}``; a resumed run continues in it.
-The options actually used are written beside the log as ``train_{name}_{time}.yml``; what was
-logged before the log file existed (the option file's warnings included) is copied into it.
-
-Resume (``path.resume_state: FILE`` or ``auto_resume``, the newest complete checkpoint of the
-experiment, damaged ones named and passed over): the networks, optimisers, schedules, loss
-scalers, RNG states, iteration, epoch, best metric and the position inside the epoch are
-restored; options changed since (learning rates, optimiser settings, schedule,
-``total_iter``) apply from the next iteration, each change logged. The data order is a
-function of ``(seed, epoch)`` and each sample of ``(seed, epoch, index)``, and the interrupted
-epoch resumes at its next batch without loading the skipped ones, so on the CPU a resumed run
-is bit-identical to an uninterrupted one.
-
-Signals: the first SIGINT / SIGTERM lets the current iteration finish, saves a checkpoint and
-a resumable state and returns with ``exit_code`` 128 + signal number (130 / 143), so a
-scheduler can tell a pre-empted run from a finished one (0); a second signal stops at once.
-
-Faults while training, each logged (console and log file) with its cause: a training image
-that cannot be read saves the state of the last completed iteration and stops with
-:class:`TrainingDataError` naming the file; no space left on the device while saving stops
-with :class:`~lptn.engine.checkpointer.DiskFullError` naming the folder, the previous
-checkpoint intact.
-
-Several processes (``runtime.distributed``, see :mod:`lptn.platform.distributed`): each trains
-on its shard of every epoch with the networks in DDP; only rank 0 writes (folders, log file,
-TensorBoard, images, checkpoints) while every process takes part in validation (the val set
-is split between them) and in saving (each one's random streams go into the state, and each
-takes its own back on resume); a signal to any process stops all of them at the same
-iteration.
-
-Non-finite losses: the model skips that update; ``train.max_consecutive_nonfinite`` (5) such
-iterations in a row raise :class:`NonFiniteLossError` without saving anything further, so the
-last checkpoint stays the last good one; it says how to resume from it with other options.
+Iteration-based: each iteration takes the next batch, sets its learning rates and runs one
+model step; around it the loop logs, validates, checkpoints (before that iteration's
+validation), checks everything that can fail before it writes anything, resumes exactly, stops
+cleanly on SIGINT / SIGTERM and reports faults (unreadable data, a full disk, non-finite
+losses) in one line. What each of these does: docs/training.md ("The loop", "Resume and
+safety", "Inside the loop and the step").
 """
 
 from __future__ import annotations

@@ -1,70 +1,10 @@
 """The LPTN training model: the maths of one training step, nothing about time.
 
 It owns the generator (``network_g``), the optional critic (``network_d``), their optimisers,
-learning-rate schedules, AMP loss scalers and losses; the engine's loop decides when to step,
-log, validate and save.
-
-One step (:meth:`LPTNModel.optimize_parameters`), with ``lq`` the input batch:
-
-1. Generator, only when ``it % net_d_iters == 0 and it > net_d_init_iters`` (BasicSR's rule:
-   the critic is trained every iteration, the generator every ``net_d_iters``-th one after
-   ``net_d_init_iters`` critic-only iterations):
-   ``out = G(lq)``; ``l_g = pixel(out, target) + gan(D(out), real)``, with ``target`` the input
-   (``train.pixel_target: input``, the unpaired recipe) or ``gt`` (``gt``, the paired one).
-   Without ``network_d`` only the pixel term exists.
-2. Critic (when ``network_d`` is set): ``l_d = gan(D(ref), real, is_disc) +
-   gan(D(fake), fake, is_disc) + gp_weight * GP(D, ref, fake)`` where ``ref`` is the batch's
-   ``ref`` (unpaired) or ``gt`` (paired) and ``fake`` is, per ``train.d_step_input``:
-   ``recompute`` (default, the original): ``G(lq)`` evaluated again *after* the generator's
-   update; ``reuse``: the generator step's ``out``, detached (one generator pass fewer). When
-   the generator was not updated this iteration both are ``G(lq)``.
-
-Mixed precision: forward passes run under ``runtime.autocast()``. For fp16 each network has its
-own loss scaler (the pixel-dominated generator loss and the critic loss have unrelated
-ranges, and an overflow in one must not shrink the other's scale); the gradient penalty's inner
-gradient is taken on the critic scaler's scale (``gradient_penalty(scale=...)``). Which scaler
-(torch's GradScaler or another precision backend's) is the runtime's decision
-(``runtime.prepare_training``); the step only calls ``backward`` / ``step_optimizer`` on it.
-
-Several processes: the runtime wraps each network in DistributedDataParallel
-(``runtime.distribute``), so gradients are averaged over the processes during ``backward``
-(the penalty's double backward included), and the loss values are averaged too
-(``runtime.mean_over_ranks``): every process logs the same numbers and takes the same
-skip / step decision.
-
-Speed options (``train.channels_last``, ``train.compile``, parsed once in
-:mod:`lptn.platform.train_speed`; fused optimisers through ``train.optim_g/_d``):
-
-- ``channels_last: true``: both networks' parameters and every fed batch in
-  ``torch.channels_last`` layout. Same values, float-rounding differences only; whether it is
-  faster depends on the device (CUDA tensor cores in bf16/fp16 and oneDNN CPUs prefer NHWC).
-- ``compile: true | <mode>``: the generator runs through ``torch.compile`` (``default``,
-  ``reduce-overhead``, ``max-autotune``...). The critic stays eager: the gradient penalty
-  differentiates through ``grad_x D`` (``create_graph=True``), a double backward that compiled
-  graphs do not support. The compile wraps the DDP-wrapped generator (DDP first, as torch
-  recommends); saving, loading and validation (:meth:`LPTNModel.enhance`) go to the plain
-  module inside, so checkpoints keep the original parameter names and validation at any image
-  size does not recompile. The first steps are slow (compiling); a new batch shape (a smaller
-  last batch) compiles once more. ``reduce-overhead`` uses CUDA graphs (CUDA only). Not with
-  ``amp.backend: apex``.
-- ``optim_g: {type: Adam, fused: true}`` (likewise ``optim_d``): torch's fused Adam/AdamW
-  kernel (CUDA, CPU, MPS in recent torch). Works with the fp16 GradScaler (the scaler hands
-  its scale to the fused kernel); not with ``amp.backend: apex`` (an error naming the key:
-  use apex's ``FusedAdam`` type there).
-
-EMA (``train.ema_decay``, BasicSR's key; 0 or absent = off): a copy of the generator whose
-weights follow ``ema = decay * ema + (1 - decay) * weights`` after every step
-(``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn``; buffers are copied, not
-averaged), starting from the generator's initial weights as BasicSR's ``model_ema(0)`` does.
-Validation (:meth:`LPTNModel.enhance`) runs the average; the ``net_g`` files hold it as
-``params_ema`` beside ``params`` (test.py / lptn-enhance choose it with ``path.param_key_g:
-params_ema`` / ``--param-key params_ema``), and a resumed run takes it back bit for bit.
-
-Non-finite losses: if a network's loss is NaN/inf its update is skipped (no optimiser step,
-gradients cleared, weights and optimiser state unchanged) and the step reports it in
-:attr:`StepResult.skipped`; the loop decides when too many in a row end the run. An fp16
-overflow of the *scaled* penalty is not such a failure: it is handled like any AMP overflow
-(the critic step is skipped and its scale lowered).
+learning-rate schedules, AMP loss scalers, losses and the generator's moving average; the
+engine's loop decides when to step, log, validate and save. The step (generator, critic,
+gradient penalty), mixed precision, DDP, speed options, EMA and the non-finite-loss rule:
+docs/training.md, "One training step".
 """
 
 from __future__ import annotations
