@@ -1,26 +1,10 @@
-"""Export a generator with dynamic batch, height and width (``lptn-export``).
+"""Export a generator with dynamic batch, height and width (``lptn-export``): ONNX, TorchScript or
+a ``torch.export`` program.
 
-The exported model is :class:`~lptn.inference.graph_lptn.GraphLPTN`: the fast path's maths
-written with plain tensor operators (strided depthwise convs for ``down``, a polyphase depthwise
-conv + ``pixel_shuffle`` for ``up``, nearest index tables computed in the graph with PyTorch's
-float32 formula), so no size is frozen into the file. Formats:
-
-- ``onnx``: TorchScript-based ONNX exporter, input ``input`` / output ``output``, dynamic
-  batch, height and width; checked with onnxruntime at two sizes (``--no-check`` skips that).
-  ONNX ``Resize`` rounds differently from PyTorch for large odd sizes, hence ``Gather``.
-- ``torchscript``: ``torch.jit.trace`` of the same graph (sizes are traced as tensors, so it
-  runs at any size); load with ``torch.jit.load``, no lptn needed.
-- ``exported``: a ``torch.export`` program (``.pt2``) with symbolic batch, height and width;
-  load with ``torch.export.load(path).module()``; the form AOTInductor and ExecuTorch take.
-
-Usage::
-
-    lptn-export --weights net_g.pth --format onnx|torchscript|exported [--output FILE]
-                [--param-key params|params_ema]
-
-A checkpoint trained with ``train.ema_decay`` holds ``params`` and ``params_ema``; as in
-``lptn-enhance``, ``params`` is exported unless ``--param-key params_ema`` asks for the moving
-average, and the command says which one it took.
+The exported model is :class:`~lptn.inference.graph_lptn.GraphLPTN`, the fast path's maths in
+plain tensor operators, so no size is frozen into the file; each file is checked against
+PyTorch at two sizes after writing. Formats, usage and why ``Gather`` rather than ONNX
+``Resize``: docs/PERFORMANCE.md, "Export", and docs/speed.md.
 """
 
 from __future__ import annotations

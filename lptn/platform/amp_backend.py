@@ -1,30 +1,11 @@
 """Mixed precision for training: ``train.amp`` parsed, loss scaling, apex, fused optimisers.
 
-``train.amp`` options:
-
-- ``enabled`` (false), ``dtype`` (``bf16`` | ``fp16``, default bf16): torch autocast; fp16 adds a
-  ``GradScaler`` per network (``backend: native``, the default).
-- ``backend: apex``: NVIDIA apex's AMP, or the Ascend build of apex on NPUs (the way the Ascend
-  ModelZoo trains): ``apex.amp.initialize(models, optimizers, opt_level=..., loss_scale=...,
-  combine_grad=...)`` once, then every loss goes through ``amp.scale_loss``. Options:
-  ``opt_level`` (``O1`` default, ``O2`` as on Ascend; ``O0``, ``O3`` accepted), ``loss_scale``
-  (``dynamic``, the default, or a positive number), ``combine_grad`` (Ascend build only: fuse
-  the gradients into one buffer). apex AMP is fp16 only; autocast stays off (apex casts).
-  The apex loss-scaler state is saved in the training state and restored on resume.
-
-torch's own fused kernels (``optim_g: {type: Adam, fused: true}``) work with the native backend,
-the fp16 GradScaler included (it hands its scale and inf flag to the fused step); with
-``backend: apex`` they are refused, naming the key: apex replaces the optimiser's parameters
-with its master copies and patches ``step``, which torch's fused path is not written for (use
-``type: FusedAdam`` from apex instead).
-
-Optimisers from ``apex.optimizers`` (``FusedAdam``, ``FusedLAMB``, ``FusedSGD``...; on Ascend
-``NpuFusedAdam``, ``NpuFusedAdamW``, ``NpuFusedSGD``...) resolve by name in
-``train.optim_g.type`` / ``optim_d.type`` when apex is installed.
-
-:func:`check_training_requirements` raises before any data is read when apex (or a fused
-optimiser) is asked for and not installed, naming what to install. This module and
-:mod:`lptn.platform.device_backend` are the only places that import apex or torch_npu.
+torch autocast with a GradScaler per network (``backend: native``), or NVIDIA's / Ascend's apex
+AMP (``backend: apex``). torch's fused optimisers are refused with apex, naming the key: apex
+swaps the optimiser's parameters for master copies and patches ``step``, which torch's fused
+path is not written for. :func:`check_training_requirements` names what to install before any
+data is read. This module and :mod:`lptn.platform.device_backend` are the only places that
+import apex or torch_npu. Options: docs/DISTRIBUTED_AND_NPU.md and docs/OPTIONS.md.
 """
 
 from __future__ import annotations
