@@ -31,7 +31,7 @@ lint: $(STAMP)
 # The documentation site (mkdocs.yml, docs/) into site/; --strict fails on broken links and
 # missing pages.
 docs: $(STAMP)
-	$(PY) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
