@@ -3,22 +3,10 @@
 Parsed once by :func:`train_speed_options` into a :class:`TrainSpeed`, which the training model
 asks at three points (and nowhere else): :meth:`TrainSpeed.prepare_network` when a network is
 built, :meth:`TrainSpeed.batch_to` when a batch is fed in, :meth:`TrainSpeed.compile` after
-the runtime has wrapped the network for several processes.
-
-- ``channels_last: false | true`` (false): parameters, buffers and batches in
-  ``torch.channels_last`` (NHWC) memory format. The values are the same tensors in another
-  layout; results differ from the contiguous layout by float rounding only. The gain is
-  device-specific: CUDA convolutions on tensor cores (bf16/fp16) and oneDNN on recent x86 CPUs
-  prefer NHWC; elsewhere it may be neutral or slower.
-- ``compile: false | true | <mode>`` (false): ``torch.compile`` of the generator, with ``mode``
-  ``default`` (for ``true``), ``reduce-overhead`` (CUDA graphs, CUDA only),
-  ``max-autotune`` or ``max-autotune-no-cudagraphs``. Only the generator: the critic's
-  gradient penalty differentiates through a gradient (``create_graph=True``), and compiled
-  graphs (AOTAutograd) do not support double backward, so the critic stays eager. The
-  compiled module wraps the (DistributedDataParallel-wrapped) network, in the order torch
-  recommends (DDP first, then compile); checkpoints and validation use the module inside
-  (:func:`lptn.platform.checkpoint_io.bare_module`), so saved names carry no ``_orig_mod.`` prefix
-  and validation at any image size never triggers a recompile.
+the runtime has wrapped the network for several processes (DDP first, then compile, as torch
+recommends). Only the generator is compiled: the critic's gradient penalty needs a double
+backward, which compiled graphs do not support. What each option does and where it pays:
+docs/training.md (the ``train`` table and "One training step").
 """
 
 from __future__ import annotations
