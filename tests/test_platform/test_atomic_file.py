@@ -119,7 +119,9 @@ _WRITERS = textwrap.dedent(
     import numpy as np
     import torch
 
+    from lptn.archs import build_network
     from lptn.data.image_io import write_image
+    from lptn.inference.export import export_torchscript
     from lptn.photo.photo_file import read_photo, write_photo
     from lptn.platform.atomic_file import write_text_atomic
     from lptn.platform.checkpoint_io import save_atomic
@@ -129,6 +131,8 @@ _WRITERS = textwrap.dedent(
     write_text_atomic(out / "metrics.json", "{}")
     write_image(out / "image.png", np.zeros((4, 4, 3), np.uint8))
     write_photo(out / "photo.jpg", read_photo(photo))
+    small = {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 2}
+    export_torchscript(build_network(small), out / "net.torchscript.pt", example_size=(16, 16))
     """
 )
 
@@ -163,7 +167,8 @@ def test_every_writer_fsyncs_the_file_before_the_rename_and_the_folder_after(
         pytest.skip(f"strace cannot trace here: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
     calls = [m.groups() for m in map(_SYSCALL.match, log.read_text().splitlines()) if m]
-    for name in ("net.pth", "metrics.json", "image.png", "photo.jpg"):
+    written = ["image.png", "metrics.json", "net.pth", "net.torchscript.pt", "photo.jpg"]
+    for name in written:
         temp = [
             (i, ret)
             for i, (call, args, ret) in enumerate(calls)
@@ -180,6 +185,7 @@ def test_every_writer_fsyncs_the_file_before_the_rename_and_the_folder_after(
         synced = [args for call, args, _ in calls[opened + 1 : renamed[0]] if call == "fsync"]
         assert fd in synced, f"{name}: the file (fd {fd}) is not fsynced before the rename"
         (call, args, folder_fd), (then, synced_fd, _) = calls[renamed[0] + 1 : renamed[0] + 3]
-        assert call == "openat" and args.startswith(f'AT_FDCWD, "{out}", O_RDONLY'), name
+        opens_folder = call == "openat" and args.startswith(f'AT_FDCWD, "{out}", O_RDONLY')
+        assert opens_folder, f"{name}: after the rename {call}({args}), not the folder's open"
         assert (then, synced_fd) == ("fsync", folder_fd), f"{name}: the folder is not fsynced"
-    assert sorted(os.listdir(out)) == ["image.png", "metrics.json", "net.pth", "photo.jpg"]
+    assert sorted(os.listdir(out)) == written
