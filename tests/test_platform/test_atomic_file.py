@@ -24,6 +24,7 @@ from lptn.platform.atomic_file import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+VIDEO_TESTS = REPO / "tests" / "test_video"  # video_clips.make_clip
 
 
 def test_an_existing_file_is_replaced_by_a_rename(tmp_path: Path) -> None:
@@ -110,7 +111,8 @@ def test_a_real_full_disk_names_the_file_and_cleans_up(small_tmpfs: Path, how: s
 # "1234 openat(AT_FDCWD, "/x/.a.png.1.ab.tmp", O_WRONLY|O_CREAT|O_EXCL, 0666) = 3"
 _SYSCALL = re.compile(r"^\d+ +(\w+)\((.*)\) += (-?\d+)")
 
-# Every writer of lptn, each to its own file in OUT (argv[1]); strace watches the syscalls.
+# Every writer of lptn, each to its own file in OUT (argv[1]): checkpoint, report, image,
+# photo (argv[2], a FiveK source), TorchScript export and video; strace watches the syscalls.
 _WRITERS = textwrap.dedent(
     """
     import sys
@@ -121,18 +123,27 @@ _WRITERS = textwrap.dedent(
 
     from lptn.archs import build_network
     from lptn.data.image_io import write_image
+    from lptn.engine.enhance_video import enhance_video_file
     from lptn.inference.export import export_torchscript
     from lptn.photo.photo_file import read_photo, write_photo
     from lptn.platform.atomic_file import write_text_atomic
     from lptn.platform.checkpoint_io import save_atomic
+    from lptn.platform.runtime import Runtime
 
     out, photo = Path(sys.argv[1]), Path(sys.argv[2])
+    sys.path.insert(0, sys.argv[3])
+    from video_clips import make_clip
+
+    clip = out.parent / "clip.mp4"
+    make_clip(clip, [np.full((32, 32, 3), 0.5, np.float32)] * 3)
     save_atomic({"params": {"w": torch.zeros(3)}}, out / "net.pth")
     write_text_atomic(out / "metrics.json", "{}")
     write_image(out / "image.png", np.zeros((4, 4, 3), np.uint8))
     write_photo(out / "photo.jpg", read_photo(photo))
     small = {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 2}
     export_torchscript(build_network(small), out / "net.torchscript.pt", example_size=(16, 16))
+    runtime = Runtime(device=torch.device("cpu"))
+    enhance_video_file(clip, out / "clip.mp4", build_network(small), runtime, show_progress=False)
     """
 )
 
@@ -140,6 +151,7 @@ _WRITERS = textwrap.dedent(
 def test_every_writer_fsyncs_the_file_before_the_rename_and_the_folder_after(
     tmp_path: Path, fivek_sample_dir: Path
 ) -> None:
+    pytest.importorskip("av", reason="PyAV (the video writer) is not installed")
     strace = shutil.which("strace")
     if strace is None:
         pytest.skip("strace is not installed: it is what sees the fsync calls")
@@ -157,7 +169,7 @@ def test_every_writer_fsyncs_the_file_before_the_rename_and_the_folder_after(
         "trace=openat,fsync,rename,renameat,renameat2",
     ]
     done = subprocess.run(
-        [*command, sys.executable, "-c", _WRITERS, str(out), str(photo)],
+        [*command, sys.executable, "-c", _WRITERS, str(out), str(photo), str(VIDEO_TESTS)],
         capture_output=True,
         text=True,
         env=env,
@@ -167,7 +179,14 @@ def test_every_writer_fsyncs_the_file_before_the_rename_and_the_folder_after(
         pytest.skip(f"strace cannot trace here: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
     calls = [m.groups() for m in map(_SYSCALL.match, log.read_text().splitlines()) if m]
-    written = ["image.png", "metrics.json", "net.pth", "net.torchscript.pt", "photo.jpg"]
+    written = [
+        "clip.mp4",
+        "image.png",
+        "metrics.json",
+        "net.pth",
+        "net.torchscript.pt",
+        "photo.jpg",
+    ]
     for name in written:
         temp = [
             (i, ret)
