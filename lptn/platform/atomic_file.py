@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 #: the end of every temporary name (``.{name}.{pid}.{random}.tmp``): what a leftover of a
-#: killed write looks like (see :func:`lptn.engine.checkpointer.leftover_temp_files`)
+#: killed write looks like (see :func:`lptn.engine.checkpointer.temp_files`)
 TEMP_SUFFIX = ".tmp"
 
 # Folders on some file systems cannot be fsynced (or opened for it); the rename is done then.

@@ -9,7 +9,6 @@ is :mod:`lptn.archs.weight_loading`'s job.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import re
 import zipfile
@@ -21,9 +20,6 @@ import torch
 from torch import nn
 
 from lptn.platform.atomic_file import atomic_write
-
-logger = logging.getLogger("lptn")
-
 
 #: the entries of a ``{'params': ..., 'params_ema': ...}`` weights file, in the order
 #: :func:`read_state_dict` prefers them when no key is asked for
