@@ -176,7 +176,7 @@ class VideoWriter:
 
     Call :meth:`open` with the first decoded frame (its colour description and display
     matrix configure the stream), then :meth:`write_frame` / :meth:`write_packet`, then
-    :meth:`finish` (flush, close, rename) or :meth:`abort` (close, delete).
+    :meth:`finish` (flush, close, fsync, rename) or :meth:`abort` (close, delete).
     """
 
     def __init__(
