@@ -356,11 +356,6 @@ def up_resized_region_unscaled(
     return take(take(u, ROWS, ri, r_span[0]), COLS, ci, c_span[0])
 
 
-def up_resized_region(x: MapLike, size: Tuple[int, int], rows: Span, cols: Span) -> torch.Tensor:
-    """Region of ``nearest_resize(upsample(map), size)``."""
-    return up_resized_region_unscaled(x, size, rows, cols).mul_(1.0 / 64.0)
-
-
 # ----------------------------------------------------------------------------------------------
 # whole pyramid (same layout as laplacian_pyramid.pyramid_decompose / reconstruct)
 # ----------------------------------------------------------------------------------------------

@@ -9,8 +9,6 @@ in [0, 1]; tensors are ``(3, H, W)`` float32 in [0, 1]. Going back to integers a
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
@@ -18,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 from numpy.typing import DTypeLike
+
+from lptn.platform.atomic_file import write_bytes_atomic
 
 PathLike = Union[str, Path]
 
@@ -213,23 +213,10 @@ def write_image(
         )
     except (ValueError, TypeError) as err:
         raise ImageWriteError(f"{path}: cannot write image: {err}") from err
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_name = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        # os.open with 0o666 keeps the user's umask (mkstemp would force 0600).
-        fd = os.open(
-            tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-        )
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp_name, path)
-        tmp_name = None
+        write_bytes_atomic(path, data)
     except OSError as err:
         raise ImageWriteError(f"{path}: cannot write image: {err.strerror or err}") from err
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 __all__ = [

@@ -36,6 +36,7 @@ from lptn.engine.training_state import (
     state_path,
 )
 from lptn.models.model_protocol import TrainableModel
+from lptn.platform.atomic_file import TEMP_SUFFIX
 from lptn.platform.checkpoint_io import CheckpointError, is_disk_full, read_state_dict
 from lptn.platform.runtime import Runtime
 
@@ -53,7 +54,7 @@ def temp_files(folder: Path) -> List[Path]:
     """The temporary files a killed atomic save leaves (``.{name}.*.tmp``) in ``folder``."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob(".*.tmp") if p.is_file())
+    return sorted(p for p in folder.glob(f".*{TEMP_SUFFIX}") if p.is_file())
 
 
 def training_settings(opt: Dict[str, Any]) -> Dict[str, Any]:

@@ -33,7 +33,7 @@ from lptn.engine.report import TestReport, report_details
 from lptn.metrics import calculate_metric
 from lptn.models import build_model
 from lptn.models.model_protocol import EnhancementModel
-from lptn.platform.checkpoint_io import write_text_atomic
+from lptn.platform.atomic_file import write_text_atomic
 from lptn.platform.logger import get_logger
 from lptn.platform.options import dataset_keys
 from lptn.platform.runtime import Runtime
@@ -180,7 +180,7 @@ def write_metric_files(results: Dict[str, Any], results_root: Path) -> None:
     evaluated (empty metrics, the reason given), then the ``MEAN`` row (status ``mean``, over
     the measured images), so the table lists every image that ``metrics.json`` does.
     """
-    write_text_atomic(json.dumps(results, indent=2), results_root / "metrics.json")
+    write_text_atomic(results_root / "metrics.json", json.dumps(results, indent=2))
     names = sorted({m for r in results.values() for m in r["mean"]})
     table = io.StringIO()
     writer = csv.writer(table)
@@ -192,7 +192,7 @@ def write_metric_files(results: Dict[str, Any], results_root: Path) -> None:
             writer.writerow([ds_name, image, "failed", *[""] * len(names), reason])
         mean = result["mean"]
         writer.writerow([ds_name, "MEAN", "mean", *[mean.get(m, "") for m in names], ""])
-    write_text_atomic(table.getvalue(), results_root / "metrics.csv")
+    write_text_atomic(results_root / "metrics.csv", table.getvalue())
 
 
 def failed_images(results: Dict[str, Any]) -> int:

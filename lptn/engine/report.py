@@ -24,7 +24,7 @@ import numpy as np
 
 from lptn.data.image_io import tensor_to_image, write_image
 from lptn.metrics import metric_direction
-from lptn.platform.checkpoint_io import write_text_atomic
+from lptn.platform.atomic_file import write_text_atomic
 
 #: longest side of a thumbnail, in pixels
 THUMBNAIL_SIZE = 160
@@ -155,7 +155,7 @@ class TestReport:
             parts += self._dataset_section(dataset_name, result, metric_opts)
         parts.append("</body></html>")
         path = self.root / REPORT_NAME
-        write_text_atomic("\n".join(parts) + "\n", path)
+        write_text_atomic(path, "\n".join(parts) + "\n")
         return path
 
     def _dataset_section(

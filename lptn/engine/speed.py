@@ -28,7 +28,7 @@ from lptn.data.image_io import image_to_tensor
 from lptn.engine.evaluate import IMAGE_ERRORS, input_file_name
 from lptn.models import build_model
 from lptn.models.model_protocol import EnhancementModel
-from lptn.platform.checkpoint_io import write_text_atomic
+from lptn.platform.atomic_file import write_text_atomic
 from lptn.platform.logger import get_logger
 from lptn.platform.options import OptionError, dataset_keys
 from lptn.platform.runtime import Runtime
@@ -203,6 +203,6 @@ def run_speed_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
             runtime.precision,
         )
     out = Path(opt["path"]["results_root"]) / "speed.json"
-    write_text_atomic(json.dumps(report, indent=2), out)
+    write_text_atomic(out, json.dumps(report, indent=2))
     log.info("speed report written to %s", out)
     return report

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from lptn.inference.graph_lptn import GraphLPTN
+from lptn.platform.atomic_file import atomic_write
 
 FORMAT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "exported": ".pt2"}
 # The largest side torch.export's symbolic sizes accept (a 100-megapixel photo is ~11600 px).
@@ -33,7 +34,6 @@ def export_onnx(
     Input ``input`` and output ``output``: (N, 3, H, W) float32.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = GraphLPTN(net, traced_sizes=True).eval()
     example = torch.rand(1, 3, *example_size)
     axes = {0: "batch", 2: "height", 3: "width"}
@@ -41,16 +41,19 @@ def export_onnx(
         # The TorchScript exporter (the dynamo one needs onnxscript) warns about constant
         # folding of strided slices and InstanceNorm's training flag: both harmless here.
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": axes, "output": axes},
-        )
+        with atomic_write(path) as fh:
+            # The TorchScript exporter writes to a binary file as well as to a path (through
+            # torch.serialization's file opener); the annotation names paths only.
+            torch.onnx.export(
+                model,
+                (example,),
+                fh,  # type: ignore[arg-type]
+                dynamo=False,
+                opset_version=opset,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": axes, "output": axes},
+            )
     return path
 
 
@@ -62,14 +65,14 @@ def export_torchscript(
     Input and output: (N, 3, H, W) float32.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = GraphLPTN(net, traced_sizes=True).eval()
     with torch.no_grad(), warnings.catch_warnings():
         # The size check in forward is a Python comparison: the tracer warns that it is
         # frozen, which is harmless (a smaller input fails in the convs instead).
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, torch.rand(1, 3, *example_size), check_trace=False)
-    traced.save(str(path))
+    with atomic_write(path) as fh:
+        torch.jit.save(traced, fh)
     return path
 
 
@@ -81,7 +84,6 @@ def export_program(
     Input and output: (N, 3, H, W) float32, 2**num_high + 1 <= H, W <= 65536.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = GraphLPTN(net).eval()
     min_side = 2**model.num_high + 1
     dims = {
@@ -93,7 +95,8 @@ def export_program(
     example = torch.rand(2, 3, *example_size)
     with torch.no_grad():
         program = torch.export.export(model, (example,), dynamic_shapes={"img": dims})
-    torch.export.save(program, str(path))
+    with atomic_write(path) as fh:
+        torch.export.save(program, fh)
     return path
 
 

@@ -13,9 +13,7 @@ Camera RAW files (optional ``raw`` extra) are developed by :mod:`lptn.photo.raw_
 from __future__ import annotations
 
 import io
-import os
 import struct
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
@@ -58,6 +56,7 @@ from lptn.photo.tiff_exif import (
     exiv2_available,
     has_sub_ifds,
 )
+from lptn.platform.atomic_file import write_bytes_atomic
 from lptn.platform.logger import get_logger
 
 PathLike = Union[str, Path]
@@ -683,23 +682,6 @@ def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         get_logger().warning(message)
-
-
-def write_bytes_atomic(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so
-    that ``path`` is never seen half-written; parent folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        # os.open with 0o666 keeps the user's umask (mkstemp would force 0600).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_photo(

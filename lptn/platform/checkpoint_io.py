@@ -1,29 +1,25 @@
 """Checkpoint I/O: safe reading of state dicts and atomic saving.
 
-Reading never executes code from the file (``torch.load(weights_only=True)``). Saving writes a
-temporary file beside the target and renames it, so a crash or a full disk never leaves a
-truncated checkpoint and the previous file stays readable. Fitting a state dict into a network
+Reading never executes code from the file (``torch.load(weights_only=True)``). Saving is
+atomic (:mod:`lptn.platform.atomic_file`), so a crash or a full disk never leaves a truncated
+checkpoint and the previous file stays readable. Fitting a state dict into a network
 is :mod:`lptn.archs.weight_loading`'s job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import logging
 import os
 import re
-import uuid
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
 
-logger = logging.getLogger("lptn")
-
+from lptn.platform.atomic_file import atomic_write
 
 #: the entries of a ``{'params': ..., 'params_ema': ...}`` weights file, in the order
 #: :func:`read_state_dict` prefers them when no key is asked for
@@ -54,55 +50,20 @@ def is_disk_full(err: BaseException) -> bool:
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)`` through a temporary file and ``os.replace``.
+    """``torch.save(obj, path)`` through :func:`~lptn.platform.atomic_file.atomic_write`.
 
     Raises:
         OSError: ``ENOSPC`` naming ``path`` when the device is full (whatever form torch's
             writer gives the failure), other OSErrors as they come; the temporary file is
             removed and an existing ``path`` is untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp_file(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_write(path) as fh:
             torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.filename is None:
-            # A failed write names no file; the caller's message needs the target's folder.
-            err.filename = str(path)
+    except Exception as err:
         if not isinstance(err, OSError) and is_disk_full(err):
             # torch's RuntimeError: callers handle a full disk as the OSError it is.
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
-        raise
-
-
-def _create_temp_file(path: Path) -> Tuple[int, Path]:
-    """A new ``.{name}.{pid}.{random}.tmp`` beside ``path``, open for writing, with the
-    permissions the umask gives any new file (mkstemp would force 0600: teammates reading a
-    shared experiment folder could not load the checkpoints)."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-
-
-def write_text_atomic(text: str, path: str | Path) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and ``os.replace``, so a
-    crash never leaves a truncated report and the previous one stays readable."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp_file(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise
 
 

@@ -10,34 +10,37 @@ from __future__ import annotations
 
 import logging
 import sys
+from logging.handlers import MemoryHandler
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 LOGGER_NAME = "lptn"
 _FORMAT = "%(asctime)s %(levelname)s: %(message)s"
 
 
-class StartupRecords(logging.Handler):
-    """Keeps the records of the ``lptn`` logger until its log file exists."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: List[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+# Names the MemoryHandler that keeps the start-up records, so that it is found again.
+_STARTUP_HANDLER = "lptn start-up records"
 
 
-def keep_startup_records() -> StartupRecords:
+def _startup_handler(log: logging.Logger) -> Optional[MemoryHandler]:
+    for handler in log.handlers:
+        if isinstance(handler, MemoryHandler) and handler.get_name() == _STARTUP_HANDLER:
+            return handler
+    return None
+
+
+def keep_startup_records() -> MemoryHandler:
     """Keep what the ``lptn`` logger records from now on until :func:`setup_logger` opens a
     log file (which writes it there first) or :func:`drop_startup_records`; the handler
     already keeping them, if any."""
     log = get_logger()
-    for handler in log.handlers:
-        if isinstance(handler, StartupRecords):
-            return handler
-    handler = StartupRecords()
-    log.addHandler(handler)
+    handler = _startup_handler(log)
+    if handler is None:
+        # Nothing flushes by itself (no capacity or level reached): setup_logger sets the
+        # log file as the target and flushes; dropping or closing the handler loses them.
+        handler = MemoryHandler(sys.maxsize, flushLevel=logging.CRITICAL + 1, flushOnClose=False)
+        handler.set_name(_STARTUP_HANDLER)
+        log.addHandler(handler)
     return handler
 
 
@@ -45,9 +48,10 @@ def drop_startup_records() -> None:
     """Stop keeping start-up records (a run that ends before it has a log file, or a
     process that writes none)."""
     log = get_logger()
-    for handler in list(log.handlers):
-        if isinstance(handler, StartupRecords):
-            log.removeHandler(handler)
+    handler = _startup_handler(log)
+    if handler is not None:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def setup_logger(
@@ -58,13 +62,11 @@ def setup_logger(
     :func:`keep_startup_records`). Calling it again replaces the handlers; start-up records
     are kept until a log file is given."""
     log = logging.getLogger(LOGGER_NAME)
-    startup: Optional[StartupRecords] = None
+    startup = _startup_handler(log)
     for handler in list(log.handlers):
-        if isinstance(handler, StartupRecords):
-            startup = handler
-            continue
-        log.removeHandler(handler)
-        handler.close()
+        if handler is not startup:
+            log.removeHandler(handler)
+            handler.close()
     log.setLevel(level if rank == 0 else logging.WARNING)
     log.propagate = False
     console = logging.StreamHandler(sys.stdout)
@@ -75,11 +77,11 @@ def setup_logger(
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter(_FORMAT))
         if startup is not None:
-            for record in startup.records:
-                file_handler.handle(record)
+            startup.setTarget(file_handler)
+            startup.flush()
         log.addHandler(file_handler)
-    if log_file is not None and startup is not None:
-        log.removeHandler(startup)
+    if log_file is not None:
+        drop_startup_records()
     return log
 
 

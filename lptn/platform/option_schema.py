@@ -248,6 +248,15 @@ class Key:
     status: str = "used"
     alias_of: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        # A mistyped status would be handled as "used" without a word: refuse it where the
+        # schema is declared, at import, not when a user's file happens to hold the key.
+        if self.status not in STATUSES:
+            choices = ", ".join(STATUSES)
+            raise ValueError(f"Key status must be one of {choices}; got {self.status!r}")
+        if (self.status == "alias") != (self.alias_of is not None):
+            raise ValueError(f"Key alias_of goes with status='alias' only; got {self.status!r}")
+
 
 @dataclass(frozen=True)
 class Section:

@@ -28,7 +28,6 @@ _SWS_MATRIX = {
     9: "BT2020",  # BT.2020 non-constant luminance
     10: "BT2020",  # BT.2020 constant luminance: swscale has the NCL matrix only
 }
-AVCOL_SPC_UNSPECIFIED = 2
 AVCOL_RANGE_UNSPECIFIED, AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG = 0, 1, 2
 # Pixel formats that mean full range by their name (deprecated by FFmpeg, still produced).
 _FULL_RANGE_FORMATS = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
@@ -65,10 +64,6 @@ class ColourInfo:
     def rgb_format(self) -> str:
         """``rgb24`` for 8-bit video, ``rgb48le`` (16-bit RGB) for deeper video."""
         return "rgb24" if self.bit_depth <= 8 else "rgb48le"
-
-    @property
-    def rgb_dtype(self) -> type:
-        return np.uint8 if self.bit_depth <= 8 else np.uint16
 
     @property
     def sws_range(self) -> str:

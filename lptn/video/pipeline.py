@@ -1,11 +1,13 @@
 """Decode, enhance and encode one video with the three stages overlapping.
 
-Three threads: the reader demuxes, decodes and converts frames to RGB; the caller's thread
-enhances frames in batches on the runtime device; the writer converts back to YUV, encodes and
-muxes (copied audio/subtitle packets travel through the same queues, so they keep their order
-relative to the video). A semaphore bounds the frames alive at once (decoded, in a batch or
-waiting to be encoded), so memory does not grow with the video's length or queue imbalance;
-with 8K frames the bound is a handful of frames.
+Three stages, each a function taking its queues: :func:`decode_stage` (a thread) demuxes,
+decodes and converts frames to RGB; :func:`enhance_stage` (the caller's thread) enhances
+frames in batches on the runtime device; :func:`encode_stage` (a thread) converts back to
+YUV, encodes and muxes (copied audio/subtitle packets travel through the same queues, so they
+keep their order relative to the video). :class:`StageControl` stops all three on the first
+error, and its semaphore bounds the frames alive at once (decoded, in a batch or waiting to
+be encoded), so memory does not grow with the video's length or queue imbalance; with 8K
+frames the bound is a handful of frames.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -140,28 +142,149 @@ class _Stopped(Exception):
     """Another stage failed; this one stops quietly."""
 
 
-_END = object()
+_END = object()  # the last item of a queue
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> None:
-    q.put(item)
-    if stop.is_set():
-        raise _Stopped
+class StageControl:
+    """What the three stages share: the stop flag, the errors (the first one is raised in the
+    caller's thread) and the semaphore of frames alive at once (``slots``)."""
 
+    def __init__(self, slots: int) -> None:
+        self.stop = threading.Event()
+        self.slots = threading.Semaphore(slots)
+        self.errors: List[BaseException] = []
 
-def _get(q: queue.Queue, stop: threading.Event) -> Any:
-    while True:
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            if stop.is_set():
-                raise _Stopped from None
+    def fail(self, err: BaseException) -> None:
+        self.errors.append(err)
+        self.stop.set()
 
-
-def _acquire(slots: threading.Semaphore, stop: threading.Event) -> None:
-    while not slots.acquire(timeout=0.1):
-        if stop.is_set():
+    def put(self, q: queue.Queue, item: Any) -> None:
+        """Queue ``item`` (queues are unbounded: the slots bound the frames)."""
+        q.put(item)
+        if self.stop.is_set():
             raise _Stopped
+
+    def get(self, q: queue.Queue) -> Any:
+        """The next item of ``q``, waiting until there is one or another stage failed."""
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    raise _Stopped from None
+
+    def take_slot(self) -> None:
+        """Wait for room for one more decoded frame."""
+        while not self.slots.acquire(timeout=0.1):
+            if self.stop.is_set():
+                raise _Stopped
+
+    def free_slot(self) -> None:
+        self.slots.release()
+
+    def run(self, stage: Callable[..., None], *args: Any) -> None:
+        """``stage(*args)`` as a thread's target: its error stops the other stages and is kept
+        for the caller's thread."""
+        try:
+            stage(*args)
+        except _Stopped:
+            pass
+        except BaseException as err:  # handed to the caller's thread
+            self.fail(err)
+
+
+def decode_stage(reader: VideoReader, to_enhance: queue.Queue, control: StageControl) -> None:
+    """Queue the reader's decoded frames (each taking a slot) and its packets of copied
+    streams, in file order, then the end."""
+    for item in reader.items():
+        if isinstance(item, DecodedFrame):
+            control.take_slot()
+        control.put(to_enhance, item)
+    control.put(to_enhance, _END)
+
+
+def enhance_stage(
+    reader: VideoReader,
+    to_enhance: queue.Queue,
+    to_write: queue.Queue,
+    enhancer: FrameEnhancer,
+    batch_size: int,
+    control: StageControl,
+) -> None:
+    """Enhance the queued frames ``batch_size`` at a time and queue ``(frame, rgb)`` pairs
+    for encoding; packets pass through in their place; the end is passed on.
+
+    Raises:
+        VideoError: the resolution changes mid-stream (naming the file and frame).
+    """
+    batch: List[DecodedFrame] = []
+    while True:
+        item = control.get(to_enhance)
+        if item is _END:
+            break
+        if not isinstance(item, DecodedFrame):
+            control.put(to_write, item)
+            continue
+        if batch and item.rgb.shape != batch[0].rgb.shape:
+            raise VideoError(
+                f"{reader.path}: frame {item.index}: the resolution changes mid-stream "
+                f"({batch[0].rgb.shape[1]}x{batch[0].rgb.shape[0]} -> "
+                f"{item.rgb.shape[1]}x{item.rgb.shape[0]}), which is not supported"
+            )
+        batch.append(item)
+        if len(batch) >= batch_size:
+            _enhance_batch(batch, enhancer, to_write, control)
+    if batch:
+        _enhance_batch(batch, enhancer, to_write, control)
+    control.put(to_write, _END)
+
+
+def _enhance_batch(
+    batch: List[DecodedFrame], enhancer: FrameEnhancer, to_write: queue.Queue, control: StageControl
+) -> None:
+    """Enhance ``batch``, queue its ``(frame, rgb)`` pairs in order and empty it."""
+    outs = enhancer.enhance([f.rgb for f in batch], [f.seconds for f in batch])
+    for frame, out in zip(batch, outs):
+        frame.rgb = np.empty(0, np.uint8)  # the input's memory is free before encoding
+        control.put(to_write, (frame, out))
+    batch.clear()
+
+
+def encode_stage(
+    to_write: queue.Queue, writer: VideoWriter, control: StageControl, bar: tqdm
+) -> None:
+    """Encode the enhanced frames (freeing their slots) and mux the packets until the end.
+    The writer opens on the first frame; packets queued before it wait for it."""
+    pending: List[Any] = []
+    while True:
+        item = control.get(to_write)
+        if item is _END:
+            return
+        if not isinstance(item, tuple):
+            if writer.is_open:
+                writer.write_packet(item)
+            else:
+                pending.append(item)  # packets before the first video frame
+            continue
+        frame, rgb = item
+        if not writer.is_open:
+            writer.open(frame, rgb.shape[1], rgb.shape[0])
+            for packet in pending:
+                writer.write_packet(packet)
+            pending = []
+        writer.write_frame(frame, rgb)
+        control.free_slot()
+        bar.update(1)
+        # tqdm shows s/frame below 1 frame/s; the postfix always says fps
+        bar.set_postfix_str(f"{bar.format_dict.get('rate') or 0.0:.2f} fps", refresh=False)
+
+
+def _start_thread(
+    name: str, control: StageControl, stage: Callable[..., None], *args: Any
+) -> threading.Thread:
+    thread = threading.Thread(target=control.run, args=(stage, *args), name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def enhance_video(
@@ -179,15 +302,13 @@ def enhance_video(
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    slots = threading.Semaphore(
+    control = StageControl(
         max_frames_in_flight(
             reader.width, reader.height, reader.bit_depth, batch_size, in_flight_bytes
         )
     )
-    stop = threading.Event()
     to_enhance: queue.Queue = queue.Queue()
     to_write: queue.Queue = queue.Queue()
-    errors: List[BaseException] = []
     bar = tqdm(
         total=reader.frame_count or None,
         desc=reader.path.name,
@@ -195,103 +316,28 @@ def enhance_video(
         disable=not show_progress,
     )
     enhancer.reset()
-
-    def read_stage() -> None:
-        try:
-            for item in reader.items():
-                if isinstance(item, DecodedFrame):
-                    _acquire(slots, stop)
-                _put(to_enhance, item, stop)
-            _put(to_enhance, _END, stop)
-        except _Stopped:
-            pass
-        except BaseException as err:  # handed to the caller's thread
-            errors.append(err)
-            stop.set()
-
-    def write_stage() -> None:
-        pending: List[Any] = []
-        try:
-            while True:
-                item = _get(to_write, stop)
-                if item is _END:
-                    return
-                if isinstance(item, tuple):
-                    frame, rgb = item
-                    if not writer.is_open:
-                        writer.open(frame, rgb.shape[1], rgb.shape[0])
-                        for packet in pending:
-                            writer.write_packet(packet)
-                        pending = []
-                    writer.write_frame(frame, rgb)
-                    slots.release()
-                    bar.update(1)
-                    # tqdm shows s/frame below 1 frame/s; the postfix always says fps
-                    rate = bar.format_dict.get("rate") or 0.0
-                    bar.set_postfix_str(f"{rate:.2f} fps", refresh=False)
-                elif writer.is_open:
-                    writer.write_packet(item)
-                else:
-                    pending.append(item)  # packets before the first video frame
-        except _Stopped:
-            pass
-        except BaseException as err:
-            errors.append(err)
-            stop.set()
-
     start = time.perf_counter()
-    reader_thread = threading.Thread(target=read_stage, name="video-read", daemon=True)
-    writer_thread = threading.Thread(target=write_stage, name="video-write", daemon=True)
-    reader_thread.start()
-    writer_thread.start()
-    frames_read = 0
+    decoding = _start_thread("video-read", control, decode_stage, reader, to_enhance, control)
+    encoding = _start_thread("video-write", control, encode_stage, to_write, writer, control, bar)
     try:
-        batch: List[DecodedFrame] = []
-
-        def flush() -> None:
-            outs = enhancer.enhance([f.rgb for f in batch], [f.seconds for f in batch])
-            for frame, out in zip(batch, outs):
-                frame.rgb = np.empty(0, np.uint8)  # the input's memory is free before encoding
-                _put(to_write, (frame, out), stop)
-            batch.clear()
-
-        while True:
-            item = _get(to_enhance, stop)
-            if item is _END:
-                if batch:
-                    flush()
-                break
-            if isinstance(item, DecodedFrame):
-                if batch and item.rgb.shape != batch[0].rgb.shape:
-                    raise VideoError(
-                        f"{reader.path}: frame {item.index}: the resolution changes mid-stream "
-                        f"({batch[0].rgb.shape[1]}x{batch[0].rgb.shape[0]} -> "
-                        f"{item.rgb.shape[1]}x{item.rgb.shape[0]}), which is not supported"
-                    )
-                frames_read += 1
-                batch.append(item)
-                if len(batch) >= batch_size:
-                    flush()
-            else:
-                _put(to_write, item, stop)
-        _put(to_write, _END, stop)
-        writer_thread.join()
-        if errors:
-            raise errors[0]
+        enhance_stage(reader, to_enhance, to_write, enhancer, batch_size, control)
+        encoding.join()
+        if control.errors:
+            raise control.errors[0]
         if not writer.is_open:
             raise VideoError(f"{reader.path}: no video frame could be decoded")
         writer.finish()
     except BaseException as err:
-        stop.set()
-        writer_thread.join()
-        reader_thread.join(timeout=5)
+        control.stop.set()
+        encoding.join()
+        decoding.join(timeout=5)
         writer.abort()
-        if isinstance(err, _Stopped) and errors:
-            raise errors[0] from None
+        if isinstance(err, _Stopped) and control.errors:
+            raise control.errors[0] from None
         raise
     finally:
         bar.close()
-    reader_thread.join(timeout=5)
+    decoding.join(timeout=5)
     seconds = time.perf_counter() - start
     assert writer.colour is not None
     return VideoResult(

@@ -1,7 +1,8 @@
 """Encode enhanced RGB frames and copy the other streams' packets into a new video file.
 
-The file is written under a temporary name beside the destination and renamed at the end, so
-a failed run never leaves a partial file under the final name.
+The file is written under a temporary name beside the destination and renamed at the end
+(:class:`~lptn.platform.atomic_file.AtomicFile`), so a failed run never leaves a partial file
+under the final name.
 
 Encoder choice (:func:`choose_encoder`): the input's codec family when this PyAV build has an
 encoder for it (H.264 -> libx264, HEVC -> libx265, VP9 -> libvpx-vp9, AV1 -> libsvtav1, ...),
@@ -18,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set
 
+from lptn.platform.atomic_file import AtomicFile
 from lptn.platform.logger import get_logger
 from lptn.video import VideoError, require_av
 from lptn.video.colour_conversion import ColourInfo, rgb_to_frame
@@ -169,18 +171,12 @@ def encoder_lookahead(width: int, height: int) -> Optional[int]:
     return None if frames >= 40 else max(5, frames)
 
 
-def temporary_path(dst: Path) -> Path:
-    """Where ``dst`` is written before the final rename (same folder and extension, so the
-    same container format)."""
-    return dst.with_name(f".{dst.stem}.lptn-partial-{os.getpid()}{dst.suffix}")
-
-
 class VideoWriter:
     """Writes one output file: the enhanced video stream plus copies of ``copied_streams``.
 
     Call :meth:`open` with the first decoded frame (its colour description and display
     matrix configure the stream), then :meth:`write_frame` / :meth:`write_packet`, then
-    :meth:`finish` (flush, close, rename) or :meth:`abort` (close, delete).
+    :meth:`finish` (flush, close, fsync, rename) or :meth:`abort` (close, delete).
     """
 
     def __init__(
@@ -192,7 +188,7 @@ class VideoWriter:
     ) -> None:
         self.av = require_av()
         self.dst = Path(dst)
-        self.tmp = temporary_path(self.dst)
+        self.output: Optional[AtomicFile] = None
         self.reader = reader
         self.settings = settings
         self.device_type = device_type
@@ -214,9 +210,10 @@ class VideoWriter:
         reader's audio/subtitle streams)."""
         av, reader = self.av, self.reader
         self.colour = first.colour
-        self.dst.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.container = av.open(str(self.tmp), "w")
+            # The temporary name keeps the extension: the muxer chooses the container by it.
+            self.output = AtomicFile(self.dst, extension=self.dst.suffix)
+            self.container = av.open(str(self.output.temp_path), "w")
             self.encoder, self.pix_fmt = choose_encoder(
                 reader.codec_name,
                 first.colour,
@@ -346,17 +343,20 @@ class VideoWriter:
             ) from err
 
     def finish(self) -> None:
-        """Flush the encoder, close the file and rename it to its final name."""
+        """Flush the encoder, close the file, fsync it and rename it to its final name."""
         av = self.av
+        assert self.output is not None
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
             self.container.close()
-        except av.error.FFmpegError as err:
+            self.container = None
+            # The muxer wrote through its own descriptor; fsync of ours syncs the same file.
+            self.output.commit()
+        except (av.error.FFmpegError, OSError) as err:
             self.abort()
             raise VideoError(f"{self.dst}: cannot finish the output: {error_words(err)}") from err
-        self.container = None
-        os.replace(self.tmp, self.dst)
+        self.output = None
 
     def abort(self) -> None:
         """Close and delete the temporary file; the final name is never touched."""
@@ -366,7 +366,6 @@ class VideoWriter:
             except Exception:  # closing a broken muxer may fail again; the file goes anyway
                 pass
             self.container = None
-        try:
-            self.tmp.unlink()
-        except FileNotFoundError:
-            pass
+        if self.output is not None:
+            self.output.discard()
+            self.output = None

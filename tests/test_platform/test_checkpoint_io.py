@@ -17,13 +17,13 @@ from torch import nn
 
 from lptn.archs import build_network
 from lptn.archs.weight_loading import load_network_weights
+from lptn.platform.atomic_file import write_text_atomic
 from lptn.platform.checkpoint_io import (
     CheckpointError,
     is_disk_full,
     read_state_dict,
     save_atomic,
     save_network,
-    write_text_atomic,
 )
 
 SMALL = {"type": "LPTN", "nrb_low": 1, "nrb_high": 1, "num_high": 2}
@@ -228,7 +228,7 @@ def test_saved_files_follow_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
         save_network(small_net(1), tmp_path / "net.pth")
-        write_text_atomic("{}", tmp_path / "metrics.json")
+        write_text_atomic(tmp_path / "metrics.json", "{}")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "net.pth").stat().st_mode) == mode

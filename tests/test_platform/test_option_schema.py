@@ -25,6 +25,20 @@ def _error(path: Path, overrides: list, *, is_train: bool, tmp_path: Path) -> st
 
 
 @pytest.mark.parametrize(
+    "status, alias_of, expected",
+    [
+        ("ignore", None, "one of used, runner, ignored, refused, alias; got 'ignore'"),
+        ("alias", None, "Key alias_of goes with status='alias' only; got 'alias'"),
+        ("used", "use_flip", "Key alias_of goes with status='alias' only; got 'used'"),
+    ],
+)
+def test_a_key_status_outside_the_list_is_refused(status, alias_of, expected) -> None:
+    with pytest.raises(ValueError) as info:
+        option_schema.Key(option_schema.Anything(), "doc", status=status, alias_of=alias_of)
+    assert str(info.value).endswith(expected)
+
+
+@pytest.mark.parametrize(
     "override, expected",
     [
         ("val.save_imgs=false", "val.save_imgs: unknown key (did you mean save_img?)"),
