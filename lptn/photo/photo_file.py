@@ -52,6 +52,7 @@ from lptn.photo.metadata import (
     says_adobe_rgb,
     upright_xmp,
 )
+from lptn.photo.settings import check_photo_option
 from lptn.photo.tiff_exif import (
     TIFF_EXIF_EXTRA_HINT,
     add_exif_sub_ifds,
@@ -478,8 +479,7 @@ def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int =
     fmt = format_name(fmt) if fmt else output_format_for(photo.format)
     if fmt not in WRITE_FORMATS:
         raise PhotoError(f"{fmt} cannot be written; use one of {', '.join(WRITE_FORMATS)}")
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise PhotoError(f"jpeg_quality must be within 1..100, got {jpeg_quality}")
+    check_photo_option("jpeg_quality", jpeg_quality)
     if fmt == "JPEG" and photo.alpha is not None:
         raise PhotoError("JPEG cannot hold transparency; write PNG, TIFF or WebP instead")
     pixels, alpha = photo.pixels, photo.alpha
