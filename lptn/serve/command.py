@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from lptn.inference.settings import MAX_MEGAPIXELS
-from lptn.platform.runtime import PRECISIONS
+from lptn.platform.option_schema import DEVICES, OPTIONS, PHOTO, PRECISION_NAMES, VAL
 from lptn.serve.limits import Limits
 
 # The API key from the environment (a key given on the command line shows in ``ps``).
@@ -66,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--weights", help="generator weights (.pth); default: the built-in FiveK weights"
     )
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
-    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
+    parser.add_argument("--device", default=OPTIONS.keys["device"].default, choices=DEVICES)
+    parser.add_argument(
+        "--precision", default=VAL.keys["precision"].default, choices=sorted(PRECISION_NAMES)
+    )
     parser.add_argument(
         "--queue-size",
         type=_positive(int),
@@ -87,15 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=50.0,
         help="largest accepted upload in MB; larger ones get 413 (default 50)",
     )
+    megapixels = PHOTO.keys["max_megapixels"].default
     parser.add_argument(
         "--max-megapixels",
-        type=_positive(float),
-        default=MAX_MEGAPIXELS,
-        help="largest accepted image in megapixels; larger ones get 413 "
-        f"(default {MAX_MEGAPIXELS:g})",
+        type=float,
+        default=megapixels,
+        help=f"largest accepted image in megapixels; larger ones get 413 (default {megapixels:g})",
     )
+    quality = PHOTO.keys["jpeg_quality"]
     parser.add_argument(
-        "--jpeg-quality", type=int, default=95, help="quality of JPEG and WebP results, 1-100"
+        "--jpeg-quality",
+        type=int,
+        default=quality.default,
+        help=f"{quality.doc}, {quality.kind.describe()} (default {quality.default})",
     )
     parser.add_argument(
         "--max-uploads",
@@ -130,9 +135,18 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     which uvicorn ends the process by that signal. Exit status 2: bad arguments, weights or
     device, the ``serve`` extra missing, or the port cannot be bound.
     """
+    from lptn.photo.errors import PhotoError
+    from lptn.photo.settings import PhotoSettings
+
     args = build_parser().parse_args(argv)
-    if not 1 <= args.jpeg_quality <= 100:
-        return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
+    try:
+        photo = PhotoSettings.checked(
+            {"jpeg_quality": "--jpeg-quality", "max_megapixels": "--max-megapixels"},
+            jpeg_quality=args.jpeg_quality,
+            max_megapixels=args.max_megapixels,
+        )
+    except PhotoError as err:
+        return _fail(err)
     if not 0 <= args.port <= 65535:
         return _fail(f"--port must be within 0..65535, got {args.port}")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE)
@@ -164,8 +178,8 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     queue = EnhanceQueue(enhancer, queue_size=args.queue_size, max_batch=max_batch)
     limits = Limits(
         args.max_upload_mb,
-        args.max_megapixels,
-        args.jpeg_quality,
+        args.max_megapixels,  # checked above, as lptn-enhance checks it
+        photo.jpeg_quality,
         max_uploads=args.max_uploads,
         upload_timeout_s=args.upload_timeout,
     )

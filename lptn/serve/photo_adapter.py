@@ -47,6 +47,7 @@ __all__ = [
     "PhotoInfo",
     "PhotoTooLarge",
     "UnsupportedPhoto",
+    "check_strength",
     "enhance_photo_bytes",
     "media_type",
     "preview_photo_bytes",
