@@ -16,6 +16,11 @@ The precision (fp32 / bf16 / fp16) comes from the runtime (``val.precision`` or
 ``fast`` (:class:`~lptn.inference.FastLPTN`) bounds memory and tiles large images; ``graph``
 (:class:`~lptn.inference.GraphLPTN`) runs the whole image as plain tensor operators, the form
 ``torch.compile`` fuses best (the candidate for GPUs, see docs/PERFORMANCE.md).
+
+Defaults, ranges and choices are the schema's (``option_schema.INFERENCE``); the YAML block
+(:meth:`InferenceSettings.from_options`) and ``lptn-enhance``'s flags
+(:meth:`InferenceSettings.from_flags`) go through the same checks, each error naming the key
+as that interface spells it.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from lptn.photo.metadata import (
     says_adobe_rgb,
     upright_xmp,
 )
-from lptn.photo.settings import check_photo_option
+from lptn.photo.settings import DEFAULT_JPEG_QUALITY, check_photo_option
 from lptn.photo.tiff_exif import (
     TIFF_EXIF_EXTRA_HINT,
     add_exif_sub_ifds,
@@ -464,7 +464,9 @@ def _jpeg_subsampling(im: Image.Image) -> Optional[int]:
     return value if value in (0, 1, 2) else None
 
 
-def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int = 95) -> bytes:
+def encode_photo(
+    photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int = DEFAULT_JPEG_QUALITY
+) -> bytes:
     """:class:`Photo` -> file bytes in ``fmt`` (default: :func:`output_format_for` its input
     format), with its EXIF, XMP, ICC profile, IPTC (JPEG, PNG, TIFF) and PNG text where the
     format holds them (BMP holds none).
@@ -703,7 +705,11 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> None:
 
 
 def write_photo(
-    path: PathLike, photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int = 95
+    path: PathLike,
+    photo: Photo,
+    fmt: Optional[str] = None,
+    *,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
 ) -> None:
     """Encode ``photo`` (see :func:`encode_photo`) and write it atomically to ``path``."""
     write_bytes_atomic(path, encode_photo(photo, fmt, jpeg_quality=jpeg_quality))

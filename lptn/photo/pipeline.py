@@ -39,8 +39,10 @@ __all__ = [
     "enhance_photo",
     "enhance_photo_bytes",
 ]
-# enhance_photo_bytes refuses larger photos: its callers hand it data from elsewhere.
-MAX_BYTES_PIXELS = 250_000_000
+_DEFAULTS = PhotoSettings()
+# enhance_photo_bytes refuses larger photos (the default --max-megapixels): its callers hand
+# it data from elsewhere.
+MAX_BYTES_PIXELS: int = _DEFAULTS.max_pixels or 0
 
 
 class ArrayEnhancer(Protocol):
@@ -131,10 +133,10 @@ def enhance_photo_bytes(
     data: bytes,
     enhancer: ArrayEnhancer,
     *,
-    strength: float = 1.0,
+    strength: float = _DEFAULTS.strength,
     out_format: Optional[str] = None,
-    jpeg_quality: int = 95,
-    output_colour: str = "srgb",
+    jpeg_quality: int = _DEFAULTS.jpeg_quality,
+    output_colour: str = _DEFAULTS.output_colour,
 ) -> Tuple[bytes, str]:
     """Encoded photo in -> (encoded enhanced photo, its media type such as ``image/jpeg``).
 

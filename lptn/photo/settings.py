@@ -18,6 +18,8 @@ from lptn.platform.option_schema import PHOTO, SchemaViolation, check_key
 OUTPUT_COLOURS = ("srgb", "input")
 #: What RAW inputs may be written as, as the command line spells them (``tiff`` first: default).
 RAW_FORMAT_NAMES = tuple(f.lower() for f in RAW_OUTPUT_FORMATS)
+#: The quality of JPEG and lossy WebP outputs when none is asked for (the schema's default).
+DEFAULT_JPEG_QUALITY: int = PHOTO.keys["jpeg_quality"].default
 
 
 def check_photo_option(name: str, value: Any, spelled: Optional[str] = None) -> Any:
