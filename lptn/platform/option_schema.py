@@ -356,7 +356,11 @@ def check_key(section: Section, name: str, value: Any, spelled: str) -> Any:
     """``value`` of ``section``'s key ``name``, checked and normalised; a bad one raises a
     :class:`SchemaViolation` naming it as ``spelled`` (a YAML key path, a ``--flag`` or a query
     parameter), so that every spelling of one option gets the same rule and message."""
-    return _check_value(section.keys[name].kind, value, spelled, [])
+    kind = section.keys[name].kind
+    if spelled.startswith("--") and isinstance(kind, AnyOf) and value is not None:
+        # A flag left out is the key's ~, so the message offers only what a flag can say.
+        kind = AnyOf(tuple(k for k in kind.kinds if not isinstance(k, Null)))
+    return _check_value(kind, value, spelled, [])
 
 
 def check_block(section: Section, value: Any, key_path: str) -> Dict[str, Any]:
