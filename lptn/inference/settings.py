@@ -53,7 +53,7 @@ PATHS = INFERENCE_PATHS
 #: ``PHOTO.max_megapixels``).
 MAX_MEGAPIXELS: float = PHOTO.keys["max_megapixels"].default
 
-#: How ``lptn-enhance`` spells the ``inference`` keys; ``compile`` and ``path`` keep their name.
+#: How ``lptn-enhance`` spells the ``inference`` keys it takes (its flags), for its messages.
 ENHANCE_FLAGS: Mapping[str, str] = {
     "path": "--path",
     "compile": "--compile",
