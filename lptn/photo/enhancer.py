@@ -15,6 +15,7 @@ from lptn.inference.generator_weights import load_generator
 from lptn.inference.settings import InferenceSettings, build_inference_path
 from lptn.photo.errors import PhotoError
 from lptn.photo.settings import check_strength
+from lptn.platform.option_schema import OPTIONS, VAL
 from lptn.platform.runtime import Runtime, build_runtime
 
 # Rec. 709 luma weights (the sRGB primaries), to bring an enhanced grey photo back to grey.
@@ -42,8 +43,8 @@ class PhotoEnhancer:
     def from_weights(
         cls,
         weights: Optional[Union[str, Path]] = None,
-        device: str = "auto",
-        precision: str = "fp32",
+        device: str = OPTIONS.keys["device"].default,
+        precision: str = VAL.keys["precision"].default,
         inference: Optional[InferenceSettings] = None,
     ) -> PhotoEnhancer:
         """Load ``weights`` (None = the built-in FiveK checkpoint) onto ``device``."""
