@@ -14,8 +14,9 @@ from typing import List, Optional
 from lptn.engine.option_check import ENGINE_CHECKS
 from lptn.platform.checkpoint_io import CheckpointError
 from lptn.platform.logger import drop_startup_records, keep_startup_records, setup_logger
+from lptn.platform.option_schema import DEVICES, OPTIONS, PRECISION_NAMES, VAL
 from lptn.platform.options import OptionError, parse_options
-from lptn.platform.runtime import PRECISIONS, DeviceError, Runtime, build_runtime, set_random_seed
+from lptn.platform.runtime import DeviceError, build_runtime, set_random_seed
 
 
 def _option_parser(description: str) -> argparse.ArgumentParser:
@@ -30,12 +31,16 @@ def _option_parser(description: str) -> argparse.ArgumentParser:
         help="override options, e.g. --set val.save_img=false "
         "datasets.test.dataroot_lq=/data/x (values typed as YAML; may be repeated)",
     )
-    parser.add_argument(
-        "--device",
-        choices=["auto", "cuda", "npu", "mps", "cpu"],
-        help="overrides the device option",
-    )
+    parser.add_argument("--device", choices=DEVICES, help="overrides the device option")
     return parser
+
+
+def _add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision`` with the options' choices and defaults."""
+    parser.add_argument("--device", default=OPTIONS.keys["device"].default, choices=DEVICES)
+    parser.add_argument(
+        "--precision", default=VAL.keys["precision"].default, choices=sorted(PRECISION_NAMES)
+    )
 
 
 def _load(args: argparse.Namespace, *, is_train: bool) -> dict:
@@ -187,7 +192,9 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
 
     parser = _option_parser("Measure LPTN inference speed.")
     parser.add_argument(
-        "--precision", choices=sorted(PRECISIONS), help="overrides val.precision (default fp32)"
+        "--precision",
+        choices=sorted(PRECISION_NAMES),
+        help="overrides val.precision (default fp32)",
     )
     args = parser.parse_args(argv)
     # The option warnings (ignored keys...) go to the console now and into the log later.
@@ -213,32 +220,13 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def enhance_main(argv: Optional[List[str]] = None) -> int:
-    """``lptn-enhance --input X --output DIR [--weights W]``: photos and videos; exit 1 when
-    any file failed, 2 for bad arguments, weights, an unusable ``--output`` or an ``--input``
-    file that is not a photo or video; under ``torchrun`` each process takes its share of the
-    files on its own device."""
-    import os
-
-    from lptn.engine.enhance import (
-        OutputFolderError,
-        check_output_folder,
-        collect_inputs,
-        enhance_files,
-    )
-    from lptn.engine.enhance_video import (
-        VideoFileEnhancer,
-        add_video_arguments,
-        check_video_arguments,
-        video_options_from_args,
-    )
-    from lptn.inference.generator_weights import load_generator
-    from lptn.inference.settings import MAX_MEGAPIXELS
-    from lptn.photo import PhotoEnhancer
-    from lptn.photo.pipeline import OUTPUT_COLOURS
-    from lptn.photo.raw_file import RAW_OUTPUT_FORMATS
-    from lptn.platform import distributed
+def enhance_parser() -> argparse.ArgumentParser:
+    """``lptn-enhance``'s arguments; defaults, ranges and choices come from the schema
+    (``option_schema.PHOTO``, ``INFERENCE``, ``DEVICES``, ``PRECISION_NAMES``)."""
+    from lptn.engine.enhance_video import add_video_arguments
+    from lptn.photo.settings import OUTPUT_COLOURS, RAW_FORMAT_NAMES
     from lptn.platform.compilation import COMPILE_MODES
+    from lptn.platform.option_schema import INFERENCE, INFERENCE_PATHS, PHOTO
 
     parser = argparse.ArgumentParser(
         description="Enhance photos of any size with an LPTN generator (built-in: the LPTN "
@@ -258,16 +246,17 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         "average of train.ema_decay); default params",
     )
     parser.add_argument("--output", required=True, help="output folder")
+    strength = PHOTO.keys["strength"]
     parser.add_argument(
         "--strength",
         type=float,
-        default=1.0,
+        default=strength.default,
         metavar="S",
-        help="0..1: output = input + S * (enhanced - input) (default 1)",
+        help=f"{strength.kind.describe()}: {strength.doc} (default {strength.default:g})",
     )
     parser.add_argument(
         "--output-colour",
-        default="srgb",
+        default=OUTPUT_COLOURS[0],
         choices=list(OUTPUT_COLOURS),
         help="photos in another RGB space (Adobe RGB...): write sRGB with an sRGB profile "
         "(default) or convert back to the input's profile",
@@ -276,13 +265,13 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         "--skip-existing", action="store_true", help="leave outputs that already exist"
     )
     parser.add_argument("--report", metavar="FILE", help="append one JSON line per photo to FILE")
+    megapixels = PHOTO.keys["max_megapixels"]
     parser.add_argument(
         "--max-megapixels",
         type=float,
-        default=MAX_MEGAPIXELS,
+        default=megapixels.default,
         metavar="MP",
-        help="photos whose header announces more pixels fail before they are decoded "
-        f"(default {MAX_MEGAPIXELS:g})",
+        help=f"{megapixels.doc} (default {megapixels.default:g})",
     )
     parser.add_argument(
         "--keep-mtime",
@@ -291,24 +280,24 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
         help="give each output its input's modification time (default; --no-keep-mtime: "
         "the time it was written)",
     )
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
-    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
+    _add_device_arguments(parser)
     parser.add_argument(
         "--tf32",
         action="store_true",
         help="let float32 convolutions use TF32 on CUDA (faster, ~1e-3 error)",
     )
+    quality = PHOTO.keys["jpeg_quality"]
     parser.add_argument(
         "--jpeg-quality",
         type=int,
-        default=95,
-        help="quality of JPEG and lossy WebP outputs, 1-100 (default 95)",
+        default=quality.default,
+        help=f"{quality.doc}, {quality.kind.describe()} (default {quality.default})",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--path",
-        default="fast",
-        choices=["fast", "exact", "graph"],
+        default=INFERENCE.keys["path"].default,
+        choices=list(INFERENCE_PATHS),
         help="fast path (default, bounded memory), the straightforward network, "
         "or the whole-image graph path (for --compile)",
     )
@@ -337,92 +326,28 @@ def enhance_main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument(
         "--raw-format",
-        default=RAW_OUTPUT_FORMATS[0].lower(),
-        choices=[f.lower() for f in RAW_OUTPUT_FORMATS],
+        default=RAW_FORMAT_NAMES[0],
+        choices=list(RAW_FORMAT_NAMES),
         help="what RAW inputs (DNG, CR2, NEF...) are written as (default: 16-bit tiff)",
     )
     add_video_arguments(parser)
-    args = parser.parse_args(argv)
-    video_error = check_video_arguments(args)
-    if video_error:
-        return _fail(video_error)
-    if not 1 <= args.jpeg_quality <= 100:
-        return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
-    if not 0.0 <= args.strength <= 1.0:
-        return _fail(f"--strength must be within 0..1, got {args.strength}")
-    if args.tile is not None and args.tile < 16:
-        return _fail(f"--tile must be at least 16 pixels, got {args.tile}")
-    if args.memory_budget is not None and args.memory_budget <= 0:
-        return _fail(f"--memory-budget must be a positive number of MB, got {args.memory_budget}")
-    if not args.max_megapixels > 0:
-        return _fail(f"--max-megapixels must be a positive number, got {args.max_megapixels}")
-    if args.compile is not None and args.path != "graph":
-        return _fail(f"--compile applies to --path graph only (got --path {args.path})")
-    if args.path == "graph" and (args.tile is not None or args.memory_budget is not None):
-        return _fail(
-            "--tile and --memory-budget apply to --path fast; the graph path runs whole images"
-        )
-    from lptn.inference.settings import InferenceSettings
+    return parser
 
-    inference = InferenceSettings(
-        path=args.path,
-        tile_size=args.tile,
-        memory_budget_mb=args.memory_budget,
-        compile=args.compile if args.compile is not None else False,
-    )
+
+def enhance_main(argv: Optional[List[str]] = None) -> int:
+    """``lptn-enhance --input X --output DIR [--weights W]``: photos and videos; exit 1 when
+    any file failed, 2 for bad arguments, weights, an unusable ``--output`` or an ``--input``
+    file that is not a photo or video; under ``torchrun`` each process takes its share of the
+    files on its own device."""
+    from lptn.engine.enhance_run import EnhanceSettings, run_enhance
+    from lptn.platform.distributed import LaunchError
+
+    args = enhance_parser().parse_args(argv)
     setup_logger()
-    output_dir = Path(args.output)
-    report = Path(args.report) if args.report else None
     try:
-        # Started by torchrun: a static split of the files, no process group needed.
-        launcher = "pytorch" if "WORLD_SIZE" in os.environ else "none"
-        launch = distributed.launch_environment(launcher)
-        check_output_folder(output_dir)
-        if report is not None and report.is_dir():
-            raise OutputFolderError(f"--report {report} is a folder; it must name a file")
-        inputs = collect_inputs(args.input, output_dir)
-        # realpath, not Path.resolve: it does not raise on a symlink loop among the inputs.
-        report_real = os.path.realpath(report) if report is not None else None
-        if any(os.path.realpath(j.source) == report_real for j in inputs.jobs):
-            raise OutputFolderError(f"--report {report} is one of the inputs")
-        runtime: Runtime = build_runtime(
-            {"device": args.device, "tf32": args.tf32},
-            args.precision,
-            rank=launch.rank,
-            local_rank=launch.local_rank,
-            world_size=launch.world_size,
-        )
-        enhancer = PhotoEnhancer(
-            load_generator(args.weights, param_key=args.param_key), runtime, inference
-        )
-    except USER_ERRORS + (distributed.LaunchError,) as err:
+        summary = run_enhance(EnhanceSettings.from_args(args))
+    except USER_ERRORS + (LaunchError,) as err:
         return _fail(err)
-    summary = enhance_files(
-        enhancer,
-        inputs.jobs,
-        output_dir,
-        strength=args.strength,
-        output_colour=args.output_colour,
-        jpeg_quality=args.jpeg_quality,
-        skip_existing=args.skip_existing,
-        report=report,
-        show_progress=not args.no_progress and launch.rank == 0,
-        rank=launch.rank,
-        world_size=launch.world_size,
-        raw_format=args.raw_format,
-        videos=VideoFileEnhancer(
-            enhancer.net,
-            runtime,
-            video_options_from_args(args, runtime),
-            inference,
-            show_progress=not args.no_progress and launch.rank == 0,
-        ),
-        ignored=inputs.ignored,
-        max_megapixels=args.max_megapixels,
-        keep_mtime=args.keep_mtime,
-    )
-    who = f"process {launch.rank} of {launch.world_size}: " if launch.world_size > 1 else ""
-    print(f"{who}{summary.line()} (output folder: {args.output})")
     return 0 if summary.ok else 1
 
 

@@ -25,7 +25,6 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, 
 
 from tqdm import tqdm
 
-from lptn.inference.array_enhance import enhance_array
 from lptn.inference.graph_lptn import GraphLPTN
 from lptn.inference.tiling import default_memory_budget_mb
 from lptn.photo.enhancer import PhotoEnhancer
@@ -33,14 +32,14 @@ from lptn.photo.errors import PhotoError
 from lptn.photo.photo_file import (
     FORMAT_EXTENSIONS,
     PHOTO_EXTENSIONS,
-    encode_photo,
+    Photo,
     is_photo_file,
     output_format_for,
     probe_photo,
-    read_photo,
     write_bytes_atomic,
 )
-from lptn.photo.pipeline import check_writable, enhance_photo
+from lptn.photo.pipeline import enhance_encoded
+from lptn.photo.settings import PhotoSettings
 from lptn.platform.logger import get_logger
 from lptn.video import VIDEO_EXTENSIONS, is_video_file
 
@@ -52,7 +51,6 @@ __all__ = [
     "UnsupportedInput",
     "check_output_folder",
     "collect_inputs",
-    "enhance_array",
     "enhance_files",
 ]
 
@@ -287,35 +285,33 @@ def enhance_files(
     enhancer: PhotoEnhancer,
     jobs: Sequence[PhotoJob],
     output_dir: Path,
+    photo: Optional[PhotoSettings] = None,
     *,
-    strength: float = 1.0,
-    output_colour: str = "srgb",
-    jpeg_quality: int = 95,
     skip_existing: bool = False,
     report: Optional[Path] = None,
     show_progress: bool = True,
     rank: int = 0,
     world_size: int = 1,
     videos: Optional[Callable[[Path, Path], None]] = None,
-    raw_format: Optional[str] = None,
     ignored: Sequence[Path] = (),
-    max_megapixels: Optional[float] = None,
     keep_mtime: bool = True,
 ) -> EnhanceSummary:
     """Enhance this process's share of ``jobs`` (every ``world_size``-th from ``rank``) into
-    ``output_dir``; inputs are never overwritten.
+    ``output_dir``; inputs are never overwritten. ``photo``: strength, colour, JPEG quality,
+    what RAW inputs become and the pixel limit, checked from the header before decoding
+    (None: the defaults).
 
     ``report``: a JSON-lines file to which one line per file is appended (``input``,
     ``output``, ``status`` written / skipped / failed / ignored, ``error``, ``seconds``,
     ``rank``). ``videos``: enhances one video file ``(source, output)``
     (:class:`lptn.engine.enhance_video.VideoFileEnhancer`); without it video inputs fail.
-    ``raw_format``: what RAW inputs are written as (``tiff``, ``png``, ``jpeg``; None: TIFF).
     ``ignored``: files of the input that are not photos or videos (counted and listed).
-    ``max_megapixels``: photos whose header announces more pixels fail before decoding.
     ``keep_mtime``: each output gets its input's modification time.
     """
     log = get_logger()
-    planned, refused = plan_outputs(jobs, output_dir, raw_format)
+    photo = photo or PhotoSettings()
+    planned, refused = plan_outputs(jobs, output_dir, photo.raw_format)
+    max_megapixels = photo.max_megapixels
     mine = planned[rank::world_size]
     summary = EnhanceSummary(ignored=list(ignored[rank::world_size]))
     summary.failed.extend(refused[rank::world_size])
@@ -346,7 +342,6 @@ def enhance_files(
         log.info("ignored (not a photo or video): %s", src)
     for src, reason in summary.failed:
         log.error("not processed: %s", reason if str(src) in reason else f"{src}: {reason}")
-    max_pixels = int(max_megapixels * 1e6) if max_megapixels is not None else None
     handle = open(report, "a", encoding="utf-8") if report is not None else None
     try:
         for src in summary.ignored:
@@ -364,16 +359,7 @@ def enhance_files(
                 if videos is not None and is_video_file(job.source):
                     videos(job.source, dst)
                 else:
-                    _enhance_one(
-                        enhancer,
-                        job.source,
-                        dst,
-                        strength,
-                        output_colour,
-                        jpeg_quality,
-                        raw_format,
-                        max_pixels,
-                    )
+                    _enhance_one(enhancer, job.source, dst, photo)
             except (PhotoError, OSError, ValueError, RuntimeError, MemoryError, ImportError) as err:
                 reason = str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
                 summary.failed.append((job.source, reason))
@@ -405,26 +391,24 @@ def _copy_mtime(src: Path, dst: Path) -> None:
         )
 
 
-def _enhance_one(
-    enhancer: PhotoEnhancer,
-    src: Path,
-    dst: Path,
-    strength: float,
-    output_colour: str,
-    jpeg_quality: int,
-    raw_format: Optional[str] = None,
-    max_pixels: Optional[int] = None,
-) -> None:
+def _enhance_one(enhancer: PhotoEnhancer, src: Path, dst: Path, settings: PhotoSettings) -> None:
+    data, _ = enhance_encoded(
+        src, enhancer, settings, on_decoded=lambda photo: _log_size_plan(enhancer, src, photo)
+    )
+    write_bytes_atomic(dst, data)
+
+
+def _log_size_plan(enhancer: PhotoEnhancer, src: Path, photo: Photo) -> None:
+    """Log how the fast path tiles ``photo``, or warn when the graph path needs more memory
+    for it than the device's default budget."""
     log = get_logger()
-    photo = read_photo(src, max_pixels=max_pixels)
-    fmt = output_format_for(photo.format, raw_format)
-    check_writable(photo, fmt)
     height, width = photo.size
     note = enhancer.tiling_note(height, width)
+    path = enhancer.inference_path
     if note:
         log.info("%s (%dx%d): %s", src.name, height, width, note)
-    elif isinstance(enhancer.path, GraphLPTN):
-        need = enhancer.path.working_memory_mb(height, width)
+    elif isinstance(path, GraphLPTN):
+        need = path.working_memory_mb(height, width)
         budget = default_memory_budget_mb(enhancer.runtime.device)
         if need > budget:
             log.warning(
@@ -436,8 +420,3 @@ def _enhance_one(
                 need,
                 budget,
             )
-    out = enhance_photo(photo, enhancer, strength=strength, output_colour=output_colour)
-    del photo  # the input's memory is free again before encoding the output
-    data = encode_photo(out, fmt, jpeg_quality=jpeg_quality)
-    del out
-    write_bytes_atomic(dst, data)

@@ -38,13 +38,14 @@ __all__ = [
 class VideoOptions:
     """``codec``: output encoder (None = the input's family); ``crf``: constant quality (None
     = transparent default); ``preset``: encoder preset; ``tau``: temporal smoothing time
-    constant in seconds (None/0 = off); ``batch``: frames per network call."""
+    constant in seconds (None/0 = off); ``batch``: frames per network call (None: by device,
+    1 on the CPU, 4 on accelerators)."""
 
     codec: Optional[str] = None
     crf: Optional[int] = None
     preset: Optional[str] = None
     tau: Optional[float] = None
-    batch: int = 1
+    batch: Optional[int] = 1
 
 
 def _non_negative_float(text: str) -> float:
@@ -123,16 +124,22 @@ def check_video_arguments(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
-def video_options_from_args(args: argparse.Namespace, runtime: Runtime) -> VideoOptions:
-    """The :class:`VideoOptions` parsed by :func:`add_video_arguments`."""
-    batch = args.video_batch or (1 if runtime.device.type == "cpu" else 4)
+def video_options_from_args(args: argparse.Namespace) -> VideoOptions:
+    """The :class:`VideoOptions` parsed by :func:`add_video_arguments` (checked there)."""
     return VideoOptions(
         codec=args.video_codec,
         crf=args.crf,
         preset=args.video_preset,
         tau=args.temporal_smoothing or None,
-        batch=batch,
+        batch=args.video_batch,
     )
+
+
+def frames_per_call(options: VideoOptions, runtime: Runtime) -> int:
+    """``options.batch``, or the device's default when it is None."""
+    if options.batch is not None:
+        return options.batch
+    return 1 if runtime.device.type == "cpu" else 4
 
 
 def enhance_video_file(
@@ -169,7 +176,9 @@ def enhance_video_file(
     settings = EncoderSettings(codec=opts.codec, crf=opts.crf, preset=opts.preset)
     with VideoReader(src) as reader:
         writer = VideoWriter(Path(dst), reader, settings, runtime.device.type)
-        result = enhance_video(reader, writer, enhancer, opts.batch, show_progress)
+        result = enhance_video(
+            reader, writer, enhancer, frames_per_call(opts, runtime), show_progress
+        )
     get_logger().info(
         "%s: %d frames in %.1f s (%.2f fps), %s, %s -> %s",
         src.name,

@@ -16,20 +16,20 @@ from lptn.platform.runtime import Runtime
 
 
 def enhance_array(
-    net: nn.Module, img: np.ndarray, runtime: Runtime, fast: Optional[InferencePath] = None
+    net: nn.Module, img: np.ndarray, runtime: Runtime, path: Optional[InferencePath] = None
 ) -> np.ndarray:
     """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype.
 
-    With ``fast`` a :class:`FastLPTN` (the fast path), the image is processed region by region
-    from the integer array within its memory budget; with a :class:`GraphLPTN`, or with
-    ``net`` alone (the exact path), on the whole image.
+    With ``path`` a :class:`FastLPTN` (the fast path), the image is processed region by region
+    from the integer array within its memory budget; with a :class:`GraphLPTN`, or None
+    (``net`` alone, the exact path), on the whole image.
     """
-    if isinstance(fast, FastLPTN):
+    if isinstance(path, FastLPTN):
         with torch.inference_mode():
-            return fast.enhance_array(img, runtime.device)
+            return path.enhance_array(img, runtime.device)
     x = image_to_tensor(to_float(img)).unsqueeze(0).to(runtime.device)
     # GraphLPTN lowers the precision of its conv stacks itself; the pyramid stays float32.
-    precision = contextlib.nullcontext() if fast is not None else runtime.autocast()
+    precision = contextlib.nullcontext() if path is not None else runtime.autocast()
     with torch.inference_mode(), precision:
-        out = (fast or net)(x)
+        out = (path or net)(x)
     return tensor_to_image(out.float()[0].cpu(), dtype=img.dtype.type)

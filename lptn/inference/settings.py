@@ -16,48 +16,71 @@ The precision (fp32 / bf16 / fp16) comes from the runtime (``val.precision`` or
 ``fast`` (:class:`~lptn.inference.FastLPTN`) bounds memory and tiles large images; ``graph``
 (:class:`~lptn.inference.GraphLPTN`) runs the whole image as plain tensor operators, the form
 ``torch.compile`` fuses best (the candidate for GPUs, see docs/PERFORMANCE.md).
+
+Defaults, ranges and choices are the schema's (``option_schema.INFERENCE``); the YAML block
+(:meth:`InferenceSettings.from_options`) and ``lptn-enhance``'s flags
+(:meth:`InferenceSettings.from_flags`) go through the same checks, each error naming the key
+as that interface spells it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 from torch import nn
 
 from lptn.archs.lptn_arch import LPTN
-from lptn.inference.conv_stacks import BACKENDS
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.graph_lptn import GraphLPTN
 from lptn.platform.compilation import CompileUnavailable, check_compile_support, compile_mode_option
 from lptn.platform.logger import get_logger
-from lptn.platform.option_schema import whole_number
+from lptn.platform.option_schema import (
+    INFERENCE,
+    INFERENCE_PATHS,
+    PHOTO,
+    PRECISION_NAMES,
+    SchemaViolation,
+    check_block,
+    check_key,
+)
 from lptn.platform.options import OptionError
-from lptn.platform.runtime import PRECISIONS
 
-PATHS = ("fast", "exact", "graph")
+PATHS = INFERENCE_PATHS
 
 #: The largest photo, in megapixels (width x height / 1e6, read from the file's header before
-#: any pixel is decoded), that ``lptn-enhance`` and ``lptn-serve`` take by default: above the
-#: 100-150 MP of medium-format cameras and the 240 MP of pixel-shift composites, below the
-#: 400 MP of a 20000x20000 "decompression bomb" (a 1 MB PNG that would need gigabytes).
-MAX_MEGAPIXELS = 250.0
+#: any pixel is decoded), that ``lptn-enhance`` and ``lptn-serve`` take by default (the schema's
+#: ``PHOTO.max_megapixels``).
+MAX_MEGAPIXELS: float = PHOTO.keys["max_megapixels"].default
+
+#: How ``lptn-enhance`` spells the ``inference`` keys it takes (its flags), for its messages.
+ENHANCE_FLAGS: Mapping[str, str] = {
+    "path": "--path",
+    "compile": "--compile",
+    "tile_size": "--tile",
+    "memory_budget_mb": "--memory-budget",
+}
 
 
 class InferenceOptionError(OptionError):
     """A bad value in the ``inference`` block; the message names the key."""
 
 
+def _default(name: str) -> Any:
+    return INFERENCE.keys[name].default
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
-    """Validated ``inference`` options; see the module docstring."""
+    """Validated ``inference`` options; see the module docstring. Defaults, ranges and choices
+    are the schema's (``option_schema.INFERENCE``)."""
 
-    path: str = "fast"
-    tile_size: Optional[int] = None
-    memory_budget_mb: Optional[float] = None
-    channels_last: bool = True
-    conv_backend: str = "auto"
-    compile: Union[bool, str] = False
+    path: str = _default("path")
+    tile_size: Optional[int] = _default("tile_size")
+    memory_budget_mb: Optional[float] = _default("memory_budget_mb")
+    channels_last: bool = _default("channels_last")
+    conv_backend: str = _default("conv_backend")
+    compile: Union[bool, str] = _default("compile")
 
     @property
     def compile_mode(self) -> Optional[str]:
@@ -72,66 +95,68 @@ class InferenceSettings:
         naming ``key_path.key``."""
         if block is None:
             return cls()
-        if not isinstance(block, dict):
-            raise InferenceOptionError(f"{key_path}: expected a mapping, got {block!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise InferenceOptionError(
-                f"{key_path}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
-            )
-        settings = cls(**block)
-        settings.validate(key_path)
+        try:
+            checked = check_block(INFERENCE, block, key_path)
+        except SchemaViolation as err:
+            raise InferenceOptionError(str(err)) from None
+        settings = cls(**checked)
+        settings._check_combination(_Spelling(key_path))
         return settings
 
-    def validate(self, key_path: str = "inference") -> None:
-        if self.path not in PATHS:
-            raise InferenceOptionError(
-                f"{key_path}.path: expected one of {', '.join(PATHS)}, got {self.path!r}"
-            )
-        if self.tile_size is not None:
+    @classmethod
+    def from_flags(cls, **values: Any) -> InferenceSettings:
+        """The settings from ``lptn-enhance``'s flags (keyword = key name; None = default),
+        checked by the same rules as the YAML block; errors name the flag."""
+        given = {name: value for name, value in values.items() if value is not None}
+        settings = cls(**given)
+        settings.validate(flags=ENHANCE_FLAGS)
+        return settings
+
+    def validate(
+        self, key_path: str = "inference", flags: Optional[Mapping[str, str]] = None
+    ) -> None:
+        """Check every value against the schema, then the rules between keys; errors name
+        ``key_path.key``, or the flag of ``flags`` that spells the key."""
+        spell = _Spelling(key_path, flags)
+        for item in fields(self):
             try:
-                whole_number(self.tile_size, f"{key_path}.tile_size", 16)
-            except ValueError as err:
+                check_key(INFERENCE, item.name, getattr(self, item.name), spell.name(item.name))
+            except SchemaViolation as err:
                 raise InferenceOptionError(str(err)) from None
-        if self.memory_budget_mb is not None and (
-            isinstance(self.memory_budget_mb, bool)
-            or not isinstance(self.memory_budget_mb, (int, float))
-            or self.memory_budget_mb <= 0
-        ):
-            raise InferenceOptionError(
-                f"{key_path}.memory_budget_mb: expected a positive "
-                f"number or ~, got {self.memory_budget_mb!r}"
-            )
-        if not isinstance(self.channels_last, bool):
-            raise InferenceOptionError(
-                f"{key_path}.channels_last: expected true or false, got {self.channels_last!r}"
-            )
-        if self.conv_backend not in BACKENDS:
-            raise InferenceOptionError(
-                f"{key_path}.conv_backend: expected one of "
-                f"{', '.join(BACKENDS)}, got {self.conv_backend!r}"
-            )
-        try:
-            compile_mode_option(self.compile, f"{key_path}.compile")
-        except ValueError as err:
-            raise InferenceOptionError(str(err)) from err
+        self._check_combination(spell)
+
+    def _check_combination(self, spell: _Spelling) -> None:
         if self.path == "graph":
-            for key, default in (
-                ("tile_size", None),
-                ("memory_budget_mb", None),
-                ("conv_backend", "auto"),
-            ):
-                if getattr(self, key) != default:
+            for key in ("tile_size", "memory_budget_mb", "conv_backend"):
+                if getattr(self, key) != _default(key):
                     raise InferenceOptionError(
-                        f"{key_path}.{key}: the graph path runs the whole image with PyTorch's "
-                        f"own convolutions; {key} applies to path: fast only"
+                        f"{spell.name(key)}: the graph path runs the whole image with PyTorch's "
+                        f"own convolutions; {spell.name(key)} applies to "
+                        f"{spell.setting('path', 'fast')} only"
                     )
         if self.compile is not False and self.path != "graph":
             raise InferenceOptionError(
-                f"{key_path}.compile: only the graph path is compiled; "
-                f"set {key_path}.path: graph (got {self.path!r})"
+                f"{spell.name('compile')}: only the graph path is compiled; "
+                f"set {spell.setting('path', 'graph')} (got {self.path!r})"
             )
+
+
+@dataclass(frozen=True)
+class _Spelling:
+    """How one interface names the ``inference`` keys: ``inference.tile_size`` in YAML,
+    ``--tile`` on ``lptn-enhance``'s command line."""
+
+    key_path: str = "inference"
+    flags: Optional[Mapping[str, str]] = None
+
+    def name(self, key: str) -> str:
+        if self.flags is not None and key in self.flags:
+            return self.flags[key]
+        return f"{self.key_path}.{key}"
+
+    def setting(self, key: str, value: str) -> str:
+        name = self.name(key)
+        return f"{name} {value}" if name.startswith("--") else f"{name}: {value}"
 
 
 InferencePath = Union[FastLPTN, GraphLPTN]
@@ -152,9 +177,9 @@ def build_inference_path(
             type(net).__name__,
         )
         return None
-    if precision not in PRECISIONS:
+    if precision not in PRECISION_NAMES:
         raise InferenceOptionError(
-            f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}"
+            f"precision: expected one of {', '.join(PRECISION_NAMES)}, got {precision!r}"
         )
     if settings.path == "graph":
         device = next(net.parameters()).device

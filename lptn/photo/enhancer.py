@@ -14,6 +14,8 @@ from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.generator_weights import load_generator
 from lptn.inference.settings import InferenceSettings, build_inference_path
 from lptn.photo.errors import PhotoError
+from lptn.photo.settings import check_strength
+from lptn.platform.option_schema import OPTIONS, VAL
 from lptn.platform.runtime import Runtime, build_runtime
 
 # Rec. 709 luma weights (the sRGB primaries), to bring an enhanced grey photo back to grey.
@@ -22,17 +24,11 @@ _PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _BLEND_ROWS = 256  # rows per float block when blending: bounds the float copies' memory
 
 
-def check_strength(strength: float) -> float:
-    """``strength`` as a float within [0, 1]; :class:`PhotoError` otherwise."""
-    value = float(strength)
-    if not 0.0 <= value <= 1.0:
-        raise PhotoError(f"strength must be within 0..1, got {strength}")
-    return value
-
-
 class PhotoEnhancer:
     """An LPTN generator ready for photos: ``net`` on ``runtime``'s device and precision,
-    through the path ``inference`` picks (fast by default, bounded memory)."""
+    through the path ``inference`` picks (fast by default, bounded memory):
+    ``inference_path`` is that :class:`FastLPTN` / :class:`GraphLPTN` wrapper of ``net``, or
+    None for the exact path."""
 
     def __init__(
         self, net: nn.Module, runtime: Runtime, inference: Optional[InferenceSettings] = None
@@ -40,15 +36,15 @@ class PhotoEnhancer:
         self.runtime = runtime
         self.inference = inference or InferenceSettings()
         self.net = net.to(runtime.device).eval()
-        self.path = build_inference_path(self.net, self.inference, runtime.precision)
+        self.inference_path = build_inference_path(self.net, self.inference, runtime.precision)
         self.min_size = min_input_size(int(getattr(net, "num_high", 3)))
 
     @classmethod
     def from_weights(
         cls,
         weights: Optional[Union[str, Path]] = None,
-        device: str = "auto",
-        precision: str = "fp32",
+        device: str = OPTIONS.keys["device"].default,
+        precision: str = VAL.keys["precision"].default,
         inference: Optional[InferenceSettings] = None,
     ) -> PhotoEnhancer:
         """Load ``weights`` (None = the built-in FiveK checkpoint) onto ``device``."""
@@ -57,8 +53,8 @@ class PhotoEnhancer:
 
     def tiling_note(self, height: int, width: int) -> Optional[str]:
         """How the fast path splits an image of this size, or None when it runs whole."""
-        if isinstance(self.path, FastLPTN):
-            plan = self.path.plan(1, height, width, self.runtime.device)
+        if isinstance(self.inference_path, FastLPTN):
+            plan = self.inference_path.plan(1, height, width, self.runtime.device)
             if plan.tiled:
                 return f"tiled to fit the memory budget: {plan.describe()}"
         return None
@@ -80,7 +76,7 @@ class PhotoEnhancer:
         self._check(img)
         strength = check_strength(strength)
         if strength == 1.0:
-            return enhance_array(self.net, img, self.runtime, self.path)
+            return enhance_array(self.net, img, self.runtime, self.inference_path)
         if strength == 0.0:
             return img.copy()
         return blend(img, self.enhance_fine(img), strength)
@@ -90,7 +86,7 @@ class PhotoEnhancer:
         blend or a grey conversion rounds once at the end."""
         self._check(img)
         wide = img.astype(np.uint16) * np.uint16(257) if img.dtype == np.uint8 else img
-        return enhance_array(self.net, wide, self.runtime, self.path)
+        return enhance_array(self.net, wide, self.runtime, self.inference_path)
 
     def enhance_grey(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """``HxW`` uint8/uint16 grey -> enhanced grey of the same dtype: the network sees the

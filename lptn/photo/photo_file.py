@@ -50,6 +50,7 @@ from lptn.photo.metadata import (
     says_adobe_rgb,
     upright_xmp,
 )
+from lptn.photo.settings import DEFAULT_JPEG_QUALITY, check_photo_option
 from lptn.photo.tiff_exif import (
     TIFF_EXIF_EXTRA_HINT,
     add_exif_sub_ifds,
@@ -462,7 +463,9 @@ def _jpeg_subsampling(im: Image.Image) -> Optional[int]:
     return value if value in (0, 1, 2) else None
 
 
-def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int = 95) -> bytes:
+def encode_photo(
+    photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int = DEFAULT_JPEG_QUALITY
+) -> bytes:
     """:class:`Photo` -> file bytes in ``fmt`` (default: :func:`output_format_for` its input
     format), with its EXIF, XMP, ICC profile, IPTC (JPEG, PNG, TIFF) and PNG text where the
     format holds them (BMP holds none).
@@ -477,8 +480,7 @@ def encode_photo(photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int =
     fmt = format_name(fmt) if fmt else output_format_for(photo.format)
     if fmt not in WRITE_FORMATS:
         raise PhotoError(f"{fmt} cannot be written; use one of {', '.join(WRITE_FORMATS)}")
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise PhotoError(f"jpeg_quality must be within 1..100, got {jpeg_quality}")
+    check_photo_option("jpeg_quality", jpeg_quality)
     if fmt == "JPEG" and photo.alpha is not None:
         raise PhotoError("JPEG cannot hold transparency; write PNG, TIFF or WebP instead")
     pixels, alpha = photo.pixels, photo.alpha
@@ -685,7 +687,11 @@ def _warn_once(message: str) -> None:
 
 
 def write_photo(
-    path: PathLike, photo: Photo, fmt: Optional[str] = None, *, jpeg_quality: int = 95
+    path: PathLike,
+    photo: Photo,
+    fmt: Optional[str] = None,
+    *,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
 ) -> None:
     """Encode ``photo`` (see :func:`encode_photo`) and write it atomically to ``path``."""
     write_bytes_atomic(path, encode_photo(photo, fmt, jpeg_quality=jpeg_quality))

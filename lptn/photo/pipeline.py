@@ -1,17 +1,17 @@
-"""One photo through the enhancer: colour management in, enhancement, back out.
+"""One photo through the enhancer: decode, check, colour management in, enhance, encode.
 
-Both ``lptn-enhance`` (files) and :func:`enhance_photo_bytes` (bytes, for services) use
-:func:`enhance_photo`, so they give the same pixels for the same input.
+:func:`enhance_encoded` is the one pipeline: ``lptn-enhance`` (files), ``lptn-serve`` and
+:func:`enhance_photo_bytes` (bytes) all run it, so they give the same bytes for the same input.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Tuple
+from pathlib import Path
+from typing import Callable, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
 from lptn.photo.colour import from_srgb, is_srgb, profile_space, srgb_profile_bytes, to_srgb
-from lptn.photo.enhancer import check_strength
 from lptn.photo.errors import PhotoError
 from lptn.photo.metadata import mark_srgb
 from lptn.photo.photo_file import (
@@ -22,11 +22,27 @@ from lptn.photo.photo_file import (
     encode_photo,
     format_name,
     output_format_for,
+    read_photo,
+)
+from lptn.photo.settings import (
+    OUTPUT_COLOURS,
+    PhotoSettings,
+    check_output_colour,
+    check_strength,
 )
 
-OUTPUT_COLOURS = ("srgb", "input")
-# enhance_photo_bytes refuses larger photos: its callers hand it data from elsewhere.
-MAX_BYTES_PIXELS = 250_000_000
+__all__ = [
+    "OUTPUT_COLOURS",
+    "ArrayEnhancer",
+    "check_writable",
+    "enhance_encoded",
+    "enhance_photo",
+    "enhance_photo_bytes",
+]
+_DEFAULTS = PhotoSettings()
+# enhance_photo_bytes refuses larger photos (the default --max-megapixels): its callers hand
+# it data from elsewhere.
+MAX_BYTES_PIXELS: int = _DEFAULTS.max_pixels or 0
 
 
 class ArrayEnhancer(Protocol):
@@ -36,14 +52,6 @@ class ArrayEnhancer(Protocol):
     def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray: ...
 
     def enhance_grey(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray: ...
-
-
-def check_output_colour(output_colour: str) -> str:
-    if output_colour not in OUTPUT_COLOURS:
-        raise PhotoError(
-            f"output colour must be one of {', '.join(OUTPUT_COLOURS)}, got {output_colour!r}"
-        )
-    return output_colour
 
 
 def enhance_photo(
@@ -82,31 +90,68 @@ def check_writable(photo: Photo, fmt: str) -> None:
         raise PhotoError("JPEG cannot hold transparency; ask for PNG, TIFF or WebP output")
 
 
+def enhance_encoded(
+    source: Union[bytes, Path],
+    enhancer: ArrayEnhancer,
+    settings: PhotoSettings,
+    *,
+    out_format: Optional[str] = None,
+    max_pixels: Optional[int] = None,
+    on_decoded: Optional[Callable[[Photo], None]] = None,
+) -> Tuple[bytes, str]:
+    """Encoded photo (bytes, or a file's path) -> (encoded enhanced photo, its media type).
+
+    The output format is ``out_format`` (``jpeg``, ``png``...; None: the input's, JPEG for
+    HEIC, ``settings.raw_format`` for RAW), refused before any work when it cannot hold the
+    photo. ``max_pixels`` (None: ``settings.max_pixels``) is checked from the header before
+    decoding; ``on_decoded`` sees the decoded photo before it is enhanced (to log its size).
+
+    Raises:
+        PhotoError: unreadable or unsupported data, a photo too small for the network or too
+            large, an output format that cannot hold it.
+    """
+    limit = settings.max_pixels if max_pixels is None else max_pixels
+    if isinstance(source, bytes):
+        photo = decode_photo(source, "photo", max_pixels=limit)
+    else:
+        photo = read_photo(source, max_pixels=limit)
+    if out_format:
+        fmt = format_name(out_format)
+    else:
+        fmt = output_format_for(photo.format, settings.raw_format)
+    check_writable(photo, fmt)
+    if on_decoded is not None:
+        on_decoded(photo)
+    out = enhance_photo(
+        photo, enhancer, strength=settings.strength, output_colour=settings.output_colour
+    )
+    del photo  # the input's memory is free again before encoding the output
+    return encode_photo(out, fmt, jpeg_quality=settings.jpeg_quality), MEDIA_TYPES[fmt]
+
+
 def enhance_photo_bytes(
     data: bytes,
     enhancer: ArrayEnhancer,
     *,
-    strength: float = 1.0,
+    strength: float = _DEFAULTS.strength,
     out_format: Optional[str] = None,
-    jpeg_quality: int = 95,
-    output_colour: str = "srgb",
+    jpeg_quality: int = _DEFAULTS.jpeg_quality,
+    output_colour: str = _DEFAULTS.output_colour,
 ) -> Tuple[bytes, str]:
     """Encoded photo in -> (encoded enhanced photo, its media type such as ``image/jpeg``).
 
     ``out_format`` (``jpeg``, ``png``, ``tiff``, ``webp``, ``bmp``; None = the input's format,
     JPEG for HEIC). Orientation, EXIF, XMP, ICC, alpha, grey and bit depth are handled as in
-    :func:`enhance_photo` and :func:`~lptn.photo.photo_file.encode_photo`.
+    :func:`enhance_photo` and :func:`~lptn.photo.photo_file.encode_photo`; the options are
+    checked as :class:`~lptn.photo.settings.PhotoSettings` checks them.
 
     Raises:
         PhotoError: empty, truncated, non-image or unsupported data, a bad option, a photo
             too small for the network or over :data:`MAX_BYTES_PIXELS` pixels.
     """
-    check_output_colour(output_colour)
-    check_strength(strength)
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise PhotoError(f"jpeg_quality must be within 1..100, got {jpeg_quality}")
-    photo = decode_photo(data, "photo", max_pixels=MAX_BYTES_PIXELS)
-    fmt = format_name(out_format) if out_format else output_format_for(photo.format)
-    check_writable(photo, fmt)
-    out = enhance_photo(photo, enhancer, strength=strength, output_colour=output_colour)
-    return encode_photo(out, fmt, jpeg_quality=jpeg_quality), MEDIA_TYPES[fmt]
+    settings = PhotoSettings.checked(
+        strength=strength, jpeg_quality=jpeg_quality, output_colour=output_colour
+    )
+    return enhance_encoded(
+        data, enhancer, settings, out_format=out_format, max_pixels=MAX_BYTES_PIXELS
+    )

@@ -361,6 +361,23 @@ def _check_value(kind: Any, value: Any, key_path: str, warnings: List[str]) -> A
     return kind.check(value, key_path)
 
 
+def check_key(section: Section, name: str, value: Any, spelled: str) -> Any:
+    """``value`` of ``section``'s key ``name``, checked and normalised; a bad one raises a
+    :class:`SchemaViolation` naming it as ``spelled`` (a YAML key path, a ``--flag`` or a query
+    parameter), so that every spelling of one option gets the same rule and message."""
+    kind = section.keys[name].kind
+    if spelled.startswith("--") and isinstance(kind, AnyOf) and value is not None:
+        # A flag left out is the key's ~, so the message offers only what a flag can say.
+        kind = AnyOf(tuple(k for k in kind.kinds if not isinstance(k, Null)))
+    return _check_value(kind, value, spelled, [])
+
+
+def check_block(section: Section, value: Any, key_path: str) -> Dict[str, Any]:
+    """A whole block (a mapping) checked against ``section``: unknown keys and bad values raise
+    a :class:`SchemaViolation` naming ``key_path.key``; the keys given, normalised."""
+    return _check_section(section, value, key_path, [])
+
+
 @dataclass(frozen=True)
 class OptionalSection:
     """A nested section that may also be ``~`` (absent)."""
@@ -805,6 +822,25 @@ INFERENCE = Section(
         "conv_backend": Key(Text(CONV_BACKENDS), "fast: CPU conv implementation", "auto"),
     },
     doc="test / speed inference path (lptn.inference.settings)",
+)
+
+#: The photo options of ``lptn-enhance`` and ``lptn-serve`` (no YAML block): their flags, the
+#: service's query and :class:`lptn.photo.settings.PhotoSettings` are checked against these.
+PHOTO = Section(
+    {
+        "strength": Key(
+            Number(0, 1), "output = input + strength * (enhanced - input)", default=1.0
+        ),
+        "jpeg_quality": Key(Integer(1, 100), "quality of JPEG and lossy WebP outputs", 95),
+        # Above the 100-150 MP of medium-format cameras and the 240 MP of pixel-shift
+        # composites, below the 400 MP of a 20000x20000 "decompression bomb".
+        "max_megapixels": Key(
+            Number(0, None, low_open=True),
+            "photos whose header announces more pixels fail before they are decoded",
+            default=250.0,
+        ),
+    },
+    doc="photo output (lptn-enhance, lptn-serve)",
 )
 
 OPTIONS = Section(

@@ -35,6 +35,7 @@ from lptn.serve.photo_adapter import (
     PhotoError,
     PhotoTooLarge,
     UnsupportedPhoto,
+    check_strength,
     enhance_photo_bytes,
     preview_photo_bytes,
     probe_photo,
@@ -87,15 +88,16 @@ def check_query_names(request: Request, allowed: Sequence[str]) -> None:
 
 
 def parse_strength(request: Request) -> float:
-    """``strength`` (0..1, default 1) from the query."""
+    """``strength`` (0..1, default 1) from the query, checked as ``lptn-enhance --strength``."""
     raw = request.query_params.get("strength", "1")
     try:
-        strength = float(raw)
+        value: object = float(raw)
     except ValueError:
-        raise RequestError(400, f"strength must be a number from 0 to 1, got {raw!r}") from None
-    if not 0.0 <= strength <= 1.0:
-        raise RequestError(400, f"strength must be a number from 0 to 1, got {raw}")
-    return strength
+        value = raw  # refused by the check below, which quotes it
+    try:
+        return check_strength(value)
+    except PhotoError as err:
+        raise RequestError(400, str(err)) from None
 
 
 def parse_query(request: Request) -> Tuple[float, Optional[str]]:

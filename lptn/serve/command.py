@@ -7,13 +7,14 @@ import importlib
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Mapping, Optional
 
-from lptn.inference.settings import MAX_MEGAPIXELS
-from lptn.platform.runtime import PRECISIONS
+from lptn.platform.option_schema import DEVICES, OPTIONS, PHOTO, PRECISION_NAMES, VAL
 from lptn.serve.limits import Limits
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # The API key from the environment (a key given on the command line shows in ``ps``).
 API_KEY_VARIABLE = "LPTN_API_KEY"
 
@@ -61,19 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve LPTN photo enhancement: a web page at / and the HTTP API "
         "POST /v1/enhance, POST /v1/preview (one model, a bounded queue).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    defaults = ServeSettings
+    parser.add_argument("--host", default=defaults.host, help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=defaults.port, help=f"TCP port (default {defaults.port})"
+    )
     parser.add_argument(
         "--weights", help="generator weights (.pth); default: the built-in FiveK weights"
     )
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "npu", "mps", "cpu"])
-    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
+    parser.add_argument("--device", default=defaults.device, choices=DEVICES)
+    parser.add_argument("--precision", default=defaults.precision, choices=sorted(PRECISION_NAMES))
     parser.add_argument(
         "--queue-size",
         type=_positive(int),
-        default=16,
+        default=defaults.queue_size,
         help="requests held at once after their upload has arrived; more get 503 with "
-        "Retry-After (default 16)",
+        f"Retry-After (default {defaults.queue_size})",
     )
     parser.add_argument(
         "--max-batch",
@@ -84,18 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-upload-mb",
         type=_positive(float),
-        default=50.0,
-        help="largest accepted upload in MB; larger ones get 413 (default 50)",
+        default=Limits.max_upload_mb,
+        help="largest accepted upload in MB; larger ones get 413 "
+        f"(default {Limits.max_upload_mb:g})",
     )
+    megapixels = Limits.max_megapixels
     parser.add_argument(
         "--max-megapixels",
-        type=_positive(float),
-        default=MAX_MEGAPIXELS,
-        help="largest accepted image in megapixels; larger ones get 413 "
-        f"(default {MAX_MEGAPIXELS:g})",
+        type=float,
+        default=megapixels,
+        help=f"largest accepted image in megapixels; larger ones get 413 (default {megapixels:g})",
     )
+    quality = PHOTO.keys["jpeg_quality"]
     parser.add_argument(
-        "--jpeg-quality", type=int, default=95, help="quality of JPEG and WebP results, 1-100"
+        "--jpeg-quality",
+        type=int,
+        default=Limits.jpeg_quality,
+        help=f"{quality.doc}, {quality.kind.describe()} (default {Limits.jpeg_quality})",
     )
     parser.add_argument(
         "--max-uploads",
@@ -117,10 +126,71 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"require this key on /v1/ requests (401 without it); better: set "
         f"{API_KEY_VARIABLE}, which other users cannot see in the process list",
     )
-    parser.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
+    parser.add_argument("--log-level", default=defaults.log_level, choices=LOG_LEVELS)
     return parser
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """One ``lptn-serve`` run, checked: where to listen, the model and its device, the queue
+    (``max_batch`` None: 8 on accelerators, 1 on the CPU), the request ``limits``, the API key
+    (None: none required) and uvicorn's log level."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    weights: Optional[str] = None
+    device: str = OPTIONS.keys["device"].default
+    precision: str = VAL.keys["precision"].default
+    queue_size: int = 16
+    max_batch: Optional[int] = None
+    limits: Limits = field(default_factory=Limits)
+    api_key: Optional[str] = None
+    log_level: str = "info"
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] = os.environ
+    ) -> ServeSettings:
+        """The settings from :func:`build_parser`'s arguments and the environment's API key.
+
+        Raises:
+            ValueError: a bad value, in one line naming the flag (the photo options are
+                checked as ``lptn-enhance`` checks them).
+        """
+        from lptn.photo.settings import PhotoSettings
+
+        photo = PhotoSettings.checked(
+            {"jpeg_quality": "--jpeg-quality", "max_megapixels": "--max-megapixels"},
+            jpeg_quality=args.jpeg_quality,
+            max_megapixels=args.max_megapixels,
+        )
+        if not 0 <= args.port <= 65535:
+            raise ValueError(f"--port must be within 0..65535, got {args.port}")
+        api_key = args.api_key if args.api_key is not None else environ.get(API_KEY_VARIABLE)
+        if api_key is not None and not api_key.strip():
+            source = "--api-key" if args.api_key is not None else API_KEY_VARIABLE
+            raise ValueError(
+                f"{source} is empty; give a key or leave it unset to serve without one"
+            )
+        limits = Limits(
+            args.max_upload_mb,
+            args.max_megapixels,  # checked by PhotoSettings above
+            photo.jpeg_quality,
+            max_uploads=args.max_uploads,
+            upload_timeout_s=args.upload_timeout,
+        )
+        return cls(
+            host=args.host,
+            port=args.port,
+            weights=args.weights,
+            device=args.device,
+            precision=args.precision,
+            queue_size=args.queue_size,
+            max_batch=args.max_batch,
+            limits=limits,
+            api_key=api_key,
+            log_level=args.log_level,
+        )
 
 
 def serve_main(argv: Optional[List[str]] = None) -> int:
@@ -131,19 +201,17 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     device, the ``serve`` extra missing, or the port cannot be bound.
     """
     args = build_parser().parse_args(argv)
-    if not 1 <= args.jpeg_quality <= 100:
-        return _fail(f"--jpeg-quality must be within 1..100, got {args.jpeg_quality}")
-    if not 0 <= args.port <= 65535:
-        return _fail(f"--port must be within 0..65535, got {args.port}")
-    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE)
-    if api_key is not None and not api_key.strip():
-        source = "--api-key" if args.api_key is not None else API_KEY_VARIABLE
-        return _fail(f"{source} is empty; give a key or leave it unset to serve without one")
     try:
+        settings = ServeSettings.from_args(args)
         require_serve_extra()
-    except MissingExtra as err:
+    except (ValueError, MissingExtra) as err:
         return _fail(err)
+    return run_server(settings)
 
+
+def run_server(settings: ServeSettings) -> int:
+    """Load the model once and serve until interrupted; the exit status of :func:`serve_main`
+    (the ``serve`` extra must be installed)."""
     import uvicorn
 
     from lptn.photo import PhotoEnhancer
@@ -155,35 +223,30 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     from lptn.serve.http_protocol import protocol_with_head_timeout
     from lptn.serve.work_queue import EnhanceQueue
 
-    setup_logger(level=getattr(logging, args.log_level.upper()))
+    setup_logger(level=getattr(logging, settings.log_level.upper()))
     try:
-        enhancer = PhotoEnhancer.from_weights(args.weights, args.device, args.precision)
+        enhancer = PhotoEnhancer.from_weights(settings.weights, settings.device, settings.precision)
     except (CheckpointError, DeviceError, OptionError, FileNotFoundError, ValueError) as err:
         return _fail(err)
-    max_batch = args.max_batch or (1 if enhancer.runtime.device.type == "cpu" else 8)
-    queue = EnhanceQueue(enhancer, queue_size=args.queue_size, max_batch=max_batch)
-    limits = Limits(
-        args.max_upload_mb,
-        args.max_megapixels,
-        args.jpeg_quality,
-        max_uploads=args.max_uploads,
-        upload_timeout_s=args.upload_timeout,
-    )
-    weights = Path(args.weights).name if args.weights else "built-in"
+    max_batch = settings.max_batch or (1 if enhancer.runtime.device.type == "cpu" else 8)
+    queue = EnhanceQueue(enhancer, queue_size=settings.queue_size, max_batch=max_batch)
+    limits = settings.limits
+    weights = Path(settings.weights).name if settings.weights else "built-in"
     model = type(enhancer.net).__name__
-    app = create_app(queue, limits, model_name=model, weights=weights, api_key=api_key)
+    app = create_app(queue, limits, model_name=model, weights=weights, api_key=settings.api_key)
     print(
         f"lptn-serve: {model} ({weights}) on "
         f"{enhancer.runtime.device} {enhancer.runtime.precision}; "
-        f"open http://{args.host}:{args.port}/" + ("; an API key is required" if api_key else ""),
+        f"open http://{settings.host}:{settings.port}/"
+        + ("; an API key is required" if settings.api_key else ""),
         file=sys.stderr,
         flush=True,
     )
     config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
         # h11 with a time limit on request heads (uvicorn has none); see http_protocol.
         http=protocol_with_head_timeout(limits.upload_timeout_s),
     )
@@ -197,7 +260,7 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     finally:
         queue.close()
     if not server.started:
-        return _fail(f"cannot listen on {args.host}:{args.port} (see the message above)")
+        return _fail(f"cannot listen on {settings.host}:{settings.port} (see the message above)")
     return 0
 
 

@@ -33,9 +33,10 @@ from lptn.photo import (
     enhance_photo_bytes,
     raw_file,
 )
-from lptn.photo.enhancer import blend, check_strength
+from lptn.photo.enhancer import blend
 from lptn.photo.photo_file import HEIF_EXTRA, MEDIA_TYPES, WRITE_FORMATS
 from lptn.photo.pipeline import MAX_BYTES_PIXELS, ArrayEnhancer
+from lptn.photo.settings import check_strength
 from lptn.platform.runtime import Runtime
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "PhotoInfo",
     "PhotoTooLarge",
     "UnsupportedPhoto",
+    "check_strength",
     "enhance_photo_bytes",
     "media_type",
     "preview_photo_bytes",

@@ -13,8 +13,8 @@ from inference_test_utils import random_lptn
 
 from lptn.archs.lptn_arch import LPTN
 from lptn.data.image_io import tensor_to_image
-from lptn.engine.enhance import enhance_array
 from lptn.inference import FastLPTN, GraphLPTN
+from lptn.inference.array_enhance import enhance_array
 from lptn.inference.graph_lptn import _mask_block_unrolled, nearest_table, resize_nearest
 from lptn.platform.runtime import build_runtime
 
