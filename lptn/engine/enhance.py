@@ -36,10 +36,10 @@ from lptn.photo.photo_file import (
     is_photo_file,
     output_format_for,
     probe_photo,
-    write_bytes_atomic,
 )
 from lptn.photo.pipeline import enhance_encoded
 from lptn.photo.settings import PhotoSettings
+from lptn.platform.atomic_file import write_bytes_atomic
 from lptn.platform.logger import get_logger
 from lptn.video import VIDEO_EXTENSIONS, is_video_file
 
