@@ -18,6 +18,7 @@ import torch
 from numpy.typing import DTypeLike
 
 from lptn.platform.atomic_file import write_bytes_atomic
+from lptn.platform.option_schema import PHOTO, check_key
 
 PathLike = Union[str, Path]
 
@@ -154,8 +155,15 @@ def tensor_to_image(t: torch.Tensor, dtype: DTypeLike = np.uint8) -> np.ndarray:
     return np.round(arr * np.float32(_INT_MAX[np_dtype])).astype(np_dtype)
 
 
+_JPEG_QUALITY: int = PHOTO.keys["jpeg_quality"].default
+
+
 def encode_image(
-    img: np.ndarray, ext: str, *, jpeg_quality: int = 95, png_compress_level: int = 3
+    img: np.ndarray,
+    ext: str,
+    *,
+    jpeg_quality: int = _JPEG_QUALITY,
+    png_compress_level: int = 3,
 ) -> bytes:
     """Encode an ``HxWx3`` RGB (or ``HxW`` grey) uint8/uint16 array as PNG, TIFF or JPEG bytes.
 
@@ -182,8 +190,7 @@ def encode_image(
                 "JPEG holds only 8-bit data; convert to uint8 explicitly or save "
                 "as PNG/TIFF to keep 16 bits"
             )
-        if not 0 <= int(jpeg_quality) <= 100:
-            raise ValueError(f"jpeg_quality must be in 0..100, got {jpeg_quality}")
+        check_key(PHOTO, "jpeg_quality", jpeg_quality, "jpeg_quality")  # the schema's 1..100
         params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
     elif cv_ext == ".png":
         if not 0 <= int(png_compress_level) <= 9:
@@ -196,7 +203,11 @@ def encode_image(
 
 
 def write_image(
-    path: PathLike, img: np.ndarray, jpeg_quality: int = 95, *, png_compress_level: int = 3
+    path: PathLike,
+    img: np.ndarray,
+    jpeg_quality: int = _JPEG_QUALITY,
+    *,
+    png_compress_level: int = 3,
 ) -> None:
     """Write an ``HxWx3`` RGB uint8/uint16 array; the format follows the extension.
 

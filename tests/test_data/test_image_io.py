@@ -196,3 +196,16 @@ def test_every_integer_value_survives_float_round_trip(dtype) -> None:
     img = np.repeat(img, 3, axis=2).astype(dtype)
     back = tensor_to_image(image_to_tensor(to_float(img)), dtype)
     np.testing.assert_array_equal(back, img)
+
+
+def test_jpeg_quality_follows_the_photo_rule(tmp_path: Path) -> None:
+    # One rule for JPEG quality (the schema's 1..100) in the data layer and in lptn-enhance.
+    from lptn.data.image_io import ImageWriteError
+    from lptn.photo.photo_file import Photo, encode_photo
+
+    img = np.full((16, 16, 3), 128, np.uint8)
+    for bad in (0, 101):
+        with pytest.raises(ImageWriteError, match=r"jpeg_quality must be an integer in 1\.\.100"):
+            write_image(tmp_path / "x.jpg", img, jpeg_quality=bad)
+        with pytest.raises(ValueError, match=r"jpeg_quality must be an integer in 1\.\.100"):
+            encode_photo(Photo(pixels=img, format="JPEG"), jpeg_quality=bad)
