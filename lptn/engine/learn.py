@@ -198,7 +198,7 @@ def recipe_options(
             "use_rot": True,
             "use_shuffle": True,
             "num_worker_per_gpu": 0,
-            "batch_size_per_gpu": 8,
+            "batch_size_per_gpu": 4,
             "dataset_enlarge_ratio": 100,
             "pin_memory": False,
         }
