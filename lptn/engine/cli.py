@@ -507,7 +507,7 @@ def learn_main(argv: Optional[List[str]] = None) -> int:
     code = train_main(train_args)
     if code != 0:
         if code in (130, 143):
-            print(f"stopped; continue with the same command and --auto_resume", file=sys.stderr)
+            print("stopped; continue with the same command and --auto_resume", file=sys.stderr)
         return code
     try:
         opt = parse_options(files.options, is_train=True, checks=ENGINE_CHECKS)

@@ -161,9 +161,7 @@ def split_stems(stems: Sequence[str], val_fraction: float, seed: int) -> Tuple[L
     return [s for s in sorted(stems) if s not in held], sorted(held)
 
 
-def recipe_options(
-    settings: LearnSettings, files: LearnFiles, after_name: str
-) -> Dict[str, Any]:
+def recipe_options(settings: LearnSettings, files: LearnFiles, after_name: str) -> Dict[str, Any]:
     """The training option tree of the recipe (see docs/learn.md for why each value).
 
     Paired LPTN, pixel loss (MSE) against the target, no GAN; the generator starts as the
@@ -209,7 +207,13 @@ def recipe_options(
         "num_gpu": "auto",
         "manual_seed": settings.seed,
         "datasets": {"train": train, "val": dataset("val")},
-        "network_g": {"type": "LPTN", "nrb_low": 5, "nrb_high": 3, "num_high": 3, "init": "identity"},
+        "network_g": {
+            "type": "LPTN",
+            "nrb_low": 5,
+            "nrb_high": 3,
+            "num_high": 3,
+            "init": "identity",
+        },
         "path": {"pretrain_network_g": None, "resume_state": None},
         "train": {
             "optim_g": {"type": "Adam", "lr": 1e-3, "betas": [0.9, 0.99]},
@@ -303,9 +307,7 @@ def score_lines(identity: Dict[str, float], model: Dict[str, float], pairs: int)
     lines = [f"held-out pairs: {pairs}", f"{'':10} {'identity':>9} {'model':>9}"]
     for key, label in labels.items():
         fmt = formats[key]
-        lines.append(
-            f"{label:10} {fmt.format(identity[key]):>9} {fmt.format(model[key]):>9}"
-        )
+        lines.append(f"{label:10} {fmt.format(identity[key]):>9} {fmt.format(model[key]):>9}")
     return lines
 
 

@@ -169,7 +169,14 @@ def test_printout_gives_identity_and_model_and_the_command(learn_run: LearnRun) 
 def test_option_file_trains_with_train_py(learn_run: LearnRun) -> None:
     yml = learn_run.experiments / f"{NAME}.yml"
     result = _run(
-        [str(REPO_ROOT / "train.py"), "-opt", str(yml), "--set", "name=again", "train.total_iter=2"],
+        [
+            str(REPO_ROOT / "train.py"),
+            "-opt",
+            str(yml),
+            "--set",
+            "name=again",
+            "train.total_iter=2",
+        ],
         learn_run.work,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -193,8 +200,10 @@ def test_weights_work_in_lptn_enhance(learn_run: LearnRun, tmp_path: Path) -> No
     code = "from lptn.engine.cli import enhance_main; raise SystemExit(enhance_main())"
     out = tmp_path / "out"
     args = ["--weights", str(learn_run.model), "--input", str(learn_run.before)]
-    result = _run(["-c", code, *args, "--output", str(out), "--device", "cpu", "--no-progress"],
-                  learn_run.work)
+    result = _run(
+        ["-c", code, *args, "--output", str(out), "--device", "cpu", "--no-progress"],
+        learn_run.work,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for source in learn_run.before.iterdir():
         written = out / source.name
@@ -232,7 +241,9 @@ def test_weights_work_in_lptn_serve(learn_run: LearnRun, tmp_path: Path) -> None
     sys.path.insert(0, str(REPO_ROOT / "tests" / "test_serve"))
     from serve_test_utils import decode, post, start_server, stop_server
 
-    server = start_server(["--weights", str(learn_run.model), "--device", "cpu"], tmp_path / "s.log")
+    server = start_server(
+        ["--weights", str(learn_run.model), "--device", "cpu"], tmp_path / "s.log"
+    )
     try:
         jpg = next(learn_run.before.glob("*.jpg"))
         status, _, body = post(server.url, jpg.read_bytes(), content_type="image/jpeg")
