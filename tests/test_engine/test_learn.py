@@ -189,11 +189,36 @@ def test_auto_resume_continues_the_run(learn_run: LearnRun) -> None:
     result = _learn(args + ["--device", "cpu"], learn_run.work)
     assert result.returncode == 0, result.stdout + result.stderr
     log = result.stdout + result.stderr
-    assert f"from iteration {ITERATIONS + 1}" in log or f"iteration {ITERATIONS}" in log, log
+    assert "resuming from" in log and f"(iteration {ITERATIONS})" in log, log
     assert "start training from iteration 1\n" not in log
     assert not list(learn_run.experiments.glob(f"{NAME}_archived_*"))
     states = learn_run.experiments / NAME / "training_states"
     assert (states / f"{ITERATIONS + 2}.state").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--val-fraction", "1.5"], "--val-fraction"),
+        (["--after-name", "edited"], "--after-name"),
+        (["--name", "a/b"], "--name"),
+    ],
+)
+def test_bad_arguments_are_one_line_exit_2(
+    learn_run: LearnRun, tmp_path: Path, extra: List[str], named: str
+) -> None:
+    args = ["--before", str(learn_run.before), "--after", str(learn_run.after), "--name", "x"]
+    result = _learn(args + extra, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "experiments").exists()
+
+
+def test_same_folder_twice_is_refused(learn_run: LearnRun, tmp_path: Path) -> None:
+    args = ["--before", str(learn_run.before), "--after", str(learn_run.before), "--name", "x"]
+    result = _learn(args, tmp_path)
+    assert result.returncode == 2 and "same folder" in result.stderr, result.stderr
 
 
 def test_weights_work_in_lptn_enhance(learn_run: LearnRun, tmp_path: Path) -> None:
