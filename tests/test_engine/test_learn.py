@@ -99,6 +99,13 @@ def test_export_is_what_a_photographer_writes(learn_run: LearnRun) -> None:
         if p.name.endswith("_edited.jpg")
     }
     assert len(sizes) == PAIRS
+    smaller = []
+    for source in learn_run.before.iterdir():
+        with Image.open(source) as img:
+            upright = ImageOps.exif_transpose(img).size
+        if sizes[f"{source.stem}_edited.jpg"] != upright:
+            smaller.append(source.stem)
+    assert smaller, "no target exported at another size"
 
 
 def test_detects_the_edited_suffix() -> None:
