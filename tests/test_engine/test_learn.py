@@ -170,7 +170,12 @@ def test_printout_gives_identity_and_model_and_the_command(learn_run: LearnRun) 
     assert rows["PSNR (dB)"][0] == pytest.approx(independent, abs=0.15)
     assert 0 < rows["SSIM"][1] <= 1 and rows["ΔE76"][1] > 0
     assert f"lptn-enhance --weights {learn_run.model}" in out
-    assert learn_run.model.is_file()
+    import torch
+
+    kept = torch.load(learn_run.model, weights_only=True)
+    best = torch.load(learn_run.experiments / NAME / "models" / "net_g_best.pth", weights_only=True)
+    assert list(kept) == ["params"]  # one entry: no tool needs --param-key
+    assert all(torch.equal(v, best["params_ema"][k]) for k, v in kept["params"].items())
 
 
 def test_option_file_trains_with_train_py(learn_run: LearnRun) -> None:
