@@ -1,4 +1,5 @@
-"""Command-line entry points (``lptn-train``, ``lptn-test``, ``lptn-speed``, ``lptn-enhance``).
+"""Command-line entry points (``lptn-train``, ``lptn-test``, ``lptn-speed``, ``lptn-enhance``,
+``lptn-learn``).
 
 Each parses arguments, builds the options and the runtime, and calls one runner; the scripts
 ``train.py``, ``test.py`` and ``test_speed.py`` at the repository root call these.
@@ -357,3 +358,89 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     from lptn.inference.export import export_main as run_export
 
     return run_export(argv)
+
+
+def learn_main(argv: Optional[List[str]] = None) -> int:
+    """``lptn-learn --before DIR --after DIR --name NAME``: pair, split, write
+    ``experiments/NAME.yml``, train it as ``train.py`` does, print the held-out scores and the
+    ``lptn-enhance`` command (see :mod:`lptn.engine.learn`). Exit status: that of ``train.py``
+    (2 for bad folders or arguments)."""
+    from lptn.engine import learn
+
+    parser = argparse.ArgumentParser(
+        description="Learn an edit from before/after photo pairs: one command to a model."
+    )
+    parser.add_argument("--before", required=True, type=Path, help="folder of the originals")
+    parser.add_argument("--after", required=True, type=Path, help="folder of the edited photos")
+    parser.add_argument("--name", required=True, help="experiment name (experiments/NAME)")
+    parser.add_argument(
+        "--after-name",
+        help="after file names without extension, holding {stem} once ('{stem}_edited'); "
+        "default: detected",
+    )
+    parser.add_argument(
+        "--before-name", default=learn.STEM, help="before file names (default '{stem}')"
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=learn.DEFAULT_VAL_FRACTION,
+        help=f"share of pairs held out, in (0, 1) (default {learn.DEFAULT_VAL_FRACTION})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=learn.DEFAULT_SEED, help="draws the split and the training"
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=learn.DEFAULT_ITERATIONS,
+        help=f"training iterations (default {learn.DEFAULT_ITERATIONS})",
+    )
+    parser.add_argument(
+        "--pair-size",
+        default=learn.DEFAULT_PAIR_SIZE,
+        choices=["error", "resize_gt"],
+        help="after photos exported at another size: resized to the before photo's size "
+        f"(default {learn.DEFAULT_PAIR_SIZE}) or refused",
+    )
+    parser.add_argument(
+        "--auto_resume", "--auto-resume", action="store_true", help="continue a stopped run"
+    )
+    parser.add_argument("--device", choices=["auto", "cuda", "npu", "mps", "cpu"])
+    args = parser.parse_args(argv)
+    settings = learn.LearnSettings(
+        before=args.before,
+        after=args.after,
+        name=args.name,
+        after_name=args.after_name,
+        before_name=args.before_name,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        iterations=args.iterations,
+        pair_size=args.pair_size,
+    )
+    files = learn.LearnFiles(Path.cwd(), args.name)
+    try:
+        settings.check()
+        learn.write_learn_files(settings, files)
+    except USER_ERRORS as err:
+        return _fail(err)
+    print(f"options: {files.options} (python train.py -opt {files.options})")
+    train_args = ["-opt", str(files.options)]
+    train_args += ["--auto_resume"] if args.auto_resume else []
+    train_args += ["--device", args.device] if args.device else []
+    code = train_main(train_args)
+    if code != 0:
+        if code in (130, 143):
+            print("stopped; continue with the same command and --auto_resume", file=sys.stderr)
+        return code
+    try:
+        opt = parse_options(files.options, is_train=True, checks=ENGINE_CHECKS)
+        model = learn.keep_model(files)
+        runtime = build_runtime({"device": args.device or "auto"})
+        identity, trained, pairs = learn.held_out_scores(opt, model, runtime.device)
+    except USER_ERRORS as err:
+        return _fail(err)
+    print("\n".join(learn.score_lines(identity, trained, pairs)))
+    print(f"model: {model}\nuse it: {learn.enhance_command(model)}")
+    return 0
