@@ -87,7 +87,7 @@ from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
 from lptn.platform.checkpoint_io import bare_module, save_atomic
 from lptn.platform.logger import get_logger
-from lptn.platform.option_schema import whole_number
+from lptn.platform.number_check import real_number, whole_number
 from lptn.platform.train_speed import check_compile_support, train_speed_options
 
 PIXEL_TARGETS = ("input", "gt")
@@ -130,9 +130,7 @@ def ema_decay_option(value: Any) -> float:
     """``train.ema_decay``: 0 / absent (off) or a number in (0, 1)."""
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"train.ema_decay: a number in [0, 1) (0 = off), got {value!r}")
-    return float(value)
+    return real_number(value, "train.ema_decay", 0, 1, high_open=True)
 
 
 def _cpu_state(net: nn.Module) -> Dict[str, torch.Tensor]:

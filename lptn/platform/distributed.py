@@ -32,6 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lptn.platform.number_check import real_number, whole_number
+
 LAUNCHERS = ("none", "pytorch", "slurm")
 DIST_BACKENDS = ("nccl", "gloo", "hccl")
 DEFAULT_PORT = 29500
@@ -172,16 +174,12 @@ def dist_settings(opt: Dict[str, Any]) -> Dict[str, Any]:
             f"dist_params.backend: must be one of {', '.join(DIST_BACKENDS)}, got {backend!r}"
         )
     port = params.get("port")
-    if port is not None and (
-        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
-    ):
-        raise ValueError(f"dist_params.port: expected a TCP port number, got {port!r}")
-    timeout = params.get("timeout_min", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(
-            f"dist_params.timeout_min: expected a positive number of minutes, got {timeout!r}"
-        )
-    return {"backend": backend, "port": port, "timeout_min": float(timeout)}
+    if port is not None:
+        port = whole_number(port, "dist_params.port", 1, 65535)
+    timeout = real_number(
+        params.get("timeout_min", 30), "dist_params.timeout_min", 0, low_open=True
+    )
+    return {"backend": backend, "port": port, "timeout_min": timeout}
 
 
 def check_backend_fits(backend: str, device: torch.device) -> None:

@@ -17,42 +17,15 @@ with ``status="runner"``; nothing in a file is dropped without a word.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lptn.platform.compilation import COMPILE_MODES
 from lptn.platform.distributed import DIST_BACKENDS
+from lptn.platform.number_check import SchemaViolation as SchemaViolation
+from lptn.platform.number_check import describe_range, describe_whole, in_range, is_whole
+from lptn.platform.number_check import whole_number as whole_number
 from lptn.platform.runtime import PRECISIONS
-
-
-class SchemaViolation(ValueError):
-    """A value or key the schema refuses; ``key_path`` is the dotted path, ``reason`` the rest
-    of the one-line message."""
-
-    def __init__(self, key_path: str, reason: str) -> None:
-        super().__init__(f"{key_path}{reason}")
-        self.key_path = key_path
-        self.reason = reason
-
-
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass; `true` is never a number here.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def whole_number(value: Any, key_path: str, minimum: Optional[int] = None) -> int:
-    """``value`` as an ``int`` when it is a whole number (``5e3`` included) ``>= minimum``;
-    otherwise a :class:`SchemaViolation` naming ``key_path``. The one integer check of the
-    options: the schema and the code that reads an option block both call it."""
-    what = "an integer" if minimum is None else f"an integer >= {minimum}"
-    if (
-        not _is_number(value)
-        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
-        or (minimum is not None and value < minimum)
-    ):
-        raise SchemaViolation(key_path, f" must be {what}, got {value!r}")
-    return int(value)
 
 
 # ------------------------------------------------------------------------------ value kinds
@@ -91,22 +64,10 @@ class Integer(Kind):
     maximum: Optional[int] = None
 
     def describe(self) -> str:
-        if self.minimum is not None and self.minimum == self.maximum:
-            return str(self.minimum)
-        if self.minimum is not None and self.maximum is not None:
-            return f"an integer in {self.minimum}..{self.maximum}"
-        if self.minimum is not None:
-            return f"an integer >= {self.minimum}"
-        return "an integer"
+        return describe_whole(self.minimum, self.maximum)
 
     def accepts(self, value: Any) -> bool:
-        if not _is_number(value):
-            return False
-        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            return False
-        return (self.minimum is None or value >= self.minimum) and (
-            self.maximum is None or value <= self.maximum
-        )
+        return is_whole(value, self.minimum, self.maximum)
 
     def normalise(self, value: Any) -> Any:
         return int(value)
@@ -122,26 +83,10 @@ class Number(Kind):
     high_open: bool = False
 
     def describe(self) -> str:
-        if self.low == 0 and self.low_open and self.high is None:
-            return "a positive number"
-        if self.low == 0 and self.high is None:
-            return "a number >= 0"
-        if self.low is not None and self.high is not None:
-            left = "(" if self.low_open else "["
-            right = ")" if self.high_open else "]"
-            return f"a number in {left}{self.low:g}, {self.high:g}{right}"
-        if self.low is not None:
-            return f"a number {'>' if self.low_open else '>='} {self.low:g}"
-        return "a number"
+        return describe_range(self.low, self.high, self.low_open, self.high_open)
 
     def accepts(self, value: Any) -> bool:
-        if not _is_number(value) or not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
-            return False
-        return True
+        return in_range(value, self.low, self.high, self.low_open, self.high_open)
 
 
 @dataclass(frozen=True)
