@@ -100,7 +100,7 @@ from lptn.engine.training_state import restore_rng_state
 from lptn.engine.validation import ValidationResult, metric_is_better, validate_dataset
 from lptn.models import build_model
 from lptn.models.model_protocol import TrainableModel
-from lptn.platform.amp_backend import amp_config, check_training_requirements
+from lptn.platform.amp_backend import check_training_requirements
 from lptn.platform.checkpoint_io import bare_module
 from lptn.platform.logger import (
     drop_startup_records,
@@ -152,24 +152,6 @@ class TrainingOutcome:
     @property
     def exit_code(self) -> int:
         return 0 if self.signal is None else 128 + self.signal
-
-
-def training_precision(opt: Dict[str, Any]) -> str:
-    """``fp32``, ``bf16`` or ``fp16`` from ``train.amp: {enabled: bool, dtype: bf16|fp16}``
-    (see :mod:`lptn.platform.amp_backend` for the other ``train.amp`` keys)."""
-    return amp_config(opt).precision
-
-
-def resolve_resume_state(opt: Dict[str, Any], auto_resume: bool) -> Optional[Path]:
-    """``path.resume_state`` when set; else, with ``auto_resume``, the newest complete
-    checkpoint's state in ``path.training_states`` (None when there is none)."""
-    explicit = opt["path"].get("resume_state")
-    if explicit:
-        return Path(explicit)
-    if auto_resume:
-        point = find_resume_point(opt["path"]["training_states"])
-        return point.path if point is not None else None
-    return None
 
 
 def one_line(err: BaseException) -> str:
@@ -232,7 +214,7 @@ class Trainer:
 
     Args:
         opt: parsed training options (``parse_options(..., is_train=True)``).
-        runtime: device / precision (``build_runtime(opt, training_precision(opt))``).
+        runtime: device / precision (``build_runtime(opt, amp_config(opt).precision)``).
         auto_resume: continue from the newest complete checkpoint of this experiment when
             there is one (and say which, or that none was found).
         handle_signals: intercept SIGINT / SIGTERM (main thread only).
@@ -985,8 +967,6 @@ __all__ = [
     "TrainingOutcome",
     "Trainer",
     "archive_existing",
-    "resolve_resume_state",
     "run_training",
     "tb_log_dir",
-    "training_precision",
 ]
