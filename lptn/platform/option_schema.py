@@ -324,6 +324,33 @@ def check_option_tree(
     return CheckResult(checked, warnings)
 
 
+def plain_default(key: Key, key_path: str) -> Any:
+    """The default of ``key`` as a value (NO_DEFAULT when it has none, or when the declared
+    default is a description of what the consumer computes, such as ``input for
+    UnPairedImageDataset, else gt``: a default that is not a value of the key's own kind)."""
+    if key.default is NO_DEFAULT or key.status != "used":
+        return NO_DEFAULT
+    try:
+        return _check_value(key.kind, key.default, key_path, [])
+    except SchemaViolation:
+        return NO_DEFAULT
+
+
+def fill_defaults(
+    section: Section, block: Optional[Dict[str, Any]], key_path: str
+) -> Dict[str, Any]:
+    """``block`` (``~`` = empty) checked against ``section``, each absent key that has a plain
+    default (:func:`plain_default`) given it: the one place the defaults of a block are
+    applied. Checking an already checked block again changes nothing."""
+    out = _check_section(section, {} if block is None else block, key_path, [])
+    for name, key in section.keys.items():
+        if name not in out:
+            default = plain_default(key, _join(key_path, name))
+            if default is not NO_DEFAULT:
+                out[name] = default
+    return out
+
+
 # --------------------------------------------------------------------------- the schema
 DEVICES = ("auto", "cuda", "npu", "mps", "cpu")
 PRECISION_NAMES = tuple(PRECISIONS)
@@ -334,6 +361,8 @@ PAIR_SIZE_POLICIES = ("error", "resize_gt")
 PREFETCH_MODES = ("cpu", "cuda", "npu")
 INFERENCE_PATHS = ("fast", "exact", "graph")
 CONV_BACKENDS = ("auto", "generic", "onednn")
+PIXEL_TARGETS = ("input", "gt")
+D_STEP_INPUTS = ("recompute", "reuse")
 
 _BOOL = Boolean()
 _PATH = Text(what="a path")
@@ -605,12 +634,12 @@ TRAIN = Section(
         "gan_opt": Key(OptionalSection(LOSS), "adversarial loss (GANLoss)", default=None),
         "gp_opt": Key(OptionalSection(GRADIENT_PENALTY), "critic gradient penalty", default=None),
         "pixel_target": Key(
-            Text(("input", "gt")),
+            Text(PIXEL_TARGETS),
             "pixel loss against the input (unpaired) or gt (paired)",
             default="input for UnPairedImageDataset, else gt",
         ),
         "d_step_input": Key(
-            Text(("recompute", "reuse")),
+            Text(D_STEP_INPUTS),
             "critic sees G(lq) after the generator step, or the step's output",
             default="recompute",
         ),
@@ -625,8 +654,8 @@ TRAIN = Section(
         "compile": Key(_COMPILE, "torch.compile the generator (true or a mode)", False),
         "amp": Key(OptionalSection(AMP), "mixed precision", default=None),
         "ema_decay": Key(
-            Number(0, 1, high_open=True),
-            "exponential moving average of the generator, saved as params_ema (0 = no EMA)",
+            optional(Number(0, 1, high_open=True)),
+            "exponential moving average of the generator, saved as params_ema (0 or ~ = no EMA)",
             default=0,
         ),
         "perceptual_opt": Key(

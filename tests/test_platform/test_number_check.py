@@ -9,7 +9,6 @@ import torch
 
 from lptn.losses.gan_loss import GANLoss
 from lptn.losses.pixel_loss import CharbonnierLoss, MSELoss
-from lptn.models.lptn_model import ema_decay_option
 from lptn.models.lr_scheduler import MultiStepLR
 from lptn.models.optimizers import build_optimizer
 from lptn.platform.distributed import dist_settings
@@ -49,7 +48,6 @@ def test_every_consumer_refuses_a_bool_for_a_number() -> None:
         (lambda: MSELoss(loss_weight=True), "loss_weight must be a number"),
         (lambda: CharbonnierLoss(eps=True), "eps must be a positive number"),
         (lambda: GANLoss("vanilla", real_label_val=True), "real_label_val must be a number"),
-        (lambda: ema_decay_option(True), r"train.ema_decay must be a number in \[0, 1\)"),
         (
             lambda: build_optimizer(param, {"type": "Adam", "lr": True}, "train.optim_g"),
             "train.optim_g.lr must be a positive number, got True",

@@ -258,20 +258,16 @@ def test_basicsr_style_file_parses_with_warnings_by_name(
 def test_documented_defaults_are_the_code_defaults() -> None:
     """The schema documents defaults; the code that reads each block applies them. They must
     agree."""
-    from lptn.engine import train_loop
     from lptn.inference.settings import InferenceSettings
     from lptn.platform.distributed import DEFAULT_PORT, dist_settings
+    from lptn.platform.train_settings import LoggingSettings, TrainingSettings, ValidationSettings
 
-    assert option_schema.LOGGER.keys["print_freq"].default == train_loop.DEFAULT_PRINT_FREQ
-    assert (
-        option_schema.LOGGER.keys["save_checkpoint_freq"].default
-        == train_loop.DEFAULT_CHECKPOINT_FREQ
-    )
-    assert (
-        option_schema.TRAIN.keys["max_consecutive_nonfinite"].default
-        == train_loop.DEFAULT_MAX_NONFINITE
-    )
-    assert option_schema.VAL.keys["tb_comparisons"].default == train_loop.DEFAULT_TB_COMPARISONS
+    # The training settings take their defaults from the schema itself (fill_defaults).
+    empty = {"train": {"optim_g": {"type": "Adam", "lr": 1e-4}}}
+    assert LoggingSettings.from_options(empty).print_freq == 100
+    assert LoggingSettings.from_options(empty).save_checkpoint_freq == 5000
+    assert TrainingSettings.from_options(empty).max_consecutive_nonfinite == 5
+    assert ValidationSettings.from_options(empty).tb_comparisons == 3
     defaults = InferenceSettings()
     for name, key in option_schema.INFERENCE.keys.items():
         assert key.default == getattr(defaults, name), name
