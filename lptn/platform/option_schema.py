@@ -845,8 +845,22 @@ ARGUMENT_RANGES: Dict[str, Dict[str, Kind]] = {
     "MSELoss": _PIXEL_LOSS_ARGUMENTS,
     "L1Loss": _PIXEL_LOSS_ARGUMENTS,
     "CharbonnierLoss": {"loss_weight": _LOSS_WEIGHT, "eps": Number(0, None, low_open=True)},
-    "GANLoss": {"loss_weight": _LOSS_WEIGHT},
+    "GANLoss": {
+        "loss_weight": _LOSS_WEIGHT,
+        "real_label_val": Number(),
+        "fake_label_val": Number(),
+    },
     "GradientPenaltyLoss": {"loss_weight": _LOSS_WEIGHT},
+    # Iterations count from 1; a schedule's rates and weights are never negative.
+    "MultiStepLR": {
+        "milestones": ListOf(_POS_INT, min_length=1),
+        "gamma": Number(0, None, low_open=True),
+    },
+    "CosineAnnealingRestartLR": {
+        "periods": ListOf(_POS_INT, min_length=1),
+        "restart_weights": ListOf(Number(0, None), min_length=1),
+        "eta_min": Number(0, None),
+    },
 }
 
 #: the registry-resolved blocks: (key path pattern, registry kind); ``*`` is any name.
