@@ -32,8 +32,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lptn.platform.number_check import real_number, whole_number
-
 LAUNCHERS = ("none", "pytorch", "slurm")
 DIST_BACKENDS = ("nccl", "gloo", "hccl")
 DEFAULT_PORT = 29500
@@ -166,20 +164,19 @@ def launch_environment(
 
 
 def dist_settings(opt: Dict[str, Any]) -> Dict[str, Any]:
-    """``dist_params`` checked: ``backend`` (None = by device), ``port``, ``timeout_min``."""
-    params = opt.get("dist_params") or {}
-    backend = params.get("backend")
-    if backend is not None and backend not in DIST_BACKENDS:
-        raise ValueError(
-            f"dist_params.backend: must be one of {', '.join(DIST_BACKENDS)}, got {backend!r}"
-        )
-    port = params.get("port")
-    if port is not None:
-        port = whole_number(port, "dist_params.port", 1, 65535)
-    timeout = real_number(
-        params.get("timeout_min", 30), "dist_params.timeout_min", 0, low_open=True
+    """``dist_params`` checked, with the schema's defaults: ``backend`` (None = by device),
+    ``port`` (the slurm rendezvous port), ``timeout_min`` (a float)."""
+    # Imported here: the schema imports this module's tables (DIST_BACKENDS).
+    from lptn.platform import option_schema
+
+    params = option_schema.fill_defaults(
+        option_schema.DIST_PARAMS, opt.get("dist_params"), "dist_params"
     )
-    return {"backend": backend, "port": port, "timeout_min": timeout}
+    return {
+        "backend": params["backend"],
+        "port": params["port"],
+        "timeout_min": float(params["timeout_min"]),
+    }
 
 
 def check_backend_fits(backend: str, device: torch.device) -> None:

@@ -60,7 +60,7 @@ def test_test_file_errors_name_file_and_key(tmp_path: Path, override: str, expec
     [
         ("train.total_itr=10", "train.total_itr: unknown key (did you mean total_iter?)"),
         ("train.amp.enable=true", "train.amp.enable: unknown key (did you mean enabled?)"),
-        ("train.ema_decay=1", "train.ema_decay must be a number in [0, 1), got 1"),
+        ("train.ema_decay=1", "train.ema_decay must be a number in [0, 1) or ~, got 1"),
         ("train.ema_decay=-0.1", "train.ema_decay must be a number in [0, 1)"),
         ("train.optim_g.lr=abc", "train.optim_g.lr must be a positive number, got 'abc'"),
         ("train.optim_g.lr=~", "train.optim_g.lr must be a positive number, got None"),
