@@ -3,8 +3,9 @@ default and meaning, checked in one pass by :func:`check_option_tree`.
 
 The schema is data (:class:`Key`, :class:`Section`, :class:`SectionMap` and the value kinds
 below), so that the same declaration checks a file, normalises it (``5e3`` -> ``5000`` for
-integer keys) and writes docs/OPTIONS.md (:mod:`lptn.engine.option_docs`). Blocks resolved
-through a registry by ``type`` (networks, losses, metrics, optimisers, schedulers, datasets)
+integer keys), fills its defaults (:func:`fill_defaults`, for the settings objects of
+:mod:`lptn.platform.train_settings`) and writes docs/OPTIONS.md
+(:mod:`lptn.engine.option_docs`). Blocks resolved through a registry by ``type`` (networks, losses, metrics, optimisers, schedulers, datasets)
 declare only the keys the framework itself reads; the arguments of the registered class are
 checked against its signature by :mod:`lptn.engine.option_check`, which may import the
 registries (this layer may not).
@@ -184,7 +185,9 @@ NO_DEFAULT = object()
 @dataclass(frozen=True)
 class Key:
     """One option: its kind (or a nested :class:`Section` / :class:`SectionMap`), a one-line
-    doc, the default (what the code does when the key is absent) and its status."""
+    doc, the default (what the code does when the key is absent: applied by
+    :func:`fill_defaults` when it is a value of the kind, else the description of what the
+    consumer computes) and its status."""
 
     kind: Any
     doc: str

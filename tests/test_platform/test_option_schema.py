@@ -256,8 +256,8 @@ def test_basicsr_style_file_parses_with_warnings_by_name(
 
 
 def test_documented_defaults_are_the_code_defaults() -> None:
-    """The schema documents defaults; the code that reads each block applies them. They must
-    agree."""
+    """The schema's defaults are the ones applied: by the schema itself for the training
+    settings, by the code that reads the other blocks. They must agree."""
     from lptn.inference.settings import InferenceSettings
     from lptn.platform.distributed import DEFAULT_PORT, dist_settings
     from lptn.platform.train_settings import LoggingSettings, TrainingSettings, ValidationSettings
