@@ -5,9 +5,10 @@ The schema is data (:class:`Key`, :class:`Section`, :class:`SectionMap` and the 
 below), so that the same declaration checks a file, normalises it (``5e3`` -> ``5000`` for
 integer keys), fills its defaults (:func:`fill_defaults`, for the settings objects of
 :mod:`lptn.platform.train_settings`) and writes docs/OPTIONS.md
-(:mod:`lptn.engine.option_docs`). Blocks resolved through a registry by ``type`` (networks, losses, metrics, optimisers, schedulers, datasets)
-declare only the keys the framework itself reads; the arguments of the registered class are
-checked against its signature by :mod:`lptn.engine.option_check`, which may import the
+(:mod:`lptn.engine.option_docs`). Blocks resolved through a registry by ``type`` (networks,
+losses, metrics, optimisers, schedulers, datasets) declare only the keys the framework itself
+reads; the arguments of the registered class are checked against its signature by
+:mod:`lptn.engine.option_check`, which may import the
 registries (this layer may not).
 
 Keys of the original LPTN / BasicSR files that lptn does not implement are declared with
