@@ -469,7 +469,7 @@ class Trainer:
                 self.model,
                 loader,
                 name,
-                self.opt.get("val") or {},
+                self.val,
                 save_dir,
                 num_panels,
                 should_stop=self._stop_requested,

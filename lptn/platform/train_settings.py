@@ -112,12 +112,14 @@ class ValidationSettings:
         save_img: save the output images.
         tb_comparisons: input | output | target panels per set for TensorBoard / W&B (>= 0).
         metrics: the ``val.metrics`` blocks by name, in file order (read-only).
+        suffix: appended to the saved images' names (None = none).
     """
 
     val_freq: Optional[int]
     save_img: bool
     tb_comparisons: int
     metrics: Mapping[str, Dict[str, Any]]
+    suffix: Optional[str]
 
     @classmethod
     def from_options(cls, opt: Dict[str, Any]) -> ValidationSettings:
@@ -127,6 +129,7 @@ class ValidationSettings:
             save_img=val["save_img"],
             tb_comparisons=val["tb_comparisons"],
             metrics=MappingProxyType(dict(val["metrics"] or {})),
+            suffix=val["suffix"],
         )
 
     @property

@@ -147,7 +147,7 @@ def test_settings_come_from_the_schema_and_refuse_bad_values() -> None:
         False,
     )
     val = ValidationSettings.from_options({"val": {"metrics": {"psnr": {"type": "x"}}}})
-    assert (val.val_freq, val.save_img, val.best_metric) == (None, False, "psnr")
+    assert (val.val_freq, val.save_img, val.best_metric, val.suffix) == (None, False, "psnr", None)
     for block, message in (
         ({"train": {"net_d_iters": 0}}, "train.net_d_iters must be an integer >= 1, got 0"),
         ({"train": {"d_step_input": "x"}}, "train.d_step_input must be one of recompute, reuse"),
