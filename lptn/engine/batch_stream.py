@@ -53,7 +53,8 @@ def loader_skipping_batches(loader: DataLoader, skip_batches: int) -> DataLoader
 
 
 class BatchStream:
-    """Endless training batches; knows the epoch and how many batches of it were used.
+    """Endless training batches; owns its position: the epoch and how many batches of it were
+    used.
 
     Args:
         loader: the training DataLoader (an ``EnlargedSampler`` with ``set_epoch``).
@@ -67,24 +68,62 @@ class BatchStream:
     ) -> None:
         self.loader = loader
         self.make_prefetcher = make_prefetcher
-        self.epoch = epoch
-        self.consumed = consumed
+        self._epoch = epoch
+        self._consumed = consumed
         self._prefetcher: Any = None
+        self._before = (epoch, consumed)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the last batch taken (of the next one before any was taken)."""
+        return self._epoch
+
+    @property
+    def consumed(self) -> int:
+        """Batches of :attr:`epoch` taken so far (the position a checkpoint saves)."""
+        return self._consumed
+
+    def seek(self, epoch: int, consumed: int) -> None:
+        """Start the next pass at batch ``consumed`` of ``epoch`` (a resumed run); before the
+        first :meth:`next` only."""
+        if self._prefetcher is not None:
+            raise RuntimeError("BatchStream.seek: the stream has started already")
+        self._epoch, self._consumed = int(epoch), int(consumed)
+        self._before = (self._epoch, self._consumed)
+
+    def unread(self) -> None:
+        """Put the last batch back: the position goes to where it was before that
+        :meth:`next`, and the next call starts a pass there (the batch is loaded again).
+        For a batch that was taken but not used (another process could not load its own)."""
+        self._epoch, self._consumed = self._before
+        self._prefetcher = None
 
     def _start_epoch(self) -> None:
-        self.loader.sampler.set_epoch(self.epoch)  # type: ignore[attr-defined]  # EnlargedSampler
-        self._prefetcher = self.make_prefetcher(loader_skipping_batches(self.loader, self.consumed))
+        self.loader.sampler.set_epoch(self._epoch)  # type: ignore[attr-defined]  # EnlargedSampler
+        self._prefetcher = self.make_prefetcher(
+            loader_skipping_batches(self.loader, self._consumed)
+        )
 
     def next(self) -> Any:
-        if self._prefetcher is None:
-            self._start_epoch()
-        batch = self._prefetcher.next()
-        if batch is None:
-            self.epoch += 1
-            self.consumed = 0
-            self._start_epoch()
+        """The next batch. When it cannot be loaded the error propagates and the position is
+        where it was: the batch was not used, so a state saved now (or a later call) loads it
+        again."""
+        position = self._before = (self._epoch, self._consumed)
+        try:
+            if self._prefetcher is None:
+                self._start_epoch()
             batch = self._prefetcher.next()
             if batch is None:
-                raise RuntimeError("the training loader yields no batch in a whole epoch")
-        self.consumed += 1
+                self._epoch += 1
+                self._consumed = 0
+                self._start_epoch()
+                batch = self._prefetcher.next()
+                if batch is None:
+                    raise RuntimeError("the training loader yields no batch in a whole epoch")
+        except BaseException:
+            # A later call starts a fresh pass here instead of reading a broken one on.
+            self._epoch, self._consumed = position
+            self._prefetcher = None
+            raise
+        self._consumed += 1
         return batch

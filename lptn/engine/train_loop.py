@@ -11,7 +11,6 @@ safety", "Inside the loop and the step").
 from __future__ import annotations
 
 import datetime
-import math
 import random
 import signal
 import sys
@@ -20,15 +19,11 @@ from collections import defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, cast
 
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lptn.archs.laplacian_pyramid import min_input_size
-from lptn.data import build_dataloader, build_dataset
-from lptn.data.data_loader import build_prefetcher
-from lptn.engine.batch_stream import BatchStream
+from lptn.engine.best_model import BestModelTracker
 from lptn.engine.checkpointer import (
     Checkpointer,
     DiskFullError,
@@ -39,45 +34,38 @@ from lptn.engine.checkpointer import (
     is_disk_full,
     training_settings,
 )
-from lptn.engine.experiment_folder import (
-    ExperimentBusyError,
-    ExperimentFolder,
-    archive_existing,
-    tb_log_dir,
-    timestamp,
+from lptn.engine.experiment_folder import ExperimentBusyError, archive_existing, tb_log_dir
+from lptn.engine.experiment_outputs import ExperimentOutputs
+from lptn.engine.fault_policy import (
+    NonFiniteGuard,
+    NonFiniteLossError,
+    TrainingDataError,
+    data_fault_error,
+    disk_full_error,
+    log_data_faults,
+    one_line,
 )
+from lptn.engine.training_data import TrainingData, data_parallel_gpus
 from lptn.engine.training_state import restore_rng_state
-from lptn.engine.validation import ValidationResult, metric_is_better, validate_dataset
+from lptn.engine.validation import ValidationResult, validate_dataset
 from lptn.models import build_model
 from lptn.models.model_protocol import TrainableModel
-from lptn.platform.amp_backend import amp_config, check_training_requirements
-from lptn.platform.checkpoint_io import bare_module
+from lptn.platform.amp_backend import check_training_requirements
 from lptn.platform.logger import (
     drop_startup_records,
     get_logger,
     keep_startup_records,
     setup_logger,
 )
-from lptn.platform.option_schema import whole_number
-from lptn.platform.options import dataset_keys, dump_options
 from lptn.platform.runtime import Runtime, set_random_seed
 from lptn.platform.stop_request import StopRequest
-from lptn.platform.tensorboard_logger import LoggerGroup, NullTensorBoardLogger, TensorBoardLogger
-from lptn.platform.wandb_logger import WandbLogger, check_wandb_requirements, wandb_settings
-
-DEFAULT_PRINT_FREQ = 100
-DEFAULT_CHECKPOINT_FREQ = 5000
-DEFAULT_MAX_NONFINITE = 5
-DEFAULT_TB_COMPARISONS = 3
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive iterations had non-finite losses; names the last good checkpoint."""
-
-
-class TrainingDataError(RuntimeError):
-    """A training batch could not be loaded (e.g. a corrupt image, named); the state of the
-    last completed iteration was saved first."""
+from lptn.platform.train_settings import (
+    DataSettings,
+    LoggingSettings,
+    TrainingSettings,
+    ValidationSettings,
+)
+from lptn.platform.wandb_logger import check_wandb_requirements
 
 
 @dataclass
@@ -102,34 +90,6 @@ class TrainingOutcome:
     @property
     def exit_code(self) -> int:
         return 0 if self.signal is None else 128 + self.signal
-
-
-def training_precision(opt: Dict[str, Any]) -> str:
-    """``fp32``, ``bf16`` or ``fp16`` from ``train.amp: {enabled: bool, dtype: bf16|fp16}``
-    (see :mod:`lptn.platform.amp_backend` for the other ``train.amp`` keys)."""
-    return amp_config(opt).precision
-
-
-def resolve_resume_state(opt: Dict[str, Any], auto_resume: bool) -> Optional[Path]:
-    """``path.resume_state`` when set; else, with ``auto_resume``, the newest complete
-    checkpoint's state in ``path.training_states`` (None when there is none)."""
-    explicit = opt["path"].get("resume_state")
-    if explicit:
-        return Path(explicit)
-    if auto_resume:
-        point = find_resume_point(opt["path"]["training_states"])
-        return point.path if point is not None else None
-    return None
-
-
-def one_line(err: BaseException) -> str:
-    """The message of ``err`` in one line; for an error re-raised by a DataLoader worker,
-    the original message (the last line of the worker's traceback, without the class)."""
-    text = str(err).strip()
-    if "Original Traceback" in text:
-        last = text.splitlines()[-1]
-        text = last.split(": ", 1)[1] if ": " in last else last
-    return " ".join(text.split())
 
 
 # -------------------------------------------------------------------------------- logging
@@ -157,32 +117,21 @@ class _Window:
         return sum(self.data_times) / max(1, len(self.data_times))
 
 
-def data_parallel_gpus(opt: Dict[str, Any], runtime: Runtime) -> int:
-    """The ``num_gpu`` of a single-process run (1 for ``auto``, 0 and distributed runs).
-
-    BasicSR, and so the original LPTN files, run ``num_gpu: N > 1`` without a launcher as one
-    process that splits each batch over N GPUs (DataParallel), with ``batch_size_per_gpu``
-    and ``num_worker_per_gpu`` multiplied by N. lptn trains that effective batch on its one
-    device, so the recipe's optimisation (batch size, learning rate) is the original's.
-    """
-    num_gpu = opt.get("num_gpu", "auto")
-    if runtime.distributed or not isinstance(num_gpu, int) or num_gpu <= 1:
-        return 1
-    return num_gpu
-
-
-def _positive_int_option(section: Dict[str, Any], key: str, key_path: str, default: Any) -> Any:
-    value = section.get(key, default)
-    return None if value is None else whole_number(value, key_path, 1)
-
-
 # -------------------------------------------------------------------------------- trainer
 class Trainer:
     """One training run; :meth:`run` does everything (see the module docstring).
 
+    The parts, each apart and testable alone: the settings (:mod:`lptn.platform.train_settings`),
+    the data (:class:`~lptn.engine.training_data.TrainingData`), the outputs
+    (:class:`~lptn.engine.experiment_outputs.ExperimentOutputs`), the fault policy
+    (:mod:`lptn.engine.fault_policy`), best-model tracking
+    (:class:`~lptn.engine.best_model.BestModelTracker`) and checkpoints
+    (:class:`~lptn.engine.checkpointer.Checkpointer`). What is left here: start-up order,
+    agreement between processes, and the loop.
+
     Args:
         opt: parsed training options (``parse_options(..., is_train=True)``).
-        runtime: device / precision (``build_runtime(opt, training_precision(opt))``).
+        runtime: device / precision (``build_runtime(opt, amp_config(opt).precision)``).
         auto_resume: continue from the newest complete checkpoint of this experiment when
             there is one (and say which, or that none was found).
         handle_signals: intercept SIGINT / SIGTERM (main thread only).
@@ -201,53 +150,29 @@ class Trainer:
         self.auto_resume = auto_resume
         self.handle_signals = handle_signals
         self.is_main = runtime.is_main_process
-        train_opt = opt["train"]
-        if "total_iter" not in train_opt:
+        self.train = TrainingSettings.from_options(opt)
+        if self.train.total_iter is None:
             raise ValueError("train.total_iter: required (the number of iterations to train)")
-        self.total_iter = _positive_int_option(train_opt, "total_iter", "train.total_iter", None)
-        warmup = train_opt.get("warmup_iter", -1)
-        self.warmup_iter = -1 if warmup is None else int(warmup)
-        self.max_nonfinite = _positive_int_option(
-            train_opt,
-            "max_consecutive_nonfinite",
-            "train.max_consecutive_nonfinite",
-            DEFAULT_MAX_NONFINITE,
-        )
-        logger_opt = opt.get("logger") or {}
-        self.print_freq = _positive_int_option(
-            logger_opt, "print_freq", "logger.print_freq", DEFAULT_PRINT_FREQ
-        )
-        self.checkpoint_freq = _positive_int_option(
-            logger_opt,
-            "save_checkpoint_freq",
-            "logger.save_checkpoint_freq",
-            DEFAULT_CHECKPOINT_FREQ,
-        )
-        self.val_opt = opt.get("val") or {}
-        self.val_freq = _positive_int_option(self.val_opt, "val_freq", "val.val_freq", None)
-        progress = logger_opt.get("progress_bar", "auto")
-        if progress not in (True, False, "auto"):
-            raise ValueError(f"logger.progress_bar: true, false or auto, got {progress!r}")
-        self.progress_bar = sys.stderr.isatty() if progress == "auto" else progress
+        self.total_iter: int = self.train.total_iter
+        self.logging = LoggingSettings.from_options(opt)
+        self.val = ValidationSettings.from_options(opt)
+        progress = self.logging.progress_bar
+        self.progress_bar = sys.stderr.isatty() if progress == "auto" else bool(progress)
 
-        self.folder = ExperimentFolder(opt, is_main=self.is_main)
-        self.experiments_root = self.folder.root
-        self.models_dir = self.folder.models_dir
-        self.states_dir = self.folder.states_dir
-        self.visualization_dir = self.folder.visualization_dir
-        self.log_dir = self.folder.log_dir
+        self.outputs = ExperimentOutputs(opt, runtime, self.logging)
+        self.experiments_root = self.outputs.folder.root
         self.checkpointer = Checkpointer(
-            self.models_dir, self.states_dir, runtime, training_settings(opt)
+            self.outputs.folder.models_dir,
+            self.outputs.folder.states_dir,
+            runtime,
+            training_settings(opt),
         )
-
         self.iteration = 0
-        self.nonfinite_streak = 0
         self.seed = 0
-        self.best: Dict[str, Any] = {"metric": None, "value": None, "iter": None}
-        self.tb: NullTensorBoardLogger = NullTensorBoardLogger()
+        self.nonfinite = NonFiniteGuard(self.train.max_consecutive_nonfinite)
+        self.best = BestModelTracker(self.val.metrics)
         self._model: Optional[TrainableModel] = None
-        self.stream: Optional[BatchStream] = None
-        self.val_sets: List[Tuple[str, DataLoader]] = []
+        self._data: Optional[TrainingData] = None
         self.stop = StopRequest()
         #: the signal that stops the run, agreed by all processes (None while running)
         self.stop_signal: Optional[int] = None
@@ -262,6 +187,36 @@ class Trainer:
     @property
     def last_saved_iter(self) -> Optional[int]:
         return self.checkpointer.last_saved_iter
+
+    @property
+    def log_dir(self) -> Path:
+        return self.outputs.folder.log_dir
+
+    @property
+    def models_dir(self) -> Path:
+        return self.outputs.folder.models_dir
+
+    @property
+    def states_dir(self) -> Path:
+        return self.outputs.folder.states_dir
+
+    @property
+    def visualization_dir(self) -> Path:
+        return self.outputs.folder.visualization_dir
+
+    @property
+    def model(self) -> TrainableModel:
+        """The model built by :meth:`prepare`."""
+        if self._model is None:
+            raise RuntimeError("Trainer.prepare() has not run yet")
+        return self._model
+
+    @property
+    def data(self) -> TrainingData:
+        """The training stream and val sets built by :meth:`prepare`."""
+        if self._data is None:
+            raise RuntimeError("Trainer.prepare() has not run yet")
+        return self._data
 
     # ------------------------------------------------------------------------ preparation
     def _on_main(self, check: Callable[[], None]) -> None:
@@ -290,20 +245,14 @@ class Trainer:
             return ResumePoint(path, check_checkpoint(path))
         if not self.auto_resume:
             return None
-        point = find_resume_point(self.states_dir)
-        message, damaged = describe_resume(point, self.states_dir)
+        states_dir = self.outputs.folder.states_dir
+        point = find_resume_point(states_dir)
+        message, damaged = describe_resume(point, states_dir)
         if damaged:
             get_logger().warning(message)
         else:
             get_logger().info(message)
         return point
-
-    @property
-    def model(self) -> TrainableModel:
-        """The model built by :meth:`prepare`."""
-        if self._model is None:
-            raise RuntimeError("Trainer.prepare() has not run yet")
-        return self._model
 
     def prepare(self) -> None:
         """Check and build everything (options, resume state, data, model), then lock and
@@ -319,31 +268,39 @@ class Trainer:
         keep_startup_records()
         try:
             # Refuse early (before building anything) when another run holds the folder.
-            self._on_main(self.folder.check_free)
+            self._on_main(self.outputs.folder.check_free)
             # Every process reads the state itself (each must be able to resume from it).
             point = self._resume_point()
             self._choose_seed(point)
-            self._build_data()
+            self._data = TrainingData.build(
+                self.opt,
+                DataSettings.from_options(self.opt),
+                self.runtime,
+                seed=self.seed,
+                total_iter=self.total_iter,
+            )
+            if self.data.val_sets and not self.val.val_freq:
+                log.info("val.val_freq is not set: validating only at the end")
             self._model = cast(TrainableModel, build_model(self.opt, self.runtime))
             log.info("%s", self.model.describe())
-            self._on_main(self._check_data_images)
+            self._on_main(lambda: self.data.check_images(self.model.net_g, self.progress_bar))
             if point is not None:
                 self._restore(point)
             # Every check passed: from here on the experiment folder is locked and written.
-            self._on_main(lambda: self._open_folder(resuming=point is not None))
-            if self.is_main and (self.opt.get("logger") or {}).get("use_tb_logger", False):
-                self.tb = TensorBoardLogger(tb_log_dir(self.opt))
-                log.info("TensorBoard logs: %s", self.tb.log_dir)
-            if self.is_main and wandb_settings(self.opt) is not None:
-                wandb_logger = WandbLogger(self.opt)
-                self.tb = LoggerGroup(self.tb, wandb_logger)
-                log.info("W&B run %s: %s", wandb_logger.run_id, wandb_logger.log_dir)
+            self._on_main(lambda: self._open_outputs(resuming=point is not None))
+            self.outputs.start_monitor()
         except BaseException:
-            self.folder.release()
+            self.outputs.folder.release()
             raise
         finally:
             # Written into the log file by now; other ranks and failed starts have none.
             drop_startup_records()
+
+    def _open_outputs(self, resuming: bool) -> None:
+        self.outputs.open(resuming=resuming, seed=self.seed)
+        if resuming:
+            # What a killed save left behind.
+            self.checkpointer.remove_temp_files()
 
     def _choose_seed(self, point: Optional[ResumePoint]) -> None:
         log = get_logger()
@@ -363,175 +320,16 @@ class Trainer:
         self.opt["manual_seed"] = self.seed
         set_random_seed(self.seed + self.runtime.rank)
 
-    def _open_folder(self, resuming: bool) -> None:
-        """Lock (rank 0), archive an old folder for a new run, create the folders, start the
-        log file, remove what a killed save left, write the options used."""
-        archived = self.folder.acquire(archive_old=not resuming)
-        name = self.opt["name"]
-        stamp = timestamp()
-        # What was logged before the file existed goes first into it.
-        setup_logger(self.log_dir / f"train_{name}_{stamp}.log", self.runtime.rank)
-        log = get_logger()
-        for folder, target in archived:
-            log.info("existing %s renamed to %s", folder, target)
-        if resuming:
-            self.checkpointer.remove_temp_files()
-        (self.log_dir / f"train_{name}_{stamp}.yml").write_text(
-            dump_options(self.opt), encoding="utf-8"
-        )
-        log.info(
-            "training %s on %s (%s%s), seed %d",
-            name,
-            self.runtime.device_name(),
-            self.runtime.precision,
-            f", {self.runtime.world_size} processes" if self.runtime.distributed else "",
-            self.seed,
-        )
-
-    def _check_data_images(self) -> None:
-        """Check every training and validation image once, from its header, before any
-        folder is made: unreadable files, pairs that do not fit, images below the crop or the
-        generator's minimum size, full images of several sizes in batches. The problems of
-        all sets are raised together, one per line, instead of one per restart."""
-        net = bare_module(self.model.net_g)
-        min_size = min_input_size(int(getattr(net, "num_high", 0)))
-        why = f"network_g.num_high={getattr(net, 'num_high', '?')}"
-        assert self.stream is not None
-        train_set = self.stream.loader.dataset
-        crop = getattr(train_set, "gt_size", None) if getattr(train_set, "crop", False) else None
-        if crop is not None and crop < min_size:
-            raise ValueError(
-                f"{getattr(train_set, 'key_path', 'datasets.train')}.gt_size: {crop} is smaller "
-                f"than {min_size}, the smallest input of {why}"
-            )
-        sets = [("train set", train_set)] + [
-            ("val set", loader.dataset) for _, loader in self.val_sets
-        ]
-        reports = []
-        for role, dataset in sets:
-            if not hasattr(dataset, "survey_images"):
-                continue
-            start = time.perf_counter()
-            survey = dataset.survey_images(min_size, why, progress=self.progress_bar)
-            if survey.problems:
-                reports.append(survey.report())
-                continue
-            get_logger().info(
-                "%s %s: %d images checked in %.1f s (readable, pairs fit, at least %dx%d)",
-                role,
-                survey.key_path,
-                survey.count,
-                time.perf_counter() - start,
-                min_size,
-                min_size,
-            )
-        if reports:
-            raise ValueError("\n".join(reports))
-
-    def _build_data(self) -> None:
-        log = get_logger()
-        train_keys = dataset_keys(self.opt, "train")
-        if len(train_keys) != 1:
-            raise ValueError(
-                f"datasets: exactly one train* entry is needed, got {train_keys or 'none'}"
-            )
-        key = train_keys[0]
-        ds_opt = self.opt["datasets"][key]
-        dataset = build_dataset(ds_opt, f"datasets.{key}", seed=self.seed)
-        loader = build_dataloader(
-            dataset,
-            self._single_process_loader_options(ds_opt, f"datasets.{key}"),
-            seed=self.seed,
-            num_replicas=self.runtime.world_size,
-            rank=self.runtime.rank,
-            phase="train",
-            key_path=f"datasets.{key}",
-        )
-        device = self.runtime.device
-        self.stream = BatchStream(
-            loader, lambda ld: build_prefetcher(ld, ds_opt, device, f"datasets.{key}")
-        )
-        self.batches_per_epoch = len(loader)
-        epochs = math.ceil(self.total_iter / self.batches_per_epoch)
-        per_process = (
-            f" per process x {self.runtime.world_size} processes"
-            if self.runtime.distributed
-            else ""
-        )
-        log.info(
-            "train set %s: %d images, batch %d%s, %d iterations per epoch, %d iterations "
-            "= %d epochs%s",
-            ds_opt.get("name", key),
-            # torch's Dataset declares no __len__; the image datasets have one.
-            len(dataset),  # type: ignore[arg-type]
-            loader.batch_size,
-            per_process,
-            self.batches_per_epoch,
-            self.total_iter,
-            epochs,
-            ", crops and flips on the device"
-            if getattr(dataset, "augment_on_device", False)
-            else "",
-        )
-        for val_key in dataset_keys(self.opt, "val"):
-            val_ds_opt = self.opt["datasets"][val_key]
-            val_set = build_dataset(val_ds_opt, f"datasets.{val_key}", seed=self.seed)
-            val_loader = build_dataloader(
-                val_set,
-                val_ds_opt,
-                seed=self.seed,
-                phase="val",
-                num_replicas=self.runtime.world_size,
-                rank=self.runtime.rank,
-                key_path=f"datasets.{val_key}",
-            )
-            self.val_sets.append((val_ds_opt.get("name", val_key), val_loader))
-            # torch's Dataset declares no __len__; the image datasets have one.
-            val_size = len(val_set)  # type: ignore[arg-type]
-            log.info("val set %s: %d images", val_ds_opt.get("name", val_key), val_size)
-        if self.val_sets and not self.val_freq:
-            log.info("val.val_freq is not set: validating only at the end")
-
-    def _single_process_loader_options(self, ds_opt: Dict[str, Any], key_path: str) -> Any:
-        """``ds_opt`` with the batch and workers of BasicSR's one-process ``num_gpu: N`` run
-        (see :func:`data_parallel_gpus`), said in a warning; ``ds_opt`` itself otherwise."""
-        gpus = data_parallel_gpus(self.opt, self.runtime)
-        if gpus == 1 or "batch_size_per_gpu" not in ds_opt:
-            return ds_opt
-        batch = whole_number(ds_opt["batch_size_per_gpu"], f"{key_path}.batch_size_per_gpu", 1)
-        workers = whole_number(
-            ds_opt.get("num_worker_per_gpu", 0), f"{key_path}.num_worker_per_gpu", 0
-        )
-        get_logger().warning(
-            "num_gpu: %d in one process: lptn trains on one device (%s) with the batch of the "
-            "original's %d-GPU DataParallel run, %s.batch_size_per_gpu %d x %d = %d (and "
-            "num_worker_per_gpu %d x %d = %d workers), as BasicSR does; for one process per "
-            "device start train.py under torchrun with --launcher pytorch, for a batch of %d "
-            "set num_gpu: 1",
-            gpus,
-            self.runtime.device_name(),
-            gpus,
-            key_path,
-            batch,
-            gpus,
-            batch * gpus,
-            workers,
-            gpus,
-            workers * gpus,
-            batch,
-        )
-        return dict(ds_opt, batch_size_per_gpu=batch * gpus, num_worker_per_gpu=workers * gpus)
-
     def _restore(self, point: ResumePoint) -> None:
         state = point.state
         iteration = point.iteration
         self.checkpointer.restore(self.model, point)
         self.iteration = iteration
-        assert self.stream is not None
-        self.stream.epoch, self.stream.consumed = int(state["epoch"]), int(state["epoch_batches"])
-        self.best = dict(state["best"])
-        self.nonfinite_streak = int(state.get("nonfinite_streak", 0))
-        if state.get("validation_pending") and self.val_sets:
+        stream = self.data.stream
+        stream.seek(int(state["epoch"]), int(state["epoch_batches"]))
+        self.best = BestModelTracker(self.val.metrics, state["best"])
+        self.nonfinite.streak = int(state.get("nonfinite_streak", 0))
+        if state.get("validation_pending") and self.data.val_sets:
             self.validation_due = iteration
         # Last, so nothing done while rebuilding (network initialisation) shifts the streams.
         self._restore_rng(state, iteration)
@@ -539,9 +337,9 @@ class Trainer:
             "resumed from %s: iteration %d, epoch %d (batch %d of %d)",
             point.path,
             iteration,
-            self.stream.epoch,
-            self.stream.consumed,
-            self.batches_per_epoch,
+            stream.epoch,
+            stream.consumed,
+            self.data.batches_per_epoch,
         )
 
     def _restore_rng(self, state: Dict[str, Any], iteration: int) -> None:
@@ -570,17 +368,27 @@ class Trainer:
         """Networks then state of the current iteration (atomic files). Rank 0 writes; every
         process must call it (their random streams are saved too), and all return once the
         files exist. Raises :class:`DiskFullError` when the device is full."""
-        assert self.stream is not None
+        stream = self.data.stream
         return self.checkpointer.save(
             self.model,
             iteration=self.iteration,
-            epoch=self.stream.epoch,
-            epoch_batches=self.stream.consumed,
+            epoch=stream.epoch,
+            epoch_batches=stream.consumed,
             seed=self.seed,
-            best=self.best,
-            nonfinite_streak=self.nonfinite_streak,
+            best=self.best.record,
+            nonfinite_streak=self.nonfinite.streak,
             validation_pending=self.validation_due == self.iteration,
         )
+
+    def _periodic_checkpoint(self) -> None:
+        if self.nonfinite.clean:
+            # Before the validation: a validation that never ends loses no training.
+            self.save_checkpoint()
+        else:
+            # Keep the last checkpoint the last good one.
+            get_logger().warning(
+                "iteration %d: checkpoint not saved (non-finite losses)", self.iteration
+            )
 
     # ---------------------------------------------------------------------------- validation
     def _run_validation(self) -> bool:
@@ -590,35 +398,30 @@ class Trainer:
         if not results or results[-1].aborted:
             return False
         self.validation_due = None
-        self.checkpointer.validation_done(self.best)
+        self.checkpointer.validation_done(self.best.record)
         return True
 
     def validate(self) -> List[ValidationResult]:
         """Every val set; updates the best metric and ``net_g_best.pth``."""
         log = get_logger()
+        monitor = self.outputs.monitor
         results = []
         # Decided from the options, the same on every process (rank 0 writes what they send).
-        save_img = bool(self.val_opt.get("save_img", False))
-        num_tb = (
-            int(self.val_opt.get("tb_comparisons", DEFAULT_TB_COMPARISONS))
-            if (self.opt.get("logger") or {}).get("use_tb_logger", False)
-            or wandb_settings(self.opt) is not None
-            else 0
-        )
-        metrics = self.val_opt.get("metrics") or {}
-        for index, (name, loader) in enumerate(self.val_sets):
+        num_panels = self.val.tb_comparisons if self.logging.sends_images else 0
+        val_sets = self.data.val_sets
+        for index, (name, loader) in enumerate(val_sets):
             save_dir = None
-            if save_img:
-                save_dir = self.visualization_dir / str(self.iteration)
-                if len(self.val_sets) > 1:
+            if self.val.save_img:
+                save_dir = self.outputs.folder.visualization_dir / str(self.iteration)
+                if len(val_sets) > 1:
                     save_dir = save_dir / name
             result = validate_dataset(
                 self.model,
                 loader,
                 name,
-                self.val_opt,
+                self.val,
                 save_dir,
-                num_tb,
+                num_panels,
                 should_stop=self._stop_requested,
                 runtime=self.runtime,
             )
@@ -636,25 +439,29 @@ class Trainer:
                 result.num_images,
                 text or "(no metrics)",
             )
-            self.tb.add_scalars(result.means, self.iteration, prefix=f"metrics/{name}/")
+            monitor.add_scalars(result.means, self.iteration, prefix=f"metrics/{name}/")
             for img_name, panel in result.comparisons:
-                self.tb.add_image(f"val/{name}/{img_name}", panel, self.iteration)
-            if index == 0 and metrics:
-                self._track_best(next(iter(metrics)), metrics, result)
-        self.tb.flush()
+                monitor.add_image(f"val/{name}/{img_name}", panel, self.iteration)
+            if index == 0 and self.best.offer(result.means, self.iteration):
+                path = self.checkpointer.save_best(self.model)
+                log.info(
+                    "new best %s %.4f at iteration %d: saved %s",
+                    self.best.metric,
+                    self.best.record["value"],
+                    self.iteration,
+                    path,
+                )
+        monitor.flush()
         return results
 
-    def _track_best(self, metric: str, metrics: Dict[str, Any], result: ValidationResult) -> None:
-        value = result.means.get(metric)
-        if value is None or math.isnan(value):
-            return
-        old = self.best.get("value") if self.best.get("metric") == metric else None
-        if metric_is_better(metrics[metric], value, old):
-            self.best = {"metric": metric, "value": float(value), "iter": self.iteration}
-            path = self.checkpointer.save_best(self.model)
-            get_logger().info(
-                "new best %s %.4f at iteration %d: saved %s", metric, value, self.iteration, path
-            )
+    def _validation_now(self) -> bool:
+        """Whether this iteration validates (``val.val_freq``); marks it due, so that a
+        checkpoint of this iteration records the validation as pending."""
+        freq = self.val.val_freq
+        if not (freq and self.data.val_sets and self.iteration % freq == 0):
+            return False
+        self.validation_due = self.iteration
+        return True
 
     # ------------------------------------------------------------------------------- logging
     def _log_window(self, window: _Window, bar: Any) -> None:
@@ -662,55 +469,21 @@ class Trainer:
         losses = window.mean_losses()
         iter_time, data_time = window.mean_iter_time(), window.mean_data_time()
         eta = datetime.timedelta(seconds=int(iter_time * (self.total_iter - self.iteration)))
-        assert self.stream is not None
         line = (
-            f"[{self.opt['name']}] epoch {self.stream.epoch}, iter {self.iteration:,}/"
+            f"[{self.opt['name']}] epoch {self.data.stream.epoch}, iter {self.iteration:,}/"
             f"{self.total_iter:,} | "
             + " ".join(f"{k} {v:.3e}" for k, v in lrs.items())
             + f" | time {iter_time:.3f}s (data {data_time:.3f}s) | eta {eta} | "
             + " ".join(f"{k} {v:.4e}" for k, v in losses.items())
         )
         get_logger().info(line)
-        self.tb.add_scalars(losses, self.iteration, prefix="losses/")
-        self.tb.add_scalars(lrs, self.iteration, prefix="lr/")
-        self.tb.add_scalars({"iter": iter_time, "data": data_time}, self.iteration, prefix="time/")
+        monitor = self.outputs.monitor
+        monitor.add_scalars(losses, self.iteration, prefix="losses/")
+        monitor.add_scalars(lrs, self.iteration, prefix="lr/")
+        monitor.add_scalars({"iter": iter_time, "data": data_time}, self.iteration, prefix="time/")
         bar.set_postfix({k: f"{v:.3e}" for k, v in list(losses.items())[:3]}, refresh=False)
 
-    def _check_finite(self, result: Any) -> None:
-        if result.finite:
-            self.nonfinite_streak = 0
-            return
-        self.nonfinite_streak += 1
-        terms = ", ".join(f"{k}={v}" for k, v in result.nonfinite_terms().items())
-        get_logger().warning(
-            "iteration %d: non-finite loss (%s): skipped the update of %s (%d/%d in a row)",
-            self.iteration,
-            terms,
-            ", ".join(result.skipped),
-            self.nonfinite_streak,
-            self.max_nonfinite,
-        )
-        if self.nonfinite_streak >= self.max_nonfinite:
-            where = (
-                (
-                    f"the last good checkpoint is {self.last_state} (iteration "
-                    f"{self.last_saved_iter}); resume from it with --set "
-                    f"path.resume_state={self.last_state} (changed options, e.g. "
-                    "train.optim_g.lr in the option file or with --set, apply on resume)"
-                )
-                if self.last_state
-                else "no checkpoint had been saved yet"
-            )
-            message = (
-                f"training stopped at iteration {self.iteration}: "
-                f"{self.nonfinite_streak} consecutive iterations had non-finite losses "
-                f"({terms}); {where}. Lower the learning rate, check the training "
-                f"images, or train in fp32/bf16 (train.max_consecutive_nonfinite sets "
-                f"the limit)"
-            )
-            get_logger().error(message)
-            raise NonFiniteLossError(message)
-
+    # ------------------------------------------------------------------- agreement and faults
     def _stop_requested(self) -> bool:
         """Whether this or (with several processes) any process received SIGINT / SIGTERM.
 
@@ -724,6 +497,39 @@ class Trainer:
         if agreed and self.stop_signal is None:
             self.stop_signal = agreed
         return bool(agreed)
+
+    def _next_batch(self) -> Any:
+        """The next training batch; when a process cannot load its batch (a corrupt image,
+        an unreadable file), every process saves the state of the last completed iteration and
+        raises :class:`TrainingDataError` naming the cause."""
+        stream = self.data.stream
+        fault = ""
+        batch = None
+        try:
+            batch = stream.next()
+        except (OSError, ValueError) as err:
+            if is_disk_full(err):
+                raise
+            fault = one_line(err)
+        failed = bool(fault)
+        if self.runtime.distributed:
+            # One small all-reduce: the other processes must not wait in the gradient exchange.
+            failed = bool(self.runtime.max_over_ranks(1.0 if failed else 0.0))
+        if not failed:
+            return batch
+        if not fault:
+            # Another process failed: this batch is not used, the resumed run loads it again.
+            stream.unread()
+        faults = [f for f in self.runtime.all_gather(fault) if f]
+        log_data_faults(faults)
+        if self.iteration == 0:
+            saved = "nothing was trained yet"
+        elif not self.nonfinite.clean:
+            saved = f"the last good checkpoint is {self.last_state}"
+        else:
+            self.save_checkpoint()
+            saved = f"saved {self.last_state}"
+        raise data_fault_error(self.iteration, faults, saved)
 
     # ---------------------------------------------------------------------------------- loop
     def run(self) -> TrainingOutcome:
@@ -759,70 +565,40 @@ class Trainer:
                 raise
             # Not a checkpoint (those raise DiskFullError themselves): a log, image or event
             # file, or shared memory of the data loader. The last checkpoint is complete.
-            filename = getattr(err, "filename", None)
-            where = f"in {Path(filename).parent}" if filename else f"({one_line(err)})"
-            kept = (
-                f"the last checkpoint {self.last_state} is intact"
-                if self.last_state is not None
-                else "no checkpoint was written yet"
-            )
-            message = (
-                f"no space left on device {where}: training stopped at iteration "
-                f"{self.iteration}; {kept}. Free some space, then resume with --auto_resume"
-            )
-            get_logger().error(message)
-            raise DiskFullError(message) from err
+            raise disk_full_error(err, self.iteration, self.last_state) from err
         finally:
             self.stop.restore()
-            self.tb.close()
-            self.folder.release()
-
-    def _next_batch(self) -> Any:
-        """The next training batch; when a process cannot load its batch (a corrupt image,
-        an unreadable file), every process saves the state of the last completed iteration and
-        raises :class:`TrainingDataError` naming the cause."""
-        assert self.stream is not None
-        position = (self.stream.epoch, self.stream.consumed)
-        fault = ""
-        batch = None
-        try:
-            batch = self.stream.next()
-        except (OSError, ValueError) as err:
-            if is_disk_full(err):
-                raise
-            fault = one_line(err)
-        failed = bool(fault)
-        if self.runtime.distributed:
-            # One small all-reduce: the other processes must not wait in the gradient exchange.
-            failed = bool(self.runtime.max_over_ranks(1.0 if failed else 0.0))
-        if not failed:
-            return batch
-        # The batch was not used: the resumed run must load it again.
-        self.stream.epoch, self.stream.consumed = position
-        faults = [f for f in self.runtime.all_gather(fault) if f]
-        log = get_logger()
-        for text in faults:
-            log.error("training data: %s", text)
-        if self.iteration == 0:
-            saved = "nothing was trained yet"
-        elif self.nonfinite_streak:
-            saved = f"the last good checkpoint is {self.last_state}"
-        else:
-            self.save_checkpoint()
-            saved = f"saved {self.last_state}"
-        message = (
-            f"training stopped at iteration {self.iteration}: a training batch could not be "
-            f"loaded ({faults[0] if faults else 'see the other processes'}); {saved}. Fix or "
-            "remove the file, then resume with --auto_resume"
-        )
-        log.error(message)
-        raise TrainingDataError(message)
+            self.outputs.close()
 
     def _loop(self, bar: Any) -> TrainingOutcome:
-        log = get_logger()
-        assert self.stream is not None
+        """The loop: batch, learning rate, step, fault check, log, checkpoint, validation."""
         window = _Window()
-        validated_at = self.iteration  # no final validation when nothing was trained
+        validated_at = self._start()  # no final validation when nothing was trained
+        while self.iteration < self.total_iter and not self._stop_requested():
+            start = time.perf_counter()
+            batch = self._next_batch()
+            data_time = time.perf_counter() - start
+            self.iteration += 1
+            self.model.update_learning_rate(self.iteration, self.train.warmup_iter)
+            self.model.feed_data(batch)
+            result = self.model.optimize_parameters(self.iteration)
+            self.nonfinite.record(result, self.iteration, self.last_state, self.last_saved_iter)
+            window.add(result.losses, time.perf_counter() - start, data_time)
+            bar.update(1)
+            if self.iteration % self.logging.print_freq == 0:
+                self._log_window(window, bar)
+                window = _Window()
+            validate_now = self._validation_now()
+            if self.iteration % self.logging.save_checkpoint_freq == 0:
+                self._periodic_checkpoint()
+            if validate_now:
+                self._run_validation()
+                validated_at = self.iteration
+        return self._finish(validated_at)
+
+    def _start(self) -> int:
+        """Run a validation an interrupted run left due; returns the iteration it starts at."""
+        log = get_logger()
         if self.validation_due is not None:
             log.info(
                 "the validation of iteration %d did not complete before the run stopped: "
@@ -837,39 +613,13 @@ class Trainer:
                 self.total_iter,
             )
         log.info("start training from iteration %d", self.iteration + 1)
-        while self.iteration < self.total_iter and not self._stop_requested():
-            start = time.perf_counter()
-            batch = self._next_batch()
-            data_time = time.perf_counter() - start
-            self.iteration += 1
-            self.model.update_learning_rate(self.iteration, self.warmup_iter)
-            self.model.feed_data(batch)
-            result = self.model.optimize_parameters(self.iteration)
-            self._check_finite(result)
-            window.add(result.losses, time.perf_counter() - start, data_time)
-            bar.update(1)
-            if self.iteration % self.print_freq == 0:
-                self._log_window(window, bar)
-                window = _Window()
-            validate_now = bool(
-                self.val_freq and self.val_sets and self.iteration % self.val_freq == 0
-            )
-            if validate_now:
-                self.validation_due = self.iteration
-            if self.checkpoint_freq and self.iteration % self.checkpoint_freq == 0:
-                if self.nonfinite_streak:
-                    # Keep the last checkpoint the last good one.
-                    log.warning(
-                        "iteration %d: checkpoint not saved (non-finite losses)", self.iteration
-                    )
-                else:
-                    # Before the validation: a validation that never ends loses no training.
-                    self.save_checkpoint()
-            if validate_now:
-                self._run_validation()
-                validated_at = self.iteration
+        return self.iteration
+
+    def _finish(self, validated_at: int) -> TrainingOutcome:
+        """After the loop: the final validation and checkpoint, or the interrupted run's."""
+        log = get_logger()
         interrupted = bool(self.stop_signal) and self.iteration < self.total_iter
-        if not interrupted and self.val_sets and validated_at != self.iteration:
+        if not interrupted and self.data.val_sets and validated_at != self.iteration:
             self.validation_due = self.iteration
             self.save_checkpoint()
             self._run_validation()
@@ -896,25 +646,26 @@ class Trainer:
                 "interrupted",
                 signal=self.stop_signal,
                 last_state=self.last_state,
-                best=dict(self.best),
+                best=dict(self.best.record),
                 **outcome_args,
             )
         self.save_checkpoint()
         latest = self.checkpointer.save_latest(self.model)
         log.info("training finished at iteration %d; weights: %s", self.iteration, latest)
-        if self.best.get("metric"):
+        record = self.best.record
+        if record.get("metric"):
             log.info(
                 "best %s %.4f at iteration %s (%s)",
-                self.best["metric"],
-                self.best["value"],
-                self.best["iter"],
-                self.models_dir / "net_g_best.pth",
+                record["metric"],
+                record["value"],
+                record["iter"],
+                self.outputs.folder.models_dir / "net_g_best.pth",
             )
         return TrainingOutcome(
             "finished",
             signal=None,
             last_state=self.last_state,
-            best=dict(self.best),
+            best=dict(record),
             **outcome_args,
         )
 
@@ -935,8 +686,8 @@ __all__ = [
     "TrainingOutcome",
     "Trainer",
     "archive_existing",
-    "resolve_resume_state",
+    "data_parallel_gpus",
+    "one_line",
     "run_training",
     "tb_log_dir",
-    "training_precision",
 ]

@@ -175,19 +175,6 @@ def list_states(states_dir: str | Path) -> List[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def find_latest_state(states_dir: str | Path) -> Optional[Path]:
-    """The highest-iteration state in ``states_dir`` that loads; unreadable ones are skipped
-    with a warning (atomic saves make that unlikely, but a copied folder may hold one)."""
-    for path in list_states(states_dir):
-        try:
-            load_training_state(path)
-        except TrainingStateError as err:
-            logger.warning("auto-resume: skipping %s", err)
-            continue
-        return path
-    return None
-
-
 __all__ = [
     "STATE_FORMAT",
     "STATE_VERSION",
@@ -199,5 +186,4 @@ __all__ = [
     "save_training_state",
     "load_training_state",
     "list_states",
-    "find_latest_state",
 ]

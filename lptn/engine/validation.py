@@ -32,6 +32,7 @@ from lptn.data.image_io import write_image
 from lptn.engine.evaluate import enhance_and_measure, mean_metric, output_name
 from lptn.metrics import metric_direction
 from lptn.models.model_protocol import EnhancementModel
+from lptn.platform.train_settings import ValidationSettings
 
 
 @dataclass
@@ -59,7 +60,7 @@ def validate_dataset(
     model: EnhancementModel,
     loader: DataLoader,
     dataset_name: str,
-    val_opt: Dict[str, Any],
+    settings: ValidationSettings,
     save_dir: Optional[Path] = None,
     num_comparisons: int = 3,
     should_stop: Callable[[], bool] = lambda: False,
@@ -72,7 +73,7 @@ def validate_dataset(
         loader: items with ``lq``, ``lq_path`` and, for metrics, ``gt``; with several
             processes, this process's share of the val set in the order of
             :class:`~lptn.data.data_loader.ShardSampler` (dataset index ``rank + k * world``).
-        val_opt: the ``val`` block (``metrics``, ``suffix``).
+        settings: the ``val`` settings (``metrics``, ``suffix``).
         save_dir: where outputs go as PNG named like the inputs; None saves nothing.
         num_comparisons: panels of the first images of the set kept for TensorBoard.
         should_stop: polled between images; when it turns true the pass ends early and the
@@ -83,7 +84,7 @@ def validate_dataset(
             order, exactly as one process would, and only rank 0 writes images and keeps
             panels (the other processes send theirs to it).
     """
-    metrics = val_opt.get("metrics") or {}
+    metrics = dict(settings.metrics)
     world = runtime.world_size if runtime is not None else 1
     rank = runtime.rank if runtime is not None else 0
     total = len(loader.dataset)  # type: ignore[arg-type]
@@ -110,7 +111,7 @@ def validate_dataset(
                 ):
                     panel = (result.name, result.comparison_panel(data["lq"][0]))
                 sent = (
-                    output_name(data["lq_path"][0], val_opt.get("suffix")),
+                    output_name(data["lq_path"][0], settings.suffix),
                     result.output if save_dir is not None else None,
                     panel,
                 )

@@ -33,6 +33,7 @@ from torch import nn
 
 from lptn.losses import LOSS_REGISTRY
 from lptn.losses.pixel_loss import check_loss_weight
+from lptn.platform.number_check import real_number
 
 # A Literal, so that the option check (lptn.engine.option_check) refuses other values early.
 GanType = Literal["standard", "wgan", "vanilla", "lsgan", "hinge", "wgan_softplus"]
@@ -56,12 +57,9 @@ class GANLoss(nn.Module):
                 f"gan_type: unsupported value {gan_type!r}; "
                 f"valid values are {', '.join(map(repr, GAN_TYPES))}"
             )
-        for key, value in (("real_label_val", real_label_val), ("fake_label_val", fake_label_val)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{key}: expected a number, got {value!r}")
         self.gan_type = gan_type
-        self.real_label_val = float(real_label_val)
-        self.fake_label_val = float(fake_label_val)
+        self.real_label_val = real_number(real_label_val, "real_label_val")
+        self.fake_label_val = real_number(fake_label_val, "fake_label_val")
         self.loss_weight = check_loss_weight(loss_weight)
         losses: Dict[str, Callable[[torch.Tensor, bool, bool], torch.Tensor]] = {
             "standard": self._wgan,

@@ -31,6 +31,7 @@ from torch import nn
 
 from lptn.losses import LOSS_REGISTRY
 from lptn.losses.pixel_loss import check_loss_weight
+from lptn.platform.number_check import real_number
 from lptn.registry import build_from_registry
 
 Scale = Union[float, torch.Tensor]
@@ -43,8 +44,7 @@ def _check_scale(scale: Scale) -> None:
                 f"scale: expected a single value, got a tensor of shape {tuple(scale.shape)}"
             )
         return
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ValueError(f"scale: expected a positive number, got {scale!r}")
+    real_number(scale, "scale", 0, low_open=True)
 
 
 def gradient_penalty(

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from lptn.losses import LOSS_REGISTRY
+from lptn.platform.number_check import real_number
 
 # A Literal, so that the option check (lptn.engine.option_check) refuses other values early.
 Reduction = Literal["none", "mean", "sum"]
@@ -40,9 +41,7 @@ def check_reduction(reduction: str) -> str:
 
 def check_loss_weight(loss_weight: float) -> float:
     """Return ``loss_weight`` as a float; a non-number raises ``ValueError``."""
-    if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
-        raise ValueError(f"loss_weight: expected a number, got {loss_weight!r}")
-    return float(loss_weight)
+    return real_number(loss_weight, "loss_weight")
 
 
 def _promote(x: torch.Tensor) -> torch.Tensor:
@@ -128,9 +127,7 @@ class CharbonnierLoss(_PixelLoss):
         self, loss_weight: float = 1.0, reduction: Reduction = "mean", eps: float = 1e-12
     ) -> None:
         super().__init__(loss_weight, reduction)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
-            raise ValueError(f"eps: expected a positive number, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = real_number(eps, "eps", 0, low_open=True)
 
     def elementwise(self, diff: torch.Tensor) -> torch.Tensor:
         return torch.sqrt(diff * diff + self.eps)

@@ -27,13 +27,8 @@ from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
 from lptn.platform.checkpoint_io import bare_module, save_atomic
 from lptn.platform.logger import get_logger
-from lptn.platform.option_schema import whole_number
+from lptn.platform.train_settings import TrainingSettings
 from lptn.platform.train_speed import check_compile_support, train_speed_options
-
-PIXEL_TARGETS = ("input", "gt")
-D_STEP_INPUTS = ("recompute", "reuse")
-# Dataset types whose items have no aligned ground truth: the pixel loss then keeps content.
-UNPAIRED_DATASETS = ("UnPairedImageDataset",)
 
 
 @dataclass
@@ -60,30 +55,9 @@ class StepResult:
         return {k: v for k, v in self.losses.items() if not math.isfinite(v)}
 
 
-def _choice(value: Any, choices: Tuple[str, ...], key_path: str) -> str:
-    if value not in choices:
-        raise ValueError(f"{key_path}: must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def ema_decay_option(value: Any) -> float:
-    """``train.ema_decay``: 0 / absent (off) or a number in (0, 1)."""
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"train.ema_decay: a number in [0, 1) (0 = off), got {value!r}")
-    return float(value)
-
-
 def _cpu_state(net: nn.Module) -> Dict[str, torch.Tensor]:
     """The network's state dict (unwrapped) as detached CPU tensors, for saving."""
     return OrderedDict((k, v.detach().cpu()) for k, v in bare_module(net).state_dict().items())
-
-
-def default_pixel_target(opt: Dict[str, Any]) -> str:
-    """``input`` when the training set is unpaired (``UnPairedImageDataset``), else ``gt``."""
-    ds_type = ((opt.get("datasets") or {}).get("train") or {}).get("type")
-    return "input" if ds_type in UNPAIRED_DATASETS else "gt"
 
 
 class FixedLR(IterationSchedule):
@@ -120,6 +94,8 @@ class LPTNModel:
                 "train: LPTNModel needs a 'train' block (use LPTNTestModel for inference)"
             )
         self.train_opt = train_opt
+        # The schema's defaults, ranges and choices: the one check of these keys.
+        self.settings = TrainingSettings.from_options(opt)
         # channels_last / compile: decided here once, applied by the helper's methods only.
         self.speed = train_speed_options(opt)
         check_compile_support(self.speed, self.device)
@@ -128,18 +104,10 @@ class LPTNModel:
         self.net_d: Optional[nn.Module] = self._build_net("d") if opt.get("network_d") else None
         self._build_losses(train_opt)
 
-        self.pixel_target = _choice(
-            train_opt.get("pixel_target", default_pixel_target(opt)),
-            PIXEL_TARGETS,
-            "train.pixel_target",
-        )
-        self.d_step_input = _choice(
-            train_opt.get("d_step_input", "recompute"), D_STEP_INPUTS, "train.d_step_input"
-        )
-        self.net_d_iters = whole_number(train_opt.get("net_d_iters", 1), "train.net_d_iters", 1)
-        self.net_d_init_iters = whole_number(
-            train_opt.get("net_d_init_iters", 0), "train.net_d_init_iters", 0
-        )
+        self.pixel_target = self.settings.pixel_target
+        self.d_step_input = self.settings.d_step_input
+        self.net_d_iters = self.settings.net_d_iters
+        self.net_d_init_iters = self.settings.net_d_init_iters
 
         optimizers: Dict[str, torch.optim.Optimizer] = {}
         for name, net in self.networks().items():
@@ -159,7 +127,7 @@ class LPTNModel:
             self.net_d = runtime.distribute(nets["net_d"], find_unused)
         # Compile after DDP (torch's order); the critic stays eager (double backward of the GP).
         self.net_g = self.speed.compile(self.net_g)
-        self.ema_decay = ema_decay_option(train_opt.get("ema_decay"))
+        self.ema_decay = self.settings.ema_decay
         self.net_g_ema: Optional[AveragedModel] = None
         if self.ema_decay > 0:
             generator = bare_module(self.net_g)
@@ -505,7 +473,4 @@ __all__ = [
     "LPTNModel",
     "StepResult",
     "FixedLR",
-    "PIXEL_TARGETS",
-    "D_STEP_INPUTS",
-    "default_pixel_target",
 ]

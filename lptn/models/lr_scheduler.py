@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Sequence
 
 from torch.optim import Optimizer
 
-from lptn.platform.option_schema import whole_number
+from lptn.platform.number_check import real_number, whole_number
 from lptn.registry import Registry
 
 SCHEDULER_REGISTRY = Registry("scheduler")
@@ -97,9 +97,7 @@ class MultiStepLR(IterationSchedule):
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1) -> None:
         super().__init__(optimizer)
         self.milestones = _positive_ints(milestones, "train.scheduler.milestones", increasing=True)
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
-            raise ValueError(f"train.scheduler.gamma: expected a positive number, got {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = real_number(gamma, "train.scheduler.gamma", 0, low_open=True)
 
     def lr_at(self, base_lr: float, it: int) -> float:
         passed = bisect.bisect_left(self.milestones, it)  # milestones m < it

@@ -16,6 +16,7 @@ import torch
 from torch.optim import Optimizer
 
 from lptn.platform.amp_backend import FUSED_OPTIMIZERS, fused_optimizer_factory
+from lptn.platform.number_check import real_number
 from lptn.registry import Registry
 
 OPTIMIZER_REGISTRY = Registry("optimizer")
@@ -41,9 +42,7 @@ def build_optimizer(
         )
     cls = OPTIMIZER_REGISTRY.get(opt["type"], f"{key_path}.type")
     kwargs = {k: v for k, v in opt.items() if k != "type"}
-    lr = kwargs.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-        raise ValueError(f"{key_path}.lr: expected a positive number, got {lr!r}")
+    real_number(kwargs.get("lr"), f"{key_path}.lr", 0, low_open=True)
     if "betas" in kwargs:
         betas = kwargs["betas"]
         if not isinstance(betas, (list, tuple)) or len(betas) != 2:

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from lptn.platform.number_check import in_range
+
 AMP_BACKENDS = ("native", "apex")
 AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
 APEX_OPT_LEVELS = ("O0", "O1", "O2", "O3")
@@ -118,11 +120,7 @@ def amp_config(opt: Dict[str, Any]) -> AmpConfig:
             f"train.amp.opt_level: must be one of {', '.join(APEX_OPT_LEVELS)}, got {opt_level!r}"
         )
     loss_scale = amp.get("loss_scale", "dynamic")
-    if loss_scale != "dynamic" and (
-        isinstance(loss_scale, bool)
-        or not isinstance(loss_scale, (int, float))
-        or not loss_scale > 0
-    ):
+    if loss_scale != "dynamic" and not in_range(loss_scale, 0, low_open=True):
         raise ValueError(
             f"train.amp.loss_scale: 'dynamic' or a positive number, got {loss_scale!r}"
         )

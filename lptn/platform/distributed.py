@@ -164,24 +164,19 @@ def launch_environment(
 
 
 def dist_settings(opt: Dict[str, Any]) -> Dict[str, Any]:
-    """``dist_params`` checked: ``backend`` (None = by device), ``port``, ``timeout_min``."""
-    params = opt.get("dist_params") or {}
-    backend = params.get("backend")
-    if backend is not None and backend not in DIST_BACKENDS:
-        raise ValueError(
-            f"dist_params.backend: must be one of {', '.join(DIST_BACKENDS)}, got {backend!r}"
-        )
-    port = params.get("port")
-    if port is not None and (
-        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
-    ):
-        raise ValueError(f"dist_params.port: expected a TCP port number, got {port!r}")
-    timeout = params.get("timeout_min", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(
-            f"dist_params.timeout_min: expected a positive number of minutes, got {timeout!r}"
-        )
-    return {"backend": backend, "port": port, "timeout_min": float(timeout)}
+    """``dist_params`` checked, with the schema's defaults: ``backend`` (None = by device),
+    ``port`` (the slurm rendezvous port), ``timeout_min`` (a float)."""
+    # Imported here: the schema imports this module's tables (DIST_BACKENDS).
+    from lptn.platform import option_schema
+
+    params = option_schema.fill_defaults(
+        option_schema.DIST_PARAMS, opt.get("dist_params"), "dist_params"
+    )
+    return {
+        "backend": params["backend"],
+        "port": params["port"],
+        "timeout_min": float(params["timeout_min"]),
+    }
 
 
 def check_backend_fits(backend: str, device: torch.device) -> None:

@@ -3,10 +3,12 @@ default and meaning, checked in one pass by :func:`check_option_tree`.
 
 The schema is data (:class:`Key`, :class:`Section`, :class:`SectionMap` and the value kinds
 below), so that the same declaration checks a file, normalises it (``5e3`` -> ``5000`` for
-integer keys) and writes docs/OPTIONS.md (:mod:`lptn.engine.option_docs`). Blocks resolved
-through a registry by ``type`` (networks, losses, metrics, optimisers, schedulers, datasets)
-declare only the keys the framework itself reads; the arguments of the registered class are
-checked against its signature by :mod:`lptn.engine.option_check`, which may import the
+integer keys), fills its defaults (:func:`fill_defaults`, for the settings objects of
+:mod:`lptn.platform.train_settings`) and writes docs/OPTIONS.md
+(:mod:`lptn.engine.option_docs`). Blocks resolved through a registry by ``type`` (networks,
+losses, metrics, optimisers, schedulers, datasets) declare only the keys the framework itself
+reads; the arguments of the registered class are checked against its signature by
+:mod:`lptn.engine.option_check`, which may import the
 registries (this layer may not).
 
 Keys of the original LPTN / BasicSR files that lptn does not implement are declared with
@@ -17,42 +19,15 @@ with ``status="runner"``; nothing in a file is dropped without a word.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lptn.platform.compilation import COMPILE_MODES
 from lptn.platform.distributed import DIST_BACKENDS
+from lptn.platform.number_check import SchemaViolation as SchemaViolation
+from lptn.platform.number_check import describe_range, describe_whole, in_range, is_whole
+from lptn.platform.number_check import whole_number as whole_number
 from lptn.platform.runtime import PRECISIONS
-
-
-class SchemaViolation(ValueError):
-    """A value or key the schema refuses; ``key_path`` is the dotted path, ``reason`` the rest
-    of the one-line message."""
-
-    def __init__(self, key_path: str, reason: str) -> None:
-        super().__init__(f"{key_path}{reason}")
-        self.key_path = key_path
-        self.reason = reason
-
-
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass; `true` is never a number here.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def whole_number(value: Any, key_path: str, minimum: Optional[int] = None) -> int:
-    """``value`` as an ``int`` when it is a whole number (``5e3`` included) ``>= minimum``;
-    otherwise a :class:`SchemaViolation` naming ``key_path``. The one integer check of the
-    options: the schema and the code that reads an option block both call it."""
-    what = "an integer" if minimum is None else f"an integer >= {minimum}"
-    if (
-        not _is_number(value)
-        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
-        or (minimum is not None and value < minimum)
-    ):
-        raise SchemaViolation(key_path, f" must be {what}, got {value!r}")
-    return int(value)
 
 
 # ------------------------------------------------------------------------------ value kinds
@@ -91,22 +66,10 @@ class Integer(Kind):
     maximum: Optional[int] = None
 
     def describe(self) -> str:
-        if self.minimum is not None and self.minimum == self.maximum:
-            return str(self.minimum)
-        if self.minimum is not None and self.maximum is not None:
-            return f"an integer in {self.minimum}..{self.maximum}"
-        if self.minimum is not None:
-            return f"an integer >= {self.minimum}"
-        return "an integer"
+        return describe_whole(self.minimum, self.maximum)
 
     def accepts(self, value: Any) -> bool:
-        if not _is_number(value):
-            return False
-        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            return False
-        return (self.minimum is None or value >= self.minimum) and (
-            self.maximum is None or value <= self.maximum
-        )
+        return is_whole(value, self.minimum, self.maximum)
 
     def normalise(self, value: Any) -> Any:
         return int(value)
@@ -122,26 +85,10 @@ class Number(Kind):
     high_open: bool = False
 
     def describe(self) -> str:
-        if self.low == 0 and self.low_open and self.high is None:
-            return "a positive number"
-        if self.low == 0 and self.high is None:
-            return "a number >= 0"
-        if self.low is not None and self.high is not None:
-            left = "(" if self.low_open else "["
-            right = ")" if self.high_open else "]"
-            return f"a number in {left}{self.low:g}, {self.high:g}{right}"
-        if self.low is not None:
-            return f"a number {'>' if self.low_open else '>='} {self.low:g}"
-        return "a number"
+        return describe_range(self.low, self.high, self.low_open, self.high_open)
 
     def accepts(self, value: Any) -> bool:
-        if not _is_number(value) or not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
-            return False
-        return True
+        return in_range(value, self.low, self.high, self.low_open, self.high_open)
 
 
 @dataclass(frozen=True)
@@ -239,7 +186,9 @@ NO_DEFAULT = object()
 @dataclass(frozen=True)
 class Key:
     """One option: its kind (or a nested :class:`Section` / :class:`SectionMap`), a one-line
-    doc, the default (what the code does when the key is absent) and its status."""
+    doc, the default (what the code does when the key is absent: applied by
+    :func:`fill_defaults` when it is a value of the kind, else the description of what the
+    consumer computes) and its status."""
 
     kind: Any
     doc: str
@@ -405,6 +354,33 @@ def check_option_tree(
     return CheckResult(checked, warnings)
 
 
+def plain_default(key: Key, key_path: str) -> Any:
+    """The default of ``key`` as a value (NO_DEFAULT when it has none, or when the declared
+    default is a description of what the consumer computes, such as ``input for
+    UnPairedImageDataset, else gt``: a default that is not a value of the key's own kind)."""
+    if key.default is NO_DEFAULT or key.status != "used":
+        return NO_DEFAULT
+    try:
+        return _check_value(key.kind, key.default, key_path, [])
+    except SchemaViolation:
+        return NO_DEFAULT
+
+
+def fill_defaults(
+    section: Section, block: Optional[Dict[str, Any]], key_path: str
+) -> Dict[str, Any]:
+    """``block`` (``~`` = empty) checked against ``section``, each absent key that has a plain
+    default (:func:`plain_default`) given it: the one place the defaults of a block are
+    applied. Checking an already checked block again changes nothing."""
+    out = _check_section(section, {} if block is None else block, key_path, [])
+    for name, key in section.keys.items():
+        if name not in out:
+            default = plain_default(key, _join(key_path, name))
+            if default is not NO_DEFAULT:
+                out[name] = default
+    return out
+
+
 # --------------------------------------------------------------------------- the schema
 DEVICES = ("auto", "cuda", "npu", "mps", "cpu")
 PRECISION_NAMES = tuple(PRECISIONS)
@@ -415,6 +391,8 @@ PAIR_SIZE_POLICIES = ("error", "resize_gt")
 PREFETCH_MODES = ("cpu", "cuda", "npu")
 INFERENCE_PATHS = ("fast", "exact", "graph")
 CONV_BACKENDS = ("auto", "generic", "onednn")
+PIXEL_TARGETS = ("input", "gt")
+D_STEP_INPUTS = ("recompute", "reuse")
 
 _BOOL = Boolean()
 _PATH = Text(what="a path")
@@ -686,12 +664,12 @@ TRAIN = Section(
         "gan_opt": Key(OptionalSection(LOSS), "adversarial loss (GANLoss)", default=None),
         "gp_opt": Key(OptionalSection(GRADIENT_PENALTY), "critic gradient penalty", default=None),
         "pixel_target": Key(
-            Text(("input", "gt")),
+            Text(PIXEL_TARGETS),
             "pixel loss against the input (unpaired) or gt (paired)",
             default="input for UnPairedImageDataset, else gt",
         ),
         "d_step_input": Key(
-            Text(("recompute", "reuse")),
+            Text(D_STEP_INPUTS),
             "critic sees G(lq) after the generator step, or the step's output",
             default="recompute",
         ),
@@ -706,8 +684,8 @@ TRAIN = Section(
         "compile": Key(_COMPILE, "torch.compile the generator (true or a mode)", False),
         "amp": Key(OptionalSection(AMP), "mixed precision", default=None),
         "ema_decay": Key(
-            Number(0, 1, high_open=True),
-            "exponential moving average of the generator, saved as params_ema (0 = no EMA)",
+            optional(Number(0, 1, high_open=True)),
+            "exponential moving average of the generator, saved as params_ema (0 or ~ = no EMA)",
             default=0,
         ),
         "perceptual_opt": Key(
@@ -916,8 +894,22 @@ ARGUMENT_RANGES: Dict[str, Dict[str, Kind]] = {
     "MSELoss": _PIXEL_LOSS_ARGUMENTS,
     "L1Loss": _PIXEL_LOSS_ARGUMENTS,
     "CharbonnierLoss": {"loss_weight": _LOSS_WEIGHT, "eps": Number(0, None, low_open=True)},
-    "GANLoss": {"loss_weight": _LOSS_WEIGHT},
+    "GANLoss": {
+        "loss_weight": _LOSS_WEIGHT,
+        "real_label_val": Number(),
+        "fake_label_val": Number(),
+    },
     "GradientPenaltyLoss": {"loss_weight": _LOSS_WEIGHT},
+    # Iterations count from 1; a schedule's rates and weights are never negative.
+    "MultiStepLR": {
+        "milestones": ListOf(_POS_INT, min_length=1),
+        "gamma": Number(0, None, low_open=True),
+    },
+    "CosineAnnealingRestartLR": {
+        "periods": ListOf(_POS_INT, min_length=1),
+        "restart_weights": ListOf(Number(0, None), min_length=1),
+        "eta_min": Number(0, None),
+    },
 }
 
 #: the registry-resolved blocks: (key path pattern, registry kind); ``*`` is any name.

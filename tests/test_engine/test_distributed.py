@@ -93,7 +93,8 @@ def test_slurm_variables() -> None:
 
 
 def test_dist_params_are_checked() -> None:
-    assert dist_settings({}) == {"backend": None, "port": None, "timeout_min": 30.0}
+    # The schema's defaults (lptn.platform.option_schema.DIST_PARAMS).
+    assert dist_settings({}) == {"backend": None, "port": 29500, "timeout_min": 30.0}
     assert dist_settings({"dist_params": {"backend": "hccl", "port": 29500}})["backend"] == "hccl"
     with pytest.raises(ValueError, match="dist_params.backend.*nccl, gloo, hccl"):
         dist_settings({"dist_params": {"backend": "mpi"}})

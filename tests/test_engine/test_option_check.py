@@ -206,3 +206,24 @@ def test_the_range_edges_build_and_run(num_high: int, nrb: int) -> None:
     size = 2**num_high + 1
     out = net(torch.rand(1, 3, size, size))
     assert out.shape == (1, 3, size, size) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["train.scheduler.gamma=0"], "train.scheduler.gamma must be a positive number, got 0"),
+        (["train.scheduler.milestones=[0]"], "train.scheduler.milestones must be a list of"),
+        (
+            [
+                "train.scheduler={type: CosineAnnealingRestartLR, periods: [4], eta_min: -1}",
+            ],
+            "train.scheduler.eta_min must be a number >= 0, got -1",
+        ),
+        (["train.gan_opt.real_label_val=true"], "train.gan_opt.real_label_val must be a number"),
+    ],
+)
+def test_schedule_and_gan_arguments_have_ranges(
+    train_file: Path, capsys: pytest.CaptureFixture, overrides: list, expected: str
+) -> None:
+    rc = train_main(["-opt", str(train_file), "--set", *overrides])
+    _assert_refused(rc, capsys, train_file, expected)

@@ -13,7 +13,8 @@ import yaml
 from train_test_utils import make_image_folders, tiny_options, write_options
 
 from lptn.engine.cli import train_main
-from lptn.engine.train_loop import archive_existing, data_parallel_gpus, training_precision
+from lptn.engine.train_loop import archive_existing, data_parallel_gpus
+from lptn.platform.amp_backend import amp_config
 from lptn.platform.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +69,15 @@ def test_cli_errors(option_file: Path, capsys: pytest.CaptureFixture) -> None:
 
 
 def test_training_precision_and_archive_names(tmp_path: Path) -> None:
-    assert training_precision({"train": {}}) == "fp32"
-    assert training_precision({"train": {"amp": {"enabled": False, "dtype": "fp16"}}}) == "fp32"
-    assert training_precision({"train": {"amp": {"enabled": True}}}) == "bf16"
-    assert training_precision({"train": {"amp": {"enabled": True, "dtype": "fp16"}}}) == "fp16"
+    def precision(opt: dict) -> str:
+        return amp_config(opt).precision
+
+    assert precision({"train": {}}) == "fp32"
+    assert precision({"train": {"amp": {"enabled": False, "dtype": "fp16"}}}) == "fp32"
+    assert precision({"train": {"amp": {"enabled": True}}}) == "bf16"
+    assert precision({"train": {"amp": {"enabled": True, "dtype": "fp16"}}}) == "fp16"
     with pytest.raises(ValueError, match="train.amp"):
-        training_precision({"train": {"amp": "yes"}})
+        precision({"train": {"amp": "yes"}})
     assert archive_existing(tmp_path / "absent") is None
     (tmp_path / "exp").mkdir()
     first = archive_existing(tmp_path / "exp")

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from train_test_utils import make_image_folders, parsed, tiny_options
 
-from lptn.engine.train_loop import resolve_resume_state, run_training
+from lptn.engine.checkpointer import find_resume_point
+from lptn.engine.train_loop import run_training
 from lptn.engine.training_state import load_training_state
 from lptn.platform.runtime import Runtime
 
@@ -94,8 +95,8 @@ def test_auto_resume_finds_the_newest_state(tmp_path: Path) -> None:
     run_training(opt, CPU, handle_signals=False)
     states = opt["path"]["training_states"]
     assert sorted(p.name for p in Path(states).iterdir()) == ["2.state", "4.state"]
-    assert resolve_resume_state(opt, auto_resume=True) == Path(states) / "4.state"
-    assert resolve_resume_state(opt, auto_resume=False) is None
+    point = find_resume_point(states)
+    assert point is not None and point.path == Path(states) / "4.state"
 
     longer = parsed(
         tiny_options(data, name="auto", gan=False, total_iter=6, checkpoint_freq=2), tmp_path
