@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from lptn.engine.experiment_folder import ExperimentFolder, tb_log_dir, timestamp
+from lptn.platform.atomic_file import write_text_atomic
 from lptn.platform.logger import get_logger, setup_logger
 from lptn.platform.options import dump_options
 from lptn.platform.runtime import Runtime
@@ -49,9 +50,7 @@ class ExperimentOutputs:
         log = get_logger()
         for folder, target in archived:
             log.info("existing %s renamed to %s", folder, target)
-        (self.folder.log_dir / f"train_{name}_{stamp}.yml").write_text(
-            dump_options(self.opt), encoding="utf-8"
-        )
+        write_text_atomic(self.folder.log_dir / f"train_{name}_{stamp}.yml", dump_options(self.opt))
         log.info(
             "training %s on %s (%s%s), seed %d",
             name,
