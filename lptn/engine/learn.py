@@ -31,6 +31,7 @@ import yaml
 
 from lptn.data.file_backends import make_file_backend
 from lptn.data.pairing import STEM, NamePattern, match_pairs, refuse_same_folder
+from lptn.platform.atomic_file import write_text_atomic
 
 #: the held-out metrics, in the order they are printed (the metrics registry's names)
 HELD_OUT_METRICS: Dict[str, Dict[str, Any]] = {
@@ -235,20 +236,18 @@ def recipe_options(settings: LearnSettings, files: LearnFiles, after_name: str) 
 
 def write_learn_files(settings: LearnSettings, files: LearnFiles) -> Dict[str, Any]:
     """Pair, split and write the split lists and the option file; returns the options."""
-    from lptn.platform.checkpoint_io import write_text_atomic
-
     stems, after_name = pair_stems(settings)
     train, val = split_stems(stems, settings.val_fraction, settings.seed)
     files.options.parent.mkdir(parents=True, exist_ok=True)
     for part, names in (("train", train), ("val", val)):
-        write_text_atomic("".join(f"{s}\n" for s in names), files.split(part))
+        write_text_atomic(files.split(part), "".join(f"{s}\n" for s in names))
     opt = recipe_options(settings, files, after_name)
     head = (
         f"# Written by lptn-learn --before {settings.before} --after {settings.after} "
         f"--name {settings.name}: {len(train)} pairs train, {len(val)} are held out "
         f"(seed {settings.seed}).\n# Reusable as: python train.py -opt {files.options}\n"
     )
-    write_text_atomic(head + yaml.safe_dump(opt, sort_keys=False), files.options)
+    write_text_atomic(files.options, head + yaml.safe_dump(opt, sort_keys=False))
     return opt
 
 
