@@ -82,6 +82,8 @@ class InputSelection:
 
 @dataclass
 class EnhanceSummary:
+    """What one ``lptn-enhance`` run did: files written, skipped, failed (with the reason)
+    and ignored."""
     written: List[Path] = field(default_factory=list)
     skipped: List[Path] = field(default_factory=list)
     failed: List[Tuple[Path, str]] = field(default_factory=list)
