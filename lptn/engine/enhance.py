@@ -341,11 +341,11 @@ def enhance_files(
                 _report_line(handle, {**record, "status": "skipped"})
                 continue
             start = time.perf_counter()
-            reason = _enhance_job(enhancer, job, dst, photo, videos, keep_mtime)
-            if reason is not None:
-                summary.failed.append((job.source, reason))
-                log.error("FAILED %s", reason)
-                _report_line(handle, {**record, "status": "failed", "error": reason})
+            failure = _enhance_job(enhancer, job, dst, photo, videos, keep_mtime)
+            if failure is not None:
+                summary.failed.append((job.source, failure))
+                log.error("FAILED %s", failure)
+                _report_line(handle, {**record, "status": "failed", "error": failure})
                 continue
             summary.written.append(dst)
             seconds = round(time.perf_counter() - start, 3)
