@@ -20,6 +20,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
+	$(PY) -m pytest lptn --doctest-modules -q
 
 # Lint, format and type checks (ruff, mypy on lptn/ as [tool.mypy] says); CI runs them before
 # the tests.

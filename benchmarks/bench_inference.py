@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -151,7 +151,7 @@ def measure_memory(args: argparse.Namespace, path: str, size: str) -> Dict[str, 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["2160x3840"])
     parser.add_argument(
@@ -192,6 +192,69 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--child-path", help=argparse.SUPPRESS)
     parser.add_argument("--child-size", help=argparse.SUPPRESS)
+    return parser
+
+
+def time_paths(
+    fns: Dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    x: torch.Tensor,
+    runtime: Any,
+    warmup: int,
+    repeats: int,
+) -> Tuple[Dict[str, List[float]], Dict[str, torch.Tensor], Dict[str, float]]:
+    """Seconds per run of each path on ``x``, its (CPU, float) output and its CUDA peak (MB)."""
+    on_cuda = runtime.device.type == "cuda"
+    times: Dict[str, List[float]] = {p: [] for p in fns}
+    outputs: Dict[str, torch.Tensor] = {}
+    cuda_peak: Dict[str, float] = {}
+    with torch.inference_mode():
+        for p, fn in fns.items():
+            for _ in range(warmup):
+                if on_cuda:  # the last warm-up run (compiled by then) gives the peak
+                    runtime.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                out = fn(x)
+                if on_cuda:
+                    runtime.synchronize()
+                    cuda_peak[p] = torch.cuda.max_memory_allocated() / 2**20
+                # Kept on the CPU, so earlier paths' outputs do not count in later peaks.
+                outputs[p] = out.float().cpu()
+                del out
+        for _ in range(repeats):
+            for p, fn in fns.items():
+                runtime.synchronize()
+                start = time.perf_counter()
+                fn(x)
+                runtime.synchronize()
+                times[p].append(time.perf_counter() - start)
+    return times, outputs, cuda_peak
+
+
+def print_row(size: str, row: Dict[str, Any], on_cuda: bool) -> None:
+    print(f"\n{size}:")
+    for p, e in row.items():
+        mem = e.get("memory", {})
+        extra = (
+            (
+                f", max|diff| {e['max_abs_diff_vs_exact']:.1e}, "
+                f"{e['psnr_vs_fp32_db']:.1f} dB vs exact fp32"
+            )
+            if p != "exact"
+            else ""
+        )
+        peak = (
+            f"CUDA peak {mem.get('cuda_peak_mb', float('nan')):.0f} MB"
+            if on_cuda
+            else f"peak RSS {mem.get('process_peak_rss_mb', float('nan')):.0f} MB"
+        )
+        print(
+            f"  {p:24s} median {e['median_s'] * 1e3:9.2f} ms  (p90 "
+            f"{e['p90_s'] * 1e3:9.2f})  x{e['speedup']:.2f}  {peak}{extra}"
+        )
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -227,29 +290,7 @@ def main() -> None:
     )
     for size in args.sizes:
         x = photo_tensor(args.photo, parse_size(size)).to(runtime.device)
-        times: Dict[str, List[float]] = {p: [] for p in paths}
-        outputs: Dict[str, torch.Tensor] = {}
-        cuda_peak: Dict[str, float] = {}
-        with torch.inference_mode():
-            for p in paths:
-                for _ in range(args.warmup):
-                    if on_cuda:  # the last warm-up run (compiled by then) gives the peak
-                        runtime.synchronize()
-                        torch.cuda.reset_peak_memory_stats()
-                    out = fns[p](x)
-                    if on_cuda:
-                        runtime.synchronize()
-                        cuda_peak[p] = torch.cuda.max_memory_allocated() / 2**20
-                    # Kept on the CPU, so earlier paths' outputs do not count in later peaks.
-                    outputs[p] = out.float().cpu()
-                    del out
-            for _ in range(args.repeats):
-                for p in paths:
-                    runtime.synchronize()
-                    start = time.perf_counter()
-                    fns[p](x)
-                    runtime.synchronize()
-                    times[p].append(time.perf_counter() - start)
+        times, outputs, cuda_peak = time_paths(fns, x, runtime, args.warmup, args.repeats)
         exact = outputs["exact"]
         row: Dict[str, Any] = {}
         for p in paths:
@@ -272,26 +313,7 @@ def main() -> None:
                 entry["memory"] = measure_memory(args, p, size)
             row[p] = entry
         results["sizes"][size] = row
-        print(f"\n{size}:")
-        for p, e in row.items():
-            mem = e.get("memory", {})
-            extra = (
-                (
-                    f", max|diff| {e['max_abs_diff_vs_exact']:.1e}, "
-                    f"{e['psnr_vs_fp32_db']:.1f} dB vs exact fp32"
-                )
-                if p != "exact"
-                else ""
-            )
-            peak = (
-                f"CUDA peak {mem.get('cuda_peak_mb', float('nan')):.0f} MB"
-                if on_cuda
-                else f"peak RSS {mem.get('process_peak_rss_mb', float('nan')):.0f} MB"
-            )
-            print(
-                f"  {p:24s} median {e['median_s'] * 1e3:9.2f} ms  (p90 "
-                f"{e['p90_s'] * 1e3:9.2f})  x{e['speedup']:.2f}  {peak}{extra}"
-            )
+        print_row(size, row, on_cuda)
         results["load_average_end"] = os.getloadavg()
         if args.json:  # after every size, so a run cut short keeps what it measured
             args.json.parent.mkdir(parents=True, exist_ok=True)

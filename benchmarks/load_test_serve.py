@@ -116,12 +116,7 @@ def percentile(values: List[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: List[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running lptn-serve on localhost (default: start one)")
     parser.add_argument("--requests", type=int, default=48, help="requests to send (default 48)")
@@ -133,6 +128,42 @@ def main(argv: Optional[List[str]] = None) -> int:
         type=float,
         help="send the photo upscaled (bicubic) to about this many megapixels, as JPEG q95",
     )
+    return parser
+
+
+def send_load(
+    url: str, data: bytes, content_type: str, requests: int, concurrency: int, max_seconds: float
+) -> Tuple[List[Tuple[int, float]], float]:
+    """Send ``requests`` uploads from ``concurrency`` threads, for ``max_seconds`` at most:
+    ``(status, seconds)`` of each, and the wall time in seconds."""
+    results: List[Tuple[int, float]] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    deadline = time.monotonic() + max_seconds
+
+    def client() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            outcome = send(url, data, content_type)
+            with lock:
+                results.append(outcome)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(client) for _ in range(concurrency)]:
+            future.result()
+    return results, time.perf_counter() - started
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: List[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or args.max_seconds <= 0:
         parser.error("--requests, --concurrency and --max-seconds must be positive")
@@ -152,25 +183,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         info = healthz(url)
         send(url, data, content_type)  # warm-up, not counted
-        results: List[Tuple[int, float]] = []
-        lock = threading.Lock()
-        counter = iter(range(args.requests))
-        deadline = time.monotonic() + args.max_seconds
-
-        def client() -> None:
-            while time.monotonic() < deadline:
-                with lock:
-                    if next(counter, None) is None:
-                        return
-                outcome = send(url, data, content_type)
-                with lock:
-                    results.append(outcome)
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            for future in [pool.submit(client) for _ in range(args.concurrency)]:
-                future.result()
-        wall = time.perf_counter() - started
+        results, wall = send_load(
+            url, data, content_type, args.requests, args.concurrency, args.max_seconds
+        )
     finally:
         peak_mb = server_peak_mb(process)
         if process is not None:

@@ -180,6 +180,46 @@ class SeededImageDataset(Dataset):
         listed = ", ".join(f"{n} is {h}x{w}" for (h, w), n in zip(sizes, names))
         return f"paired images differ in size: {listed} (HxW)"
 
+    def _minimum_side(self, min_size: int, why: str) -> Tuple[int, str]:
+        """The smallest height and width (pixels) an image may have, and what asks for it."""
+        if not (self.crop and self.gt_size is not None):
+            return min_size, why
+        if self.small_image != "error":
+            return 0, why  # small_image pads or enlarges to the crop; the crop is checked apart
+        if self.gt_size > min_size:
+            gt_key = self.option_key("gt_size")
+            return self.gt_size, f"the crop size {gt_key} (or small_image: pad | resize)"
+        return min_size, why
+
+    def _probe_all(
+        self, items: List[Tuple[FileBackend, str]], progress: bool, threads: int
+    ) -> List[Any]:
+        """``(height, width)`` of each image from its header, in order, or the one-line reason
+        it cannot be read (a str)."""
+
+        def probe(item: Tuple[FileBackend, str]) -> Any:
+            backend, key = item
+            try:
+                return backend.probe(key)
+            except (OSError, KeyError, ValueError) as err:  # ImageReadError is an OSError
+                return str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+
+        with (
+            tqdm(
+                total=len(items),
+                desc=f"checking {self.key_path}",
+                unit="img",
+                disable=not progress,
+                leave=False,
+            ) as bar,
+            ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        ):
+            results = []
+            for result in pool.map(probe, items):
+                results.append(result)
+                bar.update(1)
+        return results
+
     def survey_images(
         self, min_size: int, why: str, *, progress: bool = False, threads: int = 4
     ) -> ImageSurvey:
@@ -193,38 +233,10 @@ class SeededImageDataset(Dataset):
         ``progress`` shows a tqdm bar on stderr; ``threads`` read headers in parallel (the
         files are read from disk, the GIL is released meanwhile).
         """
-        need, need_why = min_size, why
-        if self.crop and self.gt_size is not None:
-            if self.small_image != "error":
-                need = 0  # small_image pads or enlarges to the crop; the crop is checked apart
-            elif self.gt_size > need:
-                need = self.gt_size
-                gt_key = self.option_key("gt_size")
-                need_why = f"the crop size {gt_key} (or small_image: pad | resize)"
+        need, need_why = self._minimum_side(min_size, why)
         groups = self.image_groups()
         flat = [item for group in groups for item in group]
-
-        def probe(item: Tuple[FileBackend, str]) -> Any:
-            backend, key = item
-            try:
-                return backend.probe(key)
-            except (OSError, KeyError, ValueError) as err:  # ImageReadError is an OSError
-                return str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-
-        with (
-            tqdm(
-                total=len(flat),
-                desc=f"checking {self.key_path}",
-                unit="img",
-                disable=not progress,
-                leave=False,
-            ) as bar,
-            ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
-        ):
-            results = []
-            for result in pool.map(probe, flat):
-                results.append(result)
-                bar.update(1)
+        results = self._probe_all(flat, progress, threads)
         survey = ImageSurvey(self.key_path, len(flat))
         position = 0
         for group in groups:

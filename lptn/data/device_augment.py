@@ -138,6 +138,7 @@ def collate_deferred(items: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def is_deferred(batch: Any) -> bool:
+    """Whether ``batch`` came from :func:`collate_deferred` (it still carries ``_op`` entries)."""
     return isinstance(batch, dict) and any(k.endswith(OP_SUFFIX) for k in batch)
 
 

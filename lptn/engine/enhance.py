@@ -82,6 +82,9 @@ class InputSelection:
 
 @dataclass
 class EnhanceSummary:
+    """What one ``lptn-enhance`` run did: files written, skipped, failed (with the reason)
+    and ignored."""
+
     written: List[Path] = field(default_factory=list)
     skipped: List[Path] = field(default_factory=list)
     failed: List[Tuple[Path, str]] = field(default_factory=list)
@@ -311,33 +314,16 @@ def enhance_files(
     log = get_logger()
     photo = photo or PhotoSettings()
     planned, refused = plan_outputs(jobs, output_dir, photo.raw_format)
-    max_megapixels = photo.max_megapixels
     mine = planned[rank::world_size]
     summary = EnhanceSummary(ignored=list(ignored[rank::world_size]))
     summary.failed.extend(refused[rank::world_size])
     todo: List[Tuple[PhotoJob, Path]] = []
     for job, dst in mine:
-        if is_video_file(job.source):
-            if videos is None:
-                summary.failed.append((job.source, "video files are not enhanced by this call"))
-            else:
-                todo.append((job, dst))
-            continue
-        try:
-            height, width = probe_photo(job.source)
-        except PhotoError as err:
-            summary.failed.append((job.source, str(err)))
-            continue
-        if max_megapixels is not None and height * width > max_megapixels * 1e6:
-            summary.failed.append(
-                (
-                    job.source,
-                    f"{job.source}: {width}x{height} ({height * width / 1e6:.4g} megapixels) is "
-                    f"over --max-megapixels {max_megapixels:g}; not decoded",
-                )
-            )
-            continue
-        todo.append((job, dst))
+        refusal = _refusal(job, videos is not None, photo.max_megapixels)
+        if refusal is None:
+            todo.append((job, dst))
+        else:
+            summary.failed.append((job.source, refusal))
     for src in summary.ignored:
         log.info("ignored (not a photo or video): %s", src)
     for src, reason in summary.failed:
@@ -355,19 +341,12 @@ def enhance_files(
                 _report_line(handle, {**record, "status": "skipped"})
                 continue
             start = time.perf_counter()
-            try:
-                if videos is not None and is_video_file(job.source):
-                    videos(job.source, dst)
-                else:
-                    _enhance_one(enhancer, job.source, dst, photo)
-            except (PhotoError, OSError, ValueError, RuntimeError, MemoryError, ImportError) as err:
-                reason = str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
-                summary.failed.append((job.source, reason))
-                log.error("FAILED %s", reason)
-                _report_line(handle, {**record, "status": "failed", "error": reason})
+            failure = _enhance_job(enhancer, job, dst, photo, videos, keep_mtime)
+            if failure is not None:
+                summary.failed.append((job.source, failure))
+                log.error("FAILED %s", failure)
+                _report_line(handle, {**record, "status": "failed", "error": failure})
                 continue
-            if keep_mtime:
-                _copy_mtime(job.source, dst)
             summary.written.append(dst)
             seconds = round(time.perf_counter() - start, 3)
             _report_line(handle, {**record, "status": "written", "seconds": seconds})
@@ -376,6 +355,45 @@ def enhance_files(
             handle.close()
     # The caller prints the summary line (once per process).
     return summary
+
+
+def _refusal(job: PhotoJob, videos: bool, max_megapixels: Optional[float]) -> Optional[str]:
+    """Why ``job`` is not processed, judged from the file's header before decoding, or None.
+    ``videos``: whether this call enhances video files."""
+    if is_video_file(job.source):
+        return None if videos else "video files are not enhanced by this call"
+    try:
+        height, width = probe_photo(job.source)
+    except PhotoError as err:
+        return str(err)
+    if max_megapixels is not None and height * width > max_megapixels * 1e6:
+        return (
+            f"{job.source}: {width}x{height} ({height * width / 1e6:.4g} megapixels) is "
+            f"over --max-megapixels {max_megapixels:g}; not decoded"
+        )
+    return None
+
+
+def _enhance_job(
+    enhancer: PhotoEnhancer,
+    job: PhotoJob,
+    dst: Path,
+    photo: PhotoSettings,
+    videos: Optional[Callable[[Path, Path], None]],
+    keep_mtime: bool,
+) -> Optional[str]:
+    """Enhance one photo or video into ``dst``; the one-line reason it failed (naming the
+    file), or None when ``dst`` was written."""
+    try:
+        if videos is not None and is_video_file(job.source):
+            videos(job.source, dst)
+        else:
+            _enhance_one(enhancer, job.source, dst, photo)
+    except (PhotoError, OSError, ValueError, RuntimeError, MemoryError, ImportError) as err:
+        return str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
+    if keep_mtime:
+        _copy_mtime(job.source, dst)
+    return None
 
 
 def _copy_mtime(src: Path, dst: Path) -> None:

@@ -311,6 +311,7 @@ def score_lines(identity: Dict[str, float], model: Dict[str, float], pairs: int)
 
 
 def enhance_command(model: Path) -> str:
+    """The ``lptn-enhance`` command line that applies the trained ``model`` to a folder."""
     return f"lptn-enhance --weights {shlex.quote(str(model))} --input PHOTOS --output FOLDER"
 
 

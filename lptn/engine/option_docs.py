@@ -223,6 +223,7 @@ def render() -> str:
 
 
 def main() -> int:
+    """Print the option reference (Markdown) to stdout; returns the exit status, 0."""
     sys.stdout.write(render())
     return 0
 

@@ -152,6 +152,25 @@ class FastLPTN(nn.Module):
             device default (768 MB on the CPU).
 
     Shape: (N, 3, H, W) float -> (N, 3, H, W) of the same dtype, H, W >= 2**num_high + 1.
+
+    Examples:
+        >>> import numpy as np, torch
+        >>> from lptn.inference.generator_weights import load_generator
+        >>> net = load_generator()
+        >>> fast = FastLPTN(net)
+        >>> x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+        >>> with torch.no_grad():  # region by region, the network's output to float32 rounding
+        ...     torch.allclose(fast(x), net(x), atol=1e-4)
+        True
+        >>> photo = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        >>> out = fast.enhance_array(photo)  # HxWx3 uint8 in, the same out
+        >>> out.shape, out.dtype
+        ((48, 64, 3), dtype('uint8'))
+        >>> with torch.no_grad():  # the whole image through the network, in float32
+        ...     ref = net(torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255)
+        >>> ref = (ref[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        >>> int(np.abs(out.astype(int) - ref).max()) <= 1  # off by one level at most
+        True
     """
 
     def __init__(

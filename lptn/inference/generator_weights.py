@@ -58,6 +58,16 @@ def load_generator(
             built-in FiveK checkpoint (:func:`builtin_weights_path`).
         network_opt: a ``network_g`` block; inferred from the file when not given.
         param_key: ``params`` or ``params_ema`` for files that hold both.
+
+    Examples:
+        >>> net = load_generator()  # the built-in FiveK checkpoint; architecture from the file
+        >>> type(net).__name__, net.num_high
+        ('LPTN', 3)
+        >>> import torch
+        >>> with torch.no_grad():
+        ...     out = net(torch.full((1, 3, 64, 64), 0.5))  # mid-grey, (N, 3, H, W) in [0, 1]
+        >>> out.mean(dim=(2, 3))  # the FiveK expert brightens it (random weights would not)
+        tensor([[0.629, 0.653, 0.626]])
     """
     if weights is None:
         weights = builtin_weights_path()

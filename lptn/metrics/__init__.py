@@ -56,6 +56,19 @@ def calculate_metric(
     Raises:
         KeyError: unknown ``type`` (naming ``key_path`` and listing registered metrics).
         TypeError: an option the metric does not take.
+
+    Examples:
+        >>> import numpy as np
+        >>> img = np.random.default_rng(0).integers(0, 250, (64, 64, 3), dtype=np.uint8)
+        >>> pair = {"img": img + 5, "img2": img}  # every value off by 5: MSE 25
+        >>> calculate_metric(pair, {"type": "calculate_psnr"})  # 10 log10(255^2 / 25) dB
+        34.1514
+        >>> calculate_metric({"img": img, "img2": img}, {"type": "calculate_ssim"})
+        1.0
+        >>> calculate_metric(pair, {"type": "psnr"})
+        Traceback (most recent call last):
+        ...
+        KeyError: "val.metrics.type: unknown metric type 'psnr'. Registered metric types, ..."
     """
     if not isinstance(opt, dict):
         raise KeyError(f"{key_path}: a metric option block must be a mapping, got {opt!r}")

@@ -40,8 +40,10 @@ def calculate_deltae(
     """Mean colour difference in CIELAB units over all pixels; 0 for identical images.
 
     Args:
-        img, img2: same-shape RGB images in [0, 255] (uint8, or float already quantised),
-            (H, W, 3) or (3, H, W) per ``input_order``.
+        img: RGB image in [0, 255] (uint8, or float already quantised), (H, W, 3) or
+            (3, H, W) per ``input_order``.
+        img2: the reference, same shape and range as ``img``.
+        input_order: ``"HWC"`` or ``"CHW"``, the axis order of both images.
         crop_border: pixels removed from each side before measuring.
         formula: ``cie76`` (Euclidean distance in Lab, the Delta E of the LUT papers) or
             ``ciede2000``.

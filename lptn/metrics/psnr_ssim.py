@@ -94,8 +94,10 @@ def calculate_psnr(
     """PSNR in dB, ``10 log10(255^2 / MSE)``; identical images give ``inf``.
 
     Args:
-        img, img2: same-shape images in [0, 255], (H, W, C) or (C, H, W) per ``input_order``,
-            or (H, W). RGB channel order when ``test_y_channel`` is set.
+        img: image in [0, 255], (H, W, C) or (C, H, W) per ``input_order``, or (H, W).
+            RGB channel order when ``test_y_channel`` is set.
+        img2: the reference, same shape and range as ``img``.
+        input_order: ``"HWC"`` or ``"CHW"``, the axis order of 3-D images.
         crop_border: pixels removed from each side before measuring.
         test_y_channel: measure the BT.601 luma only.
     """

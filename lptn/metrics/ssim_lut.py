@@ -81,8 +81,10 @@ def calculate_ssim_lut(
     """SSIM with ``ssim.m``'s automatic downsampling on the folded [R | G | B] image.
 
     Args:
-        img, img2: same-shape images in [0, 255] (uint8, or float already quantised),
-            (H, W, C) or (C, H, W) per ``input_order``, or (H, W).
+        img: image in [0, 255] (uint8, or float already quantised), (H, W, C) or
+            (C, H, W) per ``input_order``, or (H, W).
+        img2: the reference, same shape and range as ``img``.
+        input_order: ``"HWC"`` or ``"CHW"``, the axis order of 3-D images.
         crop_border: pixels removed from each side before anything else.
 
     Returns:

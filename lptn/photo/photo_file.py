@@ -550,29 +550,9 @@ def _encode_with_pillow(
     jpeg_quality: int,
 ) -> bytes:
     im = _pillow_image(pixels, alpha)
-    kwargs: Dict[str, Any] = {}
-    if fmt != "BMP":
-        if photo.icc:
-            kwargs["icc_profile"] = photo.icc
-    if fmt in ("JPEG", "WEBP"):
-        if exif is not None:
-            kwargs["exif"] = exif
-        if photo.xmp:
-            kwargs["xmp"] = photo.xmp
-    if fmt == "JPEG":
-        kwargs["quality"] = int(jpeg_quality)
-        if photo.jpeg_subsampling is not None and not photo.is_grey:
-            kwargs["subsampling"] = photo.jpeg_subsampling
-        if photo.jpeg_progressive:
-            kwargs["progressive"] = True
-    elif fmt == "WEBP":
-        kwargs["quality"] = int(jpeg_quality)
-        kwargs["lossless"] = photo.webp_lossless
-        kwargs["exact"] = True  # keep the colour under fully transparent pixels
-    elif fmt == "PNG":
+    if fmt == "PNG":
         return insert_png_chunks(_png_bytes(im), _png_metadata(photo, exif))
-    elif fmt == "TIFF":
-        kwargs["tiffinfo"] = _tiff_tags(exif, photo.xmp, photo.iptc)
+    kwargs = _pillow_save_options(photo, fmt, exif, jpeg_quality)
     buf = io.BytesIO()
     try:
         im.save(buf, fmt, **kwargs)
@@ -587,6 +567,33 @@ def _encode_with_pillow(
         buf = io.BytesIO()
         im.save(buf, fmt, **kwargs)
     return buf.getvalue()
+
+
+def _pillow_save_options(
+    photo: Photo, fmt: str, exif: Optional[Image.Exif], jpeg_quality: int
+) -> Dict[str, Any]:
+    """Keyword arguments of ``Image.save`` for ``fmt`` (JPEG, WEBP, TIFF or BMP): the photo's
+    metadata and the encoder settings it was read with."""
+    kwargs: Dict[str, Any] = {}
+    if fmt != "BMP" and photo.icc:
+        kwargs["icc_profile"] = photo.icc
+    if fmt in ("JPEG", "WEBP"):
+        if exif is not None:
+            kwargs["exif"] = exif
+        if photo.xmp:
+            kwargs["xmp"] = photo.xmp
+        kwargs["quality"] = int(jpeg_quality)
+    if fmt == "JPEG":
+        if photo.jpeg_subsampling is not None and not photo.is_grey:
+            kwargs["subsampling"] = photo.jpeg_subsampling
+        if photo.jpeg_progressive:
+            kwargs["progressive"] = True
+    elif fmt == "WEBP":
+        kwargs["lossless"] = photo.webp_lossless
+        kwargs["exact"] = True  # keep the colour under fully transparent pixels
+    elif fmt == "TIFF":
+        kwargs["tiffinfo"] = _tiff_tags(exif, photo.xmp, photo.iptc)
+    return kwargs
 
 
 def _png_bytes(im: Image.Image) -> bytes:

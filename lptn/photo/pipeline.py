@@ -148,6 +148,24 @@ def enhance_photo_bytes(
     Raises:
         PhotoError: empty, truncated, non-image or unsupported data, a bad option, a photo
             too small for the network or over :data:`MAX_BYTES_PIXELS` pixels.
+
+    Examples:
+        >>> import io
+        >>> from PIL import Image
+        >>> from skimage import data
+        >>> from lptn.photo.enhancer import PhotoEnhancer
+        >>> enhancer = PhotoEnhancer.from_weights(device="cpu")
+        >>> jpeg = io.BytesIO()
+        >>> Image.fromarray(data.astronaut()[:64, :48]).save(jpeg, "JPEG", quality=90)
+        >>> out, media_type = enhance_photo_bytes(jpeg.getvalue(), enhancer, out_format="png")
+        >>> media_type, out[1:4]  # the PNG signature
+        ('image/png', b'PNG')
+        >>> Image.open(io.BytesIO(out)).size  # (width, height), as the input
+        (48, 64)
+        >>> enhance_photo_bytes(b"not a photo", enhancer)
+        Traceback (most recent call last):
+        ...
+        lptn.photo.errors.PhotoError: ...
     """
     settings = PhotoSettings.checked(
         strength=strength, jpeg_quality=jpeg_quality, output_colour=output_colour

@@ -37,6 +37,7 @@ def check_strength(strength: Any, spelled: str = "strength") -> float:
 
 
 def check_output_colour(output_colour: str, spelled: str = "output colour") -> str:
+    """``output_colour`` if it is one of ``OUTPUT_COLOURS``, else PhotoError naming ``spelled``."""
     if output_colour not in OUTPUT_COLOURS:
         raise PhotoError(
             f"{spelled} must be one of {', '.join(OUTPUT_COLOURS)}, got {output_colour!r}"

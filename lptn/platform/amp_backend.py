@@ -114,6 +114,11 @@ def amp_config(opt: Dict[str, Any]) -> AmpConfig:
             "train.amp.dtype: apex AMP trains in fp16 only; use dtype: fp16 with "
             "backend: apex, or backend: native for bf16"
         )
+    return _apex_config(amp)
+
+
+def _apex_config(amp: Dict[str, Any]) -> AmpConfig:
+    """The apex part of an enabled fp16 ``train.amp``: opt level, loss scale, combine_grad."""
     opt_level = amp.get("opt_level", "O1")
     if opt_level not in APEX_OPT_LEVELS:
         raise ValueError(

@@ -71,8 +71,8 @@ class AtomicFile:
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
-    """``with atomic_write(path) as fh:`` stream bytes into ``fh``; ``path`` appears, whole,
-    when the block ends without an error, and is untouched when it raises."""
+    """A binary file to stream bytes into, as the ``with`` block's target; ``path`` appears,
+    whole, when the block ends without an error, and is untouched when it raises."""
     target = AtomicFile(path)
     try:
         yield target.file

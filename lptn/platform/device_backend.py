@@ -83,6 +83,7 @@ def is_available(device_type: str) -> bool:
 
 
 def device_count(device_type: str) -> int:
+    """How many devices of ``device_type`` this process sees (1 where the backend cannot count)."""
     module = device_module(device_type)
     if module is None or not hasattr(module, "device_count"):
         return 1
@@ -119,6 +120,7 @@ def stream_context(stream: Any, device: torch.device) -> Any:
 
 
 def current_stream(device: torch.device) -> Any:
+    """The stream that ``device``'s work is queued on now."""
     return device_module(device.type).current_stream(device)  # type: ignore[union-attr]
 
 
@@ -150,6 +152,7 @@ def peak_memory_mb(device: torch.device) -> Optional[float]:
 
 
 def device_name(device: torch.device) -> str:
+    """The device's marketing name (e.g. the GPU model), or its type where the backend has none."""
     module = device_module(device.type)
     if module is not None and hasattr(module, "get_device_name"):
         return str(module.get_device_name(device))
@@ -157,6 +160,7 @@ def device_name(device: torch.device) -> str:
 
 
 def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 (True where the backend does not say)."""
     module = device_module(device.type)
     check = getattr(module, "is_bf16_supported", None)
     return True if check is None else bool(check())

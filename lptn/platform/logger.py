@@ -86,4 +86,5 @@ def setup_logger(
 
 
 def get_logger() -> logging.Logger:
+    """The project's logger (``LOGGER_NAME``), as set up by the entry point."""
     return logging.getLogger(LOGGER_NAME)

@@ -82,6 +82,7 @@ def select_device(
 
 
 def check_precision(precision: str, device: torch.device) -> None:
+    """Raise DeviceError when ``precision`` is unknown or ``device`` cannot run it."""
     if precision not in PRECISIONS:
         raise DeviceError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":

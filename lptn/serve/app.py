@@ -67,6 +67,7 @@ log = logging.getLogger("lptn.serve")
 def error_response(
     status: int, message: str, headers: Optional[Dict[str, str]] = None
 ) -> JSONResponse:
+    """The JSON error body ``{"error": message, "status": status}`` with that HTTP status."""
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 

@@ -57,6 +57,7 @@ def _positive(kind: type):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lptn-serve`` argument parser; defaults come from ``ServeSettings``."""
     parser = argparse.ArgumentParser(
         prog="lptn-serve",
         description="Serve LPTN photo enhancement: a web page at / and the HTTP API "

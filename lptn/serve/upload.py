@@ -88,6 +88,7 @@ def declared_length(request: Request) -> Optional[int]:
 
 
 def too_large(limit: int) -> RequestError:
+    """The 413 error for an upload over ``limit`` bytes."""
     return RequestError(
         413, f"the upload is larger than the server's limit of {limit / 1024 / 1024:g} MB"
     )
@@ -101,6 +102,7 @@ def check_declared_length(request: Request, limits: Limits) -> None:
 
 
 def client_name(request: Request) -> str:
+    """``host:port`` of the request's client, for log lines."""
     client = request.client
     return f"{client.host}:{client.port}" if client else "a client"
 
@@ -154,7 +156,6 @@ def _progress(request: Request, received: int) -> str:
 
 async def image_from_multipart(request: Request, body: bytes) -> bytes:
     """The ``image`` field of a multipart/form-data body that has already been read."""
-
     sent = False
 
     async def replay() -> Message:

@@ -92,6 +92,17 @@ def _initial_map_size(files: Sequence[Path]) -> int:
     return max(on_disk * 8, 1 << 24) + (1 << 24)
 
 
+def _check_output(output: Path, compress_level: int, overwrite: bool) -> None:
+    if output.suffix != ".lmdb":
+        raise ValueError(f"{output}: the output path must end with .lmdb")
+    if not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be in 0..9, got {compress_level}")
+    if output.exists() and not overwrite:
+        raise FileExistsError(
+            f"{output} already exists; pass --overwrite (overwrite=True) to replace it"
+        )
+
+
 def make_lmdb_from_folder(
     input_dir: str | Path,
     output_path: str | Path,
@@ -116,14 +127,7 @@ def make_lmdb_from_folder(
         The path of the finished LMDB.
     """
     input_dir, output = Path(input_dir), Path(output_path)
-    if output.suffix != ".lmdb":
-        raise ValueError(f"{output}: the output path must end with .lmdb")
-    if not 0 <= compress_level <= 9:
-        raise ValueError(f"compress_level must be in 0..9, got {compress_level}")
-    if output.exists() and not overwrite:
-        raise FileExistsError(
-            f"{output} already exists; pass --overwrite (overwrite=True) to replace it"
-        )
+    _check_output(output, compress_level, overwrite)
     files = list_images(input_dir)
     tmp = output.with_name(f"{output.name}.tmp-{os.getpid()}")
     if tmp.exists():

@@ -187,12 +187,9 @@ def test_upload_preview_error_and_download(
     assert downloaded.read_bytes() == api_result
 
 
-def test_key_tiff_heic_previews_live_strength_and_download(
-    keyed_server: Server, browser: tuple, photo_paths: List[Path], tmp_path: Path
-) -> None:
-    """On a server with an API key: the page asks for it, previews a 16-bit TIFF and a HEIC
-    photo, blends a new strength without a request, and downloads the API's answer."""
-    driver, downloads = browser
+def deep_tiff_and_heic(photo_paths: List[Path], tmp_path: Path) -> List[Path]:
+    """A 16-bit TIFF of the first FiveK photo and, with the 'heif' extra, a HEIC of the
+    second."""
     bgr16 = cv2.imread(str(photo_paths[0]), cv2.IMREAD_COLOR).astype(np.uint16) * 257
     bgr16[::3, ::2] += 77  # values an 8-bit image cannot hold
     tiff = tmp_path / "deep.tif"
@@ -208,7 +205,16 @@ def test_key_tiff_heic_previews_live_strength_and_download(
         rgb = np.asarray(Image.open(photo_paths[1]).convert("RGB"))
         pillow_heif.from_pillow(Image.fromarray(rgb)).save(heic, quality=90)
         files.append(heic)
+    return files
 
+
+def test_key_tiff_heic_previews_live_strength_and_download(
+    keyed_server: Server, browser: tuple, photo_paths: List[Path], tmp_path: Path
+) -> None:
+    """On a server with an API key: the page asks for it, previews a 16-bit TIFF and a HEIC
+    photo, blends a new strength without a request, and downloads the API's answer."""
+    driver, downloads = browser
+    files = deep_tiff_and_heic(photo_paths, tmp_path)
     driver.get(keyed_server.url + "/")
     wait = WebDriverWait(driver, 120)
     wait.until(lambda d: d.find_element(By.ID, "key-form").is_displayed())

@@ -96,17 +96,21 @@ def make_clip(
         out.mux(cue)
     if aus is not None:
         last = pts[-1] if pts is not None else len(frames) - 1
-        seconds = float((last + 1) * time_base)
-        t = np.arange(int(seconds * 48000)) / 48000.0
-        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for start in range(0, len(tone) - 1024 + 1, 1024):
-            a = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], "fltp", "mono")
-            a.sample_rate, a.pts = 48000, start
-            for packet in aus.encode(a):
-                out.mux(packet)
-        for packet in aus.encode(None):
-            out.mux(packet)
+        _mux_tone(out, aus, float((last + 1) * time_base))
     out.close()
+
+
+def _mux_tone(out, aus, seconds: float) -> None:
+    """``seconds`` of a 440 Hz mono tone, 48 kHz, encoded by the audio stream ``aus``."""
+    t = np.arange(int(seconds * 48000)) / 48000.0
+    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    for start in range(0, len(tone) - 1024 + 1, 1024):
+        a = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], "fltp", "mono")
+        a.sample_rate, a.pts = 48000, start
+        for packet in aus.encode(a):
+            out.mux(packet)
+    for packet in aus.encode(None):
+        out.mux(packet)
 
 
 def stream_packets(path: Path, kind: str) -> List:
