@@ -42,6 +42,7 @@ class ExperimentBusyError(RuntimeError):
 
 
 def timestamp() -> str:
+    """The local time as ``YYYYmmdd_HHMMSS``, for log and archive names."""
     return datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
 
 

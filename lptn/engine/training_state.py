@@ -129,6 +129,7 @@ def make_training_state(
 
 
 def state_path(states_dir: str | Path, iteration: int) -> Path:
+    """``{states_dir}/{iteration}.state``."""
     return Path(states_dir) / f"{int(iteration)}.state"
 
 

@@ -73,6 +73,7 @@ def validate_dataset(
         loader: items with ``lq``, ``lq_path`` and, for metrics, ``gt``; with several
             processes, this process's share of the val set in the order of
             :class:`~lptn.data.data_loader.ShardSampler` (dataset index ``rank + k * world``).
+        dataset_name: the val set's ``name``, carried in the result (logs, best-model tracking).
         settings: the ``val`` settings (``metrics``, ``suffix``).
         save_dir: where outputs go as PNG named like the inputs; None saves nothing.
         num_comparisons: panels of the first images of the set kept for TensorBoard.

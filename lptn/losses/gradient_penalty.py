@@ -61,8 +61,9 @@ def gradient_penalty(
         discriminator: maps (N, C, H, W) images to scores of any shape whose entries each
             depend on one sample only (true for the released critic: InstanceNorm, no
             BatchNorm).
-        real, fake: (N, C, H, W) target-domain images and generator outputs. Both are used as
-            constants: the penalty trains the discriminator, never the generator.
+        real: (N, C, H, W) target-domain images, used as a constant.
+        fake: (N, C, H, W) generator outputs, used as a constant: the penalty trains the
+            discriminator, never the generator.
         weight: optional tensor broadcastable to (N, C, H, W) multiplying the input gradient
             before the norm, to leave masked pixels out of the constraint.
         scale: the GradScaler scale when training with fp16 (see the module docstring); 1.0

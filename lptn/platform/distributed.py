@@ -229,6 +229,7 @@ def shutdown(wait_for_others: bool = False) -> None:
 
 
 def active() -> bool:
+    """True inside a process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -287,6 +288,7 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 
 
 def barrier() -> None:
+    """Wait for every process of the group (nothing to wait for in a single process)."""
     if active():
         dist.barrier()
 

@@ -51,6 +51,8 @@ class Kind:
 
 @dataclass(frozen=True)
 class Boolean(Kind):
+    """``true`` or ``false`` (YAML booleans; never a number)."""
+
     def describe(self) -> str:
         return "true or false"
 
@@ -111,6 +113,8 @@ class Text(Kind):
 
 @dataclass(frozen=True)
 class Null(Kind):
+    """``~`` (YAML null): the key is absent or left to the code's choice."""
+
     def describe(self) -> str:
         return "~"
 
@@ -164,6 +168,8 @@ class ListOf(Kind):
 
 @dataclass(frozen=True)
 class Anything(Kind):
+    """Any value: the key is checked where it is used (a registered class's arguments)."""
+
     what: str = "any value"
 
     def describe(self) -> str:

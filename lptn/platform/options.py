@@ -47,6 +47,7 @@ def parse_yaml_scalar(text: str) -> Any:
 
 
 def load_yaml(path: str | Path) -> Dict[str, Any]:
+    """The mapping a YAML option file holds; :class:`OptionError` names the file otherwise."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
