@@ -75,7 +75,8 @@ class ImageAdaptive3DLUT(nn.Module):
     """Image-adaptive 3D LUT: (B, 3, H, W) in [0, 1] -> (B, 3, H, W), not clamped.
 
     Args:
-        num_luts: basis LUTs N (the paper: 3); the first starts as the identity, the rest 0.
+        num_luts: basis LUTs N (the paper: 3); the first starts as the identity, the rest 0,
+            and the weights start near (1, 0, ...): the untrained network is about the identity.
         lut_size: points per axis S (33: the ``.cube`` convention, 35,937 entries per channel).
         dropout: before the weight head, as the paper (active in training only).
 
@@ -93,6 +94,16 @@ class ImageAdaptive3DLUT(nn.Module):
         bases[0] = identity_lut(lut_size)
         self.basis_luts = nn.Parameter(bases)
         self.predictor = WeightPredictor(num_luts, dropout=dropout)
+        # The weights start near (1, 0, ..., 0) for every photo, so the untrained network is
+        # about the identity (torch's default head gives weights of order 1: MSE ~ 1 at the
+        # start, and a diverging first steps). Not exactly 0: a zero weight times a zero basis
+        # gets no gradient, and those bases would never train.
+        head = self.predictor.model[-1]
+        assert isinstance(head, nn.Conv2d) and head.bias is not None
+        with torch.no_grad():
+            head.weight.mul_(0.01)
+            head.bias.zero_()
+            head.bias[0] = 1.0
         self.mix_weights: Optional[torch.Tensor] = None
 
     def predict_lut(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The 3D-LUT regularisers of Zeng et al. (TPAMI 2020): ``LUTSmoothnessLoss``, ``LUTMonotonicityLoss``.
+"""The 3D-LUT regularisers of Zeng et al. (TPAMI 2020): smoothness and monotonicity.
 
 Both act on the generator's basis LUTs (N, 3, S, S, S), layout as in
 :mod:`lptn.archs.lut3d_arch` (``lut[:, c, ib, ig, ir]``). With ``d`` the difference of
