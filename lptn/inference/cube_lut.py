@@ -9,13 +9,13 @@ written as ``lut.reshape(3, -1).T``. DaVinci Resolve, Premiere, Photoshop, darkt
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Tuple
 
 import numpy as np
 import torch
+
+from lptn.platform.atomic_file import write_text_atomic
 
 #: the domain written and the only one read (the models' colours are in [0, 1]).
 DOMAIN: Tuple[float, float] = (0.0, 1.0)
@@ -53,14 +53,7 @@ def write_cube(path: str | Path, lut: torch.Tensor | np.ndarray, title: str = "l
     body = "\n".join(f"{r:.7g} {g:.7g} {b:.7g}" for r, g, b in rows.tolist())
     path = Path(path)
     # Atomic: an interrupted export never leaves a truncated LUT that an editor would load.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            f.write("\n".join(lines) + "\n" + body + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, "\n".join(lines) + "\n" + body + "\n")
     return path
 
 
