@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Tuple
 
 import numpy as np
@@ -113,3 +114,36 @@ def test_bad_shapes_name_the_argument() -> None:
         apply_lut(torch.rand(1, 3, 4, 4), torch.rand(2, 3, 5, 5, 5))
     with pytest.raises(ValueError, match="image must be"):
         apply_lut(torch.rand(1, 4, 4, 4), torch.rand(1, 3, 5, 5, 5))
+
+
+def test_onnx_needs_opset_20_and_matches_in_onnxruntime(
+    tmp_path: Path, fivek_pairs: List[Tuple[str, np.ndarray, np.ndarray]]
+) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net = ImageAdaptive3DLUT(lut_size=17).eval()
+    with torch.no_grad():
+        net.basis_luts.add_(0.05 * torch.randn_like(net.basis_luts))
+        net.predictor.model[-1].weight.normal_(0, 0.01)
+    _, source, _ = fivek_pairs[2]
+    photo = torch.from_numpy(np.ascontiguousarray(source.transpose(2, 0, 1)))[None]
+    # GridSample takes 5-D inputs from ONNX opset 20 on; torch's exporter refuses it below.
+    with pytest.raises(Exception, match="GridSample with 5D"):
+        torch.onnx.export(net, (photo,), tmp_path / "old.onnx", opset_version=19, dynamo=False)
+    path = tmp_path / "lut3d.onnx"
+    torch.onnx.export(
+        net,
+        (photo,),
+        path,
+        opset_version=20,
+        dynamo=False,
+        input_names=["image"],
+        output_names=["enhanced"],
+        dynamic_axes={"image": {2: "h", 3: "w"}, "enhanced": {2: "h", 3: "w"}},
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for image in (photo, photo[..., :200, :150]):
+        with torch.no_grad():
+            want = net(image).numpy()
+        got = session.run(None, {"image": image.numpy()})[0]
+        assert np.abs(got - want).max() < 1e-5
