@@ -36,7 +36,8 @@ class StepResult:
     """What one :meth:`LPTNModel.optimize_parameters` call did.
 
     Attributes:
-        losses: every loss term as a float (``l_g_pix``, ``l_g_gan``, ``l_d_real``,
+        losses: every loss term as a float (``l_g_pix``, ``l_g_gan``, ``l_g_lut_smooth``,
+            ``l_g_lut_mono``, ``l_d_real``,
             ``l_d_fake``, ``l_d_gp``, ``out_d_real``, ``out_d_fake``: those that were computed).
         skipped: networks (``'net_g'``, ``'net_d'``) whose update was skipped because one of
             their losses was not finite.
@@ -76,7 +77,8 @@ class LPTNModel:
         runtime: device and precision (``runtime.device``, ``autocast()``, ``grad_scaler()``).
 
     Option keys read here (under ``train``): ``optim_g``, ``optim_d``, ``scheduler``,
-    ``pixel_opt``, ``gan_opt``, ``gp_opt``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
+    ``pixel_opt``, ``gan_opt``, ``gp_opt``, ``lut_smooth_opt`` / ``lut_mono_opt`` (the 3D-LUT
+    regularisers, on ``network_g.basis_luts``), ``net_d_iters`` (1), ``net_d_init_iters`` (0),
     ``pixel_target`` (``input`` for unpaired data, else ``gt``), ``d_step_input``
     (``recompute``), ``channels_last`` (false), ``compile`` (false; true or a torch.compile
     mode), ``ema_decay`` (0 = off); ``optim_*.fused`` passes to torch (see the module
@@ -190,6 +192,16 @@ class LPTNModel:
             )
         self.cri_gan = build_loss(gan_opt, "train.gan_opt").to(self.device) if gan_opt else None
         self.cri_gp = build_gradient_penalty(gp_opt, "train.gp_opt") if gp_opt else None
+        # Regularisers on the generator's own LUTs (ImageAdaptive3DLUT), not on its output.
+        self.cri_lut: Dict[str, nn.Module] = {}
+        for key, term in (("lut_smooth_opt", "l_g_lut_smooth"), ("lut_mono_opt", "l_g_lut_mono")):
+            if train_opt.get(key):
+                if not isinstance(getattr(self.net_g, "basis_luts", None), torch.Tensor):
+                    raise ValueError(
+                        f"train.{key}: regularises basis LUTs, but network_g "
+                        f"({type(self.net_g).__name__}) has none (use ImageAdaptive3DLUT)"
+                    )
+                self.cri_lut[term] = build_loss(train_opt[key], f"train.{key}").to(self.device)
         if self.cri_pix is None and self.cri_gan is None:
             raise ValueError(
                 "train: no generator loss; set train.pixel_opt and/or network_d with train.gan_opt"
@@ -282,6 +294,14 @@ class LPTNModel:
             if self.cri_gan is not None:
                 assert self.net_d is not None  # _build_losses: gan_opt needs network_d
                 terms["l_g_gan"] = self.cri_gan(self.net_d(out), True, is_disc=False)
+            if self.cri_lut:
+                generator = bare_module(self.net_g)
+                for term, loss in self.cri_lut.items():
+                    terms[term] = (
+                        loss(generator.basis_luts, generator.mix_weights)
+                        if term == "l_g_lut_smooth"
+                        else loss(generator.basis_luts)
+                    )
         total = sum(terms.values())
         scaler.backward(total)
         # One host sync for all terms, after the backward pass has been queued; with several

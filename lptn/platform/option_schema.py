@@ -538,7 +538,9 @@ DATASET = Section(
 NETWORK = Section(
     {
         "type": Key(
-            Text(what="a registered arch type"), "LPTN, LPTNPaper or Discriminator", required=True
+            Text(what="a registered arch type"),
+            "LPTN, LPTNPaper, ImageAdaptive3DLUT or Discriminator",
+            required=True,
         )
     },
     doc="a network: `type` plus the arguments of that class",
@@ -669,6 +671,16 @@ TRAIN = Section(
         "pixel_opt": Key(OptionalSection(LOSS), "pixel loss (MSELoss, L1Loss...)", default=None),
         "gan_opt": Key(OptionalSection(LOSS), "adversarial loss (GANLoss)", default=None),
         "gp_opt": Key(OptionalSection(GRADIENT_PENALTY), "critic gradient penalty", default=None),
+        "lut_smooth_opt": Key(
+            OptionalSection(LOSS),
+            "3D-LUT smoothness (LUTSmoothnessLoss; the paper's loss_weight 1e-4)",
+            default=None,
+        ),
+        "lut_mono_opt": Key(
+            OptionalSection(LOSS),
+            "3D-LUT monotonicity (LUTMonotonicityLoss; the paper's loss_weight 10)",
+            default=None,
+        ),
         "pixel_target": Key(
             Text(PIXEL_TARGETS),
             "pixel loss against the input (unpaired) or gt (paired)",
@@ -906,6 +918,14 @@ ARGUMENT_RANGES: Dict[str, Dict[str, Kind]] = {
         "fake_label_val": Number(),
     },
     "GradientPenaltyLoss": {"loss_weight": _LOSS_WEIGHT},
+    "ImageAdaptive3DLUT": {
+        "num_luts": Integer(minimum=1),
+        # 2 points is the least a trilinear table needs; 65 (.cube's usual largest) is 824k entries.
+        "lut_size": Integer(2, 129),
+        "dropout": Number(0, 1, high_open=True),
+    },
+    "LUTSmoothnessLoss": {"loss_weight": _LOSS_WEIGHT},
+    "LUTMonotonicityLoss": {"loss_weight": _LOSS_WEIGHT},
     # Iterations count from 1; a schedule's rates and weights are never negative.
     "MultiStepLR": {
         "milestones": ListOf(_POS_INT, min_length=1),
@@ -928,6 +948,8 @@ REGISTRY_BLOCKS: Tuple[Tuple[str, str], ...] = (
     ("train.pixel_opt", "loss"),
     ("train.gan_opt", "loss"),
     ("train.gp_opt", "loss"),
+    ("train.lut_smooth_opt", "loss"),
+    ("train.lut_mono_opt", "loss"),
     ("val.metrics.*", "metric"),
     ("datasets.*", "dataset"),
 )

@@ -152,7 +152,7 @@ def test_shipped_option_files_pass_the_engine_checks(path: Path, tmp_path: Path)
     from lptn.platform.options import parse_options
 
     opt = parse_options(path, is_train="train" in path.parts, root=tmp_path, checks=ENGINE_CHECKS)
-    assert opt["network_g"]["type"] in {"LPTN", "LPTNPaper"}
+    assert opt["network_g"]["type"] in {"LPTN", "LPTNPaper", "ImageAdaptive3DLUT"}
 
 
 def test_repeated_set_flags_add_up() -> None:

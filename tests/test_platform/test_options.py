@@ -14,7 +14,7 @@ OPTION_FILES = sorted((REPO / "options").rglob("*.yml"))
 def test_shipped_option_files_parse(path: Path, tmp_path: Path) -> None:
     is_train = "train" in path.parts
     opt = parse_options(path, is_train=is_train, root=tmp_path)
-    assert opt["network_g"]["type"] in {"LPTN", "LPTNPaper"}
+    assert opt["network_g"]["type"] in {"LPTN", "LPTNPaper", "ImageAdaptive3DLUT"}
     for ds in opt["datasets"].values():
         assert ds["phase"] in {"train", "val", "test"}
     if is_train:
