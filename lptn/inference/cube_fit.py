@@ -36,8 +36,8 @@ def fit_lut(
     """Fit a (3, size, size, size) LUT mapping ``sources`` to ``enhanced``.
 
     Args:
-        sources / enhanced: matching (N, 3, H, W) images in [0, 1] (enhanced not clamped is
-            fine); each pair must have the same shape.
+        sources: (N, 3, H, W) images in [0, 1].
+        enhanced: what the look made of each source, the same shapes (not clamped is fine).
         size: LUT points per axis (33 for ``.cube`` tools).
         smoothness: weight of the total variation, relative to the per-pixel MSE.
         steps: L-BFGS iterations at most.

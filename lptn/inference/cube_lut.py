@@ -57,6 +57,17 @@ def write_cube(path: str | Path, lut: torch.Tensor | np.ndarray, title: str = "l
     return path
 
 
+def _row(line: str, where: str) -> list[float]:
+    """One table row: three numbers (red, green, blue), or a ValueError naming ``where``."""
+    try:
+        values = [float(v) for v in line.split()]
+    except ValueError:
+        raise ValueError(f"{where}: not three numbers: {line!r}") from None
+    if len(values) != 3:
+        raise ValueError(f"{where}: not three numbers: {line!r}")
+    return values
+
+
 def read_cube(path: str | Path) -> torch.Tensor:
     """Read a 3D ``.cube`` file -> float32 (3, S, S, S) (``lut[c, ib, ig, ir]``).
 
@@ -88,13 +99,7 @@ def read_cube(path: str | Path) -> torch.Tensor:
         elif head[0].isalpha():
             raise ValueError(f"{where}: unknown keyword {head!r}")
         else:
-            try:
-                values = [float(v) for v in line.split()]
-            except ValueError:
-                raise ValueError(f"{where}: not three numbers: {raw.strip()!r}") from None
-            if len(values) != 3:
-                raise ValueError(f"{where}: not three numbers: {raw.strip()!r}")
-            rows.append(values)
+            rows.append(_row(line, where))
     if size is None:
         raise ValueError(f"{path}: no LUT_3D_SIZE line")
     if len(rows) != size**3:
