@@ -171,8 +171,10 @@ def build_inference_path(
     if settings.path == "exact":
         return None
     if not isinstance(net, LPTN):
-        get_logger().warning(
-            "inference.path %s: %s is not an LPTN network; using it as it is",
+        # The fast and graph paths are LPTN's pyramid maths; any other generator runs exact.
+        get_logger().info(
+            "inference.path %s: %s is not an LPTN network; running it exact (inference.path: "
+            "exact)",
             settings.path,
             type(net).__name__,
         )
