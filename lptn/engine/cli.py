@@ -1,5 +1,5 @@
 """Command-line entry points (``lptn-train``, ``lptn-test``, ``lptn-speed``, ``lptn-enhance``,
-``lptn-learn``).
+``lptn-learn``, ``lptn-compare``).
 
 Each parses arguments, builds the options and the runtime, and calls one runner; the scripts
 ``train.py``, ``test.py`` and ``test_speed.py`` at the repository root call these.
@@ -358,6 +358,14 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     from lptn.inference.export import export_main as run_export
 
     return run_export(argv)
+
+
+def compare_main(argv: Optional[List[str]] = None) -> int:
+    """``lptn-compare -opt FILE --weights A.pth B.pth --output DIR``: several generators and
+    the identity, one table (see :func:`lptn.engine.compare.compare_main`)."""
+    from lptn.engine.compare import compare_main as run_compare
+
+    return run_compare(argv)
 
 
 def learn_main(argv: Optional[List[str]] = None) -> int:
