@@ -129,7 +129,7 @@ def time_candidate(runner: GeneratorRunner, runtime: Runtime, runs: int) -> Dict
     for size_name, height, width in SPEED_SIZES:
         x = torch.rand(1, 3, height, width, generator=gen)
         with torch.inference_mode():
-            ms = time_images(runner, runtime, [x], times_per_img=runs, warmup=1)[0]  # type: ignore[arg-type]
+            ms = time_images(runner, runtime, [x], times_per_img=runs, warmup=1)[0]
         times[size_name] = float(np.median(ms))
     return times
 
@@ -218,7 +218,7 @@ def run_compare(
             out_dir = output / "images" / _safe(name) / _safe(candidate.name)
             with torch.inference_mode():
                 result = evaluate_dataset(
-                    runners[candidate.name],  # type: ignore[arg-type]
+                    runners[candidate.name],
                     dataset,
                     f"{name} {candidate.name}",
                     val_opt,

@@ -101,6 +101,7 @@ def generator_options(weights: str | Path, param_key: Optional[str] = None) -> D
 def generator_min_side(net: nn.Module) -> int:
     """The smallest image side ``net`` takes, in pixels: ``2**num_high + 1`` for a pyramid
     generator (LPTN family), a generator's own ``min_input_side`` when it has one, else 1."""
-    if hasattr(net, "num_high"):
-        return min_input_size(int(net.num_high))
+    num_high = getattr(net, "num_high", None)
+    if isinstance(num_high, int):
+        return min_input_size(num_high)
     return int(getattr(net, "min_input_side", 1))
