@@ -5,11 +5,11 @@ Such a generator offers the *context protocol* (:func:`offers_context`):
 
 - ``context_size``: ``(h, w)``, the size of the small copy, in pixels;
 - ``context(x_small)``: (N, 3, h, w) float in [0, 1] -> its context (any tensor or tuple);
-- ``apply(x_tile, context)``: (N, 3, th, tw) -> (N, 3, th, tw), each pixel from its own value
-  and the context only,
+- ``apply_context(x_tile, context)``: (N, 3, th, tw) -> (N, 3, th, tw), each pixel from its
+  own value and the context only (not ``apply``: that is ``nn.Module.apply``),
 
-and its ``forward(x)`` is ``apply(x, context(small_copy(x)))``, the small copy being the
-bilinear resize of ``F.interpolate(x, context_size, mode="bilinear", align_corners=False)``.
+and its ``forward(x)`` is ``apply_context(x, context(small_copy(x)))``, the small copy being
+``F.interpolate(x, context_size, mode="bilinear", align_corners=False)``.
 :class:`ContextTiledPath` then runs a photo of any size in strips: the small copy is computed
 from two rows of the input per row of the copy, so the full-resolution image never exists as
 float32 (what LPTN's fast path does for the pyramid).
@@ -18,7 +18,7 @@ float32 (what LPTN's fast path does for the pyramid).
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Protocol, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -43,9 +43,19 @@ Sink = Union[ArraySink, TensorSink]
 _PLANES_PER_PIXEL = 4 * 3 * 4
 
 
+class ContextGenerator(Protocol):
+    """The context protocol (module docstring)."""
+
+    context_size: Sequence[int]
+
+    def context(self, x_small: torch.Tensor) -> Any: ...
+
+    def apply_context(self, x_tile: torch.Tensor, context: Any) -> torch.Tensor: ...
+
+
 def offers_context(net: nn.Module) -> bool:
     """Whether ``net`` offers the context protocol of this module's docstring."""
-    return all(callable(getattr(net, name, None)) for name in ("context", "apply")) and (
+    return all(callable(getattr(net, name, None)) for name in ("context", "apply_context")) and (
         getattr(net, "context_size", None) is not None
     )
 
@@ -104,8 +114,9 @@ class ContextTiledPath:
         memory_budget_mb: Optional[float] = None,
     ) -> None:
         if not offers_context(net):
-            raise TypeError(f"{type(net).__name__} does not offer context() / apply()")
+            raise TypeError(f"{type(net).__name__} does not offer context() / apply_context()")
         self.net = net
+        self.protocol = cast(ContextGenerator, net)
         self.tile_size = tile_size
         self.memory_budget_mb = memory_budget_mb
 
@@ -119,11 +130,11 @@ class ContextTiledPath:
         return [(rows, full) for rows in split_span(height, strip)]
 
     def run(self, source: Source, sink: Sink) -> None:
-        """Context from the small copy of ``source``, then ``apply`` region by region."""
-        size = tuple(int(s) for s in self.net.context_size)
-        context = self.net.context(small_copy_from(source, (size[0], size[1])))
+        """Context from the small copy of ``source``, then ``apply_context`` region by region."""
+        height, width = (int(s) for s in self.protocol.context_size)
+        context = self.protocol.context(small_copy_from(source, (height, width)))
         for rows, cols in self.regions(source.batch, source.height, source.width, source.device):
-            sink.write(rows, cols, self.net.apply(source.read(rows, cols), context))
+            sink.write(rows, cols, self.protocol.apply_context(source.read(rows, cols), context))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float -> the generator's output, computed region by region."""

@@ -45,18 +45,18 @@ def test_the_small_copy_from_rows_is_pytorchs_resize(
 
 class _GreyWorld(nn.Module):
     """A real context generator: the grey-world white balance. The context is each channel's
-    mean over the small copy; ``apply`` scales each channel to the mean of the three."""
+    mean over the small copy; ``apply_context`` scales each channel to the mean of the three."""
 
     context_size = (64, 64)
 
     def context(self, x_small: torch.Tensor) -> torch.Tensor:
         return x_small.mean(dim=(2, 3), keepdim=True)
 
-    def apply(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def apply_context(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return x * (context.mean(dim=1, keepdim=True) / context.clamp_min(1e-3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.apply(x, self.context(small_copy(x, self.context_size)))
+        return self.apply_context(x, self.context(small_copy(x, self.context_size)))
 
 
 _LUT = "ImageAdaptive3DLUT"
