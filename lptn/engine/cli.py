@@ -157,7 +157,7 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
     """
     from lptn.engine.evaluate import failed_images, run_test
 
-    args = _option_parser("Evaluate an LPTN generator (PSNR/SSIM, saved images).").parse_args(argv)
+    args = _option_parser("Evaluate a generator (PSNR/SSIM, saved images).").parse_args(argv)
     # The option warnings (ignored keys...) go to the console now and into the log later.
     setup_logger()
     keep_startup_records()
@@ -191,7 +191,7 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
     """
     from lptn.engine.speed import run_speed_test
 
-    parser = _option_parser("Measure LPTN inference speed.")
+    parser = _option_parser("Measure a generator's inference speed.")
     parser.add_argument(
         "--precision",
         choices=sorted(PRECISION_NAMES),
@@ -230,10 +230,10 @@ def enhance_parser() -> argparse.ArgumentParser:
     from lptn.platform.option_schema import INFERENCE, INFERENCE_PATHS, PHOTO
 
     parser = argparse.ArgumentParser(
-        description="Enhance photos of any size with an LPTN generator (built-in: the LPTN "
-        "authors' FiveK model). Outputs keep the file name, format, bit depth, grey or colour, "
-        "transparency, EXIF, XMP and colour profile, and are written upright; inputs are never "
-        "overwritten."
+        description="Enhance photos of any size with a generator of any registered "
+        "architecture (built-in: the LPTN authors' FiveK model). Outputs keep the file name, "
+        "format, bit depth, grey or colour, transparency, EXIF, XMP and colour profile, and are "
+        "written upright; inputs are never overwritten."
     )
     parser.add_argument(
         "--weights", help="generator weights (.pth); default: the built-in FiveK model"
