@@ -11,9 +11,10 @@ import torch
 from generic_test_utils import TINY_PAPER, train_tiny_paper
 from PIL import Image
 
-from lptn.archs import build_network
+from lptn.archs import ARCH_REGISTRY, build_network
 from lptn.archs.lptn_arch import LPTNPaper
 from lptn.engine.cli import enhance_main, export_main
+from lptn.inference.export import check_export, export_onnx, export_program, export_torchscript
 from lptn.inference.generator_weights import load_generator
 from lptn.photo import PhotoEnhancer
 from lptn.platform.checkpoint_io import (
@@ -98,3 +99,39 @@ def test_export_takes_the_trained_file(
     args = ["--weights", str(tiny_paper), "--format", fmt, "--output", str(output)]
     assert export_main(args) == 0
     assert "max abs diff" in capsys.readouterr().out
+
+
+_LUT = "ImageAdaptive3DLUT"
+_GENERATORS = [
+    pytest.param({"type": "LPTNPaper", "nrb_low": 3, "nrb_high": 1, "num_high": 2}, id="paper"),
+    pytest.param(
+        {"type": _LUT},
+        id=_LUT,
+        marks=[] if _LUT in ARCH_REGISTRY else [pytest.mark.skip(reason=f"{_LUT} not registered")],
+    ),
+]
+
+
+@pytest.mark.parametrize("opt", _GENERATORS)
+def test_every_format_matches_pytorch_for_any_generator(tmp_path: Path, opt) -> None:
+    torch.manual_seed(0)
+    weights = tmp_path / "net.pth"
+    save_network(build_network(opt), weights, arch=opt)
+    net = load_generator(weights).eval()
+    gen = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(1, 3, 77, 120, generator=gen), torch.rand(2, 3, 131, 97, generator=gen)]
+    formats = ["torchscript", "exported"]
+    try:
+        import onnxruntime  # noqa: F401
+
+        formats.append("onnx")
+    except ImportError:  # the ONNX file is checked in onnxruntime only
+        pass
+    for fmt, export in (
+        ("torchscript", export_torchscript),
+        ("exported", export_program),
+        ("onnx", export_onnx),
+    ):
+        if fmt in formats:
+            path = export(net, tmp_path / f"net.{fmt}.pt2")
+            assert max(check_export(path, fmt, net, inputs)) <= 1e-4, fmt
