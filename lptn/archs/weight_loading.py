@@ -12,7 +12,12 @@ import torch
 from torch import nn
 
 from lptn.archs.lptn_arch import lptn_options_from_state_dict
-from lptn.platform.checkpoint_io import CheckpointError, bare_module, read_state_dict
+from lptn.platform.checkpoint_io import (
+    CheckpointError,
+    bare_module,
+    read_arch_options,
+    read_state_dict,
+)
 
 logger = logging.getLogger("lptn")
 
@@ -68,14 +73,15 @@ def load_network_weights(
     Accepts the official LPTN file (plain state_dict with alias keys), BasicSR's
     ``{'params': ...}`` / ``{'params_ema': ...}`` and this project's own files. With
     ``strict`` any missing, unexpected or mis-shaped key is an error that lists them and, for
-    LPTN-family files, the ``network_g`` options that would fit.
+    files that name their architecture or LPTN-family files, the ``network_g`` options that
+    would fit.
     """
     path = Path(path)
     target = bare_module(net)
     state = _drop_aliases(read_state_dict(path, param_key), path)
     problems = _mismatch_report(target, state)
     if problems and strict:
-        fit = lptn_options_from_state_dict(state)
+        fit = read_arch_options(path) or lptn_options_from_state_dict(state)
         hint = f"\nThe file fits network_g: {fit}" if fit else ""
         raise CheckpointError(
             f"{path}: does not match {type(target).__name__}:\n  " + "\n  ".join(problems) + hint

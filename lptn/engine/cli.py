@@ -1,5 +1,5 @@
 """Command-line entry points (``lptn-train``, ``lptn-test``, ``lptn-speed``, ``lptn-enhance``,
-``lptn-learn``).
+``lptn-learn``, ``lptn-compare``).
 
 Each parses arguments, builds the options and the runtime, and calls one runner; the scripts
 ``train.py``, ``test.py`` and ``test_speed.py`` at the repository root call these.
@@ -157,7 +157,7 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
     """
     from lptn.engine.evaluate import failed_images, run_test
 
-    args = _option_parser("Evaluate an LPTN generator (PSNR/SSIM, saved images).").parse_args(argv)
+    args = _option_parser("Evaluate a generator (PSNR/SSIM, saved images).").parse_args(argv)
     # The option warnings (ignored keys...) go to the console now and into the log later.
     setup_logger()
     keep_startup_records()
@@ -191,7 +191,7 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
     """
     from lptn.engine.speed import run_speed_test
 
-    parser = _option_parser("Measure LPTN inference speed.")
+    parser = _option_parser("Measure a generator's inference speed.")
     parser.add_argument(
         "--precision",
         choices=sorted(PRECISION_NAMES),
@@ -230,10 +230,10 @@ def enhance_parser() -> argparse.ArgumentParser:
     from lptn.platform.option_schema import INFERENCE, INFERENCE_PATHS, PHOTO
 
     parser = argparse.ArgumentParser(
-        description="Enhance photos of any size with an LPTN generator (built-in: the LPTN "
-        "authors' FiveK model). Outputs keep the file name, format, bit depth, grey or colour, "
-        "transparency, EXIF, XMP and colour profile, and are written upright; inputs are never "
-        "overwritten."
+        description="Enhance photos of any size with a generator of any registered "
+        "architecture (built-in: the LPTN authors' FiveK model). Outputs keep the file name, "
+        "format, bit depth, grey or colour, transparency, EXIF, XMP and colour profile, and are "
+        "written upright; inputs are never overwritten."
     )
     parser.add_argument(
         "--weights", help="generator weights (.pth); default: the built-in FiveK model"
@@ -358,6 +358,14 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     from lptn.inference.export import export_main as run_export
 
     return run_export(argv)
+
+
+def compare_main(argv: Optional[List[str]] = None) -> int:
+    """``lptn-compare -opt FILE --weights A.pth B.pth --output DIR``: several generators and
+    the identity, one table (see :func:`lptn.engine.compare.compare_main`)."""
+    from lptn.engine.compare import compare_main as run_compare
+
+    return run_compare(argv)
 
 
 def learn_main(argv: Optional[List[str]] = None) -> int:

@@ -253,7 +253,13 @@ def write_learn_files(settings: LearnSettings, files: LearnFiles) -> Dict[str, A
 
 def keep_model(files: LearnFiles) -> Path:
     """``{name}.pth``: the moving average of the best validation, as the one entry ``params``."""
-    from lptn.platform.checkpoint_io import CheckpointError, read_state_dict, save_atomic
+    from lptn.platform.checkpoint_io import (
+        ARCH_KEY,
+        CheckpointError,
+        read_arch_options,
+        read_state_dict,
+        save_atomic,
+    )
 
     source = files.best
     if not source.is_file():  # no validation improved on nothing: take the last weights
@@ -262,7 +268,8 @@ def keep_model(files: LearnFiles) -> Path:
         state = read_state_dict(source, "params_ema")
     except CheckpointError:  # trained without EMA (an edited option file)
         state = read_state_dict(source)
-    save_atomic({"params": state}, files.model)
+    arch = read_arch_options(source)
+    save_atomic({"params": state, **({ARCH_KEY: arch} if arch else {})}, files.model)
     return files.model
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lptn.data.image_io import image_to_tensor, tensor_to_image, to_float
+from lptn.inference.context_tiling import ContextTiledPath
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.settings import InferencePath
 from lptn.platform.runtime import Runtime
@@ -20,11 +21,12 @@ def enhance_array(
 ) -> np.ndarray:
     """HxWx3 uint8/uint16 RGB -> enhanced image of the same dtype.
 
-    With ``path`` a :class:`FastLPTN` (the fast path), the image is processed region by region
-    from the integer array within its memory budget; with a :class:`GraphLPTN`, or None
+    With ``path`` a :class:`FastLPTN` (the fast path) or a
+    :class:`~lptn.inference.context_tiling.ContextTiledPath`, the image is processed region by
+    region from the integer array within its memory budget; with a :class:`GraphLPTN`, or None
     (``net`` alone, the exact path), on the whole image.
     """
-    if isinstance(path, FastLPTN):
+    if isinstance(path, (FastLPTN, ContextTiledPath)):
         with torch.inference_mode():
             return path.enhance_array(img, runtime.device)
     x = image_to_tensor(to_float(img)).unsqueeze(0).to(runtime.device)

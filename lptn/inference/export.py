@@ -1,8 +1,9 @@
 """Export a generator with dynamic batch, height and width (``lptn-export``): ONNX, TorchScript or
 a ``torch.export`` program.
 
-The exported model is :class:`~lptn.inference.graph_lptn.GraphLPTN`, the fast path's maths in
-plain tensor operators, so no size is frozen into the file; each file is checked against
+For the LPTN family the exported model is :class:`~lptn.inference.graph_lptn.GraphLPTN`, the
+fast path's maths in plain tensor operators, so no size is frozen into the file; any other
+registered generator is exported as it is (:func:`export_module`). Each file is checked against
 PyTorch at two sizes after writing. Formats, usage and why ``Gather`` rather than ONNX
 ``Resize``: docs/PERFORMANCE.md, "Export", and docs/speed.md.
 """
@@ -18,6 +19,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from lptn.archs.lptn_arch import LPTN
+from lptn.inference.generator_weights import generator_min_side
 from lptn.inference.graph_lptn import GraphLPTN
 from lptn.platform.atomic_file import atomic_write
 
@@ -26,15 +29,28 @@ FORMAT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "exported"
 MAX_EXPORT_SIDE = 65536
 
 
+def export_module(net: nn.Module, traced_sizes: bool = False) -> nn.Module:
+    """What is exported for ``net``: :class:`GraphLPTN` for the LPTN family (``traced_sizes``
+    for the tracing exporters), the generator itself otherwise, in eval mode."""
+    if isinstance(net, LPTN):
+        return GraphLPTN(net, traced_sizes=traced_sizes).eval()
+    return net.eval()
+
+
+def min_export_side(net: nn.Module) -> int:
+    """The smallest height / width the exported program accepts (LPTN: ``2**num_high + 1``)."""
+    return max(2, generator_min_side(net))
+
+
 def export_onnx(
     net: nn.Module, path: str | Path, *, opset: int = 17, example_size: Tuple[int, int] = (64, 96)
 ) -> Path:
-    """Write ``net`` (LPTN / LPTNPaper) as ONNX with dynamic batch, height and width.
+    """Write ``net`` (any registered generator) as ONNX with dynamic batch, height and width.
 
     Input ``input`` and output ``output``: (N, 3, H, W) float32.
     """
     path = Path(path)
-    model = GraphLPTN(net, traced_sizes=True).eval()
+    model = export_module(net, traced_sizes=True)
     example = torch.rand(1, 3, *example_size)
     axes = {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -65,7 +81,7 @@ def export_torchscript(
     Input and output: (N, 3, H, W) float32.
     """
     path = Path(path)
-    model = GraphLPTN(net, traced_sizes=True).eval()
+    model = export_module(net, traced_sizes=True)
     with torch.no_grad(), warnings.catch_warnings():
         # The size check in forward is a Python comparison: the tracer warns that it is
         # frozen, which is harmless (a smaller input fails in the convs instead).
@@ -81,11 +97,12 @@ def export_program(
 ) -> Path:
     """Write ``net`` as a ``torch.export`` program (``.pt2``) with symbolic N, H and W.
 
-    Input and output: (N, 3, H, W) float32, 2**num_high + 1 <= H, W <= 65536.
+    Input and output: (N, 3, H, W) float32, :func:`min_export_side` <= H, W <= 65536 (LPTN:
+    2**num_high + 1).
     """
     path = Path(path)
-    model = GraphLPTN(net).eval()
-    min_side = 2**model.num_high + 1
+    model = export_module(net)
+    min_side = min_export_side(net)
     dims = {
         0: torch.export.Dim("batch", min=1, max=1024),
         2: torch.export.Dim("height", min=min_side, max=MAX_EXPORT_SIDE),
@@ -94,7 +111,7 @@ def export_program(
     # A batch of 2 in the example: torch.export specialises sizes 0 and 1 to constants.
     example = torch.rand(2, 3, *example_size)
     with torch.no_grad():
-        program = torch.export.export(model, (example,), dynamic_shapes={"img": dims})
+        program = torch.export.export(model, (example,), dynamic_shapes=(dims,))
     with atomic_write(path) as fh:
         torch.export.save(program, fh)
     return path
@@ -157,7 +174,8 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     from lptn.platform.checkpoint_io import PARAM_KEYS, CheckpointError, weights_entries
 
     parser = argparse.ArgumentParser(
-        description="Export an LPTN generator with dynamic batch, height and width."
+        description="Export a generator (any registered architecture) with dynamic batch, height "
+        "and width."
     )
     parser.add_argument("--weights", required=True, help="generator weights (.pth)")
     parser.add_argument(

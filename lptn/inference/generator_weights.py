@@ -13,10 +13,16 @@ from typing import Any, Dict, Optional
 
 from torch import nn
 
-from lptn.archs import build_network
+from lptn.archs import ARCH_REGISTRY, build_network
+from lptn.archs.laplacian_pyramid import min_input_size
 from lptn.archs.lptn_arch import lptn_options_from_state_dict
 from lptn.archs.weight_loading import load_network_weights
-from lptn.platform.checkpoint_io import CheckpointError, read_state_dict
+from lptn.platform.checkpoint_io import (
+    ARCH_KEY,
+    CheckpointError,
+    read_arch_options,
+    read_state_dict,
+)
 
 BUILTIN_WEIGHTS_NAME = "net_g_FiveK_numhigh3.pth"
 BUILTIN_WEIGHTS_SHA256 = "938542ae41c954759ca8c32140c133fea3f75373267ba5ab9b34d59eedda6154"
@@ -53,10 +59,14 @@ def load_generator(
 ) -> nn.Module:
     """The generator that fits ``weights``, with the weights loaded strictly.
 
+    The architecture is ``network_opt`` when given, else the file's ``arch`` entry (files
+    written by training and ``lptn-learn``), else LPTN's options inferred from the tensors
+    (the official file and older ones).
+
     Args:
         weights: a ``.pth`` file (official, BasicSR-style or this project's); None = the
             built-in FiveK checkpoint (:func:`builtin_weights_path`).
-        network_opt: a ``network_g`` block; inferred from the file when not given.
+        network_opt: a ``network_g`` block; read from the file when not given.
         param_key: ``params`` or ``params_ema`` for files that hold both.
 
     Examples:
@@ -72,10 +82,36 @@ def load_generator(
     if weights is None:
         weights = builtin_weights_path()
     if network_opt is None:
-        network_opt = lptn_options_from_state_dict(read_state_dict(weights, param_key))
-        if network_opt is None:
-            raise CheckpointError(
-                f"{weights}: cannot infer the architecture; pass the network_g options"
-            )
+        network_opt = generator_options(weights, param_key)
     net = build_network(network_opt, "network_g")
     return load_network_weights(net, weights, strict=True, param_key=param_key)
+
+
+def generator_options(weights: str | Path, param_key: Optional[str] = None) -> Dict[str, Any]:
+    """The ``network_g`` block that builds the generator of ``weights``: its ``arch`` entry,
+    or LPTN's options read from its tensors; :class:`CheckpointError` naming the file when it
+    has neither."""
+    arch = read_arch_options(weights)
+    if arch is not None:
+        if arch["type"] not in ARCH_REGISTRY:
+            raise CheckpointError(
+                f"{weights}: arch: {ARCH_REGISTRY.unknown_message(arch['type'], 'type')}"
+            )
+        return arch
+    inferred = lptn_options_from_state_dict(read_state_dict(weights, param_key))
+    if inferred is None:
+        raise CheckpointError(
+            f"{weights}: names no architecture (no {ARCH_KEY!r} entry beside its weights) and "
+            f"its tensors are not LPTN's; save it with lptn's training, or add "
+            f"{ARCH_KEY!r}: {{'type': ..., <options>}} (one of {', '.join(ARCH_REGISTRY)})"
+        )
+    return inferred
+
+
+def generator_min_side(net: nn.Module) -> int:
+    """The smallest image side ``net`` takes, in pixels: ``2**num_high + 1`` for a pyramid
+    generator (LPTN family), a generator's own ``min_input_side`` when it has one, else 1."""
+    num_high = getattr(net, "num_high", None)
+    if isinstance(num_high, int):
+        return min_input_size(num_high)
+    return int(getattr(net, "min_input_side", 1))

@@ -31,6 +31,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 from torch import nn
 
 from lptn.archs.lptn_arch import LPTN
+from lptn.inference.context_tiling import ContextTiledPath, offers_context
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.graph_lptn import GraphLPTN
 from lptn.platform.compilation import CompileUnavailable, check_compile_support, compile_mode_option
@@ -159,20 +160,27 @@ class _Spelling:
         return f"{name} {value}" if name.startswith("--") else f"{name}: {value}"
 
 
-InferencePath = Union[FastLPTN, GraphLPTN]
+InferencePath = Union[FastLPTN, GraphLPTN, ContextTiledPath]
 
 
 def build_inference_path(
     net: nn.Module, settings: InferenceSettings, precision: str = "fp32"
 ) -> Optional[InferencePath]:
     """The :class:`FastLPTN` or :class:`GraphLPTN` for ``net`` (both apply ``precision`` to
-    the conv stacks themselves), or None when ``settings.path`` is ``exact`` or the network is
-    not of the LPTN family (then the network itself is the only path)."""
+    the conv stacks themselves); for another generator on the fast path, a
+    :class:`~lptn.inference.context_tiling.ContextTiledPath` when it offers the context
+    protocol; None when ``settings.path`` is ``exact`` or for any other generator (then the
+    network itself is the only path, one INFO line says so)."""
     if settings.path == "exact":
         return None
     if not isinstance(net, LPTN):
-        get_logger().warning(
-            "inference.path %s: %s is not an LPTN network; using it as it is",
+        if settings.path == "fast" and offers_context(net):
+            # Global context from a small copy, then a local apply: tiled the same way.
+            return ContextTiledPath(net, settings.tile_size, settings.memory_budget_mb)
+        # The fast and graph paths are LPTN's pyramid maths; any other generator runs exact.
+        get_logger().info(
+            "inference.path %s: %s is not an LPTN network; running it exact (inference.path: "
+            "exact)",
             settings.path,
             type(net).__name__,
         )

@@ -25,7 +25,7 @@ from lptn.losses import build_gradient_penalty, build_loss
 from lptn.models import MODEL_REGISTRY
 from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
-from lptn.platform.checkpoint_io import bare_module, save_atomic
+from lptn.platform.checkpoint_io import ARCH_KEY, arch_entry, bare_module, save_atomic
 from lptn.platform.logger import get_logger
 from lptn.platform.train_settings import TrainingSettings
 from lptn.platform.train_speed import check_compile_support, train_speed_options
@@ -413,9 +413,11 @@ class LPTNModel:
 
     def save_network(self, name: str, path: str | Path) -> None:
         """Write one network's file (``net_g`` or ``net_d``) as :meth:`save_networks` does."""
-        entries = {"params": _cpu_state(self.networks()[name])}
+        entries: Dict[str, Any] = {"params": _cpu_state(self.networks()[name])}
         if name == "net_g" and self.net_g_ema is not None:
             entries["params_ema"] = _cpu_state(self.net_g_ema.module)
+        # The file names its architecture, so every tool rebuilds it without options.
+        entries[ARCH_KEY] = arch_entry(self.opt[name.replace("net_", "network_")])
         save_atomic(entries, path)
 
     def load_networks(self, models_dir: str | Path, label: str | int) -> None:

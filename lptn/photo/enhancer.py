@@ -8,10 +8,9 @@ from typing import Callable, Optional, Union
 import numpy as np
 from torch import nn
 
-from lptn.archs.laplacian_pyramid import min_input_size
 from lptn.inference.array_enhance import enhance_array
 from lptn.inference.fast_lptn import FastLPTN
-from lptn.inference.generator_weights import load_generator
+from lptn.inference.generator_weights import generator_min_side, load_generator
 from lptn.inference.settings import InferenceSettings, build_inference_path
 from lptn.photo.errors import PhotoError
 from lptn.photo.settings import check_strength
@@ -51,7 +50,7 @@ class PhotoEnhancer:
         self.inference = inference or InferenceSettings()
         self.net = net.to(runtime.device).eval()
         self.inference_path = build_inference_path(self.net, self.inference, runtime.precision)
-        self.min_size = min_input_size(int(getattr(net, "num_high", 3)))
+        self.min_size = generator_min_side(net)
 
     @classmethod
     def from_weights(

@@ -25,6 +25,11 @@ from lptn.platform.atomic_file import atomic_write
 #: :func:`read_state_dict` prefers them when no key is asked for
 PARAM_KEYS = ("params", "params_ema")
 
+#: the entry beside :data:`PARAM_KEYS` that names the architecture a weights file holds, as
+#: the ``network_g`` block that builds it (``{'type': 'LPTNPaper', 'num_high': 2, ...}``);
+#: older files and the official LPTN file have none
+ARCH_KEY = "arch"
+
 
 class CheckpointError(RuntimeError):
     """A weights file that cannot be read or does not fit the network; names the file."""
@@ -78,10 +83,42 @@ def bare_module(net: nn.Module) -> nn.Module:
             return net
 
 
-def save_network(net: nn.Module, path: str | Path, param_key: str = "params") -> None:
-    """Save ``{param_key: state_dict}`` (CPU tensors) atomically."""
+def save_network(
+    net: nn.Module,
+    path: str | Path,
+    param_key: str = "params",
+    arch: Optional[Dict[str, Any]] = None,
+) -> None:
+    """Save ``{param_key: state_dict}`` (CPU tensors) atomically, with ``arch`` (the option
+    block that builds ``net``, see :data:`ARCH_KEY`) beside it when given."""
     state = OrderedDict((k, v.detach().cpu()) for k, v in bare_module(net).state_dict().items())
-    save_atomic({param_key: state}, path)
+    entries: Dict[str, Any] = {param_key: state}
+    if arch is not None:
+        entries[ARCH_KEY] = arch_entry(arch)
+    save_atomic(entries, path)
+
+
+def arch_entry(opt: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of the option block ``opt`` fit for :data:`ARCH_KEY`: ``type`` first, then the
+    options, all plain values that ``torch.load(weights_only=True)`` reads back."""
+    if not isinstance(opt, dict) or not isinstance(opt.get("type"), str):
+        raise ValueError(f"arch: needs a 'type' naming the architecture, got {opt!r}")
+    return {"type": opt["type"], **{k: v for k, v in opt.items() if k != "type"}}
+
+
+def read_arch_options(path: str | Path) -> Optional[Dict[str, Any]]:
+    """The :data:`ARCH_KEY` entry of the weights file ``path`` (a copy), or None when it has
+    none (older files, the official LPTN file); raises :class:`CheckpointError` for an
+    unreadable file or an entry without a ``type``."""
+    data = _load_weights_file(Path(path))
+    if not isinstance(data, dict) or ARCH_KEY not in data:
+        return None
+    entry = data[ARCH_KEY]
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise CheckpointError(
+            f"{path}: its {ARCH_KEY!r} entry must be a dict with a 'type' string, got {entry!r}"
+        )
+    return dict(entry)
 
 
 def weights_entries(path: str | Path) -> List[str]:

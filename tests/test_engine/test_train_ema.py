@@ -64,7 +64,7 @@ def test_resume_with_ema_is_bit_identical(tmp_path: Path) -> None:
     b_models = resumed.experiments_root / "models"
     for label in ("5", "latest"):
         a, b = _files(a_models / f"net_g_{label}.pth"), _files(b_models / f"net_g_{label}.pth")
-        assert set(a) == {"params", "params_ema"}
+        assert set(a) == {"params", "params_ema", "arch"}
         _assert_equal_tree(a, b, f"net_g_{label}")
     _assert_equal_tree(
         load_training_state(straight.last_state)["model"],
@@ -76,7 +76,7 @@ def test_resume_with_ema_is_bit_identical(tmp_path: Path) -> None:
     final = _files(a_models / "net_g_5.pth")
     assert any(not torch.equal(final["params"][k], final["params_ema"][k]) for k in final["params"])
     # Validation ran the average, so the best file carries it too.
-    assert set(_files(a_models / "net_g_best.pth")) == {"params", "params_ema"}
+    assert set(_files(a_models / "net_g_best.pth")) == {"params", "params_ema", "arch"}
 
 
 def test_test_py_and_enhance_choose_the_average(tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_lptn_export_chooses_params_or_params_ema_like_lptn_enhance(
         handle_signals=False,
     )
     weights = outcome.experiments_root / "models" / "net_g_3.pth"
-    assert set(_files(weights)) == {"params", "params_ema"}
+    assert set(_files(weights)) == {"params", "params_ema", "arch"}
     x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(3))
     outputs = {}
     for key in (None, "params", "params_ema"):

@@ -59,8 +59,8 @@ def test_net_g_files_hold_params_and_params_ema(make_options, photo_batch, tmp_p
         model.optimize_parameters(it)
     g_path, d_path = model.save_networks(tmp_path, 3)
     saved = torch.load(g_path, map_location="cpu", weights_only=True)
-    assert set(saved) == {"params", "params_ema"}
-    assert set(torch.load(d_path, map_location="cpu", weights_only=True)) == {"params"}
+    assert set(saved) == {"params", "params_ema", "arch"}
+    assert set(torch.load(d_path, map_location="cpu", weights_only=True)) == {"params", "arch"}
     # The inference loader picks either entry; params stays the default.
     ema_net = load_generator(g_path, param_key="params_ema")
     live_net = load_generator(g_path)
@@ -84,7 +84,7 @@ def test_ema_off_and_bad_values(make_options, tmp_path: Path) -> None:
         model = _model(opt)
         assert model.net_g_ema is None
         (path,) = model.save_networks(tmp_path, "x")
-        assert set(torch.load(path, map_location="cpu", weights_only=True)) == {"params"}
+        assert set(torch.load(path, map_location="cpu", weights_only=True)) == {"params", "arch"}
         assert "ema" not in model.state_dict()
     for bad in (1, 1.5, -0.1, "0.9", True):
         with pytest.raises(ValueError, match="train.ema_decay"):
