@@ -12,7 +12,7 @@ last axis, which is grid_sample's ``x`` (W), green along ``y`` (H), blue along `
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +84,9 @@ class ImageAdaptive3DLUT(nn.Module):
     holds its (B, N) weights (in the graph), for the smoothness regulariser.
     """
 
+    #: ONNX opset the 5-D GridSample of the lookup needs (torch refuses it below 20).
+    onnx_min_opset = 20
+
     def __init__(self, num_luts: int = 3, lut_size: int = 33, dropout: float = 0.5) -> None:
         super().__init__()
         if num_luts < 1 or lut_size < 2:
@@ -116,6 +119,21 @@ class ImageAdaptive3DLUT(nn.Module):
     def apply_lut(self, x: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
         """Apply a LUT from :meth:`predict_lut` to ``x`` (B, 3, H, W) at any resolution."""
         return apply_lut(x, lut)
+
+    # The "global context from a small copy, then a local apply" protocol of
+    # lptn.inference.context_tiling: big photos are enhanced in tiles under a memory budget.
+    @property
+    def context_size(self) -> Tuple[int, int]:
+        """(h, w) of the small copy the weights are predicted from."""
+        return (self.predictor.input_size, self.predictor.input_size)
+
+    def context(self, x_small: torch.Tensor) -> torch.Tensor:
+        """The LUT of a photo from its small copy (:attr:`context_size`)."""
+        return self.predict_lut(x_small)
+
+    def apply_context(self, x_tile: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Apply the photo's LUT to a tile of it: each pixel depends on itself only."""
+        return apply_lut(x_tile, context)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return apply_lut(x, self.predict_lut(x))

@@ -15,7 +15,13 @@ from typing import List, Optional
 from lptn.engine.option_check import ENGINE_CHECKS
 from lptn.platform.checkpoint_io import CheckpointError
 from lptn.platform.logger import drop_startup_records, keep_startup_records, setup_logger
-from lptn.platform.option_schema import DEVICES, OPTIONS, PRECISION_NAMES, VAL
+from lptn.platform.option_schema import (
+    DEVICES,
+    OPTIONS,
+    PAIR_SIZE_POLICIES,
+    PRECISION_NAMES,
+    VAL,
+)
 from lptn.platform.options import OptionError, parse_options
 from lptn.platform.runtime import DeviceError, build_runtime, set_random_seed
 
@@ -407,14 +413,14 @@ def learn_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--pair-size",
         default=learn.DEFAULT_PAIR_SIZE,
-        choices=["error", "resize_gt"],
+        choices=PAIR_SIZE_POLICIES,
         help="after photos exported at another size: resized to the before photo's size "
         f"(default {learn.DEFAULT_PAIR_SIZE}) or refused",
     )
     parser.add_argument(
         "--auto_resume", "--auto-resume", action="store_true", help="continue a stopped run"
     )
-    parser.add_argument("--device", choices=["auto", "cuda", "npu", "mps", "cpu"])
+    parser.add_argument("--device", choices=DEVICES)
     args = parser.parse_args(argv)
     settings = learn.LearnSettings(
         before=args.before,

@@ -42,14 +42,35 @@ def min_export_side(net: nn.Module) -> int:
     return max(2, generator_min_side(net))
 
 
+DEFAULT_OPSET = 17
+
+
+def min_onnx_opset(net: nn.Module) -> int:
+    """The lowest ONNX opset that holds ``net``'s operators: 17, or the generator's own
+    ``onnx_min_opset`` (a 3D LUT's 5-D ``GridSample`` needs opset 20)."""
+    return max(DEFAULT_OPSET, int(getattr(net, "onnx_min_opset", DEFAULT_OPSET)))
+
+
 def export_onnx(
-    net: nn.Module, path: str | Path, *, opset: int = 17, example_size: Tuple[int, int] = (64, 96)
+    net: nn.Module,
+    path: str | Path,
+    *,
+    opset: Optional[int] = None,
+    example_size: Tuple[int, int] = (64, 96),
 ) -> Path:
     """Write ``net`` (any registered generator) as ONNX with dynamic batch, height and width.
 
-    Input ``input`` and output ``output``: (N, 3, H, W) float32.
+    Input ``input`` and output ``output``: (N, 3, H, W) float32. ``opset``: default
+    :func:`min_onnx_opset`; a lower one than that raises ``ValueError``.
     """
     path = Path(path)
+    needed = min_onnx_opset(net)
+    if opset is None:
+        opset = needed
+    elif opset < needed:
+        raise ValueError(
+            f"--opset {opset}: {type(net).__name__} needs ONNX opset {needed} or later"
+        )
     model = export_module(net, traced_sizes=True)
     example = torch.rand(1, 3, *example_size)
     axes = {0: "batch", 2: "height", 3: "width"}
@@ -194,7 +215,11 @@ def export_main(argv: Optional[List[str]] = None) -> int:
         help="entry of a weights file that holds several: params or params_ema (the moving "
         "average of train.ema_decay); default params, as lptn-enhance",
     )
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        help=f"ONNX opset (default {DEFAULT_OPSET}, or what the generator needs: 20 for a 3D LUT)",
+    )
     parser.add_argument(
         "--no-check",
         action="store_true",
@@ -222,7 +247,11 @@ def export_main(argv: Optional[List[str]] = None) -> int:
         chosen = args.param_key or entries[0]
         print(f"{args.weights} holds {' and '.join(entries)}: exporting {chosen} (--param-key)")
     if args.format == "onnx":
-        export_onnx(net, output, opset=args.opset)
+        try:
+            export_onnx(net, output, opset=args.opset)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     else:
         EXPORTERS[args.format](net, output)
     print(f"wrote {output}")
