@@ -174,7 +174,9 @@ def test_printout_gives_identity_and_model_and_the_command(learn_run: LearnRun) 
 
     kept = torch.load(learn_run.model, weights_only=True)
     best = torch.load(learn_run.experiments / NAME / "models" / "net_g_best.pth", weights_only=True)
-    assert list(kept) == ["params"]  # one entry: no tool needs --param-key
+    # One weights entry (no tool needs --param-key), beside the architecture it holds.
+    assert list(kept) == ["params", "arch"]
+    assert kept["arch"] == best["arch"] and kept["arch"]["type"] == "LPTN"
     assert all(torch.equal(v, best["params_ema"][k]) for k, v in kept["params"].items())
 
 
