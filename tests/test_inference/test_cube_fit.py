@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from inference_test_utils import apply_cube_with_ffmpeg
 
 from lptn.archs.lut3d_arch import identity_lut
 from lptn.inference.cube_fit import fit_lut, fit_psnr
@@ -37,19 +37,7 @@ def test_lut_fitted_to_lptn_carries_its_look_into_ffmpeg(
     assert fit_psnr(image, lptn_out, identity_lut(33)) < 20
     assert fit_psnr(image, lptn_out, lut) > 32
     cube = write_cube(tmp_path / "lptn_look.cube", lut, title="LPTN a0212")
-    out = tmp_path / "out.png"
-    done = subprocess.run(
-        [
-            "ffmpeg", "-v", "error", "-y", "-i", str(photo),
-            "-vf", f"format=rgb24,lut3d=file={cube}:interp=trilinear,format=rgb24",
-            "-pix_fmt", "rgb24", str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    got = cv2.cvtColor(cv2.imread(str(out), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    got = apply_cube_with_ffmpeg(photo, cube, tmp_path / "out.png")
     want = (lptn_out[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
     assert _psnr8(got, want) > 32
 

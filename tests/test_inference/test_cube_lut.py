@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from inference_test_utils import apply_cube_with_ffmpeg
 
 from lptn.archs.lut3d_arch import ImageAdaptive3DLUT, identity_lut
 from lptn.inference.cube_lut import read_cube, write_cube
@@ -95,18 +95,6 @@ def test_ffmpeg_lut3d_applies_the_models_lut_within_one_level(
     # The grade is not a no-op: a LUT ignored by ffmpeg would fail the comparison.
     assert np.abs(want - rgb8).max() > 20
     cube = write_cube(tmp_path / "look.cube", lut[0], title=photo.stem)
-    out = tmp_path / "out.png"
-    done = subprocess.run(
-        [
-            "ffmpeg", "-v", "error", "-y", "-i", str(photo),
-            "-vf", f"format=rgb24,lut3d=file={cube}:interp=trilinear,format=rgb24",
-            "-pix_fmt", "rgb24", str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    got = cv2.cvtColor(cv2.imread(str(out), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.int16)
+    got = apply_cube_with_ffmpeg(photo, cube, tmp_path / "out.png").astype(np.int16)
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1
