@@ -272,6 +272,11 @@ def enhance_parser() -> argparse.ArgumentParser:
         "--skip-existing", action="store_true", help="leave outputs that already exist"
     )
     parser.add_argument("--report", metavar="FILE", help="append one JSON line per photo to FILE")
+    parser.add_argument(
+        "--export-lut",
+        metavar="DIR",
+        help="3D-LUT weights only: also write each photo's LUT to DIR as <output path>.cube",
+    )
     megapixels = PHOTO.keys["max_megapixels"]
     parser.add_argument(
         "--max-megapixels",

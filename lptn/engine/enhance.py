@@ -25,6 +25,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, 
 
 from tqdm import tqdm
 
+from lptn.engine.lut_export import LUTRecorder, lut_path, write_photo_lut
 from lptn.inference.graph_lptn import GraphLPTN
 from lptn.inference.tiling import default_memory_budget_mb
 from lptn.photo.enhancer import PhotoEnhancer
@@ -298,6 +299,7 @@ def enhance_files(
     videos: Optional[Callable[[Path, Path], None]] = None,
     ignored: Sequence[Path] = (),
     keep_mtime: bool = True,
+    lut_dir: Optional[Path] = None,
 ) -> EnhanceSummary:
     """Enhance this process's share of ``jobs`` (every ``world_size``-th from ``rank``) into
     ``output_dir``; inputs are never overwritten. ``photo``: strength, colour, JPEG quality,
@@ -309,7 +311,9 @@ def enhance_files(
     ``rank``). ``videos``: enhances one video file ``(source, output)``
     (:class:`lptn.engine.enhance_video.VideoFileEnhancer`); without it video inputs fail.
     ``ignored``: files of the input that are not photos or videos (counted and listed).
-    ``keep_mtime``: each output gets its input's modification time.
+    ``keep_mtime``: each output gets its input's modification time. ``lut_dir``: each
+    photo's 3D LUT is also written there as ``<output relative path>.cube`` (the generator
+    must predict one: :func:`lptn.engine.lut_export.check_lut_generator`; videos get none).
     """
     log = get_logger()
     photo = photo or PhotoSettings()
@@ -341,7 +345,8 @@ def enhance_files(
                 _report_line(handle, {**record, "status": "skipped"})
                 continue
             start = time.perf_counter()
-            failure = _enhance_job(enhancer, job, dst, photo, videos, keep_mtime)
+            cube = lut_path(lut_dir, dst.relative_to(output_dir)) if lut_dir else None
+            failure = _enhance_job(enhancer, job, dst, photo, videos, keep_mtime, cube)
             if failure is not None:
                 summary.failed.append((job.source, failure))
                 log.error("FAILED %s", failure)
@@ -381,14 +386,15 @@ def _enhance_job(
     photo: PhotoSettings,
     videos: Optional[Callable[[Path, Path], None]],
     keep_mtime: bool,
+    cube: Optional[Path] = None,
 ) -> Optional[str]:
-    """Enhance one photo or video into ``dst``; the one-line reason it failed (naming the
-    file), or None when ``dst`` was written."""
+    """Enhance one photo or video into ``dst`` (and a photo's LUT into ``cube``); the
+    one-line reason it failed (naming the file), or None when ``dst`` was written."""
     try:
         if videos is not None and is_video_file(job.source):
             videos(job.source, dst)
         else:
-            _enhance_one(enhancer, job.source, dst, photo)
+            _enhance_one(enhancer, job.source, dst, photo, cube)
     except (PhotoError, OSError, ValueError, RuntimeError, MemoryError, ImportError) as err:
         return str(err) if str(job.source) in str(err) else f"{job.source}: {err}"
     if keep_mtime:
@@ -409,11 +415,23 @@ def _copy_mtime(src: Path, dst: Path) -> None:
         )
 
 
-def _enhance_one(enhancer: PhotoEnhancer, src: Path, dst: Path, settings: PhotoSettings) -> None:
+def _enhance_one(
+    enhancer: PhotoEnhancer,
+    src: Path,
+    dst: Path,
+    settings: PhotoSettings,
+    cube: Optional[Path] = None,
+) -> None:
+    recorder = LUTRecorder(enhancer) if cube is not None else None
     data, _ = enhance_encoded(
-        src, enhancer, settings, on_decoded=lambda photo: _log_size_plan(enhancer, src, photo)
+        src,
+        recorder or enhancer,
+        settings,
+        on_decoded=lambda photo: _log_size_plan(enhancer, src, photo),
     )
     write_bytes_atomic(dst, data)
+    if recorder is not None and recorder.lut is not None and cube is not None:
+        write_photo_lut(cube, recorder.lut, title=src.name)
 
 
 def _log_size_plan(enhancer: PhotoEnhancer, src: Path, photo: Photo) -> None:

@@ -27,6 +27,7 @@ from lptn.engine.enhance_video import (
     check_video_arguments,
     video_options_from_args,
 )
+from lptn.engine.lut_export import check_lut_generator
 from lptn.inference.generator_weights import load_generator
 from lptn.inference.settings import InferenceSettings
 from lptn.photo import PhotoEnhancer
@@ -65,6 +66,8 @@ class EnhanceSettings:
     report: Optional[Path] = None
     keep_mtime: bool = True
     show_progress: bool = True
+    #: ``--export-lut``: the folder for each photo's 3D LUT (``.cube``); None: no LUTs.
+    export_lut: Optional[Path] = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EnhanceSettings:
@@ -106,6 +109,7 @@ class EnhanceSettings:
             report=Path(args.report) if args.report else None,
             keep_mtime=args.keep_mtime,
             show_progress=not args.no_progress,
+            export_lut=Path(args.export_lut) if args.export_lut else None,
         )
 
 
@@ -138,11 +142,10 @@ def run_enhance(settings: EnhanceSettings) -> EnhanceSummary:
         local_rank=launch.local_rank,
         world_size=launch.world_size,
     )
-    enhancer = PhotoEnhancer(
-        load_generator(settings.weights, param_key=settings.param_key),
-        runtime,
-        settings.inference,
-    )
+    net = load_generator(settings.weights, param_key=settings.param_key)
+    if settings.export_lut is not None:
+        check_lut_generator(net)
+    enhancer = PhotoEnhancer(net, runtime, settings.inference)
     show_progress = settings.show_progress and launch.rank == 0
     video = VideoFileEnhancer(
         enhancer.net,
@@ -164,6 +167,7 @@ def run_enhance(settings: EnhanceSettings) -> EnhanceSummary:
         videos=video,
         ignored=inputs.ignored,
         keep_mtime=settings.keep_mtime,
+        lut_dir=settings.export_lut,
     )
     who = f"process {launch.rank} of {launch.world_size}: " if launch.world_size > 1 else ""
     print(f"{who}{summary.line()} (output folder: {output_dir})")

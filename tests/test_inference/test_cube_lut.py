@@ -9,26 +9,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from inference_test_utils import apply_cube_with_ffmpeg
+from inference_test_utils import apply_cube_with_ffmpeg, graded_lut_network
 
-from lptn.archs.lut3d_arch import ImageAdaptive3DLUT, identity_lut
 from lptn.inference.cube_lut import read_cube, write_cube
-
-
-def _graded_network() -> ImageAdaptive3DLUT:
-    """A 3D-LUT network whose bases make a visible, photo-dependent grade (not the identity):
-    a gamma curve, a channel cross-talk and a random smooth perturbation."""
-    net = ImageAdaptive3DLUT().eval()
-    ident = identity_lut(33)
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        net.basis_luts[1] = ident.pow(0.6) - ident
-        net.basis_luts[2] = 0.3 * (ident[[1, 2, 0]] - ident)
-        noise = torch.randn(1, 3, 5, 5, 5, generator=gen)
-        smooth = torch.nn.functional.interpolate(noise, size=(33, 33, 33), mode="trilinear")
-        net.basis_luts[0] += 0.05 * smooth[0]
-        net.predictor.model[-1].weight.normal_(0, 0.01, generator=gen)
-    return net
 
 
 def test_write_cube_layout(tmp_path: Path) -> None:
@@ -87,7 +70,7 @@ def test_ffmpeg_lut3d_applies_the_models_lut_within_one_level(
     photo = sorted((fivek_sample_dir / "source").glob("*.png"))[0]
     rgb8 = cv2.cvtColor(cv2.imread(str(photo), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     image = torch.from_numpy(rgb8.transpose(2, 0, 1).astype(np.float32) / 255)[None]
-    net = _graded_network()
+    net = graded_lut_network()
     with torch.no_grad():
         lut = net.predict_lut(image)
         model_out = net.apply_lut(image, lut)[0].clamp(0, 1)
