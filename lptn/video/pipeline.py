@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lptn.archs.lptn_arch import LPTN
 from lptn.data.image_io import image_to_tensor, tensor_to_image, to_float
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.settings import InferenceSettings, build_inference_path
@@ -70,7 +71,8 @@ class FrameEnhancer:
         self.net = net.to(runtime.device).eval()
         self.path: Any = None
         self.smoothed: Optional[SmoothedFastLPTN] = None
-        if settings.path == "fast":
+        # FastLPTN is LPTN's pyramid maths; other generators take build_inference_path's path.
+        if settings.path == "fast" and isinstance(self.net, LPTN):
             precision = runtime.precision if runtime.precision in PRECISIONS else "fp32"
             options = dict(
                 precision=precision,
@@ -85,9 +87,14 @@ class FrameEnhancer:
             else:
                 self.path = FastLPTN(self.net, **options)  # type: ignore[arg-type]
         else:
-            if tau:
+            if tau and settings.path != "fast":
                 raise ValueError(
                     f"--temporal-smoothing works on the fast path; got --path {settings.path}"
+                )
+            if tau:
+                raise ValueError(
+                    f"--temporal-smoothing smooths LPTN's pyramid; {type(self.net).__name__} "
+                    "has none"
                 )
             self.path = build_inference_path(self.net, settings, runtime.precision)
 
