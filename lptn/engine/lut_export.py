@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from lptn.archs.lut3d_arch import identity_lut
 from lptn.inference.context_tiling import small_copy_from
 from lptn.inference.cube_lut import write_cube
 from lptn.inference.tiling import ArraySource
 from lptn.photo import PhotoEnhancer
+from lptn.photo.enhancer import LUMA_WEIGHTS
 
 
 def check_lut_generator(net: nn.Module) -> None:
@@ -50,19 +52,37 @@ def photo_lut(enhancer: PhotoEnhancer, img: np.ndarray) -> torch.Tensor:
 
 class LUTRecorder:
     """An :class:`~lptn.photo.pipeline.ArrayEnhancer` that keeps the LUT of the array it
-    enhances (``lut``, None until then) and returns ``enhancer``'s results unchanged."""
+    enhances (``lut``, None until then) and returns ``enhancer``'s results unchanged.
+
+    The kept LUT is the whole per-pixel grade: with ``strength`` S the output is
+    ``x + S (lut(x) - x)``, which is the lookup in ``identity + S (lut - identity)`` (the
+    trilinear lookup is linear in the table and exact for the identity); for a grey photo the
+    output is the Rec. 709 luma of the colour output, repeated in R, G, B.
+    """
 
     def __init__(self, enhancer: PhotoEnhancer) -> None:
         self.enhancer = enhancer
         self.lut: Optional[torch.Tensor] = None
 
     def enhance_rgb(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        self.lut = photo_lut(self.enhancer, img)
+        self.lut = _blended(photo_lut(self.enhancer, img), strength)
         return self.enhancer.enhance_rgb(img, strength)
 
     def enhance_grey(self, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        self.lut = photo_lut(self.enhancer, np.repeat(img[:, :, None], 3, axis=2))
+        lut = photo_lut(self.enhancer, np.repeat(img[:, :, None], 3, axis=2))
+        luma = torch.einsum("c...,c->...", lut, torch.from_numpy(LUMA_WEIGHTS))
+        self.lut = _blended(luma.expand_as(lut).clone(), strength)
         return self.enhancer.enhance_grey(img, strength)
+
+
+def _blended(lut: torch.Tensor, strength: float) -> torch.Tensor:
+    """``identity + strength * (lut - identity)`` for (3, S, S, S) ``lut``."""
+    if strength == 1.0:
+        return lut
+    ident = identity_lut(lut.shape[1])
+    # The enhancer blends the clipped output; clipping the table is the same but within the
+    # cells that straddle 0 or 1.
+    return ident + float(strength) * (lut.clamp(0.0, 1.0) - ident)
 
 
 def lut_path(lut_dir: Path, output_relative: Path) -> Path:

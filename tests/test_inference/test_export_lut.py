@@ -94,3 +94,29 @@ def test_lptn_weights_get_one_error_line_before_any_photo(
     assert len(err) == 1 and err[0].startswith("error: --export-lut"), err
     assert "LPTN" in err[0] and "ImageAdaptive3DLUT" in err[0]
     assert not list(out.rglob("*.png")) and not (tmp_path / "luts").exists()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_the_lut_holds_the_strength_and_the_grey_conversion(
+    tmp_path: Path, fivek_sample_dir: Path, lut_weights: Path
+) -> None:
+    png = sorted((fivek_sample_dir / "source").glob("*.png"))[0]
+    photos = tmp_path / "in"
+    photos.mkdir()
+    shutil.copy(png, photos / "colour.png")
+    with Image.open(png) as im:
+        im.convert("L").save(photos / "grey.png")
+    out, luts = tmp_path / "out", tmp_path / "luts"
+    args = ["--weights", str(lut_weights), "--input", str(photos), "--output", str(out)]
+    extra = ["--export-lut", str(luts), "--strength", "0.5", "--no-progress"]
+    assert enhance_main([*args, *extra]) == 0
+    for name in ("colour", "grey"):
+        got = apply_cube_with_ffmpeg(
+            photos / f"{name}.png", luts / f"{name}.cube", tmp_path / "f.png"
+        )
+        want = _rgb(out / f"{name}.png").astype(int)
+        assert np.abs(want - _rgb(photos / f"{name}.png").astype(int)).max() > 10, name
+        # The enhancer blends the clipped network output; the LUT's table is clipped, which
+        # differs only within the cells that straddle 0 or 1: a level more at a few pixels.
+        diff = np.abs(got.astype(int) - want)
+        assert diff.max() <= 2 and (diff > 1).mean() < 1e-3, (name, (diff > 1).mean())
