@@ -1,5 +1,6 @@
 """lptn-enhance with 3D-LUT weights on a video: each output frame is the network's output on
-that input frame as lptn decodes it, within a level (lossless RGB out)."""
+that input frame as lptn decodes it, within a level (4:4:4 at CRF 0, the reference taken
+through the same YUV conversion)."""
 
 from __future__ import annotations
 
