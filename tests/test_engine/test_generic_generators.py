@@ -135,3 +135,23 @@ def test_every_format_matches_pytorch_for_any_generator(tmp_path: Path, opt) -> 
         if fmt in formats:
             path = export(net, tmp_path / f"net.{fmt}.pt2")
             assert max(check_export(path, fmt, net, inputs)) <= 1e-4, fmt
+
+
+def test_a_3d_lut_exports_at_its_opset_and_refuses_a_lower_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A 5-D GridSample needs ONNX opset 20: the default follows the generator, and an
+    # explicit lower --opset is one line, exit 2, with no file written.
+    pytest.importorskip("onnxruntime", reason="the ONNX check runs in onnxruntime")
+    opt = {"type": "ImageAdaptive3DLUT"}
+    weights = tmp_path / "lut.pth"
+    save_network(build_network(opt), weights, arch=opt)
+    low = tmp_path / "low.onnx"
+    assert export_main(["--weights", str(weights), "--format", "onnx", "--opset", "17",
+                        "--output", str(low)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--opset 17: ImageAdaptive3DLUT needs ONNX opset 20 or later" in err
+    assert len(err.strip().splitlines()) == 1 and not low.exists()
+    good = tmp_path / "lut.onnx"
+    assert export_main(["--weights", str(weights), "--format", "onnx", "--output", str(good)]) == 0
+    assert good.is_file()
