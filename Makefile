@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install "$(TORCH_REQ)"
-	$(PY) -m pip install -e ".[test,onnx,lint,heif,tiff-exif,raw,serve,browser-test,wandb,video,docs]"
+	$(PY) -m pip install -e ".[test,onnx,openvino,lint,heif,tiff-exif,raw,serve,browser-test,wandb,video,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -5,14 +5,18 @@ ResidualBlock. :class:`ConvStack` reads that structure once and executes it with
 
 - ``generic`` (any device): ``F.conv2d`` with in-place LeakyReLU and in-place residual adds,
   so no activation map is allocated twice;
-- ``onednn`` (CPU only, optional): oneDNN convolutions with the LeakyReLU fused in and the
+- ``onednn`` (CPU only): oneDNN convolutions with the LeakyReLU fused in and the
   residual add fused into the second conv of each block, through
-  ``torch.ops.mkldnn._convolution_pointwise``. Chosen automatically when that operator
-  exists; any failure falls back to ``generic``.
+  ``torch.ops.mkldnn._convolution_pointwise``;
+- ``openvino`` (CPU only, the optional ``openvino`` package): the norm-free segments compiled
+  by OpenVINO (:mod:`lptn.inference.openvino_stack`), the fastest on the CPUs measured.
 
-Both give the module's own result (bitwise in float32 on the CPU used for the tests). The
-parameters are read from the module at every call, so they stay shared with the network; only
-for reduced precision a converted copy is cached and refreshed when a parameter changes.
+``auto`` takes ``openvino`` on the CPU when it is installed, else ``onednn`` when PyTorch has
+the operator, else ``generic``; a failure of an automatic choice falls back to ``generic``.
+``generic`` and ``onednn`` give the module's own result (bitwise in float32 on the CPU used
+for the tests), ``openvino`` the same to float32 rounding (about 1e-6). The parameters are read
+from the module at every call, so they stay shared with the network; for reduced precision a
+converted copy (OpenVINO: a compiled model) is cached and refreshed when a parameter changes.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lptn.archs.lptn_arch import ResidualBlock
+from lptn.inference.openvino_stack import OpenVinoSegment, openvino_available
+from lptn.platform.option_schema import CONV_BACKENDS
 
-BACKENDS = ("auto", "generic", "onednn")
+BACKENDS = CONV_BACKENDS
 
 
 def onednn_available() -> bool:
@@ -117,6 +123,8 @@ class ConvStack:
             torch.dtype, Tuple[Tuple[int, ...], Dict[int, Tuple[torch.Tensor, torch.Tensor]]]
         ] = {}
         self._onednn_failed = False
+        self._openvino_failed = False
+        self._segments: Dict[Tuple[int, ...], OpenVinoSegment] = {}
 
     @property
     def num_3x3_convs(self) -> int:
@@ -141,8 +149,19 @@ class ConvStack:
             self._cache[dtype] = cached
         return cached[1]
 
+    def _use_openvino(self, x: torch.Tensor) -> bool:
+        if self.backend not in ("auto", "openvino") or self._openvino_failed:
+            return False
+        ok = x.device.type == "cpu" and openvino_available()
+        if self.backend == "openvino" and not ok:
+            raise RuntimeError(
+                "conv backend 'openvino' needs a CPU tensor and the openvino package "
+                "(pip install 'lptn[openvino]')"
+            )
+        return ok
+
     def _use_onednn(self, x: torch.Tensor) -> bool:
-        if self.backend == "generic" or self._onednn_failed:
+        if self.backend in ("generic", "openvino") or self._onednn_failed:
             return False
         ok = (
             x.device.type == "cpu"
@@ -180,18 +199,22 @@ class ConvStack:
         the same. ``x`` itself is never modified.
         """
         dtype = dtype or x.dtype
-        x = x.to(dtype)
-        weights = self._weights(dtype)
+        if self._use_openvino(x):
+            # OpenVINO takes float32 and applies the precision itself (a hint it may refuse).
+            x, weights = x.float(), {}
+        else:
+            x = x.to(dtype)
+            weights = self._weights(dtype)
         height = x.shape[2]
         if strip_rows is None or strip_rows >= height:
-            return self._run(self.steps, x, weights)
-        head = self._run(self.steps[: self._split], x, weights) if self._split else x
+            return self._run(self.steps, x, weights, dtype)
+        head = self._run(self.steps[: self._split], x, weights, dtype) if self._split else x
         halo, tail = self.strip_halo, self.steps[self._split :]
         out: Optional[torch.Tensor] = None
         for start in range(0, height, strip_rows):
             stop = min(start + strip_rows, height)
             lo, hi = max(0, start - halo), min(height, stop + halo)
-            part = self._run(tail, head[:, :, lo:hi], weights)[:, :, start - lo : stop - lo]
+            part = self._run(tail, head[:, :, lo:hi], weights, dtype)[:, :, start - lo : stop - lo]
             if out is None:
                 out = torch.empty(
                     (part.shape[0], part.shape[1], height, part.shape[3]),
@@ -207,7 +230,17 @@ class ConvStack:
         steps: List[Step],
         x: torch.Tensor,
         weights: Dict[int, Tuple[torch.Tensor, torch.Tensor]],
+        dtype: torch.dtype,
     ) -> torch.Tensor:
+        """``steps`` on ``x``; ``dtype``: the conv precision (x's own, except for OpenVINO,
+        which takes float32 and the precision as a hint)."""
+        if self._use_openvino(x):
+            try:
+                return self._run_openvino(steps, x, dtype)
+            except RuntimeError:
+                if self.backend == "openvino":
+                    raise
+                self._openvino_failed = True
         if self._use_onednn(x):
             try:
                 return self._run_onednn(steps, x, weights)
@@ -216,6 +249,23 @@ class ConvStack:
                     raise
                 self._onednn_failed = True  # e.g. an operator signature change: stay generic
         return self._run_generic(steps, x, weights)
+
+    def _run_openvino(self, steps: List[Step], x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        segment: List[Step] = []
+        for step in [*steps, None]:
+            if step is not None and step[0] != "norm":
+                segment.append(step)
+                continue
+            if segment:
+                key = tuple(id(s) for s in segment)
+                runner = self._segments.get(key)
+                if runner is None:
+                    runner = self._segments[key] = OpenVinoSegment(segment, x.shape[1])
+                x = runner(x, dtype)
+                segment = []
+            if step is not None:
+                x = _instance_norm(x.float(), step[1])
+        return x
 
     def _run_generic(
         self,

@@ -260,7 +260,7 @@ class FastLPTN(nn.Module):
         return PRECISIONS[self.precision] or next(self.net.parameters()).dtype
 
     def _conv_input(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self._conv_dtype())
+        # The stack casts to the conv dtype (or hands the precision to OpenVINO as a hint).
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -268,12 +268,12 @@ class FastLPTN(nn.Module):
     def trans_low(self, low: torch.Tensor, strip_rows: Optional[int] = None) -> torch.Tensor:
         """``fake_low = tanh(low + model(low))`` on the whole low-resolution (N, 3, h, w) image
         (after its InstanceNorm, in strips of ``strip_rows`` rows when given)."""
-        out = self.low_stack(self._conv_input(low), strip_rows=strip_rows)
+        out = self.low_stack(self._conv_input(low), self._conv_dtype(), strip_rows=strip_rows)
         return torch.tanh(low + out.to(low.dtype)).contiguous()
 
     def mask_net(self, x: torch.Tensor) -> torch.Tensor:
         """``trans_high.model`` on (N, 9, h, w) -> (N, C_m, h, w) in the input's dtype."""
-        return self.mask_stack(self._conv_input(x)).to(x.dtype).contiguous()
+        return self.mask_stack(self._conv_input(x), self._conv_dtype()).to(x.dtype).contiguous()
 
     def mask_block(self, i: int) -> _MaskBlock:
         return _MaskBlock(self.net.trans_high.mask_block(i))

@@ -396,7 +396,7 @@ SMALL_IMAGE_POLICIES = ("error", "pad", "resize")
 PAIR_SIZE_POLICIES = ("error", "resize_gt")
 PREFETCH_MODES = ("cpu", "cuda", "npu")
 INFERENCE_PATHS = ("fast", "exact", "graph")
-CONV_BACKENDS = ("auto", "generic", "onednn")
+CONV_BACKENDS = ("auto", "generic", "onednn", "openvino")
 PIXEL_TARGETS = ("input", "gt")
 D_STEP_INPUTS = ("recompute", "reuse")
 
