@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 
 from torch import nn
 
-from lptn.registry import Registry, build_from_registry, import_modules_with_suffix
+from lptn.registry import Registry, import_modules_with_suffix
 
 ARCH_REGISTRY = Registry("arch")
 
@@ -54,7 +54,15 @@ def build_network(
         ...
         KeyError: "network_g.type: unknown arch type 'LPTM'. ... closest first: LPTN, ..."
     """
-    net: nn.Module = build_from_registry(ARCH_REGISTRY, dict(opt), key_path)
+    kwargs = dict(opt)
+    if "type" not in kwargs:
+        raise KeyError(f"{key_path}: needs a 'type' key, got {opt!r}")
+    type_name = kwargs.pop("type")
+    cls = ARCH_REGISTRY.get(type_name, f"{key_path}.type")
+    try:
+        net: nn.Module = cls(**kwargs)
+    except TypeError as err:
+        raise TypeError(f"{key_path} ({type_name}): {err}") from err
     if weights is None:
         return net
     # Imported here: weight_loading reads lptn_arch, which imports this package.
