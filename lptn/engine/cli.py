@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from lptn.engine.option_check import ENGINE_CHECKS
+from lptn.engine.option_check import load_options
 from lptn.platform.checkpoint_io import CheckpointError
 from lptn.platform.logger import drop_startup_records, keep_startup_records, setup_logger
 from lptn.platform.option_schema import (
@@ -22,7 +22,7 @@ from lptn.platform.option_schema import (
     PRECISION_NAMES,
     VAL,
 )
-from lptn.platform.options import OptionError, parse_options
+from lptn.platform.options import OptionError
 from lptn.platform.runtime import DeviceError, build_runtime, set_random_seed
 
 
@@ -54,7 +54,7 @@ def _load(args: argparse.Namespace, *, is_train: bool) -> dict:
     overrides = list(args.set)
     if args.device:
         overrides.append(f"device={args.device}")
-    return parse_options(args.opt, overrides, is_train=is_train, checks=ENGINE_CHECKS)
+    return load_options(args.opt, overrides, is_train=is_train)
 
 
 # Errors caused by the user's files or options: reported in one line, exit status 2.
@@ -231,7 +231,11 @@ def enhance_parser() -> argparse.ArgumentParser:
     """``lptn-enhance``'s arguments; defaults, ranges and choices come from the schema
     (``option_schema.PHOTO``, ``INFERENCE``, ``DEVICES``, ``PRECISION_NAMES``)."""
     from lptn.engine.enhance_video import add_video_arguments
-    from lptn.photo.settings import OUTPUT_COLOURS, RAW_FORMAT_NAMES
+    from lptn.photo.settings import (
+        OUTPUT_COLOURS,
+        RAW_FORMAT_NAMES,
+        add_photo_limit_arguments,
+    )
     from lptn.platform.compilation import COMPILE_MODES
     from lptn.platform.option_schema import INFERENCE, INFERENCE_PATHS, PHOTO
 
@@ -277,14 +281,7 @@ def enhance_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="3D-LUT weights only: also write each photo's LUT to DIR as <output path>.cube",
     )
-    megapixels = PHOTO.keys["max_megapixels"]
-    parser.add_argument(
-        "--max-megapixels",
-        type=float,
-        default=megapixels.default,
-        metavar="MP",
-        help=f"{megapixels.doc} (default {megapixels.default:g})",
-    )
+    add_photo_limit_arguments(parser)
     parser.add_argument(
         "--keep-mtime",
         action=argparse.BooleanOptionalAction,
@@ -297,13 +294,6 @@ def enhance_parser() -> argparse.ArgumentParser:
         "--tf32",
         action="store_true",
         help="let float32 convolutions use TF32 on CUDA (faster, ~1e-3 error)",
-    )
-    quality = PHOTO.keys["jpeg_quality"]
-    parser.add_argument(
-        "--jpeg-quality",
-        type=int,
-        default=quality.default,
-        help=f"{quality.doc}, {quality.kind.describe()} (default {quality.default})",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
@@ -454,7 +444,7 @@ def learn_main(argv: Optional[List[str]] = None) -> int:
             print("stopped; continue with the same command and --auto_resume", file=sys.stderr)
         return code
     try:
-        opt = parse_options(files.options, is_train=True, checks=ENGINE_CHECKS)
+        opt = load_options(files.options, is_train=True)
         model = learn.keep_model(files)
         runtime = build_runtime({"device": args.device or "auto"})
         identity, trained, pairs = learn.held_out_scores(opt, model, runtime.device)

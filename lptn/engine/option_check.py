@@ -1,6 +1,6 @@
-"""Checks of the options that need the registries and the settings parsers, run by
-:func:`lptn.platform.options.parse_options` (the runners pass :data:`ENGINE_CHECKS`) before any
-data is read or any folder is touched.
+"""Checks of the options that need the registries and the settings parsers: the runners read
+option files with :func:`load_options` (the schema's :func:`lptn.platform.options.parse_options`,
+then these checks), before any data is read or any folder is touched.
 
 - every registry-resolved block (``network_g``, ``train.optim_g``, ``val.metrics.psnr``...;
   :data:`lptn.platform.option_schema.REGISTRY_BLOCKS`) names a registered ``type``, and its
@@ -20,7 +20,8 @@ import collections.abc
 import difflib
 import inspect
 import typing
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from lptn.platform.option_schema import (
     ARGUMENT_RANGES,
@@ -35,7 +36,7 @@ from lptn.platform.option_schema import (
     SchemaViolation,
     Text,
 )
-from lptn.platform.options import OptionError
+from lptn.platform.options import OptionError, parse_options
 from lptn.registry import Registry
 
 
@@ -238,8 +239,8 @@ def check_settings_blocks(opt: Dict[str, Any]) -> None:
 
 
 def check_engine_options(opt: Dict[str, Any], source: str) -> None:
-    """:data:`lptn.platform.options.OptionCheck` for the runners: the two checks above, every
-    failure an :class:`OptionError` naming ``source`` and the key path."""
+    """The two checks above, every failure an :class:`OptionError` naming ``source`` and the
+    key path."""
     try:
         check_registered_blocks(opt)
         check_settings_blocks(opt)
@@ -249,11 +250,26 @@ def check_engine_options(opt: Dict[str, Any], source: str) -> None:
         raise OptionError(f"{source}: {err}") from None
 
 
-#: the checks the runners hand to ``parse_options(checks=...)``
-ENGINE_CHECKS: Tuple[Callable[[Dict[str, Any], str], None], ...] = (check_engine_options,)
+def load_options(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    is_train: bool,
+    root: Optional[str | Path] = None,
+) -> Dict[str, Any]:
+    """The runners' option file: :func:`~lptn.platform.options.parse_options` (schema,
+    overrides, defaults; same arguments), then :func:`check_engine_options`.
+
+    Raises:
+        OptionError: naming the file and the key path.
+    """
+    opt = parse_options(path, overrides, is_train=is_train, root=root)
+    check_engine_options(opt, str(path))
+    return opt
+
 
 __all__ = [
-    "ENGINE_CHECKS",
+    "load_options",
     "FRAMEWORK_KEYS",
     "annotation_kind",
     "registries",

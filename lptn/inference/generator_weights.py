@@ -16,7 +16,6 @@ from torch import nn
 from lptn.archs import ARCH_REGISTRY, build_network
 from lptn.archs.laplacian_pyramid import min_input_size
 from lptn.archs.lptn_arch import lptn_options_from_state_dict
-from lptn.archs.weight_loading import load_network_weights
 from lptn.platform.checkpoint_io import (
     ARCH_KEY,
     CheckpointError,
@@ -83,8 +82,7 @@ def load_generator(
         weights = builtin_weights_path()
     if network_opt is None:
         network_opt = generator_options(weights, param_key)
-    net = build_network(network_opt, "network_g")
-    return load_network_weights(net, weights, strict=True, param_key=param_key)
+    return build_network(network_opt, "network_g", weights=weights, param_key=param_key)
 
 
 def generator_options(weights: str | Path, param_key: Optional[str] = None) -> Dict[str, Any]:

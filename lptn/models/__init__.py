@@ -16,6 +16,18 @@ def build_model(opt: Dict[str, Any], runtime: Any) -> Any:
     return cls(opt, runtime)
 
 
+def weights_options(opt: Dict[str, Any], which: str) -> Dict[str, Any]:
+    """The ``path`` options that load network ``which`` (``'g'`` or ``'d'``), as keyword
+    arguments of :func:`lptn.archs.build_network`: ``weights`` (``pretrain_network_*``; None
+    when unset or empty), ``strict`` (``strict_load_*``, default true), ``param_key``."""
+    path_opt = opt.get("path") or {}
+    return {
+        "weights": path_opt.get(f"pretrain_network_{which}") or None,
+        "strict": path_opt.get(f"strict_load_{which}", True),
+        "param_key": path_opt.get(f"param_key_{which}"),
+    }
+
+
 import_modules_with_suffix(__name__, __file__, "_model")
 
-__all__ = ["MODEL_REGISTRY", "build_model"]
+__all__ = ["MODEL_REGISTRY", "build_model", "weights_options"]

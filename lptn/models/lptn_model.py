@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from lptn.archs import build_network
 from lptn.archs.weight_loading import load_network_weights
 from lptn.losses import build_gradient_penalty, build_loss
-from lptn.models import MODEL_REGISTRY
+from lptn.models import MODEL_REGISTRY, weights_options
 from lptn.models.lr_scheduler import IterationSchedule, build_scheduler
 from lptn.models.optimizers import build_optimizer
 from lptn.platform.checkpoint_io import ARCH_KEY, arch_entry, bare_module, save_atomic
@@ -102,8 +102,16 @@ class LPTNModel:
         self.speed = train_speed_options(opt)
         check_compile_support(self.speed, self.device)
 
-        self.net_g = self._build_net("g")
-        self.net_d: Optional[nn.Module] = self._build_net("d") if opt.get("network_d") else None
+        self.net_g = self._prepare_net(
+            build_network(opt["network_g"], "network_g", **weights_options(opt, "g"))
+        )
+        self.net_d: Optional[nn.Module] = (
+            self._prepare_net(
+                build_network(opt["network_d"], "network_d", **weights_options(opt, "d"))
+            )
+            if opt.get("network_d")
+            else None
+        )
         self._build_losses(train_opt)
 
         self.pixel_target = self.settings.pixel_target
@@ -156,19 +164,9 @@ class LPTNModel:
         self.d_fake: Optional[torch.Tensor] = None
 
     # ----------------------------------------------------------------------------- building
-    def _build_net(self, which: str) -> nn.Module:
-        key = f"network_{which}"
-        net = build_network(self.opt[key], key).to(self.device)
-        path_opt = self.opt.get("path") or {}
-        weights = path_opt.get(f"pretrain_network_{which}")
-        if weights:
-            load_network_weights(
-                net,
-                weights,
-                strict=path_opt.get(f"strict_load_{which}", True),
-                param_key=path_opt.get(f"param_key_{which}"),
-            )
-        return self.speed.prepare_network(net.train())
+    def _prepare_net(self, net: nn.Module) -> nn.Module:
+        """A built network on the device, in training mode, with the speed options applied."""
+        return self.speed.prepare_network(net.to(self.device).train())
 
     def _build_losses(self, train_opt: Dict[str, Any]) -> None:
         pixel_opt, gan_opt, gp_opt = (train_opt.get(k) for k in ("pixel_opt", "gan_opt", "gp_opt"))

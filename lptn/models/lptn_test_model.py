@@ -7,9 +7,8 @@ from typing import Any, Dict
 import torch
 
 from lptn.archs import build_network
-from lptn.archs.weight_loading import load_network_weights
 from lptn.inference.settings import InferenceSettings, build_inference_path
-from lptn.models import MODEL_REGISTRY
+from lptn.models import MODEL_REGISTRY, weights_options
 from lptn.platform.logger import get_logger
 
 
@@ -26,16 +25,9 @@ class LPTNTestModel:
     def __init__(self, opt: Dict[str, Any], runtime: Any) -> None:
         self.opt = opt
         self.runtime = runtime
-        self.net_g = build_network(opt["network_g"], "network_g")
-        weights = opt["path"].get("pretrain_network_g")
-        if weights:
-            load_network_weights(
-                self.net_g,
-                weights,
-                strict=opt["path"].get("strict_load_g", True),
-                param_key=opt["path"].get("param_key_g"),
-            )
-        else:
+        weights = weights_options(opt, "g")
+        self.net_g = build_network(opt["network_g"], "network_g", **weights)
+        if weights["weights"] is None:
             get_logger().warning("path.pretrain_network_g is empty: using random weights")
         self.net_g.to(runtime.device).eval()
         self.inference = InferenceSettings.from_options(opt.get("inference"))

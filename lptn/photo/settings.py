@@ -8,6 +8,7 @@ spelling of one option gets the same rule and the same message.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -47,6 +48,33 @@ def check_output_colour(output_colour: str, spelled: str = "output colour") -> s
 
 def _default(name: str) -> Any:
     return PHOTO.keys[name].default
+
+
+def add_photo_limit_arguments(
+    parser: argparse.ArgumentParser, megapixels_help: Optional[str] = None
+) -> None:
+    """Add ``--max-megapixels`` and ``--jpeg-quality`` to a command's parser (``lptn-enhance``,
+    ``lptn-serve``), with the schema's defaults and descriptions.
+
+    The values are not checked here: :meth:`PhotoSettings.checked` does it, with the flag's
+    spelling in the message. ``megapixels_help`` says what happens to a larger photo in this
+    command (default: the schema's description); ``(default 250)`` is appended.
+    """
+    megapixels = PHOTO.keys["max_megapixels"]
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=megapixels.default,
+        metavar="MP",
+        help=f"{megapixels_help or megapixels.doc} (default {megapixels.default:g})",
+    )
+    quality = PHOTO.keys["jpeg_quality"]
+    parser.add_argument(
+        "--jpeg-quality",
+        type=int,
+        default=quality.default,
+        help=f"{quality.doc}, {quality.kind.describe()} (default {quality.default})",
+    )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
@@ -92,10 +92,6 @@ def apply_overrides(opt: Dict[str, Any], overrides: Iterable[str], source: str) 
 
 DEVICES = option_schema.DEVICES
 
-#: a check run after the schema, before anything else (the engine injects the check of the
-#: registry-resolved blocks, which this layer may not import): raises OptionError or ValueError
-OptionCheck = Callable[[Dict[str, Any], str], None]
-
 
 def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> Dict[str, Any]:
     """Check ``opt`` against the declared schema (:mod:`lptn.platform.option_schema`) and
@@ -155,29 +151,22 @@ def parse_options(
     *,
     is_train: bool,
     root: Optional[str | Path] = None,
-    checks: Sequence[OptionCheck] = (),
 ) -> Dict[str, Any]:
-    """Load ``path``, apply ``--set`` overrides, validate and fill defaults.
+    """Load ``path``, apply ``--set`` overrides, validate against the schema and fill defaults.
+
+    The runners check the registry-resolved blocks (``network_g``...) afterwards with
+    :func:`lptn.engine.option_check.load_options`, which calls this first.
 
     Args:
         path: the YAML option file.
         overrides: ``key.path=value`` strings.
         is_train: training options need ``datasets.train`` and ``train``.
         root: folder under which ``experiments/`` and ``results/`` go (default: cwd).
-        checks: further checks of the validated options (``check(opt, source)``), run
-            before anything is read or written; see :func:`lptn.engine.option_check`.
     """
     source = str(path)
     opt = load_yaml(path)
     apply_overrides(opt, overrides, source)
     opt = copy.deepcopy(validate(opt, source, is_train=is_train))
-    for check in checks:
-        try:
-            check(opt, source)
-        except OptionError:
-            raise
-        except ValueError as err:
-            raise OptionError(f"{source}: {err}") from None
     _fill_defaults(opt, is_train=is_train, root=Path(root) if root else Path(os.getcwd()))
     opt["opt_path"] = source
     return opt

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Mapping, Optional
 
-from lptn.platform.option_schema import DEVICES, OPTIONS, PHOTO, PRECISION_NAMES, VAL
+from lptn.platform.option_schema import DEVICES, OPTIONS, PRECISION_NAMES, VAL
 from lptn.serve.limits import Limits
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -58,6 +58,10 @@ def _positive(kind: type):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``lptn-serve`` argument parser; defaults come from ``ServeSettings``."""
+    # Imported here, as in ServeSettings.from_args: lptn.photo (the image libraries) loads
+    # when a parser is built, not when this module is imported.
+    from lptn.photo.settings import add_photo_limit_arguments
+
     parser = argparse.ArgumentParser(
         prog="lptn-serve",
         description="Serve LPTN photo enhancement: a web page at / and the HTTP API "
@@ -93,19 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest accepted upload in MB; larger ones get 413 "
         f"(default {Limits.max_upload_mb:g})",
     )
-    megapixels = Limits.max_megapixels
-    parser.add_argument(
-        "--max-megapixels",
-        type=float,
-        default=megapixels,
-        help=f"largest accepted image in megapixels; larger ones get 413 (default {megapixels:g})",
-    )
-    quality = PHOTO.keys["jpeg_quality"]
-    parser.add_argument(
-        "--jpeg-quality",
-        type=int,
-        default=Limits.jpeg_quality,
-        help=f"{quality.doc}, {quality.kind.describe()} (default {Limits.jpeg_quality})",
+    add_photo_limit_arguments(
+        parser, megapixels_help="largest accepted image in megapixels; larger ones get 413"
     )
     parser.add_argument(
         "--max-uploads",

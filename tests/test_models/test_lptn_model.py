@@ -261,3 +261,27 @@ def test_option_errors_are_clear(make_options, batch) -> None:
     del missing_optim["train"]["optim_d"]
     with pytest.raises(ValueError, match="train.optim_d"):
         _model(missing_optim)
+
+
+def test_both_networks_start_from_the_path_weights(
+    make_options, official_checkpoint, tmp_path
+) -> None:
+    """``path.pretrain_network_g`` / ``_d`` load through build_network, as the test model does."""
+    from lptn.archs import build_network
+    from lptn.platform.checkpoint_io import save_network
+
+    torch.manual_seed(7)
+    critic = build_network({"type": "Discriminator"}, "network_d")
+    save_network(critic, tmp_path / "net_d.pth")
+    opt = make_options()
+    opt["network_g"] = {"type": "LPTN", "nrb_low": 5, "nrb_high": 3, "num_high": 3}
+    opt["path"] = {
+        "pretrain_network_g": str(official_checkpoint),
+        "pretrain_network_d": str(tmp_path / "net_d.pth"),
+    }
+    model = _model(opt, seed=0)
+    official = torch.load(official_checkpoint, map_location="cpu", weights_only=True)
+    generator = state_of(model.net_g)
+    assert generator and all(torch.equal(v, official[k]) for k, v in generator.items())
+    assert same_weights(state_of(model.net_d), state_of(critic))
+    assert model.net_g.training and model.net_d.training

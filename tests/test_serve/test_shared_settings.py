@@ -133,6 +133,26 @@ def test_the_commands_offer_the_schemas_choices_and_defaults() -> None:
     assert enhance["--strength"].default == option_schema.PHOTO.keys["strength"].default
 
 
+def test_both_commands_get_the_photo_limit_flags_from_one_builder() -> None:
+    enhance = enhance_parser()._option_string_actions
+    serve = build_parser()._option_string_actions
+    for flag in ("--jpeg-quality", "--max-megapixels"):
+        a, b = enhance[flag], serve[flag]
+        assert (a.type, a.default, a.metavar) == (b.type, b.default, b.metavar), flag
+    assert (
+        enhance["--jpeg-quality"].help
+        == serve["--jpeg-quality"].help
+        == ("quality of JPEG and lossy WebP outputs, an integer in 1..100 (default 95)")
+    )
+    # What a larger photo meets differs: a failed file, or a 413 answer.
+    assert enhance["--max-megapixels"].help == (
+        "photos whose header announces more pixels fail before they are decoded (default 250)"
+    )
+    assert serve["--max-megapixels"].help == (
+        "largest accepted image in megapixels; larger ones get 413 (default 250)"
+    )
+
+
 def test_lptn_enhance_and_the_bytes_api_run_one_pipeline(
     photo_png: Path, official_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
