@@ -89,11 +89,11 @@ class OpenVinoSegment:
         self._lock = threading.Lock()
 
     def _params(self) -> List[torch.Tensor]:
-        params = []
+        params: List[torch.Tensor] = []
         for step in self.steps:
             for item in step[1:]:
                 if isinstance(item, torch.nn.Conv2d):
-                    params += [item.weight, item.bias]
+                    params += list(item.parameters())
         return params
 
     def _version(self) -> Tuple[int, ...]:
