@@ -144,8 +144,9 @@ class FastLPTN(nn.Module):
         channels_last: run the conv stacks in channels_last memory format.
         tile_size: square full-resolution regions of this side (tiled mode); None = full-width
             strips.
-        conv_backend: ``auto`` (oneDNN fused convs on the CPU when available), ``generic`` or
-            ``onednn``; see :mod:`lptn.inference.conv_stacks`.
+        conv_backend: ``auto`` (on the CPU: OpenVINO's kernels when the ``openvino`` extra is
+            installed, else oneDNN fused convs), ``generic``, ``onednn`` or ``openvino``; see
+            :mod:`lptn.inference.conv_stacks`.
         workers: CPU threads that process regions concurrently (each with one intra-op
             thread); None = ``torch.get_num_threads()``.
         memory_budget_mb: working memory the plan may use besides input and output; None = a

@@ -8,7 +8,7 @@ YAML (all keys optional)::
       tile_size: ~          # square full-resolution tiles of this side; ~ = automatic
       memory_budget_mb: ~   # working-memory budget; ~ = 768 MB on the CPU, 4096 elsewhere
       channels_last: true   # conv stacks in channels_last
-      conv_backend: auto    # auto | generic | onednn (CPU fused convs)
+      conv_backend: auto    # auto | generic | onednn | openvino (CPU conv kernels)
 
 The precision (fp32 / bf16 / fp16) comes from the runtime (``val.precision`` or
 ``--precision``); on the fast and graph paths it applies to the conv stacks only.
