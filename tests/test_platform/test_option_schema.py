@@ -104,7 +104,8 @@ def test_accepted_keys_of_the_other_helpers(tmp_path: Path) -> None:
         root=tmp_path,
     )
     assert opt["train"]["ema_decay"] == 0.999
-    assert opt["logger"]["wandb"] == {"project": "lptn", "resume_id": None}
+    # entity is absent from the file: the schema fills its default.
+    assert opt["logger"]["wandb"] == {"project": "lptn", "resume_id": None, "entity": None}
 
 
 def test_ignored_and_runner_keys_are_warned_about_by_name(
