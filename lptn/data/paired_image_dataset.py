@@ -57,7 +57,7 @@ class PairedImageDataset(SeededImageDataset):
         self.crop = (
             self.phase == "train"
             and self.gt_size is not None
-            and self.opt.get("if_fix_size", True) is not False
+            and self.opt["if_fix_size"]
         )
 
     def _select(self, pairs: List[Tuple[str, str]], listing: Path) -> List[Tuple[str, str]]:

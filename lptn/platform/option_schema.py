@@ -265,7 +265,7 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _check_section(
-    section: Section, value: Any, key_path: str, warnings: List[str]
+    section: Section, value: Any, key_path: str, warnings: List[str], required: bool = True
 ) -> Dict[str, Any]:
     if not isinstance(value, dict):
         what = "a mapping with a 'type'" if section.registry else "a mapping"
@@ -294,7 +294,7 @@ def _check_section(
             continue
         out[name] = _check_value(key.kind, item, path, warnings)
     for name, key in section.keys.items():
-        if key.required and value.get(name) is None:
+        if required and key.required and value.get(name) is None:
             typo = difflib.get_close_matches(name, [str(k) for k in value], n=1, cutoff=0.6)
             hint = f" (is {typo[0]} a misspelling?)" if typo else ""
             raise SchemaViolation(_join(key_path, name), f": required key is missing{hint}")
@@ -383,15 +383,22 @@ def fill_defaults(
     block: Optional[Dict[str, Any]],
     key_path: str,
     warnings: Optional[List[str]] = None,
+    *,
+    required: bool = True,
 ) -> Dict[str, Any]:
     """``block`` (``~`` = empty) checked against ``section``, each absent key that has a plain
     default (:func:`plain_default`) given it, in nested blocks too (a ``datasets`` entry's
     ``io_backend``, each ``val.metrics`` block...): the one place defaults are applied. A
     nested block given as ``~`` whose key defaults to a mapping is that default. Checking an
     already filled block again changes nothing. ``warnings`` collects the check's warnings
-    (ignored keys, keys the runner sets)."""
+    (ignored keys, keys the runner sets); ``required=False`` lets the block's required keys
+    be absent (a part of a block: the loader's keys of a dataset)."""
     checked = _check_section(
-        section, {} if block is None else block, key_path, [] if warnings is None else warnings
+        section,
+        {} if block is None else block,
+        key_path,
+        [] if warnings is None else warnings,
+        required,
     )
     return _filled_section(section, checked, key_path)
 
@@ -502,7 +509,8 @@ DATASET = Section(
         "lq_name": Key(
             Text(),
             "PairedImageDataset: input file name without extension, {stem} = the shared part",
-            default="{stem}",
+            # Not filled in: it would contradict a filename_tmpl (the pairing applies it).
+            default=Computed("{stem}"),
         ),
         "gt_name": Key(
             Text(),
