@@ -22,6 +22,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from lptn.platform.amp_backend import AMP_BACKENDS, AMP_DTYPES, APEX_OPT_LEVELS
 from lptn.platform.compilation import COMPILE_MODES
 from lptn.platform.distributed import DIST_BACKENDS
 from lptn.platform.number_check import SchemaViolation as SchemaViolation
@@ -350,7 +351,8 @@ def check_option_tree(
     opt: Dict[str, Any], *, is_train: bool, schema: Optional[Section] = None
 ) -> CheckResult:
     """Check ``opt`` against the schema (default :data:`OPTIONS`) and return a normalised
-    copy with every plain default filled in (:func:`fill_defaults`), plus warnings. Raises :class:`SchemaViolation` for the first problem found."""
+    copy with every plain default filled in (:func:`fill_defaults`), plus warnings. Raises
+    :class:`SchemaViolation` for the first problem found."""
     schema = schema or OPTIONS
     warnings: List[str] = []
     checked = fill_defaults(schema, opt, "", warnings)
@@ -700,12 +702,12 @@ AMP = Section(
     {
         "enabled": Key(_BOOL, "mixed-precision training", default=False),
         "dtype": Key(
-            Text(("bf16", "fp16", "bfloat16", "float16")),
+            Text(tuple(AMP_DTYPES)),
             "autocast dtype (fp16 adds loss scaling)",
             default=Computed("bf16 (apex: fp16)"),
         ),
-        "backend": Key(Text(("native", "apex")), "torch autocast or apex AMP", default="native"),
-        "opt_level": Key(Text(("O0", "O1", "O2", "O3")), "apex: optimisation level", "O1"),
+        "backend": Key(Text(AMP_BACKENDS), "torch autocast or apex AMP", default="native"),
+        "opt_level": Key(Text(APEX_OPT_LEVELS), "apex: optimisation level", "O1"),
         "loss_scale": Key(
             AnyOf((Text(("dynamic",)), Number(0, None, low_open=True))),
             "apex: loss scale",

@@ -58,7 +58,7 @@ def test_amp_options() -> None:
     ]:
         with pytest.raises(ValueError, match=key):
             _amp(enabled=True, backend="apex", **bad)
-    with pytest.raises(ValueError, match="train.amp.backend: must be native or apex"):
+    with pytest.raises(ValueError, match="train.amp.backend must be one of native, apex"):
         _amp(enabled=True, backend="deepspeed")
     with pytest.raises(ValueError, match="unknown key.*opt_levl"):
         _amp(enabled=True, opt_levl="O2")
