@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from lptn.platform.option_schema import OPTIONS, fill_defaults
 from lptn.registry import Registry, import_modules_with_suffix
 
 MODEL_REGISTRY = Registry("model")
 
 
 def build_model(opt: Dict[str, Any], runtime: Any) -> Any:
-    """Instantiate ``MODEL_REGISTRY[opt['model_type']](opt, runtime)``."""
+    """Instantiate ``MODEL_REGISTRY[opt['model_type']](opt, runtime)``; the model gets ``opt``
+    checked and defaulted by the schema (``option_schema.OPTIONS``), so options built as a
+    plain dict read as those of a YAML file."""
     cls = MODEL_REGISTRY.get(opt["model_type"], "model_type")
-    return cls(opt, runtime)
+    # A model needs no dataset roots: required keys are left to the runners (parse_options).
+    return cls(fill_defaults(OPTIONS, opt, "", required=False), runtime)
 
 
 import_modules_with_suffix(__name__, __file__, "_model")

@@ -32,7 +32,7 @@ class LPTNTestModel:
             load_network_weights(
                 self.net_g,
                 weights,
-                strict=opt["path"].get("strict_load_g", True),
+                strict=opt["path"]["strict_load_g"],
                 param_key=opt["path"].get("param_key_g"),
             )
         else:

@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 AMP_BACKENDS = ("native", "apex")
-AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
+AMP_DTYPES = {"bf16": "bf16", "fp16": "fp16", "bfloat16": "bf16", "float16": "fp16"}
 APEX_OPT_LEVELS = ("O0", "O1", "O2", "O3")
 _APEX_ONLY_KEYS = ("opt_level", "loss_scale", "combine_grad")
 

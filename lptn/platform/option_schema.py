@@ -288,12 +288,12 @@ def _check_section(
             warnings.append(f"{path}: {key.doc}; the value in the file is not used")
         elif key.alias_of is not None:
             target = key.alias_of
-            checked = _check_value(section.keys[target].kind, item, path, warnings)
+            checked = _check_value(section.keys[target].kind, item, path, warnings, required)
             if target in value and value[target] != item:
                 raise SchemaViolation(path, f": contradicts {target} (the same option)")
             out[target] = checked
             continue
-        out[name] = _check_value(key.kind, item, path, warnings)
+        out[name] = _check_value(key.kind, item, path, warnings, required)
     for name, key in section.keys.items():
         if required and key.required and value.get(name) is None:
             typo = difflib.get_close_matches(name, [str(k) for k in value], n=1, cutoff=0.6)
@@ -302,9 +302,11 @@ def _check_section(
     return out
 
 
-def _check_value(kind: Any, value: Any, key_path: str, warnings: List[str]) -> Any:
+def _check_value(
+    kind: Any, value: Any, key_path: str, warnings: List[str], required: bool = True
+) -> Any:
     if isinstance(kind, Section):
-        return _check_section(kind, value, key_path, warnings)
+        return _check_section(kind, value, key_path, warnings, required)
     if isinstance(kind, SectionMap):
         if not isinstance(value, dict):
             raise SchemaViolation(key_path, f" must be a mapping, got {value!r}")
@@ -314,12 +316,14 @@ def _check_value(kind: Any, value: Any, key_path: str, warnings: List[str]) -> A
                 problem = kind.key_rule(str(name))
                 if problem:
                     raise SchemaViolation(_join(key_path, name), f": {problem}")
-            out[name] = _check_section(kind.section, block, _join(key_path, name), warnings)
+            out[name] = _check_section(
+                kind.section, block, _join(key_path, name), warnings, required
+            )
         return out
     if isinstance(kind, OptionalSection):
         if value is None:
             return None
-        return _check_value(kind.inner, value, key_path, warnings)
+        return _check_value(kind.inner, value, key_path, warnings, required)
     return kind.check(value, key_path)
 
 
@@ -393,8 +397,8 @@ def fill_defaults(
     ``io_backend``, each ``val.metrics`` block...): the one place defaults are applied. A
     nested block given as ``~`` whose key defaults to a mapping is that default. Checking an
     already filled block again changes nothing. ``warnings`` collects the check's warnings
-    (ignored keys, keys the runner sets); ``required=False`` lets the block's required keys
-    be absent (a part of a block: the loader's keys of a dataset)."""
+    (ignored keys, keys the runner sets); ``required=False`` lets required keys, nested ones
+    too, be absent (a part of a block: the loader's keys of a dataset, a model's options)."""
     checked = _check_section(
         section,
         {} if block is None else block,
