@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lptn.platform.amp_backend import AMP_BACKENDS, AMP_DTYPES, APEX_OPT_LEVELS
 from lptn.platform.compilation import COMPILE_MODES
-from lptn.platform.distributed import DIST_BACKENDS
+from lptn.platform.distributed import DEFAULT_PORT, DIST_BACKENDS
 from lptn.platform.number_check import SchemaViolation as SchemaViolation
 from lptn.platform.number_check import describe_range, describe_whole, in_range, is_whole
 from lptn.platform.number_check import whole_number as whole_number
@@ -868,7 +868,7 @@ DIST_PARAMS = Section(
             "process-group backend (~ = by device: nccl, hccl, gloo)",
             default=None,
         ),
-        "port": Key(optional(Integer(1, 65535)), "rendezvous port (slurm)", default=29500),
+        "port": Key(optional(Integer(1, 65535)), "rendezvous port (slurm)", default=DEFAULT_PORT),
         "timeout_min": Key(Number(0, None, low_open=True), "collective timeout, minutes", 30),
     },
     doc="several processes (lptn.platform.distributed)",
