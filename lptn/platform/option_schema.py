@@ -3,8 +3,9 @@ default and meaning, checked in one pass by :func:`check_option_tree`.
 
 The schema is data (:class:`Key`, :class:`Section`, :class:`SectionMap` and the value kinds
 below), so that the same declaration checks a file, normalises it (``5e3`` -> ``5000`` for
-integer keys), fills its defaults (:func:`fill_defaults`, for the settings objects of
-:mod:`lptn.platform.train_settings`) and writes docs/OPTIONS.md
+integer keys), fills its defaults (:func:`fill_defaults`: every key of every block, the one
+place defaults are applied; a :class:`Computed` default is documentation only) and writes
+docs/OPTIONS.md
 (:mod:`lptn.engine.option_docs`). Blocks resolved through a registry by ``type`` (networks,
 losses, metrics, optimisers, schedulers, datasets) declare only the keys the framework itself
 reads; the arguments of the registered class are checked against its signature by

@@ -113,7 +113,7 @@ def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> Dict[str, A
     return result.options
 
 
-def _fill_defaults(opt: Dict[str, Any], *, is_train: bool, root: Path) -> None:
+def _fill_runner_keys(opt: Dict[str, Any], *, is_train: bool, root: Path) -> None:
     # The schema filled every plain default (validate); what is left here is computed from the
     # file: the phase and name of each dataset, and the output folders.
     opt["is_train"] = is_train
@@ -171,7 +171,7 @@ def parse_options(
             raise
         except ValueError as err:
             raise OptionError(f"{source}: {err}") from None
-    _fill_defaults(opt, is_train=is_train, root=Path(root) if root else Path(os.getcwd()))
+    _fill_runner_keys(opt, is_train=is_train, root=Path(root) if root else Path(os.getcwd()))
     opt["opt_path"] = source
     return opt
 
