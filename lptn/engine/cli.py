@@ -455,7 +455,8 @@ def learn_main(argv: Optional[List[str]] = None) -> int:
     try:
         opt = parse_options(files.options, is_train=True, checks=ENGINE_CHECKS)
         model = learn.keep_model(files)
-        runtime = build_runtime({"device": args.device or "auto"})
+        # No --device: the schema's default device (build_runtime fills it).
+        runtime = build_runtime({"device": args.device} if args.device else {})
         identity, trained, pairs = learn.held_out_scores(opt, model, runtime.device)
     except USER_ERRORS as err:
         return _fail(err)

@@ -201,8 +201,8 @@ class Computed(str):
 class Key:
     """One option: its kind (or a nested :class:`Section` / :class:`SectionMap`), a one-line
     doc, the default (what the code does when the key is absent: applied by
-    :func:`fill_defaults` when it is a value of the kind, else the description of what the
-    consumer computes) and its status."""
+    :func:`fill_defaults` when it is a value of the kind and not :class:`Computed`, else the
+    description of what the consumer computes) and its status."""
 
     kind: Any
     doc: str
