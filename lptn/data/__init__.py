@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional
 
 from torch.utils.data import Dataset
 
+from lptn.platform.option_schema import DATASET, fill_defaults
 from lptn.registry import Registry, import_modules_with_suffix
 
 DATASET_REGISTRY = Registry("dataset")
@@ -19,7 +20,9 @@ def build_dataset(opt: Dict[str, Any], key_path: str, *, seed: Optional[int] = N
     """Build the dataset an option block describes, e.g. ``opt = options['datasets']['val']``.
 
     Args:
-        opt: the block; ``type`` picks the class, the rest are its options.
+        opt: the block; ``type`` picks the class, the rest are its options. It is checked
+            against the schema (``option_schema.DATASET``) and given its defaults here, so a
+            block from a plain dict reads as one from a YAML file.
         key_path: where the block sits (``datasets.val``), named in every error.
         seed: base seed of the random crops/flips/draws (pass ``manual_seed``); default
             ``opt.get('manual_seed')`` or 0.
@@ -27,7 +30,7 @@ def build_dataset(opt: Dict[str, Any], key_path: str, *, seed: Optional[int] = N
     if not isinstance(opt, dict) or not isinstance(opt.get("type"), str):
         raise ValueError(f"{key_path}: needs a 'type' key naming the dataset class, got {opt!r}")
     cls = DATASET_REGISTRY.get(opt["type"], f"{key_path}.type")
-    return cls(opt, key_path=key_path, seed=seed)
+    return cls(fill_defaults(DATASET, opt, key_path), key_path=key_path, seed=seed)
 
 
 import_modules_with_suffix(__name__, __file__, "_dataset")

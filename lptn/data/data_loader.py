@@ -20,11 +20,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lptn.data.device_augment import apply_on_device, is_deferred
 from lptn.platform import device_backend
-from lptn.platform.option_schema import whole_number
+from lptn.platform.option_schema import DATASET, PREFETCH_MODES, fill_defaults, whole_number
 
 LOADER_PHASES = ("train", "val", "test")
-#: ``cuda`` and ``npu`` both mean: copies on a side stream of the training accelerator
-PREFETCH_MODES = (None, "cpu", "cuda", "npu")
 
 
 class EnlargedSampler(Sampler):
@@ -118,13 +116,6 @@ def seed_worker(worker_id: int, base_seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _positive_int(opt: Dict[str, Any], name: str, key_path: str, default: Any = None) -> int:
-    value = opt.get(name, default)
-    if value is None:
-        raise ValueError(f"{key_path}.{name}: required for the {key_path} loader")
-    return whole_number(value, f"{key_path}.{name}", 0)
-
-
 def build_dataloader(
     dataset: Dataset,
     opt: Dict[str, Any],
@@ -150,9 +141,11 @@ def build_dataloader(
             f"build_dataloader: phase must be one of {', '.join(LOADER_PHASES)}, got {phase!r}"
         )
     key_path = key_path or f"datasets.{phase}"
+    # The loader's keys of a dataset block, checked and defaulted by the schema.
+    opt = fill_defaults(DATASET, opt, key_path, required=False)
     seed = int(seed)
-    num_workers = _positive_int(opt, "num_worker_per_gpu", key_path, 0)
-    pin_memory = bool(opt.get("pin_memory", False))
+    num_workers: int = opt["num_worker_per_gpu"]
+    pin_memory: bool = opt["pin_memory"]
     worker_init = (
         functools.partial(seed_worker, base_seed=seed + rank * num_workers)
         if num_workers > 0
@@ -173,15 +166,16 @@ def build_dataloader(
             generator=generator,
         )
 
-    batch_size = _positive_int(opt, "batch_size_per_gpu", key_path)
-    if batch_size == 0:
-        raise ValueError(f"{key_path}.batch_size_per_gpu: must be at least 1")
+    batch_size = opt.get("batch_size_per_gpu")
+    if batch_size is None:
+        # Required for training only, so the schema leaves it to this check.
+        raise ValueError(f"{key_path}.batch_size_per_gpu: required for the {key_path} loader")
     sampler = EnlargedSampler(
         dataset,
         num_replicas=num_replicas,
         rank=rank,
-        ratio=opt.get("dataset_enlarge_ratio", 1),
-        shuffle=bool(opt.get("use_shuffle", True)),
+        ratio=opt["dataset_enlarge_ratio"],
+        shuffle=opt["use_shuffle"],
         seed=seed,
     )
     if len(sampler) < batch_size:
@@ -317,10 +311,9 @@ def build_prefetcher(
     ``cuda`` / ``npu`` use a side stream when ``device`` has streams and plain copies
     otherwise (the CPU), so an option file written for a GPU still runs anywhere.
     """
-    mode = opt.get("prefetch_mode")
-    if mode not in PREFETCH_MODES:
-        raise ValueError(f"{key_path}.prefetch_mode: must be ~, cpu, cuda or npu, got {mode!r}")
-    pinned = bool(opt.get("pin_memory", False))
+    opt = fill_defaults(DATASET, opt, key_path, required=False)
+    mode = opt["prefetch_mode"]
+    pinned: bool = opt["pin_memory"]
     side_stream = mode in ("cuda", "npu")
     return Prefetcher(loader, device, non_blocking=pinned or side_stream, side_stream=side_stream)
 

@@ -32,8 +32,7 @@ from lptn.data.device_augment import (
     pixels_to_tensor,
 )
 from lptn.data.file_backends import FileBackend
-from lptn.data.transforms import SMALL_IMAGE_POLICIES, ensure_min_size, sample_rng
-from lptn.platform.option_schema import whole_number
+from lptn.data.transforms import ensure_min_size, sample_rng
 
 PHASES = ("train", "val", "test")
 
@@ -96,23 +95,12 @@ class SeededImageDataset(Dataset):
         self.seed = int(seed) if seed is not None else 0
         self.epoch = 0
 
-        self.use_flip = bool(self.opt.get("use_flip", False))
-        self.use_rot = bool(self.opt.get("use_rot", False))
-        gt_size = self.opt.get("gt_size")
-        self.gt_size: Optional[int] = (
-            None if gt_size is None else whole_number(gt_size, f"{key_path}.gt_size", 1)
-        )
-        self.small_image = self.opt.get("small_image", "error")
-        if self.small_image not in SMALL_IMAGE_POLICIES:
-            raise ValueError(
-                f"{key_path}.small_image: must be one of "
-                f"{', '.join(SMALL_IMAGE_POLICIES)}, got {self.small_image!r}"
-            )
-        on_device = self.opt.get("augment_on_device", "auto")
-        if on_device not in (True, False, "auto"):
-            raise ValueError(
-                f"{key_path}.augment_on_device: true, false or auto, got {on_device!r}"
-            )
+        # Checked and defaulted by the schema (build_dataset).
+        self.use_flip: bool = self.opt["use_flip"]
+        self.use_rot: bool = self.opt["use_rot"]
+        self.gt_size: Optional[int] = self.opt["gt_size"]
+        self.small_image: str = self.opt["small_image"]
+        on_device = self.opt["augment_on_device"]
         if on_device == "auto":
             on_device = self.opt.get("prefetch_mode") in DEVICE_PREFETCH_MODES
         #: training items carry integer images + crop/flip parameters for the device

@@ -30,6 +30,7 @@ import torch
 
 from lptn.data.image_io import ImageReadError, decode_image, is_image_file, read_image
 from lptn.data.image_probe import probe_bytes, probe_file
+from lptn.platform.option_schema import IO_BACKEND, fill_defaults
 
 
 class FileBackend:
@@ -374,22 +375,17 @@ def make_file_backend(
     ``memory`` also reads ``io_backend.source`` (``auto`` | ``disk`` | ``lmdb``) and
     ``io_backend.decode_threads``.
     """
-    io_backend = io_backend or {}
-    backend_type = io_backend.get("type", "disk")
-    if backend_type not in BACKENDS:
-        prefix = option_key.rsplit(".", 1)[0] + "." if "." in option_key else ""
-        raise ValueError(
-            f"{prefix}io_backend.type: unknown file backend {backend_type!r}; "
-            f"valid types: {', '.join(sorted(BACKENDS))}"
-        )
+    prefix = option_key.rsplit(".", 1)[0] + "." if "." in option_key else ""
+    io_backend = fill_defaults(IO_BACKEND, io_backend, f"{prefix}io_backend")
+    backend_type = io_backend["type"]
     if root is None:
         raise ValueError(f"{option_key} is required (a folder or an .lmdb path)")
     if backend_type == "memory":
         return MemoryBackend(
             root,
             option_key,
-            source=io_backend.get("source", "auto"),
-            decode_threads=io_backend.get("decode_threads"),
+            source=io_backend["source"],
+            decode_threads=io_backend["decode_threads"],
         )
     return BACKENDS[backend_type](root, option_key)
 

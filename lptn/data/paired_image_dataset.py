@@ -54,11 +54,7 @@ class PairedImageDataset(SeededImageDataset):
         self.pairs = match_pairs(self.gt_backend, self.lq_backend, self.patterns, key_path)
         if self.opt.get("meta_info_file"):
             self.pairs = self._select(self.pairs, Path(self.opt["meta_info_file"]))
-        self.crop = (
-            self.phase == "train"
-            and self.gt_size is not None
-            and self.opt.get("if_fix_size", True) is not False
-        )
+        self.crop = self.phase == "train" and self.gt_size is not None and self.opt["if_fix_size"]
 
     def _select(self, pairs: List[Tuple[str, str]], listing: Path) -> List[Tuple[str, str]]:
         """Keep the pairs whose gt name (without extension) is listed in ``listing``, one name

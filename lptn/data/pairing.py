@@ -77,20 +77,15 @@ def name_patterns(opt: Mapping[str, Any], key_path: str) -> Tuple[NamePattern, N
             raise ValueError(f"{key_path}.filename_tmpl: {tmpl!r} must hold one '{{}}'")
     if lq_text is None:
         lq_text = DATASET.keys["lq_name"].default
-    gt_text = opt.get("gt_name", DATASET.keys["gt_name"].default)
+    gt_text = opt["gt_name"]
     return NamePattern(str(lq_text), f"{key_path}.lq_name"), NamePattern(
         str(gt_text), f"{key_path}.gt_name"
     )
 
 
 def pair_size_policy(opt: Mapping[str, Any], key_path: str) -> str:
-    """``opt['pair_size']`` (default from the schema), checked against its choices."""
-    policy = opt.get("pair_size", DATASET.keys["pair_size"].default)
-    if policy not in PAIR_SIZE_POLICIES:
-        raise ValueError(
-            f"{key_path}.pair_size: must be one of {', '.join(PAIR_SIZE_POLICIES)}, got {policy!r}"
-        )
-    return str(policy)
+    """``opt['pair_size']``, checked and defaulted by the schema (``build_dataset``)."""
+    return str(opt["pair_size"])
 
 
 def same_location(a: Path, b: Path) -> bool:

@@ -14,7 +14,7 @@ from typing import List, Literal, Sequence, Tuple
 import cv2
 import numpy as np
 
-SMALL_IMAGE_POLICIES = ("error", "pad", "resize")
+from lptn.platform.option_schema import SMALL_IMAGE_POLICIES
 
 _UINT64 = (1 << 64) - 1
 

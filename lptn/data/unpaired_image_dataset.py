@@ -52,7 +52,7 @@ class UnPairedImageDataset(SeededImageDataset):
         )
         self.lq_keys = self.lq_backend.keys()
         self.ref_keys = self.ref_backend.keys()
-        self.crop = self.phase == "train" and self.opt.get("if_fix_size", True) is not False
+        self.crop = self.phase == "train" and self.opt["if_fix_size"]
         if self.crop and self.gt_size is None:
             raise ValueError(
                 f"{self.option_key('gt_size')}: required for training with "

@@ -170,8 +170,8 @@ def evaluate_main(argv: Optional[List[str]] = None) -> int:
     try:
         opt = _load(args, is_train=False)
         setup_logger(Path(opt["path"]["log"]) / f"test_{opt['name']}.log")
-        runtime = build_runtime(opt, (opt.get("val") or {}).get("precision"))
-        if opt.get("manual_seed") is not None:
+        runtime = build_runtime(opt, opt["val"]["precision"])
+        if opt["manual_seed"] is not None:
             set_random_seed(opt["manual_seed"])
         results = run_test(opt, runtime)
     except USER_ERRORS as err:
@@ -210,8 +210,7 @@ def speed_main(argv: Optional[List[str]] = None) -> int:
     try:
         opt = _load(args, is_train=False)
         setup_logger(Path(opt["path"]["log"]) / f"speed_{opt['name']}.log")
-        precision = args.precision or (opt.get("val") or {}).get("precision") or "fp32"
-        runtime = build_runtime(opt, precision)
+        runtime = build_runtime(opt, args.precision or opt["val"]["precision"])
         report = run_speed_test(opt, runtime)
     except USER_ERRORS as err:
         return _fail(err)
@@ -446,7 +445,8 @@ def learn_main(argv: Optional[List[str]] = None) -> int:
     try:
         opt = load_options(files.options, is_train=True)
         model = learn.keep_model(files)
-        runtime = build_runtime({"device": args.device or "auto"})
+        # No --device: the schema's default device (build_runtime fills it).
+        runtime = build_runtime({"device": args.device} if args.device else {})
         identity, trained, pairs = learn.held_out_scores(opt, model, runtime.device)
     except USER_ERRORS as err:
         return _fail(err)

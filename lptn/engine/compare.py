@@ -422,7 +422,7 @@ def compare_main(argv: Optional[List[str]] = None) -> int:
     keep_startup_records()
     try:
         opt = _load(args, is_train=False)
-        runtime = build_runtime(opt, args.precision or (opt.get("val") or {}).get("precision"))
+        runtime = build_runtime(opt, args.precision or opt["val"]["precision"])
         candidates = load_candidates(args.weights, args.names, args.param_key)
         rows = run_compare(opt, candidates, runtime, Path(args.output), args.speed_runs)
     except USER_ERRORS as err:

@@ -212,8 +212,8 @@ def run_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
         raise ValueError(f"{opt.get('opt_path')}: no datasets.test* entry to evaluate")
     model: EnhancementModel = build_model(opt, runtime)
     results_root = Path(opt["path"]["results_root"])
-    val_opt = opt.get("val") or {}
-    save_img = bool(val_opt.get("save_img", False))
+    val_opt = opt["val"]  # checked and defaulted by the schema
+    save_img: bool = val_opt["save_img"]
     results: Dict[str, Any] = {}
     report = TestReport(results_root, opt["name"], report_details(opt, runtime))
     for key in keys:

@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from lptn.platform.option_schema import (
     ARGUMENT_RANGES,
+    GRADIENT_PENALTY,
     REGISTRY_BLOCKS,
     AnyOf,
     Boolean,
@@ -61,8 +62,8 @@ def registries() -> Dict[str, Tuple[Registry, Tuple[str, ...], int]]:
 
 #: keys of a block that the framework reads and does not pass to the registered object
 FRAMEWORK_KEYS = {"metric": ("type", "better"), "dataset": ()}
-#: the type a block gets when it names none
-_DEFAULT_TYPES = {"train.gp_opt": "GradientPenaltyLoss"}
+#: the type a block gets when it names none (the schema's; parsed options have it filled in)
+_DEFAULT_TYPES = {"train.gp_opt": GRADIENT_PENALTY.keys["type"].default}
 
 
 def _blocks(opt: Dict[str, Any], pattern: str) -> Iterator[Tuple[str, Dict[str, Any]]]:

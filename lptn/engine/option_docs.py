@@ -94,6 +94,10 @@ def _default_text(key: Key) -> str:
         return "~"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        # A block's default: its keys' own defaults are in its table (an empty one says nothing).
+        items = ", ".join(f"{k}: {v}" for k, v in value.items())
+        return f"`{{{items}}}`" if items else ""
     return f"`{value}`" if not isinstance(value, str) or " " not in value else value
 
 

@@ -158,11 +158,11 @@ def run_speed_test(opt: Dict[str, Any], runtime: Runtime) -> Dict[str, Any]:
     """Time the generator at every size in ``val.fix_img_size`` (``~``: each image at its own
     size); writes ``speed.json`` (see the module docstring) and returns its content."""
     log = get_logger()
-    val_opt = opt.get("val") or {}
-    num_img = int(val_opt.get("num_img", 1))
-    times = int(val_opt.get("times_per_img", 10))
-    warmup = int(val_opt.get("warmup", 3))
-    sizes = parse_sizes(val_opt.get("fix_img_size"))
+    val_opt = opt["val"]  # checked and defaulted by the schema
+    num_img: int = val_opt["num_img"]
+    times: int = val_opt["times_per_img"]
+    warmup: int = val_opt["warmup"]
+    sizes = parse_sizes(val_opt["fix_img_size"])
     model: EnhancementModel = build_model(opt, runtime)
     failed: Dict[str, str] = {}
     images = _source_images(opt, num_img, failed)

@@ -31,7 +31,7 @@ def data_parallel_gpus(opt: Dict[str, Any], runtime: Runtime) -> int:
     and ``num_worker_per_gpu`` multiplied by N. lptn trains that effective batch on its one
     device, so the recipe's optimisation (batch size, learning rate) is the original's.
     """
-    num_gpu = opt.get("num_gpu", "auto")
+    num_gpu = opt["num_gpu"]
     if runtime.distributed or not isinstance(num_gpu, int) or num_gpu <= 1:
         return 1
     return num_gpu
@@ -47,7 +47,7 @@ def _single_process_loader_options(
         return ds_opt
     # Checked by the schema (batch >= 1, workers >= 0).
     batch = int(ds_opt["batch_size_per_gpu"])
-    workers = int(ds_opt.get("num_worker_per_gpu", 0))
+    workers = int(ds_opt["num_worker_per_gpu"])
     get_logger().warning(
         "num_gpu: %d in one process: lptn trains on one device (%s) with the batch of the "
         "original's %d-GPU DataParallel run, %s.batch_size_per_gpu %d x %d = %d (and "
@@ -120,7 +120,7 @@ class TrainingData:
         log.info(
             "train set %s: %d images, batch %d%s, %d iterations per epoch, %d iterations "
             "= %d epochs%s",
-            ds_opt.get("name", key),
+            ds_opt["name"],
             # torch's Dataset declares no __len__; the image datasets have one.
             len(dataset),  # type: ignore[arg-type]
             loader.batch_size,
@@ -145,10 +145,10 @@ class TrainingData:
                 rank=runtime.rank,
                 key_path=f"datasets.{val_key}",
             )
-            val_sets.append((val_ds_opt.get("name", val_key), val_loader))
+            val_sets.append((val_ds_opt["name"], val_loader))
             # torch's Dataset declares no __len__; the image datasets have one.
             val_size = len(val_set)  # type: ignore[arg-type]
-            log.info("val set %s: %d images", val_ds_opt.get("name", val_key), val_size)
+            log.info("val set %s: %d images", val_ds_opt["name"], val_size)
         return cls(stream, val_sets, batches_per_epoch)
 
     def check_images(self, net_g: nn.Module, progress: bool) -> None:

@@ -149,10 +149,20 @@ class ConvStack:
             self._cache[dtype] = cached
         return cached[1]
 
+    def uses_openvino(self, device: torch.device) -> bool:
+        """Whether a call on ``device`` runs through OpenVINO (which works in float32 unless
+        the CPU has native bfloat16)."""
+        return (
+            self.backend in ("auto", "openvino")
+            and not self._openvino_failed
+            and device.type == "cpu"
+            and openvino_available()
+        )
+
     def _use_openvino(self, x: torch.Tensor) -> bool:
         if self.backend not in ("auto", "openvino") or self._openvino_failed:
             return False
-        ok = x.device.type == "cpu" and openvino_available()
+        ok = self.uses_openvino(x.device)
         if self.backend == "openvino" and not ok:
             raise RuntimeError(
                 "conv backend 'openvino' needs a CPU tensor and the openvino package "

@@ -232,7 +232,9 @@ class FastLPTN(nn.Module):
         """The memory plan this module uses for an input of that size."""
         device = torch.device(device)
         budget = self.memory_budget_mb or default_memory_budget_mb(device)
-        conv_bytes = 2 if self.precision != "fp32" else 4
+        # OpenVINO's maps are float32 whatever the hint, unless the CPU has native bfloat16.
+        reduced = self.precision != "fp32" and not self.mask_stack.uses_openvino(device)
+        conv_bytes = 2 if reduced else 4
         # CPUs: cache-sized regions; accelerators: few large regions (launch overhead).
         block = 1 << 17 if device.type == "cpu" else None
         return plan_memory(

@@ -32,6 +32,7 @@ from torch import nn
 from lptn.losses import LOSS_REGISTRY
 from lptn.losses.pixel_loss import check_loss_weight
 from lptn.platform.number_check import real_number
+from lptn.platform.option_schema import GRADIENT_PENALTY, fill_defaults
 from lptn.registry import build_from_registry
 
 Scale = Union[float, torch.Tensor]
@@ -143,6 +144,6 @@ def build_gradient_penalty(opt: Dict[str, Any], key_path: str = "gp_opt") -> nn.
         raise KeyError(
             f"{key_path}: expected a mapping such as {{'loss_weight': 100}}, got {opt!r}"
         )
-    opt = dict(opt)
-    opt.setdefault("type", "GradientPenaltyLoss")
+    # The schema's default type (option_schema.GRADIENT_PENALTY) when the block names none.
+    opt = fill_defaults(GRADIENT_PENALTY, opt, key_path)
     return build_from_registry(LOSS_REGISTRY, opt, key_path)

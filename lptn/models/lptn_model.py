@@ -131,7 +131,7 @@ class LPTNModel:
         # The runtime's precision backend may cast the networks and patch the optimisers;
         # then, with several processes, each network is wrapped for gradient averaging.
         nets, self.optimizers, self.scalers = runtime.prepare_training(self.networks(), optimizers)
-        find_unused = bool(opt.get("find_unused_parameters", False))
+        find_unused: bool = opt["find_unused_parameters"]
         self.net_g = runtime.distribute(nets["net_g"], find_unused)
         if self.net_d is not None:
             self.net_d = runtime.distribute(nets["net_d"], find_unused)

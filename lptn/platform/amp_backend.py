@@ -20,13 +20,10 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from lptn.platform.number_check import in_range
-
 AMP_BACKENDS = ("native", "apex")
-AMP_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
+AMP_DTYPES = {"bf16": "bf16", "fp16": "fp16", "bfloat16": "bf16", "float16": "fp16"}
 APEX_OPT_LEVELS = ("O0", "O1", "O2", "O3")
 _APEX_ONLY_KEYS = ("opt_level", "loss_scale", "combine_grad")
-_AMP_KEYS = ("enabled", "dtype", "backend") + _APEX_ONLY_KEYS
 
 #: optimiser classes of ``apex.optimizers`` (NVIDIA build, then the Ascend build's NPU ones)
 FUSED_OPTIMIZERS = (
@@ -77,32 +74,24 @@ class AmpConfig:
 
 
 def amp_config(opt: Dict[str, Any]) -> AmpConfig:
-    """Parse ``train.amp`` (see the module docstring); errors name the key."""
+    """Parse ``train.amp`` (see the module docstring), checked and defaulted by the schema
+    (``option_schema.AMP``); errors name the key."""
+    # Imported here: the schema imports this layer's tables.
+    from lptn.platform.option_schema import AMP, fill_defaults
+
     amp = (opt.get("train") or {}).get("amp")
-    if amp is None or amp is False:
+    if amp is False:
+        amp = None
+    block = fill_defaults(AMP, amp, "train.amp")
+    if not block["enabled"]:
         return AmpConfig()
-    if not isinstance(amp, dict):
-        raise ValueError(
-            f"train.amp: expected a mapping such as {{enabled: true, dtype: bf16}}, got {amp!r}"
-        )
-    unknown = sorted(set(amp) - set(_AMP_KEYS))
-    if unknown:
-        raise ValueError(
-            f"train.amp: unknown key(s) {', '.join(unknown)}; known: {', '.join(_AMP_KEYS)}"
-        )
-    if not isinstance(amp.get("enabled", False), bool):
-        raise ValueError(f"train.amp.enabled: expected true or false, got {amp['enabled']!r}")
-    backend = amp.get("backend", "native")
-    if backend not in AMP_BACKENDS:
-        raise ValueError(f"train.amp.backend: must be native or apex, got {backend!r}")
-    if not amp.get("enabled", False):
-        return AmpConfig()
-    dtype = amp.get("dtype", "fp16" if backend == "apex" else "bf16")
-    if dtype not in AMP_DTYPES:
-        raise ValueError(f"train.amp.dtype: must be bf16 or fp16, got {dtype!r}")
+    backend = block["backend"]
+    # The dtype's default depends on the backend (the schema documents it, not fills it).
+    dtype = block["dtype"] if "dtype" in block else ("fp16" if backend == "apex" else "bf16")
     precision = AMP_DTYPES[dtype]
     if backend == "native":
-        extra = [k for k in _APEX_ONLY_KEYS if k in amp]
+        unused = fill_defaults(AMP, None, "train.amp")
+        extra = [k for k in _APEX_ONLY_KEYS if block[k] != unused[k]]
         if extra:
             logger.warning(
                 "train.amp: %s only apply to backend: apex; ignored with the native backend",
@@ -114,30 +103,13 @@ def amp_config(opt: Dict[str, Any]) -> AmpConfig:
             "train.amp.dtype: apex AMP trains in fp16 only; use dtype: fp16 with "
             "backend: apex, or backend: native for bf16"
         )
-    return _apex_config(amp)
-
-
-def _apex_config(amp: Dict[str, Any]) -> AmpConfig:
-    """The apex part of an enabled fp16 ``train.amp``: opt level, loss scale, combine_grad."""
-    opt_level = amp.get("opt_level", "O1")
-    if opt_level not in APEX_OPT_LEVELS:
-        raise ValueError(
-            f"train.amp.opt_level: must be one of {', '.join(APEX_OPT_LEVELS)}, got {opt_level!r}"
-        )
-    loss_scale = amp.get("loss_scale", "dynamic")
-    if loss_scale != "dynamic" and not in_range(loss_scale, 0, low_open=True):
-        raise ValueError(
-            f"train.amp.loss_scale: 'dynamic' or a positive number, got {loss_scale!r}"
-        )
-    combine_grad = amp.get("combine_grad")
-    if combine_grad is not None and not isinstance(combine_grad, bool):
-        raise ValueError(f"train.amp.combine_grad: expected true or false, got {combine_grad!r}")
+    loss_scale = block["loss_scale"]
     return AmpConfig(
         precision="fp16",
         backend="apex",
-        opt_level=opt_level,
+        opt_level=block["opt_level"],
         loss_scale=loss_scale if loss_scale == "dynamic" else float(loss_scale),
-        combine_grad=combine_grad,
+        combine_grad=block["combine_grad"],
     )
 
 

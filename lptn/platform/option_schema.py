@@ -3,8 +3,9 @@ default and meaning, checked in one pass by :func:`check_option_tree`.
 
 The schema is data (:class:`Key`, :class:`Section`, :class:`SectionMap` and the value kinds
 below), so that the same declaration checks a file, normalises it (``5e3`` -> ``5000`` for
-integer keys), fills its defaults (:func:`fill_defaults`, for the settings objects of
-:mod:`lptn.platform.train_settings`) and writes docs/OPTIONS.md
+integer keys), fills its defaults (:func:`fill_defaults`: every key of every block, the one
+place defaults are applied; a :class:`Computed` default is documentation only) and writes
+docs/OPTIONS.md
 (:mod:`lptn.engine.option_docs`). Blocks resolved through a registry by ``type`` (networks,
 losses, metrics, optimisers, schedulers, datasets) declare only the keys the framework itself
 reads; the arguments of the registered class are checked against its signature by
@@ -22,8 +23,9 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from lptn.platform.amp_backend import AMP_BACKENDS, AMP_DTYPES, APEX_OPT_LEVELS
 from lptn.platform.compilation import COMPILE_MODES
-from lptn.platform.distributed import DIST_BACKENDS
+from lptn.platform.distributed import DEFAULT_PORT, DIST_BACKENDS
 from lptn.platform.number_check import SchemaViolation as SchemaViolation
 from lptn.platform.number_check import describe_range, describe_whole, in_range, is_whole
 from lptn.platform.number_check import whole_number as whole_number
@@ -189,12 +191,18 @@ STATUSES = ("used", "runner", "ignored", "refused", "alias")
 NO_DEFAULT = object()
 
 
+class Computed(str):
+    """A default that describes what the consumer computes (``experiments/<name>``, ``the
+    dataset key``), not a value: it is documented but never filled in, even where the text
+    would pass as a value of the key's kind."""
+
+
 @dataclass(frozen=True)
 class Key:
     """One option: its kind (or a nested :class:`Section` / :class:`SectionMap`), a one-line
     doc, the default (what the code does when the key is absent: applied by
-    :func:`fill_defaults` when it is a value of the kind, else the description of what the
-    consumer computes) and its status."""
+    :func:`fill_defaults` when it is a value of the kind and not :class:`Computed`, else the
+    description of what the consumer computes) and its status."""
 
     kind: Any
     doc: str
@@ -259,7 +267,7 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _check_section(
-    section: Section, value: Any, key_path: str, warnings: List[str]
+    section: Section, value: Any, key_path: str, warnings: List[str], required: bool = True
 ) -> Dict[str, Any]:
     if not isinstance(value, dict):
         what = "a mapping with a 'type'" if section.registry else "a mapping"
@@ -281,23 +289,25 @@ def _check_section(
             warnings.append(f"{path}: {key.doc}; the value in the file is not used")
         elif key.alias_of is not None:
             target = key.alias_of
-            checked = _check_value(section.keys[target].kind, item, path, warnings)
+            checked = _check_value(section.keys[target].kind, item, path, warnings, required)
             if target in value and value[target] != item:
                 raise SchemaViolation(path, f": contradicts {target} (the same option)")
             out[target] = checked
             continue
-        out[name] = _check_value(key.kind, item, path, warnings)
+        out[name] = _check_value(key.kind, item, path, warnings, required)
     for name, key in section.keys.items():
-        if key.required and value.get(name) is None:
+        if required and key.required and value.get(name) is None:
             typo = difflib.get_close_matches(name, [str(k) for k in value], n=1, cutoff=0.6)
             hint = f" (is {typo[0]} a misspelling?)" if typo else ""
             raise SchemaViolation(_join(key_path, name), f": required key is missing{hint}")
     return out
 
 
-def _check_value(kind: Any, value: Any, key_path: str, warnings: List[str]) -> Any:
+def _check_value(
+    kind: Any, value: Any, key_path: str, warnings: List[str], required: bool = True
+) -> Any:
     if isinstance(kind, Section):
-        return _check_section(kind, value, key_path, warnings)
+        return _check_section(kind, value, key_path, warnings, required)
     if isinstance(kind, SectionMap):
         if not isinstance(value, dict):
             raise SchemaViolation(key_path, f" must be a mapping, got {value!r}")
@@ -307,12 +317,14 @@ def _check_value(kind: Any, value: Any, key_path: str, warnings: List[str]) -> A
                 problem = kind.key_rule(str(name))
                 if problem:
                     raise SchemaViolation(_join(key_path, name), f": {problem}")
-            out[name] = _check_section(kind.section, block, _join(key_path, name), warnings)
+            out[name] = _check_section(
+                kind.section, block, _join(key_path, name), warnings, required
+            )
         return out
     if isinstance(kind, OptionalSection):
         if value is None:
             return None
-        return _check_value(kind.inner, value, key_path, warnings)
+        return _check_value(kind.inner, value, key_path, warnings, required)
     return kind.check(value, key_path)
 
 
@@ -344,10 +356,11 @@ def check_option_tree(
     opt: Dict[str, Any], *, is_train: bool, schema: Optional[Section] = None
 ) -> CheckResult:
     """Check ``opt`` against the schema (default :data:`OPTIONS`) and return a normalised
-    copy plus warnings. Raises :class:`SchemaViolation` for the first problem found."""
+    copy with every plain default filled in (:func:`fill_defaults`), plus warnings. Raises
+    :class:`SchemaViolation` for the first problem found."""
     schema = schema or OPTIONS
     warnings: List[str] = []
-    checked = _check_section(schema, opt, "", warnings)
+    checked = fill_defaults(schema, opt, "", warnings)
     if is_train:
         for name in ("datasets", "train"):
             if checked.get(name) is None:
@@ -364,7 +377,7 @@ def plain_default(key: Key, key_path: str) -> Any:
     """The default of ``key`` as a value (NO_DEFAULT when it has none, or when the declared
     default is a description of what the consumer computes, such as ``input for
     UnPairedImageDataset, else gt``: a default that is not a value of the key's own kind)."""
-    if key.default is NO_DEFAULT or key.status != "used":
+    if key.default is NO_DEFAULT or key.status != "used" or isinstance(key.default, Computed):
         return NO_DEFAULT
     try:
         return _check_value(key.kind, key.default, key_path, [])
@@ -373,18 +386,58 @@ def plain_default(key: Key, key_path: str) -> Any:
 
 
 def fill_defaults(
-    section: Section, block: Optional[Dict[str, Any]], key_path: str
+    section: Section,
+    block: Optional[Dict[str, Any]],
+    key_path: str,
+    warnings: Optional[List[str]] = None,
+    *,
+    required: bool = True,
 ) -> Dict[str, Any]:
     """``block`` (``~`` = empty) checked against ``section``, each absent key that has a plain
-    default (:func:`plain_default`) given it: the one place the defaults of a block are
-    applied. Checking an already checked block again changes nothing."""
-    out = _check_section(section, {} if block is None else block, key_path, [])
+    default (:func:`plain_default`) given it, in nested blocks too (a ``datasets`` entry's
+    ``io_backend``, each ``val.metrics`` block...): the one place defaults are applied. A
+    nested block given as ``~`` whose key defaults to a mapping is that default. Checking an
+    already filled block again changes nothing. ``warnings`` collects the check's warnings
+    (ignored keys, keys the runner sets); ``required=False`` lets required keys, nested ones
+    too, be absent (a part of a block: the loader's keys of a dataset, a model's options)."""
+    checked = _check_section(
+        section,
+        {} if block is None else block,
+        key_path,
+        [] if warnings is None else warnings,
+        required,
+    )
+    return _filled_section(section, checked, key_path)
+
+
+def _filled_section(section: Section, block: Dict[str, Any], key_path: str) -> Dict[str, Any]:
+    out = dict(block)
     for name, key in section.keys.items():
-        if name not in out:
-            default = plain_default(key, _join(key_path, name))
-            if default is not NO_DEFAULT:
-                out[name] = default
+        path = _join(key_path, name)
+        if name not in out or (out[name] is None and _is_block(key.kind)):
+            default = plain_default(key, path)
+            if default is NO_DEFAULT or (name in out and not isinstance(default, dict)):
+                continue
+            out[name] = default
+        out[name] = _filled_value(key.kind, out[name], path)
     return out
+
+
+def _is_block(kind: Any) -> bool:
+    return isinstance(kind, (Section, SectionMap, OptionalSection))
+
+
+def _filled_value(kind: Any, value: Any, key_path: str) -> Any:
+    if isinstance(kind, OptionalSection):
+        return None if value is None else _filled_value(kind.inner, value, key_path)
+    if isinstance(kind, Section):
+        return _filled_section(kind, value, key_path)
+    if isinstance(kind, SectionMap):
+        return {
+            name: _filled_section(kind.section, block, _join(key_path, name))
+            for name, block in value.items()
+        }
+    return value
 
 
 # --------------------------------------------------------------------------- the schema
@@ -445,7 +498,7 @@ DATASET = Section(
             "dataset class: PairedImageDataset or UnPairedImageDataset",
             required=True,
         ),
-        "name": Key(Text(), "name in logs and result folders", default="the dataset key"),
+        "name": Key(Text(), "name in logs and result folders", default=Computed("the dataset key")),
         "phase": Key(Text(("train", "val", "test")), _RUNNER + " from the key", status="runner"),
         "dataroot_lq": Key(_PATH, "input images: a folder or an .lmdb", required=True),
         "dataroot_gt": Key(
@@ -463,7 +516,8 @@ DATASET = Section(
         "lq_name": Key(
             Text(),
             "PairedImageDataset: input file name without extension, {stem} = the shared part",
-            default="{stem}",
+            # Not filled in: it would contradict a filename_tmpl (the pairing applies it).
+            default=Computed("{stem}"),
         ),
         "gt_name": Key(
             Text(),
@@ -477,7 +531,7 @@ DATASET = Section(
             "resized to it (same shape within 1%)",
             default="error",
         ),
-        "io_backend": Key(IO_BACKEND, "file backend", default="{type: disk}"),
+        "io_backend": Key(IO_BACKEND, "file backend", default={"type": "disk"}),
         "gt_size": Key(optional(_POS_INT), "train: square crop side in pixels", default=None),
         "if_fix_size": Key(
             _BOOL,
@@ -561,20 +615,22 @@ PATH = Section(
         "experiments_root": Key(
             _PATH,
             "training output folder (models, states, log, images, TensorBoard)",
-            default="experiments/<name>",
+            default=Computed("experiments/<name>"),
         ),
-        "results_root": Key(_PATH, "test output folder", default="results/<name>"),
-        "models": Key(_PATH, "saved networks", default="<experiments_root>/models"),
+        "results_root": Key(_PATH, "test output folder", default=Computed("results/<name>")),
+        "models": Key(_PATH, "saved networks", default=Computed("<experiments_root>/models")),
         "training_states": Key(
-            _PATH, "saved training states", default="<experiments_root>/training_states"
+            _PATH, "saved training states", default=Computed("<experiments_root>/training_states")
         ),
-        "log": Key(_PATH, "log files", default="the experiment / results folder"),
-        "visualization": Key(_PATH, "saved images", default="<root>/visualization"),
+        "log": Key(_PATH, "log files", default=Computed("the experiment / results folder")),
+        "visualization": Key(_PATH, "saved images", default=Computed("<root>/visualization")),
         "tb_logger": Key(
             _OPT_PATH,
             "TensorBoard folder",
-            default="tb_logger/<name> beside experiments/; <experiments_root>/tb_logger when "
-            "experiments_root is set",
+            default=Computed(
+                "tb_logger/<name> beside experiments/; <experiments_root>/tb_logger when "
+                "experiments_root is set"
+            ),
         ),
         "root": Key(Anything(), "BasicSR's repository root; lptn uses the cwd", status="ignored"),
         "ignore_resume_networks": Key(
@@ -593,9 +649,21 @@ OPTIMIZER = Section(
         ),
         "lr": Key(Number(0, None, low_open=True), "learning rate", required=True),
         "betas": Key(ListOf(Number(0, 1, high_open=True), length=2), "Adam: moment decays"),
-        "weight_decay": Key(Number(0, None), "weight decay (L2 / AdamW decoupled)", default=0),
-        "fused": Key(optional(_BOOL), "torch's fused kernel (not with apex AMP)", default=None),
-        "foreach": Key(optional(_BOOL), "torch's multi-tensor kernel", default=None),
+        # The optimiser's own defaults apply (AdamW's weight decay is 0.01, apex's FusedAdam
+        # takes no fused/foreach): nothing is filled in for them.
+        "weight_decay": Key(
+            Number(0, None),
+            "weight decay (L2 / AdamW decoupled)",
+            default=Computed("the optimiser's (0; AdamW 0.01)"),
+        ),
+        "fused": Key(
+            optional(_BOOL),
+            "torch's fused kernel (not with apex AMP)",
+            default=Computed("the optimiser's (~)"),
+        ),
+        "foreach": Key(
+            optional(_BOOL), "torch's multi-tensor kernel", default=Computed("the optimiser's (~)")
+        ),
     },
     doc="an optimiser: `type` plus its arguments (lr, betas, weight_decay, fused...)",
     registry="optimizer",
@@ -639,12 +707,12 @@ AMP = Section(
     {
         "enabled": Key(_BOOL, "mixed-precision training", default=False),
         "dtype": Key(
-            Text(("bf16", "fp16", "bfloat16", "float16")),
+            Text(tuple(AMP_DTYPES)),
             "autocast dtype (fp16 adds loss scaling)",
-            default="bf16 (apex: fp16)",
+            default=Computed("bf16 (apex: fp16)"),
         ),
-        "backend": Key(Text(("native", "apex")), "torch autocast or apex AMP", default="native"),
-        "opt_level": Key(Text(("O0", "O1", "O2", "O3")), "apex: optimisation level", "O1"),
+        "backend": Key(Text(AMP_BACKENDS), "torch autocast or apex AMP", default="native"),
+        "opt_level": Key(Text(APEX_OPT_LEVELS), "apex: optimisation level", "O1"),
         "loss_scale": Key(
             AnyOf((Text(("dynamic",)), Number(0, None, low_open=True))),
             "apex: loss scale",
@@ -684,7 +752,7 @@ TRAIN = Section(
         "pixel_target": Key(
             Text(PIXEL_TARGETS),
             "pixel loss against the input (unpaired) or gt (paired)",
-            default="input for UnPairedImageDataset, else gt",
+            default=Computed("input for UnPairedImageDataset, else gt"),
         ),
         "d_step_input": Key(
             Text(D_STEP_INPUTS),
@@ -724,7 +792,10 @@ METRIC = Section(
             required=True,
         ),
         "better": Key(
-            Text(("higher", "lower")), "which direction is better (best model)", "higher"
+            Text(("higher", "lower")),
+            "which direction is better (best model)",
+            # A distance (delta E) declares itself lower (lptn.metrics.lower_is_better).
+            default=Computed("the metric's (higher; lower for delta E)"),
         ),
     },
     doc="a metric: `type` plus its arguments (crop_border, test_y_channel...)",
@@ -798,7 +869,7 @@ DIST_PARAMS = Section(
             "process-group backend (~ = by device: nccl, hccl, gloo)",
             default=None,
         ),
-        "port": Key(optional(Integer(1, 65535)), "rendezvous port (slurm)", default=29500),
+        "port": Key(optional(Integer(1, 65535)), "rendezvous port (slurm)", default=DEFAULT_PORT),
         "timeout_min": Key(Number(0, None, low_open=True), "collective timeout, minutes", 30),
     },
     doc="several processes (lptn.platform.distributed)",
@@ -871,11 +942,11 @@ OPTIONS = Section(
         ),
         "network_g": Key(NETWORK, "generator", required=True),
         "network_d": Key(OptionalSection(NETWORK), "critic (training; ~ = none)", default=None),
-        "path": Key(OptionalSection(PATH), "weights and folders"),
+        "path": Key(OptionalSection(PATH), "weights and folders", default={}),
         "train": Key(OptionalSection(TRAIN), "training settings (train.py)"),
-        "val": Key(OptionalSection(VAL), "validation / test / speed settings"),
-        "logger": Key(OptionalSection(LOGGER), "logging"),
-        "dist_params": Key(OptionalSection(DIST_PARAMS), "distributed settings"),
+        "val": Key(OptionalSection(VAL), "validation / test / speed settings", default={}),
+        "logger": Key(OptionalSection(LOGGER), "logging", default={}),
+        "dist_params": Key(OptionalSection(DIST_PARAMS), "distributed settings", default={}),
         "inference": Key(OptionalSection(INFERENCE), "inference path (test / speed)"),
         "scale": Key(
             Anything(), "BasicSR's super-resolution factor; LPTN keeps the size", status="ignored"

@@ -95,7 +95,8 @@ DEVICES = option_schema.DEVICES
 
 def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> Dict[str, Any]:
     """Check ``opt`` against the declared schema (:mod:`lptn.platform.option_schema`) and
-    return the normalised copy (integers written ``5e3`` become ints). Raises
+    return the normalised copy (integers written ``5e3`` become ints) with the schema's
+    defaults filled in. Raises
     :class:`OptionError` naming ``source`` and the key path; logs a warning for each key that
     is ignored or set by the runner."""
     try:
@@ -108,22 +109,14 @@ def validate(opt: Dict[str, Any], source: str, *, is_train: bool) -> Dict[str, A
     return result.options
 
 
-def _fill_defaults(opt: Dict[str, Any], *, is_train: bool, root: Path) -> None:
+def _fill_runner_keys(opt: Dict[str, Any], *, is_train: bool, root: Path) -> None:
+    # The schema filled every plain default (validate); what is left here is computed from the
+    # file: the phase and name of each dataset, and the output folders.
     opt["is_train"] = is_train
-    opt.setdefault("manual_seed", None)
-    opt.setdefault("num_gpu", "auto")
-    opt.setdefault("device", "auto")
-    opt["path"] = path = dict(opt.get("path") or {})
-    path.setdefault("pretrain_network_g", None)
-    path.setdefault("strict_load_g", True)
-    path.setdefault("resume_state", None)
-    opt.setdefault("dist_params", {})
-    opt.setdefault("logger", {})
-    opt["val"] = dict(opt.get("val") or {})
+    path = opt["path"]
     for ds_key, ds in (opt.get("datasets") or {}).items():
         ds["phase"] = ds_key.split("_")[0].rstrip("0123456789") or ds_key
         ds.setdefault("name", ds_key)
-        ds.setdefault("io_backend", {"type": "disk"})
     name = opt["name"]
     if is_train:
         # Every training output follows experiments_root when it is given (as results_root
@@ -167,7 +160,7 @@ def parse_options(
     opt = load_yaml(path)
     apply_overrides(opt, overrides, source)
     opt = copy.deepcopy(validate(opt, source, is_train=is_train))
-    _fill_defaults(opt, is_train=is_train, root=Path(root) if root else Path(os.getcwd()))
+    _fill_runner_keys(opt, is_train=is_train, root=Path(root) if root else Path(os.getcwd()))
     opt["opt_path"] = source
     return opt
 

@@ -41,9 +41,7 @@ class DeviceError(RuntimeError):
     """The requested device or precision is not available; says what to install or change."""
 
 
-def select_device(
-    requested: str = "auto", num_gpu: Any = "auto", local_rank: int = 0
-) -> torch.device:
+def select_device(requested: str, num_gpu: Any, local_rank: int = 0) -> torch.device:
     """Resolve ``device`` / ``num_gpu`` options to a :class:`torch.device`.
 
     An explicit ``requested`` other than ``auto`` wins; otherwise ``num_gpu: 0`` means CPU and
@@ -92,13 +90,29 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise DeviceError("precision: bf16 is not supported by this CUDA device; use fp16")
 
 
+#: the top-level keys that choose the device
+_DEVICE_KEYS = ("device", "num_gpu", "tf32")
+
+
+def device_options(opt: Dict[str, Any]) -> Dict[str, Any]:
+    """``opt``'s ``device``, ``num_gpu`` and ``tf32``, checked and defaulted by the schema
+    (``opt`` may be a plain dict such as ``{'device': 'cpu'}``); a :class:`DeviceError`
+    names a bad value."""
+    # Imported here: the schema imports this module's PRECISIONS.
+    from lptn.platform import option_schema
+
+    given = {key: opt[key] for key in _DEVICE_KEYS if key in opt}
+    try:
+        filled = option_schema.fill_defaults(option_schema.OPTIONS, given, "", required=False)
+    except option_schema.SchemaViolation as err:
+        raise DeviceError(str(err)) from None
+    return {key: filled[key] for key in _DEVICE_KEYS}
+
+
 def tf32_option(opt: Dict[str, Any]) -> bool:
-    """The top-level ``tf32`` option (default false); a :class:`DeviceError` names a bad
-    value."""
-    value = opt.get("tf32", False)
-    if not isinstance(value, bool):
-        raise DeviceError(f"tf32: expected true or false, got {value!r}")
-    return value
+    """The top-level ``tf32`` option (the schema's default); a :class:`DeviceError` names a
+    bad value."""
+    return bool(device_options(opt)["tf32"])
 
 
 def configure_tf32(device: torch.device, allowed: bool) -> None:
@@ -306,8 +320,9 @@ def build_runtime(
 ) -> Runtime:
     """Decide the runtime from options (``device``, ``num_gpu``, ``tf32``) and an optional
     precision."""
-    tf32 = tf32_option(opt)
-    device = select_device(opt.get("device", "auto"), opt.get("num_gpu", "auto"), local_rank)
+    chosen = device_options(opt)
+    tf32 = bool(chosen["tf32"])
+    device = select_device(chosen["device"], chosen["num_gpu"], local_rank)
     precision = precision or "fp32"
     check_precision(precision, device)
     configure_tf32(device, tf32)
@@ -343,9 +358,8 @@ def build_training_runtime(
     except AmpUnavailable as err:
         missing.append(str(err))
     try:
-        device = select_device(
-            opt.get("device", "auto"), opt.get("num_gpu", "auto"), launch.local_rank
-        )
+        chosen = device_options(opt)
+        device = select_device(chosen["device"], chosen["num_gpu"], launch.local_rank)
     except DeviceError as err:
         missing.append(str(err))
     if missing:

@@ -79,11 +79,12 @@ class TrainSpeed:
 def train_speed_options(opt: Dict[str, Any]) -> TrainSpeed:
     """Parse ``train.channels_last`` and ``train.compile`` from the options; errors name the
     key. Raises :class:`ValueError` for bad values and for ``compile`` with apex AMP."""
-    train = opt.get("train") or {}
-    channels_last = train.get("channels_last", False)
-    if not isinstance(channels_last, bool):
-        raise ValueError(f"train.channels_last: expected true or false, got {channels_last!r}")
-    mode = compile_mode_option(train.get("compile", False), "train.compile")
+    # Imported here: the schema imports this layer.
+    from lptn.platform.option_schema import TRAIN, fill_defaults
+
+    train = fill_defaults(TRAIN, opt.get("train"), "train")
+    channels_last: bool = train["channels_last"]
+    mode = compile_mode_option(train["compile"], "train.compile")
     if mode is not None and amp_config(opt).uses_apex:
         # apex O1 patches torch functions at run time and O2 keeps fp32 master copies outside
         # the module: neither is something dynamo can trace; native autocast works with it.

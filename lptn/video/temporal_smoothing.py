@@ -129,7 +129,8 @@ class SmoothedFastLPTN(FastLPTN):
         if not isinstance(stack, nn.Sequential):
             raise TypeError(f"{type(net).__name__} has no trans_low.model to smooth")
         head, norm, tail = _split_at_norm(stack)
-        backend = str(fast_options.get("conv_backend", "auto"))
+        # The backend FastLPTN chose for its own stacks (its default when none was given).
+        backend = self.low_stack.backend
         self.low_head = ConvStack(head, backend)
         self.low_tail = ConvStack(tail, backend)
         self.smoother = StatisticsSmoother(tau, eps=float(norm.eps))

@@ -166,3 +166,12 @@ def test_val_phase_returns_full_images_in_order(make_pair_dirs) -> None:
         assert item["lq"].shape == (3, 40, 52)
         expected = torch.from_numpy(arrays[name].astype(np.float32) / 255).permute(2, 0, 1)
         assert torch.equal(item["lq"], expected)
+
+
+def test_a_block_from_a_plain_dict_gets_the_schema_defaults(fivek_sample_dir: Path) -> None:
+    opt = _opt(fivek_sample_dir / "source", fivek_sample_dir / "target", phase="test")
+    ds = build_dataset(opt, "datasets.test")
+    # build_dataset fills the block as parse_options fills a YAML file's.
+    assert ds.opt["pair_size"] == "error" and ds.opt["io_backend"]["source"] == "auto"
+    assert ds.use_flip is False and ds.small_image == "error" and ds.gt_size is None
+    assert "pair_size" not in opt  # the caller's dict is left as it was

@@ -127,7 +127,7 @@ def test_filename_tmpl_and_lq_name_cannot_both_name_the_inputs(make_pair_dirs) -
         build_dataset(opt, "datasets.val")
     with pytest.raises(ValueError, match=r"datasets.val.gt_name: 'edited' must hold \{stem\}"):
         build_dataset(_paired(lq_dir, gt_dir, gt_name="edited"), "datasets.val")
-    with pytest.raises(ValueError, match="datasets.val.pair_size: must be one of error, resize_gt"):
+    with pytest.raises(ValueError, match="datasets.val.pair_size must be one of error, resize_gt"):
         build_dataset(_paired(lq_dir, gt_dir, pair_size="stretch"), "datasets.val")
 
 

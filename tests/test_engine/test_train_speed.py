@@ -34,7 +34,8 @@ def test_defaults_and_accepted_values() -> None:
     assert train_speed_options({}) == TrainSpeed()
     assert _speed(channels_last=True, compile=True) == TrainSpeed(True, "default")
     assert _speed(compile=False).compile_mode is None
-    assert _speed(compile=None).compile_mode is None
+    with pytest.raises(ValueError, match="train.compile"):
+        _speed(compile=None)  # as in a YAML file: false turns it off, ~ is not a value
     for mode in COMPILE_MODES:
         assert _speed(compile=mode).compile_mode == mode
     assert "reduce-overhead" in COMPILE_MODES and "max-autotune" in COMPILE_MODES

@@ -104,7 +104,8 @@ def test_accepted_keys_of_the_other_helpers(tmp_path: Path) -> None:
         root=tmp_path,
     )
     assert opt["train"]["ema_decay"] == 0.999
-    assert opt["logger"]["wandb"] == {"project": "lptn", "resume_id": None}
+    # entity is absent from the file: the schema fills its default.
+    assert opt["logger"]["wandb"] == {"project": "lptn", "resume_id": None, "entity": None}
 
 
 def test_ignored_and_runner_keys_are_warned_about_by_name(
@@ -161,8 +162,9 @@ def test_schema_tables_match_the_layers_that_use_them() -> None:
     from lptn.platform.runtime import PRECISIONS
 
     assert set(option_schema.IO_BACKENDS) == set(BACKENDS)
-    assert set(option_schema.SMALL_IMAGE_POLICIES) == set(SMALL_IMAGE_POLICIES)
-    assert set(option_schema.PREFETCH_MODES) | {None} == set(PREFETCH_MODES)
+    # lptn.data reads these two tables from the schema itself.
+    assert SMALL_IMAGE_POLICIES is option_schema.SMALL_IMAGE_POLICIES
+    assert PREFETCH_MODES is option_schema.PREFETCH_MODES
     assert set(option_schema.CONV_BACKENDS) == set(CONV_BACKENDS)
     assert set(option_schema.INFERENCE_PATHS) == set(PATHS)
     assert set(option_schema.PRECISION_NAMES) == set(PRECISIONS)
@@ -287,3 +289,35 @@ def test_documented_defaults_are_the_code_defaults() -> None:
         assert key.default == getattr(defaults, name), name
     assert option_schema.DIST_PARAMS.keys["port"].default == DEFAULT_PORT
     assert option_schema.DIST_PARAMS.keys["timeout_min"].default == dist_settings({})["timeout_min"]
+
+
+def test_parsed_options_carry_every_plain_default(tmp_path: Path) -> None:
+    opt = parse_options(TRAIN_FILE, ["train.optim_g.type=AdamW"], is_train=True, root=tmp_path)
+    train_set = opt["datasets"]["train"]
+    # Keys the file leaves out, in nested blocks too, hold the schema's values.
+    assert train_set["augment_on_device"] == "auto" and train_set["small_image"] == "error"
+    assert train_set["io_backend"] == {"type": "lmdb", "source": "auto", "decode_threads": None}
+    assert opt["datasets"]["val"]["use_flip"] is False
+    assert opt["dist_params"] == {"backend": "nccl", "port": 29500, "timeout_min": 30}
+    assert opt["val"]["num_img"] == 1 and opt["val"]["precision"] == "fp32"
+    assert opt["logger"]["progress_bar"] == "auto" and opt["logger"]["wandb"] is None
+    assert opt["train"]["max_consecutive_nonfinite"] == 5 and opt["device"] == "auto"
+    # Computed defaults stay to the code: the pairing's lq_name, the metric's own direction,
+    # AdamW's own weight decay (0.01, not the 0 of other optimisers).
+    assert "lq_name" not in train_set and "better" not in opt["val"]["metrics"]["psnr"]
+    assert "weight_decay" in opt["train"]["optim_g"]  # written in the file
+    adamw = option_schema.fill_defaults(option_schema.OPTIMIZER, {"type": "AdamW", "lr": 1}, "o")
+    assert adamw == {"type": "AdamW", "lr": 1}
+    # Filling what is filled changes nothing.
+    again = option_schema.check_option_tree(opt, is_train=True).options
+    assert again == opt
+
+
+def test_blocks_given_as_tilde_or_absent_get_their_defaults() -> None:
+    section = option_schema.OPTIONS
+    filled = option_schema.fill_defaults(section, {"val": None}, "", required=False)
+    assert filled["val"]["save_img"] is False and filled["logger"]["print_freq"] == 100
+    # A block with no default (train: test.py files have none) stays absent.
+    assert "train" not in filled and filled["network_d"] is None
+    with pytest.raises(option_schema.SchemaViolation, match="name: required key is missing"):
+        option_schema.fill_defaults(section, {}, "")

@@ -27,7 +27,7 @@ def _flags() -> Tuple[bool, bool]:
 def test_tf32_option_defaults_to_false_and_names_bad_values() -> None:
     assert tf32_option({}) is False
     assert tf32_option({"tf32": True}) is True
-    with pytest.raises(DeviceError, match="tf32: expected true or false, got 'yes'"):
+    with pytest.raises(DeviceError, match="tf32 must be true or false, got 'yes'"):
         tf32_option({"tf32": "yes"})
 
 
