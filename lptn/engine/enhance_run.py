@@ -33,7 +33,8 @@ from lptn.inference.settings import InferenceSettings
 from lptn.photo import PhotoEnhancer
 from lptn.photo.settings import PhotoSettings
 from lptn.platform import distributed
-from lptn.platform.runtime import build_runtime
+from lptn.platform.option_schema import OPTIONS
+from lptn.platform.runtime import DEFAULT_PRECISION, build_runtime
 
 #: How ``lptn-enhance`` spells the photo options in its messages.
 PHOTO_FLAGS: Mapping[str, str] = {
@@ -59,9 +60,9 @@ class EnhanceSettings:
     photo: PhotoSettings = field(default_factory=PhotoSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     video: VideoOptions = field(default_factory=VideoOptions)
-    device: str = "auto"
-    precision: str = "fp32"
-    tf32: bool = False
+    device: str = OPTIONS.keys["device"].default
+    precision: str = DEFAULT_PRECISION
+    tf32: bool = OPTIONS.keys["tf32"].default
     skip_existing: bool = False
     report: Optional[Path] = None
     keep_mtime: bool = True

@@ -55,7 +55,8 @@ from lptn.inference.tiling import (
     split_span,
     tile_grid,
 )
-from lptn.platform.runtime import PRECISIONS
+from lptn.platform.option_schema import INFERENCE
+from lptn.platform.runtime import DEFAULT_PRECISION, PRECISIONS
 
 Source = Union[TensorSource, ArraySource]
 Sink = Union[TensorSink, ArraySink]
@@ -178,11 +179,11 @@ class FastLPTN(nn.Module):
         self,
         net: nn.Module,
         *,
-        precision: str = "fp32",
-        channels_last: bool = True,
+        precision: str = DEFAULT_PRECISION,
+        channels_last: bool = INFERENCE.keys["channels_last"].default,
         tile_size: Optional[int] = None,
         memory_budget_mb: Optional[float] = None,
-        conv_backend: str = "auto",
+        conv_backend: str = INFERENCE.keys["conv_backend"].default,
         workers: Optional[int] = None,
     ) -> None:
         super().__init__()

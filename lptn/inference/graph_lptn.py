@@ -33,7 +33,7 @@ from lptn.archs.laplacian_pyramid import check_input_size
 from lptn.archs.lptn_arch import LPTNPaper
 from lptn.inference.fast_lptn import check_wrapped, mask_block_weights
 from lptn.platform.compilation import COMPILE_MODES, CUDAGRAPH_MODES
-from lptn.platform.runtime import PRECISIONS
+from lptn.platform.runtime import DEFAULT_PRECISION, PRECISIONS
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
@@ -109,7 +109,7 @@ class GraphLPTN(nn.Module):
         self,
         net: nn.Module,
         *,
-        precision: str = "fp32",
+        precision: str = DEFAULT_PRECISION,
         channels_last: bool = False,
         compile_mode: Optional[str] = None,
         traced_sizes: bool = False,

@@ -46,6 +46,7 @@ from lptn.platform.option_schema import (
     check_key,
 )
 from lptn.platform.options import OptionError
+from lptn.platform.runtime import DEFAULT_PRECISION
 
 PATHS = INFERENCE_PATHS
 
@@ -164,7 +165,7 @@ InferencePath = Union[FastLPTN, GraphLPTN, ContextTiledPath]
 
 
 def build_inference_path(
-    net: nn.Module, settings: InferenceSettings, precision: str = "fp32"
+    net: nn.Module, settings: InferenceSettings, precision: str = DEFAULT_PRECISION
 ) -> Optional[InferencePath]:
     """The :class:`FastLPTN` or :class:`GraphLPTN` for ``net`` (both apply ``precision`` to
     the conv stacks themselves); for another generator on the fast path, a

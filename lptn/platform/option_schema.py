@@ -29,7 +29,7 @@ from lptn.platform.distributed import DEFAULT_PORT, DIST_BACKENDS
 from lptn.platform.number_check import SchemaViolation as SchemaViolation
 from lptn.platform.number_check import describe_range, describe_whole, in_range, is_whole
 from lptn.platform.number_check import whole_number as whole_number
-from lptn.platform.runtime import PRECISIONS
+from lptn.platform.runtime import DEFAULT_PRECISION, PRECISIONS
 
 
 # ------------------------------------------------------------------------------ value kinds
@@ -821,7 +821,7 @@ VAL = Section(
         "precision": Key(
             AnyOf((Text(PRECISION_NAMES), ListOf(Text(PRECISION_NAMES), min_length=1))),
             "test / speed: inference precision",
-            default="fp32",
+            default=DEFAULT_PRECISION,
         ),
         "num_img": Key(_POS_INT, "speed: images timed", default=1),
         "times_per_img": Key(_POS_INT, "speed: timed runs per image and size", default=10),

@@ -35,6 +35,8 @@ from lptn.platform.amp_backend import (
 from lptn.platform.train_speed import CompileUnavailable, check_compile_support, train_speed_options
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: The precision when none is asked for (the schema's ``val.precision`` default).
+DEFAULT_PRECISION = "fp32"
 
 
 class DeviceError(RuntimeError):
@@ -191,7 +193,7 @@ class Runtime:
     """
 
     device: torch.device
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
     #: float32 convolutions / matmuls may use TF32 on CUDA (``tf32`` option)
     tf32: bool = False
     rank: int = 0
@@ -323,7 +325,7 @@ def build_runtime(
     chosen = device_options(opt)
     tf32 = bool(chosen["tf32"])
     device = select_device(chosen["device"], chosen["num_gpu"], local_rank)
-    precision = precision or "fp32"
+    precision = precision or DEFAULT_PRECISION
     check_precision(precision, device)
     configure_tf32(device, tf32)
     if device.type == "cuda":

@@ -13,6 +13,7 @@ from lptn.archs import build_network
 from lptn.inference.generator_weights import load_generator
 from lptn.models import build_model, weights_options
 from lptn.platform.checkpoint_io import CheckpointError
+from lptn.platform.option_schema import OPTIONS, fill_defaults
 from lptn.platform.runtime import build_runtime
 
 OFFICIAL_OPTIONS = {"type": "LPTN", "nrb_low": 5, "nrb_high": 3, "num_high": 3}
@@ -75,12 +76,19 @@ def test_the_test_model_and_load_generator_build_the_same_network(
 
 
 def test_weights_options_read_the_path_block() -> None:
+    def filled(opt):  # as build_model hands options to a model
+        return fill_defaults(OPTIONS, opt, "", required=False)
+
     opt = {"path": {"pretrain_network_d": "d.pth", "strict_load_d": False, "param_key_d": "p"}}
-    assert weights_options(opt, "d") == {"weights": "d.pth", "strict": False, "param_key": "p"}
-    # An empty or missing entry means no file; strictness defaults to true.
-    assert weights_options({"path": {"pretrain_network_g": ""}}, "g") == {
+    assert weights_options(filled(opt), "d") == {
+        "weights": "d.pth",
+        "strict": False,
+        "param_key": "p",
+    }
+    # An empty or missing entry means no file; strictness defaults to true (the schema's).
+    assert weights_options(filled({"path": {"pretrain_network_g": ""}}), "g") == {
         "weights": None,
         "strict": True,
         "param_key": None,
     }
-    assert weights_options({}, "g")["weights"] is None
+    assert weights_options(filled({}), "g")["weights"] is None

@@ -125,7 +125,12 @@ def test_distributed_validation_equals_single_process_test(straight_run) -> None
     # The best model tracked during training has test.py's number too.
     best = rank0["best"]
     assert best == rank1["best"] and best["metric"] == "psnr" and best["iter"] in (3, 6)
-    assert single_process(exp / "models" / "net_g_best.pth") == best["value"]
+    # Equal up to float rounding: on AVX2-only CPUs the convolutions of two processes were seen
+    # to round apart (2e-5 dB here); a wrongly split or double-counted image moves the mean
+    # by far more than 1e-4 dB.
+    assert single_process(exp / "models" / "net_g_best.pth") == pytest.approx(
+        best["value"], abs=1e-4
+    )
 
 
 def _torchrun(opt_path: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
