@@ -16,6 +16,7 @@ what it chose.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -25,6 +26,15 @@ import torch
 
 #: The OpenVINO precision hint for a torch conv dtype.
 PRECISION_HINTS = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
+
+
+@functools.lru_cache(maxsize=1)
+def _core() -> Any:
+    # One Core for the process, never destroyed before the models it compiled: compiled
+    # models outliving a temporary Core crashed the interpreter when garbage-collected.
+    import openvino as ov
+
+    return ov.Core()
 
 
 def openvino_available() -> bool:
@@ -102,8 +112,6 @@ class OpenVinoSegment:
 
     def compiled(self, dtype: torch.dtype) -> Any:
         """The compiled model for ``dtype``'s precision hint, built on first use."""
-        import openvino as ov
-
         hint = PRECISION_HINTS[dtype]
         version = self._version()
         with self._lock:
@@ -113,7 +121,7 @@ class OpenVinoSegment:
                 threads = self.threads or torch.get_num_threads()
                 config["INFERENCE_NUM_THREADS"] = str(threads)
                 model = build_segment_model(self.steps, self.in_channels)
-                cached = (version, ov.Core().compile_model(model, "CPU", config))
+                cached = (version, _core().compile_model(model, "CPU", config))
                 self._compiled[hint] = cached
             return cached[1]
 
