@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from lptn.data import build_dataloader, build_dataset  # noqa: E402
 from lptn.data.data_loader import build_prefetcher  # noqa: E402
 from lptn.platform import device_backend  # noqa: E402
-from lptn.platform.runtime import Runtime, select_device  # noqa: E402
+from lptn.platform.runtime import Runtime, device_options, select_device  # noqa: E402
 
 BACKENDS = ("disk", "lmdb", "memory")
 
@@ -220,7 +220,8 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Iterable[str]] = None) -> int:
     args = parse_args(argv)
-    device = select_device(args.device)
+    chosen = device_options({"device": args.device})
+    device = select_device(chosen["device"], chosen["num_gpu"])
     args.device = device.type
     with tempfile.TemporaryDirectory(prefix="lptn_bench_") as tmp:
         sources = {"disk": (args.lq, args.gt), "memory": (args.lq, args.gt)}
