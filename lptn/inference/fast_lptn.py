@@ -41,7 +41,7 @@ from lptn.archs.fast_pyramid import (
 )
 from lptn.archs.laplacian_pyramid import check_input_size
 from lptn.archs.lptn_arch import LPTN, LPTNPaper
-from lptn.inference.conv_stacks import ConvStack
+from lptn.inference.conv_stacks import ConvStack, native_reduced_precision
 from lptn.inference.tiling import (
     ArraySink,
     ArraySource,
@@ -55,6 +55,7 @@ from lptn.inference.tiling import (
     split_span,
     tile_grid,
 )
+from lptn.platform.logger import get_logger
 from lptn.platform.option_schema import INFERENCE
 from lptn.platform.runtime import DEFAULT_PRECISION, PRECISIONS
 
@@ -203,6 +204,7 @@ class FastLPTN(nn.Module):
         self.low_stack = ConvStack(lptn.trans_low.model, conv_backend)
         self.mask_stack = ConvStack(lptn.trans_high.model, conv_backend)
         self.mask_halo = self.mask_stack.num_3x3_convs
+        self._warned_precision = False
 
     # ------------------------------------------------------------------------------------------
     # public entry points
@@ -254,8 +256,28 @@ class FastLPTN(nn.Module):
     @torch.no_grad()
     def run(self, source: Source, sink: Sink) -> None:
         """Read ``source`` and write the enhanced image into ``sink``, region by region."""
+        self._warn_emulated_precision(source.device)
         with _no_autocast(source.device):
             _Pass(self, source).run(sink)
+
+    def _warn_emulated_precision(self, device: torch.device) -> None:
+        dtype = PRECISIONS[self.precision]
+        if (
+            self._warned_precision
+            or dtype is None
+            or device.type != "cpu"
+            or self.mask_stack.uses_openvino(device)
+            or native_reduced_precision(dtype)
+        ):
+            return
+        self._warned_precision = True
+        get_logger().warning(
+            "precision %s: this CPU has no native %s convolutions, so PyTorch emulates them "
+            "(several times slower than fp32); use fp32, or install the openvino extra, which "
+            "keeps float32 where the CPU lacks the type",
+            self.precision,
+            dtype,
+        )
 
     # ------------------------------------------------------------------------------------------
     # conv stacks
