@@ -8,7 +8,7 @@ Usage (from the repository root)::
 
 Paths: ``exact`` (the straightforward network, fp32: the reference), ``exact-compile``
 (``torch.compile`` of it, the reference's compiled figure), ``fast-<precision>``
-(FastLPTN with its default conv backend: OpenVINO's kernels when installed, else oneDNN),
+(FastLPTN with its default conv backend: oneDNN on the CPU),
 ``fast:<backend>-<precision>`` (FastLPTN with conv_backend generic / onednn / openvino),
 ``graph-<variant>-<precision>`` (GraphLPTN eager, or compiled with mode ``default`` /
 ``reduce-overhead`` (CUDA graphs) / ``max-autotune``), and the peer runtimes a CPU user could

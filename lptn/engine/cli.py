@@ -16,7 +16,9 @@ from lptn.engine.option_check import load_options
 from lptn.platform.checkpoint_io import CheckpointError
 from lptn.platform.logger import drop_startup_records, keep_startup_records, setup_logger
 from lptn.platform.option_schema import (
+    CONV_BACKENDS,
     DEVICES,
+    INFERENCE,
     OPTIONS,
     PAIR_SIZE_POLICIES,
     PRECISION_NAMES,
@@ -236,7 +238,7 @@ def enhance_parser() -> argparse.ArgumentParser:
         add_photo_limit_arguments,
     )
     from lptn.platform.compilation import COMPILE_MODES
-    from lptn.platform.option_schema import INFERENCE, INFERENCE_PATHS, PHOTO
+    from lptn.platform.option_schema import INFERENCE_PATHS, PHOTO
 
     parser = argparse.ArgumentParser(
         description="Enhance photos of any size with a generator of any registered "
@@ -324,6 +326,13 @@ def enhance_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="working-memory budget; larger images are tiled automatically "
         "(default 768 on the CPU, 4096 on accelerators)",
+    )
+    conv_backend = INFERENCE.keys["conv_backend"]
+    parser.add_argument(
+        "--conv-backend",
+        choices=list(CONV_BACKENDS),
+        help=f"{conv_backend.doc}: openvino needs the openvino extra "
+        f"(default {conv_backend.default}: oneDNN on the CPU)",
     )
     parser.add_argument(
         "--raw-format",

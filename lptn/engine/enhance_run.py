@@ -94,6 +94,7 @@ class EnhanceSettings:
             tile_size=args.tile,
             memory_budget_mb=args.memory_budget,
             compile=args.compile,
+            conv_backend=args.conv_backend,
         )
         return cls(
             input=args.input,

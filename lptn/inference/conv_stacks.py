@@ -9,10 +9,12 @@ ResidualBlock. :class:`ConvStack` reads that structure once and executes it with
   residual add fused into the second conv of each block, through
   ``torch.ops.mkldnn._convolution_pointwise``;
 - ``openvino`` (CPU only, the optional ``openvino`` package): the norm-free segments compiled
-  by OpenVINO (:mod:`lptn.inference.openvino_stack`), the fastest on the CPUs measured.
+  by OpenVINO (:mod:`lptn.inference.openvino_stack`).
 
-``auto`` takes ``openvino`` on the CPU when it is installed, else ``onednn`` when PyTorch has
-the operator, else ``generic``; a failure of an automatic choice falls back to ``generic``.
+``auto`` takes ``onednn`` on the CPU when PyTorch has the operator, else ``generic``; a
+failure of an automatic choice falls back to ``generic``. ``openvino`` is opt-in: measured
+against ``onednn`` (docs/PERFORMANCE.md) it was 0-30 % faster at 4K and equal at 1080p, but its
+kept activation buffers raised a 100-megapixel run above the 2 GB the oneDNN path stays under.
 ``generic`` and ``onednn`` give the module's own result (bitwise in float32 on the CPU used
 for the tests), ``openvino`` the same to float32 rounding (about 1e-6). The parameters are read
 from the module at every call, so they stay shared with the network; for reduced precision a
@@ -139,7 +141,6 @@ class ConvStack:
             torch.dtype, Tuple[Tuple[int, ...], Dict[int, Tuple[torch.Tensor, torch.Tensor]]]
         ] = {}
         self._onednn_failed = False
-        self._openvino_failed = False
         self._segments: Dict[Tuple[int, ...], OpenVinoSegment] = {}
 
     @property
@@ -168,18 +169,13 @@ class ConvStack:
     def uses_openvino(self, device: torch.device) -> bool:
         """Whether a call on ``device`` runs through OpenVINO (which works in float32 unless
         the CPU has native bfloat16)."""
-        return (
-            self.backend in ("auto", "openvino")
-            and not self._openvino_failed
-            and device.type == "cpu"
-            and openvino_available()
-        )
+        return self.backend == "openvino" and device.type == "cpu" and openvino_available()
 
     def _use_openvino(self, x: torch.Tensor) -> bool:
-        if self.backend not in ("auto", "openvino") or self._openvino_failed:
+        if self.backend != "openvino":
             return False
         ok = self.uses_openvino(x.device)
-        if self.backend == "openvino" and not ok:
+        if not ok:
             raise RuntimeError(
                 "conv backend 'openvino' needs a CPU tensor and the openvino package "
                 "(pip install 'lptn[openvino]')"
@@ -261,12 +257,7 @@ class ConvStack:
         """``steps`` on ``x``; ``dtype``: the conv precision (x's own, except for OpenVINO,
         which takes float32 and the precision as a hint)."""
         if self._use_openvino(x):
-            try:
-                return self._run_openvino(steps, x, dtype)
-            except RuntimeError:
-                if self.backend == "openvino":
-                    raise
-                self._openvino_failed = True
+            return self._run_openvino(steps, x, dtype)
         if self._use_onednn(x):
             try:
                 return self._run_onednn(steps, x, weights)

@@ -146,8 +146,8 @@ class FastLPTN(nn.Module):
         channels_last: run the conv stacks in channels_last memory format.
         tile_size: square full-resolution regions of this side (tiled mode); None = full-width
             strips.
-        conv_backend: ``auto`` (on the CPU: OpenVINO's kernels when the ``openvino`` extra is
-            installed, else oneDNN fused convs), ``generic``, ``onednn`` or ``openvino``; see
+        conv_backend: ``auto`` (oneDNN fused convs on the CPU when available), ``generic``,
+            ``onednn`` or ``openvino`` (OpenVINO's kernels, the ``openvino`` extra); see
             :mod:`lptn.inference.conv_stacks`.
         workers: CPU threads that process regions concurrently (each with one intra-op
             thread); None = ``torch.get_num_threads()``.
@@ -273,8 +273,8 @@ class FastLPTN(nn.Module):
         self._warned_precision = True
         get_logger().warning(
             "precision %s: this CPU has no native %s convolutions, so PyTorch emulates them "
-            "(several times slower than fp32); use fp32, or install the openvino extra, which "
-            "keeps float32 where the CPU lacks the type",
+            "(several times slower than fp32); use fp32, or conv_backend openvino (the "
+            "openvino extra), which keeps float32 where the CPU lacks the type",
             self.precision,
             dtype,
         )

@@ -1,11 +1,11 @@
 """Run a segment of an LPTN conv stack (3x3 convs, LeakyReLU, residual blocks) in OpenVINO.
 
-Why: on the CPUs measured (docs/PERFORMANCE.md) OpenVINO's convolution kernels are faster
-than the oneDNN convolutions PyTorch reaches, while the rest of the fast path (pyramid,
-region-by-region full-resolution work, bounded memory) is ours and cheaper than running the
-whole exported graph. So :class:`~lptn.inference.conv_stacks.ConvStack` can hand its
-norm-free segments to OpenVINO (``conv_backend: openvino``; ``auto`` picks it when the
-optional ``openvino`` package is installed).
+Why: on the AVX2 CPU measured (docs/PERFORMANCE.md) OpenVINO's convolution kernels were up
+to 1.3x faster at 4K than the oneDNN ones PyTorch reaches, while the rest of the fast path
+(pyramid, region-by-region full-resolution work, bounded memory) is ours and cheaper than
+running the whole exported graph. So :class:`~lptn.inference.conv_stacks.ConvStack` can hand its
+norm-free segments to OpenVINO (``conv_backend: openvino``, opt-in: see conv_stacks for why
+``auto`` does not pick it).
 
 The graph is built from the segment's weights with OpenVINO's operator set (no tracing), with
 dynamic batch, height and width, and compiled once per weights version and precision hint.

@@ -61,6 +61,7 @@ ENHANCE_FLAGS: Mapping[str, str] = {
     "compile": "--compile",
     "tile_size": "--tile",
     "memory_budget_mb": "--memory-budget",
+    "conv_backend": "--conv-backend",
 }
 
 

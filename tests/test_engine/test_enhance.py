@@ -230,6 +230,29 @@ def test_enhance_fast_path_gives_the_same_picture(
     assert (fast != exact).mean() < 1e-3
 
 
+def test_enhance_with_openvino_kernels_gives_the_same_picture(
+    tmp_path: Path,
+    photo: np.ndarray,
+    official_checkpoint: Path,
+    official_net: torch.nn.Module,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    pytest.importorskip("openvino")
+    _save_rgb(tmp_path / "p.png", photo)
+    args = ["--weights", str(official_checkpoint), "--input", str(tmp_path / "p.png")]
+    args += ["--device", "cpu", "--no-progress", "--conv-backend", "openvino"]
+    assert enhance_main([*args, "--output", str(tmp_path / "out")]) == 0
+    got = read_image(tmp_path / "out" / "p.png").astype(np.int64)
+    exact = _expected(official_net, photo).astype(np.int64)
+    assert np.abs(got - exact).max() <= 1
+    assert (got != exact).mean() < 1e-3
+    # The graph path has no conv backend to choose: the flag is named, nothing is written.
+    capsys.readouterr()
+    assert enhance_main([*args, "--output", str(tmp_path / "g"), "--path", "graph"]) == 2
+    assert "--conv-backend" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
+
+
 # --- photos as photographers have them (issue 11) -------------------------------------------
 
 

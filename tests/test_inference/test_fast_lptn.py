@@ -23,12 +23,16 @@ from lptn.metrics import calculate_metric
 # Photos of each shape in the sample: portrait, landscape, 340 / 343 / 344 rows.
 PHOTOS = ["a0212", "a2917", "a2995", "a4532", "a4576"]
 ACCELERATED_PATHS = {"fast": FastLPTN, "graph": GraphLPTN}
-# Reduced precision in PyTorch's own kernels, and with the default (OpenVINO's, when installed,
-# which keeps float32 on CPUs without native bfloat16: then the output equals fp32's).
+# Reduced precision in PyTorch's own kernels, and in OpenVINO's when installed (which keep
+# float32 on CPUs without native bfloat16: then the output equals fp32's).
 REDUCED_PATHS = {
-    "fast-torch": functools.partial(FastLPTN, conv_backend="generic"),
-    "fast-default": FastLPTN,
+    "fast": FastLPTN,
     "graph": GraphLPTN,
+    **(
+        {"fast-openvino": functools.partial(FastLPTN, conv_backend="openvino")}
+        if openvino_available()
+        else {}
+    ),
 }
 
 
