@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from lptn.photo.photo_file import FORMAT_EXTENSIONS, MEDIA_TYPES, PHOTO_EXTENSIONS
+from lptn.platform.option_schema import PHOTO
 from lptn.serve.photo_adapter import (
     FORMATS,
     PREVIEW_LONG_SIDE,
@@ -90,11 +91,13 @@ def check_query_names(request: Request, allowed: Sequence[str]) -> None:
 
 def parse_strength(request: Request) -> float:
     """``strength`` (0..1, default 1) from the query, checked as ``lptn-enhance --strength``."""
-    raw = request.query_params.get("strength", "1")
-    try:
-        value: object = float(raw)
-    except ValueError:
-        value = raw  # refused by the check below, which quotes it
+    raw = request.query_params.get("strength")
+    value: object = PHOTO.keys["strength"].default
+    if raw is not None:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = raw  # refused by the check below, which quotes it
     try:
         return check_strength(value)
     except PhotoError as err:
