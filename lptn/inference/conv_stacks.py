@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lptn.archs.lptn_arch import ResidualBlock
-from lptn.inference.openvino_stack import OpenVinoSegment, openvino_available
+from lptn.inference.openvino_stack import MISSING_OPENVINO, OpenVinoSegment, openvino_available
 from lptn.platform.option_schema import CONV_BACKENDS
 
 BACKENDS = CONV_BACKENDS
@@ -134,6 +134,8 @@ class ConvStack:
     def __init__(self, stack: nn.Sequential, backend: str = "auto") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"conv backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "openvino" and not openvino_available():
+            raise ValueError(f"conv backend 'openvino' {MISSING_OPENVINO}")
         self.stack = stack
         self.steps = compile_steps(stack)
         self.backend = backend
@@ -169,18 +171,14 @@ class ConvStack:
     def uses_openvino(self, device: torch.device) -> bool:
         """Whether a call on ``device`` runs through OpenVINO (which works in float32 unless
         the CPU has native bfloat16)."""
-        return self.backend == "openvino" and device.type == "cpu" and openvino_available()
+        return self.backend == "openvino" and device.type == "cpu"
 
     def _use_openvino(self, x: torch.Tensor) -> bool:
         if self.backend != "openvino":
             return False
-        ok = self.uses_openvino(x.device)
-        if not ok:
-            raise RuntimeError(
-                "conv backend 'openvino' needs a CPU tensor and the openvino package "
-                "(pip install 'lptn[openvino]')"
-            )
-        return ok
+        if x.device.type != "cpu":
+            raise RuntimeError(f"conv backend 'openvino' runs on the CPU, got a {x.device} tensor")
+        return True
 
     def _use_onednn(self, x: torch.Tensor) -> bool:
         if self.backend in ("generic", "openvino") or self._onednn_failed:

@@ -39,7 +39,14 @@ def _core() -> Any:
 
 def openvino_available() -> bool:
     """True when the optional ``openvino`` package can be imported."""
-    return importlib.util.find_spec("openvino") is not None
+    try:
+        return importlib.util.find_spec("openvino") is not None
+    except ValueError:  # an entry of None in sys.modules: imports of it are refused
+        return False
+
+
+#: What to tell someone who asked for the OpenVINO kernels without the package.
+MISSING_OPENVINO = "needs the openvino package (pip install 'lptn[openvino]')"
 
 
 def _conv(ops: Any, x: Any, weight: torch.Tensor, bias: torch.Tensor) -> Any:

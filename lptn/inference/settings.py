@@ -34,6 +34,7 @@ from lptn.archs.lptn_arch import LPTN
 from lptn.inference.context_tiling import ContextTiledPath, offers_context
 from lptn.inference.fast_lptn import FastLPTN
 from lptn.inference.graph_lptn import GraphLPTN
+from lptn.inference.openvino_stack import MISSING_OPENVINO, openvino_available
 from lptn.platform.compilation import CompileUnavailable, check_compile_support, compile_mode_option
 from lptn.platform.logger import get_logger
 from lptn.platform.option_schema import (
@@ -129,6 +130,10 @@ class InferenceSettings:
         self._check_combination(spell)
 
     def _check_combination(self, spell: _Spelling) -> None:
+        if self.conv_backend == "openvino" and not openvino_available():
+            raise InferenceOptionError(
+                f"{spell.setting('conv_backend', 'openvino')} {MISSING_OPENVINO}"
+            )
         if self.path == "graph":
             for key in ("tile_size", "memory_budget_mb", "conv_backend"):
                 if getattr(self, key) != _default(key):

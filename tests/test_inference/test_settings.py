@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from lptn.archs import build_network
 from lptn.data.image_io import read_image, write_image
 from lptn.engine.cli import enhance_main, speed_main
 from lptn.inference import FastLPTN, GraphLPTN
@@ -39,6 +41,26 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bad_inference_options_name_the_key(block, key: str) -> None:
     with pytest.raises(InferenceOptionError, match=key.replace(".", r"\.")):
         InferenceSettings.from_options(block)
+
+
+def test_openvino_kernels_without_the_package_are_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # The import system refuses a None entry: as on a machine without the extra.
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(
+        InferenceOptionError, match=r"inference\.conv_backend: openvino .*lptn\[openvino\]"
+    ):
+        InferenceSettings.from_options({"conv_backend": "openvino"})
+    with pytest.raises(ValueError, match="openvino package"):
+        FastLPTN(build_network({"type": "LPTN", "num_high": 2}), conv_backend="openvino")
+    photo = tmp_path / "p.png"
+    write_image(photo, np.zeros((24, 32, 3), np.uint8))
+    out = tmp_path / "out"
+    args = ["--input", str(photo), "--output", str(out), "--no-progress"]
+    assert enhance_main([*args, "--conv-backend", "openvino"]) == 2  # before any photo
+    assert "--conv-backend openvino needs the openvino package" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_settings_build_the_right_path() -> None:
